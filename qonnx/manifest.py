@@ -1,0 +1,33 @@
+"""manifest.json: what a folder holds and how it was made, so an artifact explains itself."""
+import json
+import time
+from pathlib import Path
+
+from .cache import hash_tree, write_json
+from .envinfo import versions
+
+SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+              "special_tokens_map.json", "vocab.txt", "merges.txt", "vocab.json",
+              "tokenizer.model", "added_tokens.json", "sentencepiece.bpe.model", "spiece.model")
+
+
+def write(folder, **fields):
+    folder = Path(folder)
+    data = {"qonnx_manifest": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fields,
+            "versions": versions(), "files": hash_tree(folder)}
+    write_json(folder / "manifest.json", data)
+    return data
+
+
+def read(folder) -> dict:
+    p = Path(folder) / "manifest.json"
+    return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def copy_side_files(src, dst):
+    """Config and tokenizer files, so a variant folder is deployable on its own."""
+    import shutil
+
+    for name in SIDE_FILES:
+        if (Path(src) / name).is_file():
+            shutil.copy2(Path(src) / name, Path(dst) / name)

@@ -1,0 +1,94 @@
+"""ONNX Runtime runner: one InferenceSession on a named provider with a fixed thread count."""
+import logging
+
+import numpy as np
+
+from ..errors import ConfigError, ModelError
+from .base import Runner
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def available_providers():
+    import onnxruntime as ort
+
+    return ort.get_available_providers()
+
+
+def provider_problem(provider: str) -> str:
+    """'' when the ORT provider can run here, else the reason it cannot."""
+    if provider not in PROVIDERS:
+        return f"unknown provider '{provider}' (choose from {', '.join(PROVIDERS)})"
+    if PROVIDERS[provider] not in available_providers():
+        return (f"ONNX Runtime here has no {PROVIDERS[provider]} (available: "
+                f"{', '.join(available_providers())}); install onnxruntime-gpu on a CUDA machine")
+    return ""
+
+
+def session(path, provider="cpu", threads=None, profile_placement=False):
+    import onnxruntime as ort
+
+    problem = provider_problem(provider)
+    if problem:
+        raise ConfigError(problem)
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    if profile_placement:
+        opts.log_severity_level = 1  # INFO: ORT logs each node's provider assignment
+    try:
+        sess = ort.InferenceSession(str(path), sess_options=opts, providers=[PROVIDERS[provider]])
+    except Exception as e:
+        raise ModelError(f"ONNX Runtime cannot load {path}: {str(e).splitlines()[0]}") from None
+    if sess.get_providers()[0] != PROVIDERS[provider]:  # never a silent fallback
+        raise ConfigError(f"ONNX Runtime fell back to {sess.get_providers()[0]} for {path}")
+    return sess
+
+
+class OrtRunner(Runner):
+    def __init__(self, path, provider="cpu", threads=None, config=None):
+        self.path, self.provider, self.threads, self.config = path, provider, threads, config or {}
+        self.device = "cuda" if provider == "cuda" else "cpu"
+        self.name = f"onnx[{provider}]"
+
+    def load(self):
+        self.sess = session(self.path, self.provider, self.threads)
+        self.inputs = {i.name: i for i in self.sess.get_inputs()}
+        self.outputs = [o.name for o in self.sess.get_outputs()]
+        self.past_names = [n for n in self.inputs if n.startswith("past_key_values")]
+        return self
+
+    def _feed(self, batch):
+        return {k: np.ascontiguousarray(v, dtype=np.int64) for k, v in batch.items() if k in self.inputs}
+
+    def logits(self, batch):
+        return self.sess.run([self.outputs[0]], self._feed(batch))[0].astype(np.float32)
+
+    # -- causal LM ---------------------------------------------------------------------------
+    def empty_past(self, batch_size):
+        cfg = self.config
+        heads = cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
+        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        dtype = np.float16 if "float16" in self.inputs[self.past_names[0]].type else np.float32
+        return {n: np.zeros((batch_size, heads, 0, head_dim), dtype=dtype) for n in self.past_names}
+
+    def step(self, input_ids, attention_mask, past=None):
+        """Feed new tokens (with the mask over past+new); return (logits, present)."""
+        input_ids = np.asarray(input_ids, dtype=np.int64)
+        attention_mask = np.asarray(attention_mask, dtype=np.int64)
+        past = past if past is not None else self.empty_past(input_ids.shape[0])
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask, **past}
+        if "position_ids" in self.inputs:
+            pos = np.cumsum(attention_mask, axis=1) - 1
+            feed["position_ids"] = np.clip(pos[:, -input_ids.shape[1]:], 0, None)
+        out = self.sess.run(None, {k: v for k, v in feed.items() if k in self.inputs})
+        named = dict(zip(self.outputs, out))
+        present = {n.replace("present", "past_key_values"): v for n, v in named.items()
+                   if n.startswith("present")}
+        return named["logits"].astype(np.float32), present
+
+    def close(self):
+        self.sess = None

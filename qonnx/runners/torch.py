@@ -1,0 +1,94 @@
+"""PyTorch eager runner: FP32, FP16, BF16, dynamic INT8 (torch.ao) and bitsandbytes NF4."""
+import logging
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import Runner
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def cuda_problem() -> str:
+    import torch
+
+    return "" if torch.cuda.is_available() else "torch sees no CUDA GPU on this machine"
+
+
+def auto_class(task):
+    import transformers
+
+    return (transformers.AutoModelForCausalLM if task.startswith("text-generation")
+            else transformers.AutoModelForSequenceClassification)
+
+
+def load_model(path, task, mode="fp32", device="cpu"):
+    """Load a Hugging Face model in one of the torch modes, on device, in eval mode."""
+    import torch
+
+    cls = auto_class(task)
+    if mode == "bnb-int4":
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.float16 if device == "cuda" else torch.float32
+        q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                               bnb_4bit_compute_dtype=compute)
+        model = cls.from_pretrained(path, quantization_config=q, device_map=device,
+                                    torch_dtype=compute)
+    elif mode == "int8-dynamic":
+        if device != "cpu":
+            raise ConfigError("torch dynamic INT8 runs on the CPU only")
+        model = cls.from_pretrained(path, torch_dtype=torch.float32)
+        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    else:
+        model = cls.from_pretrained(path, torch_dtype=getattr(torch, DTYPES[mode])).to(device)
+    return model.eval()
+
+
+class TorchRunner(Runner):
+    def __init__(self, path, task, mode="fp32", device="cpu", threads=None):
+        self.path, self.task, self.mode, self.device, self.threads = path, task, mode, device, threads
+        self.name = f"torch-{mode}[{device}]"
+
+    def load(self):
+        import torch
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        if self.device == "cuda" and cuda_problem():
+            raise ConfigError(cuda_problem())
+        self.model = load_model(self.path, self.task, self.mode, self.device)
+        return self
+
+    def _tensors(self, batch):
+        import torch
+
+        return {k: torch.as_tensor(np.asarray(v, dtype=np.int64), device=self.device)
+                for k, v in batch.items()}
+
+    def logits(self, batch):
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(**self._tensors(batch)).logits
+        return out.float().cpu().numpy()
+
+    def step(self, input_ids, attention_mask, past=None):
+        import torch
+
+        t = self._tensors({"input_ids": input_ids, "attention_mask": attention_mask})
+        pos = (t["attention_mask"].cumsum(-1) - 1).clamp(min=0)[:, -t["input_ids"].shape[1]:]
+        with torch.inference_mode():
+            out = self.model(**t, position_ids=pos, past_key_values=past, use_cache=True)
+        return out.logits.float().cpu().numpy(), out.past_key_values
+
+    def synchronize(self):
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
+
+    def close(self):
+        self.model = None

@@ -1,0 +1,17 @@
+"""FP16 weights and activations, float32 inputs and outputs kept.
+
+Uses ONNX Runtime's transformer-aware converter on the fused graph: it blocks ops that must stay
+float32 and rewrites Cast-to-float nodes, which the naive converter leaves feeding FP16 ops (that
+breaks BERT graphs at load time).
+"""
+from .graph import fuse, save
+
+
+def build(src, out, cfg, config):
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    model, fusion = fuse(src, config)
+    wrapped = OnnxModel(model)
+    wrapped.convert_float_to_float16(keep_io_types=True, use_symbolic_shape_infer=True)
+    save(wrapped.model, out)
+    return {"keep_io_types": True, **fusion}

@@ -1,0 +1,45 @@
+"""INT8 static quantization in QDQ format, calibrated on real samples.
+
+Activations uint8 / weights int8 (the fast pair on x86 with VNNI). Only MatMul/Gemm are quantized
+by default: quantizing Softmax, LayerNorm and residual Adds of a transformer costs accuracy for
+little speed.
+"""
+import tempfile
+from pathlib import Path
+
+from .. import calibration
+from ..errors import ConfigError
+
+METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+
+
+def past_shapes(sess_inputs, config):
+    heads = config.get("num_key_value_heads") or config.get("num_attention_heads", 1)
+    head_dim = config.get("head_dim") or config.get("hidden_size", 0) // config.get("num_attention_heads", 1)
+    return {i.name: (1, heads, 0, head_dim) for i in sess_inputs if i.name.startswith("past_key_values")}
+
+
+def build(src, out, cfg, config, tokenizer=None, lm=False, calibration_spec=None):
+    import onnxruntime as ort
+    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration_spec:
+        raise ConfigError("int8-static needs calibration data: pass --calibration FILE (csv/tsv/"
+                          "jsonl/json/parquet/txt) or a demo split such as demo:sentiment:calibration")
+    texts, prov = calibration.select(calibration_spec, cfg.num_samples, cfg.seed, lm, cfg.text_column)
+    inputs = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()
+    reader = calibration.TextReader(texts, tokenizer, [i.name for i in inputs],
+                                    past_shapes(inputs, config) if lm else None)
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=cfg.per_channel, op_types_to_quantize=["MatMul", "Gemm"],
+                        calibrate_method=getattr(CalibrationMethod, METHODS[cfg.calibration_method]),
+                        extra_options={"CalibTensorRangeSymmetric": False})
+    return {"format": "QDQ", "activation_type": "uint8", "weight_type": "int8",
+            "per_channel": cfg.per_channel, "op_types": ["MatMul", "Gemm"],
+            "calibration_method": cfg.calibration_method, "calibration": prov}
