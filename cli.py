@@ -5,6 +5,7 @@ Every command's work lives in the qonnx package; QonnxError becomes one line on 
 import functools
 import json
 import logging
+import os
 import sys
 
 import click
@@ -23,6 +24,17 @@ def handle_errors(fn):
     return wrapper
 
 
+def print_table(results):
+    from rich.console import Console
+
+    from qonnx.report.tables import console, reasons
+
+    con = Console(width=None if sys.stdout.isatty() else 200)
+    con.print(console(results))
+    for line in reasons(results):
+        con.print(f"  {line}", highlight=False)
+
+
 def csv_list(ctx, param, value):
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
@@ -35,10 +47,16 @@ def main(verbose):
 
     Models are a local folder, a hub id, or a built-in demo (demo:sentiment, demo:smollm2).
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+    # qonnx's own messages at INFO; libraries (ORT's quantizer logs through the root logger)
+    # only at ERROR unless --verbose
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("transformers", "optimum", "onnxruntime", "datasets", "httpx", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    logging.getLogger("qonnx").setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not verbose:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 @main.group()
@@ -116,6 +134,68 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
     p = data["parity"]
     click.echo(f"{method} -> {data['output']}  (max |diff| vs ONNX FP32 {p['max_abs_diff']:.3g}, "
                f"top-1 agreement {p['min_top1_agreement']:.0%})")
+
+
+@main.command()
+@click.argument("model", default="demo:sentiment")
+@click.option("-o", "--output", type=click.Path(), help="Run folder [artifacts/runs/NAME-TIME].")
+@click.option("--dataset", help="csv/tsv/jsonl/json/parquet/txt file, demo split (demo:sentiment:test) or hub id.")
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--dataset-config", help="Hub dataset config name (e.g. sst2).")
+@click.option("--split", default="test", show_default=True, help="Split of a hub dataset or demo.")
+@click.option("--variants", callback=csv_list, help="Comma list [all that apply]: " + ", ".join(
+    ["torch-fp32", "torch-fp16", "torch-bf16", "torch-int8-dynamic", "bnb-int4", "onnx-fp32",
+     "onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int4-weight"]))
+@click.option("--providers", callback=csv_list, default="cpu", show_default=True, help="cpu,cuda")
+@click.option("--task", help="Override the task detected from the model.")
+@click.option("--threads", type=int, help="Threads for torch and ORT alike [all usable cores].")
+@click.option("--max-samples", type=int, default=500, show_default=True, help="Eval samples (classification).")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Batch for accuracy/throughput.")
+@click.option("--latency-samples", type=int, default=50, show_default=True, help="Timed batch-1 requests.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--calibration", help="Calibration data for onnx-int8-static [the demo's calibration split].")
+@click.option("--calibration-method", default="minmax", show_default=True)
+@click.option("--max-new-tokens", type=int, default=32, show_default=True, help="LM: greedy tokens per prompt.")
+@click.option("--eval-tokens", type=int, default=4096, show_default=True, help="LM: tokens scored for perplexity.")
+@click.option("--window", type=int, default=512, show_default=True, help="LM: perplexity window.")
+@click.option("--stride", type=int, default=256, show_default=True, help="LM: perplexity stride.")
+@click.option("--resume", is_flag=True, help="Finish a run in --output, measuring only rows not yet ok.")
+@handle_errors
+def compare(model, output, **kw):
+    """Measure every variant of MODEL on each provider: quality, agreement, latency, memory, size."""
+    import time
+
+    from rich.console import Console
+
+    from qonnx.config import CompareConfig
+    from qonnx.pipeline import compare as run
+    if not output:
+        stem = model.split(":")[-1].rstrip("/").split("/")[-1]
+        output = f"artifacts/runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Console(stderr=True)
+
+    def on_row(r):
+        extra = r.get("reason") or ""
+        out.print(f"  {r['variant']} on {r['provider']}: {r['status']} {extra}")
+
+    results = run(CompareConfig(model=model, output=output, **kw), on_row=on_row)
+    print_table(results)
+    click.echo(f"results: {output}/results.json, results.csv, report.md, *.png")
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path())
+@handle_errors
+def report(run_dir):
+    """Re-render the table, markdown and plots of a compare run from its results.json."""
+    from qonnx import report as rep
+    from qonnx.pipeline import load_results
+
+    results = load_results(run_dir)
+    rep.write_files(run_dir, results, plots=True)
+    print_table(results)
+    click.echo(f"rewrote {run_dir}/results.csv, report.md and plots")
 
 
 @main.command()

@@ -55,6 +55,7 @@ def atomic_dir(target):
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    tmp.chmod(0o755)
     try:
         yield tmp
     except BaseException:

@@ -40,7 +40,7 @@ def convert(gguf_path: Path, out: Path):
 
     kw = {"gguf_file": gguf_path.name}
     tok = AutoTokenizer.from_pretrained(gguf_path.parent, **kw)
-    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, torch_dtype=torch.float32, **kw)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, dtype=torch.float32, **kw)
     model.hf_quantizer = None  # save_pretrained refuses a GGUF-loaded model otherwise
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config

@@ -62,10 +62,25 @@ class OrtRunner(Runner):
         return self
 
     def _feed(self, batch):
-        return {k: np.ascontiguousarray(v, dtype=np.int64) for k, v in batch.items() if k in self.inputs}
+        self.last_feed = {k: np.ascontiguousarray(v) for k, v in batch.items() if k in self.inputs}
+        return self.last_feed
+
+    def _run(self, names, feed):
+        """Run the session. On CUDA through IO binding: the time includes the host->device copy
+        of the inputs and the device->host copy of the outputs."""
+        if self.provider != "cuda":
+            return self.sess.run(names, feed)
+        binding = self.sess.io_binding()
+        for k, v in feed.items():
+            binding.bind_cpu_input(k, v)
+        for n in names or self.outputs:
+            binding.bind_output(n, "cuda")
+        self.sess.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()
 
     def logits(self, batch):
-        return self.sess.run([self.outputs[0]], self._feed(batch))[0].astype(np.float32)
+        feed = self._feed({k: np.asarray(v, dtype=np.int64) for k, v in batch.items()})
+        return self._run([self.outputs[0]], feed)[0].astype(np.float32)
 
     # -- causal LM ---------------------------------------------------------------------------
     def empty_past(self, batch_size):
@@ -84,7 +99,7 @@ class OrtRunner(Runner):
         if "position_ids" in self.inputs:
             pos = np.cumsum(attention_mask, axis=1) - 1
             feed["position_ids"] = np.clip(pos[:, -input_ids.shape[1]:], 0, None)
-        out = self.sess.run(None, {k: v for k, v in feed.items() if k in self.inputs})
+        out = self._run(None, self._feed(feed))
         named = dict(zip(self.outputs, out))
         present = {n.replace("present", "past_key_values"): v for n, v in named.items()
                    if n.startswith("present")}
@@ -92,3 +107,32 @@ class OrtRunner(Runner):
 
     def close(self):
         self.sess = None
+
+
+def placement(path, provider, feed):
+    """Which provider ran each node, read from an ORT profile of one run: under CUDA, nodes
+    that ONNX Runtime placed on the CPU (common for INT8) are listed by op type."""
+    import json
+    import os
+    import tempfile
+    from collections import Counter
+
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    with tempfile.TemporaryDirectory() as tmp:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = os.path.join(tmp, "profile")
+        sess = ort.InferenceSession(str(path), sess_options=opts, providers=[PROVIDERS[provider]])
+        sess.run(None, feed)
+        events = json.load(open(sess.end_profiling()))
+    by_node = {}
+    for e in events:
+        args = e.get("args", {})
+        if e.get("cat") == "Node" and "provider" in args:
+            by_node[e["name"].rsplit("_kernel_time", 1)[0]] = (args["provider"], args.get("op_name", "?"))
+    counts = Counter(p for p, _ in by_node.values())
+    on_cpu = Counter(op for p, op in by_node.values() if p == "CPUExecutionProvider")
+    return {"nodes_by_provider": dict(counts),
+            "cpu_nodes": sum(on_cpu.values()) if provider != "cpu" else 0,
+            "cpu_op_types": dict(on_cpu) if provider != "cpu" else {}}

@@ -36,14 +36,14 @@ def load_model(path, task, mode="fp32", device="cpu"):
         q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                bnb_4bit_compute_dtype=compute)
         model = cls.from_pretrained(path, quantization_config=q, device_map=device,
-                                    torch_dtype=compute)
+                                    dtype=compute)
     elif mode == "int8-dynamic":
         if device != "cpu":
             raise ConfigError("torch dynamic INT8 runs on the CPU only")
-        model = cls.from_pretrained(path, torch_dtype=torch.float32)
+        model = cls.from_pretrained(path, dtype=torch.float32)
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     else:
-        model = cls.from_pretrained(path, torch_dtype=getattr(torch, DTYPES[mode])).to(device)
+        model = cls.from_pretrained(path, dtype=getattr(torch, DTYPES[mode])).to(device)
     return model.eval()
 
 

@@ -25,7 +25,8 @@ class Variant:
     note_cuda: str = ""
 
 
-_UNACCEL_FP16_CPU = "FP16 is not accelerated on the CPU (computed by upcasting); expect it slower than FP32"
+_UNACCEL_FP16_CPU = ("FP16 arithmetic is not accelerated on this CPU provider: most ops run through casts, "
+                     "so this number reflects the graph, not FP16 speed")
 _UNACCEL_INT8_CUDA = "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"
 VARIANTS = {v.name: v for v in [
     Variant("torch-fp32", "torch", "fp32"),

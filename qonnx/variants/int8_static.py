@@ -1,8 +1,8 @@
 """INT8 static quantization in QDQ format, calibrated on real samples.
 
-Activations uint8 / weights int8 (the fast pair on x86 with VNNI). Only MatMul/Gemm are quantized
-by default: quantizing Softmax, LayerNorm and residual Adds of a transformer costs accuracy for
-little speed.
+Activations uint8 / weights int8 (the fast pair on x86 with VNNI). Only MatMul/Gemm (the compute)
+and Gather (the embedding tables, most of a small encoder's bytes) are quantized: quantizing
+Softmax, LayerNorm and residual Adds of a transformer costs accuracy for little speed.
 """
 import tempfile
 from pathlib import Path
@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import calibration
 from ..errors import ConfigError
 
+OP_TYPES = ["MatMul", "Gemm", "Gather"]
 METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
 
@@ -37,9 +38,9 @@ def build(src, out, cfg, config, tokenizer=None, lm=False, calibration_spec=None
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=cfg.per_channel, op_types_to_quantize=["MatMul", "Gemm"],
+                        per_channel=cfg.per_channel, op_types_to_quantize=OP_TYPES,
                         calibrate_method=getattr(CalibrationMethod, METHODS[cfg.calibration_method]),
                         extra_options={"CalibTensorRangeSymmetric": False})
     return {"format": "QDQ", "activation_type": "uint8", "weight_type": "int8",
-            "per_channel": cfg.per_channel, "op_types": ["MatMul", "Gemm"],
+            "per_channel": cfg.per_channel, "op_types": OP_TYPES,
             "calibration_method": cfg.calibration_method, "calibration": prov}

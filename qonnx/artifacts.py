@@ -1,0 +1,52 @@
+"""Artifacts of a model under the output root: one FP32 export (cached by the content hash of
+the source model) and the ONNX variants built from it, each a deployable folder with a manifest."""
+import hashlib
+import logging
+from pathlib import Path
+
+from .cache import hash_tree
+from .errors import QonnxError
+
+log = logging.getLogger(__name__)
+
+ROOT = Path("artifacts")
+
+
+def model_key(source) -> str:
+    digest = hashlib.sha256()
+    for rel, sha in hash_tree(source.path).items():
+        digest.update(f"{rel}:{sha}\n".encode())
+    name = source.demo or Path(source.name.rstrip("/")).name.replace(":", "_")
+    return f"{name}-{digest.hexdigest()[:10]}"
+
+
+def export_dir(source, root=ROOT) -> Path:
+    """The FP32 export of source, made on first use and reused after."""
+    from .config import ExportConfig
+    from .export import export
+
+    out = Path(root) / model_key(source) / "onnx-fp32"
+    if (out / "manifest.json").is_file():
+        log.info("reusing export %s", out)
+        return out
+    export(ExportConfig(model=source.name, output=out, task=source.task))
+    return out
+
+
+def variant_dir(source, method, settings: dict, root=ROOT) -> Path:
+    """Build (or reuse) one ONNX variant; settings are QuantizeConfig fields."""
+    from .config import QuantizeConfig
+    from .variants import quantize
+
+    src = export_dir(source, root)
+    suffix = f"-{settings['calibration_method']}" if method == "int8-static" else ""
+    out = src.parent / f"onnx-{method}{suffix}"
+    if (out / "manifest.json").is_file():
+        return out
+    quantize(QuantizeConfig(onnx_dir=src, method=method, output=out, **settings))
+    return out
+
+
+def require(path: Path, what: str):
+    if not Path(path).exists():
+        raise QonnxError(f"{what} is missing: {path}")

@@ -1,0 +1,1 @@
+"""Measurements: latency percentiles, process memory, sizes, output deviation."""

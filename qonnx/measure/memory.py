@@ -1,0 +1,47 @@
+"""Memory of this process (each variant runs in its own worker, so this is the variant's).
+
+On Linux the peak is VmHWM from /proc/self/status: the high-water mark of this process image
+alone. (ru_maxrss would not do: it carries the parent's peak across fork and exec.) Writing 5 to
+/proc/self/clear_refs resets VmHWM, which separates the load peak from the inference peak.
+"""
+import resource
+import sys
+from pathlib import Path
+
+STATUS, CLEAR = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def peak_rss_mb() -> float:
+    """High-water mark of resident memory (since start or the last reset_peak)."""
+    if STATUS.is_file():
+        for line in STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def reset_peak() -> bool:
+    """Reset the high-water mark to the current RSS; False where the OS cannot."""
+    try:
+        CLEAR.write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def cuda_peak_mb():
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            return torch.cuda.max_memory_allocated() / 2**20
+    except ImportError:
+        pass
+    return None

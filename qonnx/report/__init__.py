@@ -1,0 +1,107 @@
+"""Turn measured rows into results: derived ratios vs the FP32 reference, files, plots."""
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..cache import write_json
+from ..measure.deviation import agreement, token_agreement
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "perplexity",
+           "perplexity_change_pct", "agreement", "max_logit_diff", "latency_ms", "ttft_ms",
+           "speedup", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "load_peak_mb",
+           "inference_peak_mb", "baseline_mb", "weight_memory_mb", "cuda_peak_mb", "memory_reduction", "size_mb",
+           "size_reduction", "load_s", "note", "artifact"]
+
+
+def _ok(rows, variant, provider=None):
+    for r in rows:
+        if r["variant"] == variant and r["status"] == "ok" and provider in (None, r["provider"]):
+            return r
+    return None
+
+
+def _ratio(a, b):
+    return float(a) / float(b) if a and b else None
+
+
+def _derive(row, rows, kind, ref):
+    base = _ok(rows, "torch-fp32", row["provider"])
+    same_rt_fp32 = _ok(rows, "onnx-fp32" if row["runtime"] == "onnx" else "torch-fp32") or ref
+    if kind == "classification":
+        row["accuracy_drop"] = ref["accuracy"] - row["accuracy"] if ref else None
+        if base:
+            row["speedup"] = _ratio(base["latency_ms"]["p50"], row["latency_ms"]["p50"])
+    else:
+        if ref:
+            row["perplexity_change_pct"] = 100.0 * (row["perplexity"] / ref["perplexity"] - 1)
+        if base:
+            row["speedup"] = _ratio(row.get("decode_tokens_per_s"), base.get("decode_tokens_per_s"))
+    if base:
+        row["memory_reduction"] = _ratio(base["peak_memory_mb"], row["peak_memory_mb"])
+    if same_rt_fp32:
+        row["size_reduction"] = _ratio(same_rt_fp32.get("size_mb"), row.get("size_mb"))
+    if ref and row.get("outputs") and Path(row["outputs"]).is_file() and Path(ref["outputs"]).is_file():
+        a, b = np.load(ref["outputs"]), np.load(row["outputs"])
+        try:
+            row.update(token_agreement(a, b) if kind == "lm" else agreement(a, b))
+        except ValueError as e:
+            row["agreement_error"] = str(e)
+
+
+def assemble(rows, meta, evald=None) -> dict:
+    kind = meta["settings"]["kind"]
+    ref = _ok(rows, "torch-fp32", "cpu") or _ok(rows, "torch-fp32") or _ok(rows, "onnx-fp32")
+    for row in rows:
+        if row["status"] == "ok":
+            _derive(row, rows, kind, ref)
+    order = {v: i for i, v in enumerate(meta["settings"].get("variants") or [])}
+    from ..variants import DEFAULT_ORDER
+
+    rank = {v: order.get(v, 100 + i) for i, v in enumerate(DEFAULT_ORDER)}
+    rows = sorted(rows, key=lambda r: (r["provider"], rank.get(r["variant"], 999)))
+    return {"rows": rows, "reference": f"{ref['variant']}@{ref['provider']}" if ref else None,
+            "environment": meta["environment"], "settings": meta["settings"],
+            "method": method_notes(kind, meta["settings"])}
+
+
+def method_notes(kind, s):
+    notes = [f"Threads: torch.set_num_threads = ORT intra_op_num_threads = {s.get('threads')}; "
+             "each variant runs in its own worker process.",
+             "Latency: model call only, tokenization excluded, after warm-up; on CUDA the ONNX "
+             "Runtime time includes the host-to-device copy of inputs and device-to-host copy of "
+             "outputs (IO binding).",
+             "Memory: peak resident memory (VmHWM) of the worker process, python and libraries "
+             "included (baseline_mb: the worker before loading the model); load_peak_mb while "
+             "loading, inference_peak_mb while running (the mark is reset between the two), "
+             "peak_memory_mb the larger. CUDA: torch's max_memory_allocated where on GPU.",
+             "Size: the .onnx file(s) for ONNX variants; in-memory weight size for torch variants."]
+    if kind == "classification":
+        notes.append(f"Accuracy over the eval set at batch {s.get('batch_size')} (padded to the "
+                     "longest in each batch, max 128 tokens); throughput from that pass; latency at "
+                     f"batch 1 over {s.get('latency_samples')} requests.")
+    else:
+        notes.append(f"Perplexity: first {s.get('eval_tokens')} tokens, window {s.get('window')}, "
+                     f"stride {s.get('stride')}, each scored token weighted equally; identical for "
+                     f"torch and ONNX. Generation: greedy, {s.get('max_new_tokens')} new tokens for "
+                     "each of 4 fixed prompts, batch 1; TTFT = prompt pass; decode tokens/s over the "
+                     "remaining tokens. Agreement = next-token top-1 agreement with the reference.")
+    return notes
+
+
+def write_files(run_dir, results, plots=True):
+    from . import tables
+
+    run_dir = Path(run_dir)
+    write_json(run_dir / "results.json", results)
+    tables.frame(results).to_csv(run_dir / "results.csv", index=False)
+    (run_dir / "report.md").write_text(tables.markdown(results))
+    if plots:
+        from .plots import plot_all
+
+        try:
+            plot_all(results, run_dir)
+        except Exception as e:  # a plot must never lose the numbers
+            log.warning("plots not written: %s: %s", type(e).__name__, e)

@@ -1,0 +1,58 @@
+"""PNG plots: one bar chart per measure, and accuracy (or perplexity) against latency."""
+from pathlib import Path
+
+
+def _bars(ax, labels, values, title, unit):
+    ax.barh(labels, values, color="#4C72B0")
+    ax.set_title(title)
+    ax.set_xlabel(unit)
+    ax.invert_yaxis()
+    for i, v in enumerate(values):
+        ax.text(v, i, f" {v:.3g}", va="center", fontsize=8)
+
+
+def plot_all(results, run_dir):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in results["rows"] if r["status"] == "ok"]
+    if not rows:
+        return []
+    lm = results["settings"]["kind"] == "lm"
+    labels = [f"{r['variant']} ({r['provider']})" for r in rows]
+    quality_key, quality_label = (("perplexity", "perplexity (lower is better)") if lm
+                                  else ("accuracy", "accuracy (fraction correct)"))
+    speed_key, speed_label = (("ttft_ms", "time to first token p50 (ms)") if lm
+                              else ("latency_ms", "latency p50 at batch 1 (ms)"))
+    charts = [
+        ("latency.png", [r[speed_key]["p50"] for r in rows], f"Latency: {speed_label}", "milliseconds"),
+        ("size.png", [r.get("size_mb") or 0 for r in rows], "Model size", "MB"),
+        ("memory.png", [r["peak_memory_mb"] for r in rows], "Peak memory of the worker process", "MB"),
+        ("accuracy.png", [r[quality_key] for r in rows], quality_label.capitalize(), quality_label),
+    ]
+    if lm:
+        charts.append(("decode.png", [r.get("decode_tokens_per_s") or 0 for r in rows],
+                       "Decode speed (greedy, batch 1)", "tokens per second"))
+    written = []
+    for name, values, title, unit in charts:
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
+        _bars(ax, labels, values, title, unit)
+        fig.tight_layout()
+        fig.savefig(Path(run_dir) / name, dpi=110)
+        plt.close(fig)
+        written.append(name)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for r, label in zip(rows, labels):
+        x, y = r[speed_key]["p50"], r[quality_key]
+        ax.scatter(x, y, s=50)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel(speed_label)
+    ax.set_ylabel(quality_label)
+    ax.set_title(f"{quality_label.split(' (')[0].capitalize()} vs latency: {results['settings']['model']}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(Path(run_dir) / "tradeoff.png", dpi=110)
+    plt.close(fig)
+    return written + ["tradeoff.png"]
