@@ -199,6 +199,30 @@ def report(run_dir):
 
 
 @main.command()
+@click.argument("run_dir", type=click.Path())
+@click.option("--variant", required=True, help="The row to gate, e.g. onnx-int8-dynamic.")
+@click.option("--provider", default="cpu", show_default=True)
+@click.option("--max-accuracy-drop", type=float, help="Largest accuracy drop vs FP32 (fraction, 0.01 = 1 point).")
+@click.option("--max-perplexity-increase", "max_perplexity_increase_pct", type=float,
+              help="Largest perplexity increase vs FP32, in percent.")
+@click.option("--min-speedup", type=float, help="Smallest speedup vs torch-fp32 on the same provider.")
+@click.option("--max-size-mb", type=float, help="Largest model size in MB.")
+@click.option("--min-agreement", type=float, help="Smallest top-1 agreement with the FP32 reference.")
+@handle_errors
+def validate(run_dir, **kw):
+    """Pass/fail gate on one row of a compare run (exit 0 pass, 2 fail), for CI."""
+    from qonnx.validate import ValidateConfig
+    from qonnx.validate import validate as run
+
+    passed, checks = run(ValidateConfig(run_dir=run_dir, **kw))
+    for name, value, limit, ok in checks:
+        shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
+        click.echo(f"{'PASS' if ok else 'FAIL'}  {name} = {shown}  (limit {limit})")
+    click.echo(f"{kw['variant']}@{kw['provider']}: {'PASSED' if passed else 'FAILED'}")
+    sys.exit(0 if passed else 2)
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def env(as_json):
     """Print what this machine offers: CPU and flags, providers, GPU, library versions."""

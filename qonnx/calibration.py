@@ -46,7 +46,9 @@ class TextReader:
         text = next(self._it, None)
         if text is None:
             return None
-        enc = self.tok(text, truncation=True, max_length=MAX_LENGTH, return_tensors="np")
+        # fixed length: the entropy and percentile calibrators stack activations of all samples
+        enc = self.tok(text, truncation=True, max_length=MAX_LENGTH, padding="max_length",
+                       return_tensors="np")
         feed = {k: v.astype(np.int64) for k, v in enc.items() if k in self.names}
         if "position_ids" in self.names:
             feed["position_ids"] = np.arange(feed["input_ids"].shape[1], dtype=np.int64)[None]

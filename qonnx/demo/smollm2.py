@@ -46,6 +46,8 @@ def convert(gguf_path: Path, out: Path):
         del model.config.quantization_config
     model.save_pretrained(out)
     tok.save_pretrained(out)
+    # transformers saves the whole GGUF file as tokenizer.model; tokenizer.json is all it needs
+    (out / "tokenizer.model").unlink(missing_ok=True)
 
 
 def build(out: Path, downloads: Path, bar) -> dict:

@@ -2,8 +2,11 @@
 from pathlib import Path
 
 
-def _bars(ax, labels, values, title, unit):
-    ax.barh(labels, values, color="#4C72B0")
+COLORS = {"torch": "#DD8452", "onnx": "#4C72B0"}
+
+
+def _bars(ax, labels, values, title, unit, runtimes):
+    ax.barh(labels, values, color=[COLORS.get(r, "grey") for r in runtimes])
     ax.set_title(title)
     ax.set_xlabel(unit)
     ax.invert_yaxis()
@@ -38,16 +41,18 @@ def plot_all(results, run_dir):
     written = []
     for name, values, title, unit in charts:
         fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
-        _bars(ax, labels, values, title, unit)
+        _bars(ax, labels, values, title, unit, [r["runtime"] for r in rows])
+        ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS.values()],
+                  labels=["PyTorch", "ONNX Runtime"], loc="lower right", fontsize=8)
         fig.tight_layout()
         fig.savefig(Path(run_dir) / name, dpi=110)
         plt.close(fig)
         written.append(name)
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for r, label in zip(rows, labels):
-        x, y = r[speed_key]["p50"], r[quality_key]
-        ax.scatter(x, y, s=50)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for i, (r, label) in enumerate(zip(rows, labels)):
+        ax.scatter(r[speed_key]["p50"], r[quality_key], s=70, label=label,
+                   marker="o" if r["runtime"] == "torch" else "s", color=plt.cm.tab10(i % 10))
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title="variant (provider)")
     ax.set_xlabel(speed_label)
     ax.set_ylabel(quality_label)
     ax.set_title(f"{quality_label.split(' (')[0].capitalize()} vs latency: {results['settings']['model']}")

@@ -1,0 +1,57 @@
+import pandas as pd
+import pytest
+
+from qonnx import data
+from qonnx.errors import DataError
+
+L2I = {"NEGATIVE": 0, "POSITIVE": 1}
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".json", ".parquet"])
+def test_table_formats(tmp_path, suffix):
+    df = pd.DataFrame({"review": ["good", "bad"], "y": ["positive", "Negative"]})
+    f = tmp_path / f"d{suffix}"
+    {".csv": lambda: df.to_csv(f, index=False), ".tsv": lambda: df.to_csv(f, sep="\t", index=False),
+     ".jsonl": lambda: df.to_json(f, orient="records", lines=True),
+     ".json": lambda: df.to_json(f, orient="records"), ".parquet": lambda: df.to_parquet(f)}[suffix]()
+    got = data.load(str(f), lm=False, label2id=L2I, text_column="review", label_column="y")
+    assert got.texts == ["good", "bad"] and got.labels == [1, 0]
+
+
+def test_integer_labels_and_max_samples(tmp_path):
+    f = tmp_path / "d.csv"
+    pd.DataFrame({"text": ["a", "b", "c"], "label": [1, 0, 1]}).to_csv(f, index=False)
+    got = data.load(str(f), lm=False, label2id=L2I, max_samples=2)
+    assert got.labels == [1, 0]
+
+
+def test_unknown_label_names_it_and_the_known_labels(tmp_path):
+    f = tmp_path / "d.csv"
+    pd.DataFrame({"text": ["a"], "label": ["neutral"]}).to_csv(f, index=False)
+    with pytest.raises(DataError) as e:
+        data.load(str(f), lm=False, label2id=L2I)
+    assert "Unknown label 'neutral'" in str(e.value) and "NEGATIVE (0), POSITIVE (1)" in str(e.value)
+
+
+def test_out_of_range_integer_label(tmp_path):
+    f = tmp_path / "d.csv"
+    pd.DataFrame({"text": ["a"], "label": [7]}).to_csv(f, index=False)
+    with pytest.raises(DataError, match="Unknown label '7'"):
+        data.load(str(f), lm=False, label2id=L2I)
+
+
+def test_missing_file_and_unsupported_type(tmp_path):
+    with pytest.raises(DataError, match="No such dataset file"):
+        data.load(str(tmp_path / "nope.csv"), lm=False)
+    f = tmp_path / "d.xlsx"
+    f.write_text("x")
+    with pytest.raises(DataError, match="unsupported file type '.xlsx'"):
+        data.load(str(f), lm=False)
+
+
+def test_text_file_is_a_corpus_for_lms_only(tmp_path):
+    f = tmp_path / "c.txt"
+    f.write_text("\ufeffFirst line.\n\nSecond line.\n")
+    assert data.load(str(f), lm=True).corpus == "First line.\nSecond line."
+    with pytest.raises(DataError, match="plain text; a classifier needs a table"):
+        data.load(str(f), lm=False)

@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from qonnx.config import QuantizeConfig
+from qonnx.errors import ConfigError
+from qonnx.parity import PROBE_TEXTS
+from qonnx.variants import quantize
+
+
+@pytest.fixture(scope="module")
+def calib_file(tmp_path_factory):
+    f = tmp_path_factory.mktemp("calib") / "calib.csv"
+    import pandas as pd
+
+    pd.DataFrame({"text": PROBE_TEXTS * 3}).to_csv(f, index=False)
+    return f
+
+
+def ops(path):
+    return {n.op_type for n in onnx.load(str(path)).graph.node}
+
+
+def build(src, method, tmp_path, **kw):
+    out = tmp_path / method
+    data = quantize(QuantizeConfig(onnx_dir=src, method=method, output=out, **kw))
+    return out, data
+
+
+def test_fp16_keeps_float32_io_and_is_finite(tiny_classifier_onnx, tmp_path):
+    out, data = build(tiny_classifier_onnx, "fp16", tmp_path)
+    model = onnx.load(str(out / "model.onnx"))
+    assert all(i.type.tensor_type.elem_type in (onnx.TensorProto.INT64,) for i in model.graph.input)
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    assert np.isfinite(data["parity"]["max_abs_diff"]) and data["parity"]["max_abs_diff"] < 0.05
+
+
+def test_int8_dynamic_is_smaller_and_fused(tiny_classifier_onnx, tmp_path):
+    out, data = build(tiny_classifier_onnx, "int8-dynamic", tmp_path)
+    assert data["settings"]["fused"] is True
+    assert ops(out / "model.onnx") & {"DynamicQuantizeMatMul", "QAttention", "MatMulInteger"}
+    assert (out / "model.onnx").stat().st_size < (tiny_classifier_onnx / "model.onnx").stat().st_size
+
+
+def test_int8_static_records_calibration_provenance(tiny_classifier_onnx, tmp_path, calib_file):
+    out, data = build(tiny_classifier_onnx, "int8-static", tmp_path, calibration=str(calib_file),
+                      num_samples=10, calibration_method="entropy", seed=3)
+    cal = data["settings"]["calibration"]
+    assert cal["count"] == 10 and cal["seed"] == 3 and len(cal["sample_sha256"]) == 10
+    assert data["settings"]["format"] == "QDQ" and data["settings"]["calibration_method"] == "entropy"
+    assert "QuantizeLinear" in ops(out / "model.onnx")
+    again = quantize(QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int8-static",
+                                    output=tmp_path / "again", calibration=str(calib_file),
+                                    num_samples=10, calibration_method="entropy", seed=3))
+    assert again["settings"]["calibration"]["sample_sha256"] == cal["sample_sha256"]
+
+
+def test_int8_static_without_calibration_is_a_clear_error(tiny_classifier_onnx, tmp_path):
+    with pytest.raises(ConfigError, match="int8-static needs calibration data"):
+        build(tiny_classifier_onnx, "int8-static", tmp_path)
+    assert not (tmp_path / "int8-static").exists()
+
+
+def test_variant_folder_is_deployable(tiny_classifier_onnx, tmp_path):
+    out, data = build(tiny_classifier_onnx, "int8-dynamic", tmp_path)
+    for f in ("model.onnx", "config.json", "tokenizer.json", "manifest.json"):
+        assert (out / f).is_file()
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["method"] == "int8-dynamic" and m["parity"]["reference"] == "onnx-fp32"
+    assert set(m["files"]) >= {"model.onnx", "config.json"}
+
+
+def test_int4_weight_on_lm(tiny_lm_onnx, tmp_path):
+    out, data = build(tiny_lm_onnx, "int4-weight", tmp_path, block_size=32)
+    assert "MatMulNBits" in ops(out / "model.onnx")
+    assert data["settings"]["block_size"] == 32
+    assert data["parity"]["min_top1_agreement"] > 0.5
+
+
+@pytest.mark.parametrize("method", ["fp16", "int8-dynamic", "int8-static"])
+def test_lm_methods(tiny_lm_onnx, tmp_path, calib_file, method):
+    kw = {"calibration": str(calib_file), "num_samples": 4} if method == "int8-static" else {}
+    out, data = build(tiny_lm_onnx, method, tmp_path, **kw)
+    assert np.isfinite(data["parity"]["max_abs_diff"])
+
+
+def test_bad_settings_are_rejected(tiny_classifier_onnx):
+    with pytest.raises(ConfigError, match="--block-size must be a power of two"):
+        QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int4-weight", block_size=30)
+    with pytest.raises(ConfigError, match="Unknown calibration method 'kl'"):
+        QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int8-static", calibration_method="kl")

@@ -1,0 +1,71 @@
+"""The real demo classifier: export, the three quantize methods, accuracy in plain onnxruntime.
+
+Marked `real`: builds demo:sentiment on first use (about 5 minutes on 2 cores), then cached.
+"""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.real
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from qonnx import demo
+    from qonnx.config import ExportConfig, QuantizeConfig
+    from qonnx.export import export
+    from qonnx.variants import quantize
+
+    root = tmp_path_factory.mktemp("sentiment")
+    export(ExportConfig(model="demo:sentiment", output=root / "fp32"))
+    for method in ("fp16", "int8-dynamic", "int8-static"):
+        quantize(QuantizeConfig(onnx_dir=root / "fp32", method=method, output=root / method))
+    test = pd.read_csv(demo.ensure("sentiment") / "data" / "test.csv")
+    return root, test
+
+
+def accuracy_in_plain_ort(folder, test):
+    """Only onnxruntime and the tokenizer files in the folder: the folder is deployable."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = {i.name for i in sess.get_inputs()}
+    label2id = json.loads((folder / "config.json").read_text())["label2id"]
+    texts, labels = test["text"].tolist(), test["label"].map(label2id).to_numpy()
+    preds = []
+    for i in range(0, len(texts), 64):
+        enc = tok(texts[i:i + 64], padding=True, truncation=True, max_length=128, return_tensors="np")
+        preds.append(sess.run(None, {k: v.astype(np.int64) for k, v in enc.items() if k in names})[0].argmax(-1))
+    return float((np.concatenate(preds) == labels).mean())
+
+
+def test_demo_accuracy_is_real(built):
+    root, test = built
+    assert len(test) == 2000
+    assert accuracy_in_plain_ort(root / "fp32", test) > 0.83
+
+
+@pytest.mark.parametrize("method,max_drop,max_size", [("fp16", 0.005, 0.55), ("int8-dynamic", 0.015, 0.30),
+                                                      ("int8-static", 0.015, 0.30)])
+def test_variant_accuracy_and_size(built, method, max_drop, max_size):
+    root, test = built
+    ref = accuracy_in_plain_ort(root / "fp32", test)
+    acc = accuracy_in_plain_ort(root / method, test)
+    assert ref - acc <= max_drop, f"{method}: {acc:.4f} vs FP32 {ref:.4f}"
+    size = (root / method / "model.onnx").stat().st_size / (root / "fp32" / "model.onnx").stat().st_size
+    assert size <= max_size, f"{method} is {size:.0%} of FP32"
+
+
+def test_demo_splits_do_not_overlap():
+    from qonnx import demo
+
+    data = demo.ensure("sentiment") / "data"
+    test = set(pd.read_csv(data / "test.csv")["text"])
+    calib = set(pd.read_csv(data / "calibration.csv")["text"])
+    train = set(pd.read_csv(data / "train.csv")["text"])
+    assert not test & calib and len(calib) >= 500
+    assert len(test & train) < 10  # VADER has a few duplicate sentences across ids
