@@ -2,14 +2,17 @@
 the source model) and the ONNX variants built from it, each a deployable folder with a manifest."""
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 from .cache import hash_tree
-from .errors import QonnxError
 
 log = logging.getLogger(__name__)
 
-ROOT = Path("artifacts")
+
+def root() -> Path:
+    """The artifact root: $QONNX_ARTIFACTS, else ./artifacts."""
+    return Path(os.environ.get("QONNX_ARTIFACTS", "artifacts"))
 
 
 def model_key(source) -> str:
@@ -20,12 +23,12 @@ def model_key(source) -> str:
     return f"{name}-{digest.hexdigest()[:10]}"
 
 
-def export_dir(source, root=ROOT) -> Path:
+def export_dir(source) -> Path:
     """The FP32 export of source, made on first use and reused after."""
     from .config import ExportConfig
     from .export import export
 
-    out = Path(root) / model_key(source) / "onnx-fp32"
+    out = root() / model_key(source) / "onnx-fp32"
     if (out / "manifest.json").is_file():
         log.info("reusing export %s", out)
         return out
@@ -33,20 +36,15 @@ def export_dir(source, root=ROOT) -> Path:
     return out
 
 
-def variant_dir(source, method, settings: dict, root=ROOT) -> Path:
+def variant_dir(source, method, settings: dict) -> Path:
     """Build (or reuse) one ONNX variant; settings are QuantizeConfig fields."""
     from .config import QuantizeConfig
     from .variants import quantize
 
-    src = export_dir(source, root)
+    src = export_dir(source)
     suffix = f"-{settings['calibration_method']}" if method == "int8-static" else ""
     out = src.parent / f"onnx-{method}{suffix}"
     if (out / "manifest.json").is_file():
         return out
     quantize(QuantizeConfig(onnx_dir=src, method=method, output=out, **settings))
     return out
-
-
-def require(path: Path, what: str):
-    if not Path(path).exists():
-        raise QonnxError(f"{what} is missing: {path}")

@@ -110,6 +110,35 @@ def artifact_for(source, variant, cfg):
     return artifacts.variant_dir(source, v.mode, settings)
 
 
+def job_settings(cfg, source, kind, data_path):
+    """What every worker of a run shares: task, data, threads, batch and timing settings."""
+    return {"task": source.task, "kind": kind, "threads": cfg.threads, "data_path": str(data_path),
+            "config": source.config, "batch_size": cfg.batch_size,
+            "latency_samples": cfg.latency_samples, "warmup": cfg.warmup, "seed": cfg.seed,
+            "max_new_tokens": cfg.max_new_tokens, "eval_tokens": cfg.eval_tokens,
+            "window": cfg.window, "stride": cfg.stride}
+
+
+def run_worker(work: Path, job: dict):
+    """Measure one job in a fresh process; (result, None) or (None, reason)."""
+    work.mkdir(parents=True, exist_ok=True)
+    for stale in ("result.json", "outputs.npy"):
+        (work / stale).unlink(missing_ok=True)
+    write_json(work / "job.json", job)
+    try:
+        done = subprocess.run([sys.executable, "-m", "qonnx.worker", str(work / "job.json")],
+                              capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return None, f"worker ran past {WORKER_TIMEOUT_S} s"
+    (work / "worker.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0 or not (work / "result.json").is_file():
+        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
+        return None, (lines[-1] if lines else f"worker exited with {done.returncode}")[:300]
+    result = json.loads((work / "result.json").read_text())
+    result["outputs"] = str(work / "outputs.npy")
+    return result, None
+
+
 def measure_row(run, source, kind, variant, provider, data_path):
     from .variants.graph import onnx_size_mb
 
@@ -124,28 +153,14 @@ def measure_row(run, source, kind, variant, provider, data_path):
         return {**row, "status": "failed", "reason": f"build failed: {type(e).__name__}: {e}"}
     row["artifact"] = str(art)
     row["size_mb"] = onnx_size_mb(art) if v.runtime == "onnx" else None
-    work = run.dir / "work" / f"{variant}@{provider}"
-    work.mkdir(parents=True, exist_ok=True)
     job = {"variant": variant, "runtime": v.runtime, "mode": v.mode, "provider": provider,
-           "task": source.task, "kind": kind, "threads": cfg.threads, "data_path": str(data_path),
            "model_path": str(Path(art) / "model.onnx" if v.runtime == "onnx" else art),
-           "tokenizer_path": str(art), "config": source.config, "batch_size": cfg.batch_size,
-           "latency_samples": cfg.latency_samples, "warmup": cfg.warmup, "seed": cfg.seed,
-           "max_new_tokens": cfg.max_new_tokens, "eval_tokens": cfg.eval_tokens,
-           "window": cfg.window, "stride": cfg.stride}
-    write_json(work / "job.json", job)
+           "tokenizer_path": str(art), **job_settings(cfg, source, kind, data_path)}
     t0 = time.perf_counter()
-    try:
-        done = subprocess.run([sys.executable, "-m", "qonnx.worker", str(work / "job.json")],
-                              capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return {**row, "status": "failed", "reason": f"worker ran past {WORKER_TIMEOUT_S} s"}
-    (work / "worker.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0 or not (work / "result.json").is_file():
-        lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
-        return {**row, "status": "failed", "reason": (lines[-1] if lines else f"exit {done.returncode}")[:300]}
-    row.update(json.loads((work / "result.json").read_text()))
-    row["outputs"] = str(work / "outputs.npy")
+    result, failure = run_worker(run.dir / "work" / f"{variant}@{provider}", job)
+    if failure:
+        return {**row, "status": "failed", "reason": failure}
+    row.update(result)
     row["wall_s"] = time.perf_counter() - t0
     if row["size_mb"] is None and row.get("weight_memory_mb"):
         row["size_mb"] = row["weight_memory_mb"]

@@ -1,0 +1,94 @@
+"""Benchmark: qonnx's CPU variants against the standard Optimum recipe, measured in one run.
+
+    .venv/bin/python benchmarks/vs_optimum.py [MODEL] [-o DIR]
+
+1. `qonnx compare MODEL` over the whole default CPU matrix, timed, with a fresh artifact root
+   (so the time includes the export and every variant build; demo assets are already built).
+2. The Optimum recipe: `optimum-cli export onnx` then `optimum-cli onnxruntime quantize` (dynamic
+   INT8, the instruction set of this CPU), measured by the same worker, data and settings.
+3. Prints the ratios the compare issue asks for and writes them to DIR/benchmark.json.
+"""
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def optimum_recipe(model_path, task, out: Path):
+    from qonnx.envinfo import cpu
+
+    flags = set(cpu()["flags"])
+    isa = ("--avx512_vnni" if "AVX512-VNNI" in flags else "--avx512" if "AVX-512" in flags
+           else "--arm64" if cpu()["arch"] in ("aarch64", "arm64") else "--avx2")
+    cli = str(Path(sys.executable).with_name("optimum-cli"))
+    subprocess.run([cli, "export", "onnx", "--model", str(model_path), "--task", task,
+                    str(out / "fp32")], check=True, capture_output=True)
+    subprocess.run([cli, "onnxruntime", "quantize", "--onnx_model", str(out / "fp32"), isa,
+                    "-o", str(out / "int8")], check=True, capture_output=True)
+    return out / "int8", isa
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", nargs="?", default="demo:sentiment")
+    ap.add_argument("-o", "--output", default=f"artifacts/benchmarks/vs-optimum-{time.strftime('%Y%m%d-%H%M%S')}")
+    args = ap.parse_args()
+    import os
+
+    from qonnx import models, report, tasks
+    from qonnx.config import CompareConfig
+    from qonnx.pipeline import Run, compare, job_settings, run_worker
+
+    out = Path(args.output)
+    os.environ["QONNX_ARTIFACTS"] = str(out / "artifacts")
+    cfg = CompareConfig(model=args.model, output=out / "run")
+    source = models.resolve(args.model)
+    t0 = time.perf_counter()
+    compare(cfg)
+    matrix_s = time.perf_counter() - t0
+
+    folder, isa = optimum_recipe(source.path, "text-classification", out / "optimum")
+    onnx_file = next(folder.glob("*.onnx"))
+    job = {"variant": "optimum-recipe-int8", "runtime": "onnx", "mode": "int8-dynamic",
+           "provider": "cpu", "model_path": str(onnx_file), "tokenizer_path": str(source.path),
+           **job_settings(cfg, source, tasks.kind(source.task), cfg.output / "work" / "data.json")}
+    result, failure = run_worker(cfg.output / "work" / "optimum-recipe-int8@cpu", job)
+    if failure:
+        sys.exit(f"the Optimum recipe's model failed to run: {failure}")
+    run = Run(CompareConfig(**{**vars(cfg), "resume": True}))
+    run.save_row({"variant": "optimum-recipe-int8", "provider": "cpu", "runtime": "onnx",
+                  "status": "ok", "reason": "", "artifact": str(folder),
+                  "note": f"optimum-cli export onnx + optimum-cli onnxruntime quantize {isa}",
+                  "size_mb": onnx_file.stat().st_size / 2**20, **result})
+    meta = json.loads((cfg.output / "run.json").read_text())
+    results = report.assemble(run.rows(), meta)
+    report.write_files(cfg.output, results)
+    rows = {r["variant"]: r for r in results["rows"] if r["status"] == "ok"}
+
+    opt, base = rows["optimum-recipe-int8"], rows["torch-fp32"]
+    fp32_onnx = rows["onnx-fp32"]
+    cpu_rows = [r for v, r in rows.items() if r["provider"] == "cpu" and v != "optimum-recipe-int8"
+                and r["accuracy_drop"] <= opt["accuracy_drop"]]
+    best = min(cpu_rows, key=lambda r: r["latency_ms"]["p50"])
+    dyn = rows["onnx-int8-dynamic"]
+    figures = {
+        "machine": f"{results['environment']['cpu']['model']}, {results['environment']['cpu']['cores']} cores",
+        "whole_cpu_matrix_s": round(matrix_s, 1),
+        "best_qonnx_variant": best["variant"],
+        "best_vs_optimum_p50_speedup": round(opt["latency_ms"]["p50"] / best["latency_ms"]["p50"], 2),
+        "best_accuracy_drop": round(best["accuracy_drop"], 4),
+        "optimum_accuracy_drop": round(opt["accuracy_drop"], 4),
+        "optimum_vs_torch_fp32_speedup": round(opt["speedup"], 2),
+        "onnx_int8_dynamic_vs_torch_fp32_speedup": round(dyn["speedup"], 2),
+        "onnx_int8_dynamic_accuracy_drop_points": round(100 * dyn["accuracy_drop"], 2),
+        "onnx_int8_dynamic_size_vs_fp32": round(dyn["size_mb"] / fp32_onnx["size_mb"], 3),
+        "p50_ms": {v: round(r["latency_ms"]["p50"], 2) for v, r in rows.items()},
+    }
+    (out / "benchmark.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
