@@ -119,10 +119,12 @@ def export(model, output, task, opset, atol):
 @click.option("--per-channel", is_flag=True, help="Per-channel weight scales (int8).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing calibration samples.")
 @click.option("--block-size", type=int, default=32, show_default=True, help="int4-weight block size.")
-@click.option("--algorithm", default="rtn", show_default=True, help="int4-weight: rtn | hqq")
+@click.option("--algorithm", default="hqq", show_default=True, help="int4-weight: hqq | rtn")
+@click.option("--int8-scheme", default="auto", show_default=True,
+              help="int8-dynamic: per-tensor (fused, encoders) | blockwise (decoders) | auto")
 @handle_errors
 def quantize(onnx_dir, method, output, calibration, calibration_method, num_samples, text_column,
-             per_channel, seed, block_size, algorithm):
+             per_channel, seed, block_size, algorithm, int8_scheme):
     """Build a deployable quantized variant of an FP32 ONNX export folder."""
     from qonnx.config import QuantizeConfig
     from qonnx.variants import quantize as run
@@ -130,7 +132,7 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
     data = run(QuantizeConfig(onnx_dir=onnx_dir, method=method, output=output, calibration=calibration,
                               calibration_method=calibration_method, num_samples=num_samples,
                               per_channel=per_channel, seed=seed, block_size=block_size,
-                              algorithm=algorithm, text_column=text_column))
+                              algorithm=algorithm, text_column=text_column, int8_scheme=int8_scheme))
     p = data["parity"]
     click.echo(f"{method} -> {data['output']}  (max |diff| vs ONNX FP32 {p['max_abs_diff']:.3g}, "
                f"top-1 agreement {p['min_top1_agreement']:.0%})")

@@ -6,6 +6,7 @@ from .errors import ConfigError, unknown
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 INT4_ALGORITHMS = ("rtn", "hqq")
+INT8_SCHEMES = ("auto", "per-tensor", "blockwise")
 
 
 @dataclass
@@ -32,8 +33,9 @@ class QuantizeConfig:
     per_channel: bool = False
     seed: int = 0
     block_size: int = 32
-    algorithm: str = "rtn"
+    algorithm: str = "hqq"
     text_column: str = "text"
+    int8_scheme: str = "auto"
 
     def __post_init__(self):
         from .variants import METHODS
@@ -45,6 +47,8 @@ class QuantizeConfig:
             raise unknown("calibration method", self.calibration_method, CALIBRATION_METHODS)
         if self.algorithm not in INT4_ALGORITHMS:
             raise unknown("INT4 algorithm", self.algorithm, INT4_ALGORITHMS)
+        if self.int8_scheme not in INT8_SCHEMES:
+            raise unknown("INT8 scheme", self.int8_scheme, INT8_SCHEMES)
         if self.num_samples < 1:
             raise ConfigError(f"--num-samples must be at least 1, got {self.num_samples}")
         if self.block_size < 16 or self.block_size & (self.block_size - 1):

@@ -67,10 +67,9 @@ def quantize(cfg) -> dict:
     with atomic_dir(cfg.output) as tmp:
         manifest.copy_side_files(src_dir, tmp)
         log.info("building %s from %s", cfg.method, src_dir)
-        kwargs = {}
+        kwargs = {"lm": lm}
         if cfg.method == "int8-static":
-            kwargs = {"tokenizer": AutoTokenizer.from_pretrained(src_dir), "lm": lm,
-                      "calibration_spec": calib}
+            kwargs.update(tokenizer=AutoTokenizer.from_pretrained(src_dir), calibration_spec=calib)
         try:
             settings = builder(cfg.method)(src_dir / "model.onnx", tmp / "model.onnx", cfg, config, **kwargs)
         except (ValueError, RuntimeError, KeyError) as e:  # ORT quantizer rejects the graph

@@ -7,7 +7,7 @@ breaks BERT graphs at load time).
 from .graph import fuse, save
 
 
-def build(src, out, cfg, config):
+def build(src, out, cfg, config, **_):
     from onnxruntime.transformers.onnx_model import OnnxModel
 
     model, fusion = fuse(src, config)

@@ -1,16 +1,27 @@
-"""INT8 dynamic quantization (weights INT8 ahead of time, activations scaled at run time).
+"""INT8 dynamic quantization: weights INT8 ahead of time, activations quantized at run time.
 
-The transformer graph is fused first (Attention, SkipLayerNorm, Gelu), which ONNX Runtime then
-quantizes as whole ops (QAttention, DynamicQuantizeMatMul): faster than quantizing the unfused
-MatMuls. Per-channel is off by default: with fused Attention it costs accuracy-neutral speed here.
+Two schemes, chosen by model kind unless `--int8-scheme` says otherwise:
+- per-tensor (encoders): the transformer graph is fused first (Attention, SkipLayerNorm, Gelu) and
+  ONNX Runtime's quantize_dynamic turns it into QAttention / DynamicQuantizeMatMul, with one
+  activation scale per tensor: fast, and accurate on encoders.
+- blockwise (decoder LMs): MatMul weights INT8 in blocks of 64 (MatMulNBits, 8 bits) with
+  activations quantized to INT8 per block at run time (accuracy_level 4), embedding Gathers INT8.
+  Decoder activations carry outliers that one scale per tensor cannot hold: on demo:smollm2 the
+  per-tensor scheme raised perplexity by 83 %, the blockwise one by 0.4 % (measured, see README).
 """
 import tempfile
 from pathlib import Path
 
-from .graph import fuse, save
+from .graph import fuse, materialize_transposed_weights, save
+
+BLOCK = 64  # hidden sizes are multiples of 64 (576, 768, 4096): no padded blocks
 
 
-def build(src, out, cfg, config):
+def resolve_scheme(cfg, lm):
+    return cfg.int8_scheme if cfg.int8_scheme != "auto" else ("blockwise" if lm else "per-tensor")
+
+
+def per_tensor(src, out, cfg, config):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     model, fusion = fuse(src, config)
@@ -21,3 +32,31 @@ def build(src, out, cfg, config):
                          per_channel=cfg.per_channel, reduce_range=False,
                          extra_options={"DefaultTensorType": 1})
     return {"weight_type": "int8", "per_channel": cfg.per_channel, "reduce_range": False, **fusion}
+
+
+def blockwise(src, out, cfg, config):
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
+                                                                 MatMulNBitsQuantizer)
+
+    model = onnx.load(str(src))
+    untied = materialize_transposed_weights(model)
+    algo = DefaultWeightOnlyQuantConfig(block_size=BLOCK, is_symmetric=True, accuracy_level=4,
+                                        bits=8, op_types_to_quantize=("MatMul",))
+    q = MatMulNBitsQuantizer(model, bits=8, block_size=BLOCK, is_symmetric=True, accuracy_level=4,
+                             algo_config=algo, op_types_to_quantize=("MatMul",))
+    q.process()
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp) / "matmul8.onnx"
+        save(q.model.model, stage)
+        quantize_dynamic(str(stage), str(out), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["Gather"], extra_options={"DefaultTensorType": 1})
+    return {"weight_type": "int8", "block_size": BLOCK, "symmetric": True, "accuracy_level": 4,
+            "matmul_op": "MatMulNBits(bits=8)", "gather": "int8 per tensor", "untied_matmuls": untied}
+
+
+def build(src, out, cfg, config, lm=False, **_):
+    scheme = resolve_scheme(cfg, lm)
+    settings = (blockwise if scheme == "blockwise" else per_tensor)(src, out, cfg, config)
+    return {"scheme": scheme, **settings}

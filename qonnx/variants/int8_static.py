@@ -20,7 +20,7 @@ def past_shapes(sess_inputs, config):
     return {i.name: (1, heads, 0, head_dim) for i in sess_inputs if i.name.startswith("past_key_values")}
 
 
-def build(src, out, cfg, config, tokenizer=None, lm=False, calibration_spec=None):
+def build(src, out, cfg, config, tokenizer=None, lm=False, calibration_spec=None, **_):
     import onnxruntime as ort
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
