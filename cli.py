@@ -11,6 +11,7 @@ import sys
 import click
 
 from qonnx.errors import QonnxError
+from qonnx.variants import VARIANTS
 
 
 def handle_errors(fn):
@@ -146,9 +147,7 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--dataset-config", help="Hub dataset config name (e.g. sst2).")
 @click.option("--split", default="test", show_default=True, help="Split of a hub dataset or demo.")
-@click.option("--variants", callback=csv_list, help="Comma list [all that apply]: " + ", ".join(
-    ["torch-fp32", "torch-fp16", "torch-bf16", "torch-int8-dynamic", "bnb-int4", "onnx-fp32",
-     "onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static", "onnx-int4-weight"]))
+@click.option("--variants", callback=csv_list, help="Comma list [all that apply]: " + ", ".join(VARIANTS))
 @click.option("--providers", callback=csv_list, default="cpu", show_default=True, help="cpu,cuda")
 @click.option("--task", help="Override the task detected from the model.")
 @click.option("--threads", type=int, help="Threads for torch and ORT alike [all usable cores].")

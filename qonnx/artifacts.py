@@ -42,7 +42,7 @@ def variant_dir(source, method, settings: dict) -> Path:
     from .variants import quantize
 
     src = export_dir(source)
-    suffix = f"-{settings['calibration_method']}" if method == "int8-static" else ""
+    suffix = "".join(f"-{settings[k]}" for k in ("calibration_method", "algorithm") if k in settings)
     out = src.parent / f"onnx-{method}{suffix}"
     if (out / "manifest.json").is_file():
         return out

@@ -24,7 +24,7 @@ DEFAULTS = {
     "classification": ["torch-fp32", "torch-fp16", "torch-bf16", "torch-int8-dynamic", "bnb-int4",
                        "onnx-fp32", "onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static"],
     "lm": ["torch-fp32", "torch-fp16", "torch-bf16", "bnb-int4", "onnx-fp32", "onnx-fp16",
-           "onnx-int8-dynamic", "onnx-int4-weight"],
+           "onnx-int8-dynamic", "onnx-int4-weight", "onnx-int4-rtn"],
 }
 WORKER_TIMEOUT_S = 1800
 
@@ -101,10 +101,10 @@ def artifact_for(source, variant, cfg):
         return source.path
     if v.mode == "fp32":
         return artifacts.export_dir(source)
-    settings = {}
+    settings = dict(v.options)
     if v.mode == "int8-static":
         calib = cfg.calibration or (f"demo:{source.demo}:calibration" if source.demo else None)
-        settings = {"calibration": calib, "calibration_method": cfg.calibration_method,
+        settings = {**settings, "calibration": calib, "calibration_method": cfg.calibration_method,
                     "num_samples": cfg.num_calibration_samples, "seed": cfg.seed,
                     "text_column": cfg.text_column}
     return artifacts.variant_dir(source, v.mode, settings)

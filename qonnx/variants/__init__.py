@@ -19,10 +19,10 @@ class Variant:
     name: str
     runtime: str          # "torch" or "onnx"
     mode: str             # torch mode (fp32/fp16/bf16/int8-dynamic/bnb-int4) or ONNX method
-    tasks: tuple = ("classification", "lm")
     devices: tuple = ("cpu", "cuda")
     note_cpu: str = ""    # why a CPU number may look slow
     note_cuda: str = ""
+    options: tuple = ()   # QuantizeConfig settings, as (name, value) pairs
 
 
 _UNACCEL_FP16_CPU = ("FP16 arithmetic is not accelerated on this CPU provider: most ops run through casts, "
@@ -38,7 +38,10 @@ VARIANTS = {v.name: v for v in [
     Variant("onnx-fp16", "onnx", "fp16", note_cpu=_UNACCEL_FP16_CPU),
     Variant("onnx-int8-dynamic", "onnx", "int8-dynamic", note_cuda=_UNACCEL_INT8_CUDA),
     Variant("onnx-int8-static", "onnx", "int8-static", note_cuda=_UNACCEL_INT8_CUDA),
-    Variant("onnx-int4-weight", "onnx", "int4-weight", tasks=("lm",)),
+    Variant("onnx-int4-weight", "onnx", "int4-weight", options=(("algorithm", "hqq"),),
+            note_cpu="HQQ keeps float zero points, for which ONNX Runtime's CPU MatMulNBits has no "
+                     "fast kernel: accurate but slow here; onnx-int4-rtn is the fast one"),
+    Variant("onnx-int4-rtn", "onnx", "int4-weight", options=(("algorithm", "rtn"),)),
 ]}
 DEFAULT_ORDER = list(VARIANTS)
 
