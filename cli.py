@@ -183,6 +183,8 @@ def compare(model, output, **kw):
     results = run(CompareConfig(model=model, output=output, **kw), on_row=on_row)
     print_table(results)
     click.echo(f"results: {output}/results.json, results.csv, report.md, *.png")
+    if not any(r["status"] == "ok" for r in results["rows"]):
+        raise QonnxError("no row could be measured; the reasons are listed above")
 
 
 @main.command()

@@ -66,6 +66,9 @@ def main():
     results = report.assemble(run.rows(), meta)
     report.write_files(cfg.output, results)
     rows = {r["variant"]: r for r in results["rows"] if r["status"] == "ok"}
+    missing = {"torch-fp32", "onnx-fp32", "onnx-int8-dynamic"} - set(rows)
+    if missing:
+        sys.exit(f"cannot compute the ratios: {', '.join(sorted(missing))} did not run; see {cfg.output}/report.md")
 
     opt, base = rows["optimum-recipe-int8"], rows["torch-fp32"]
     fp32_onnx = rows["onnx-fp32"]

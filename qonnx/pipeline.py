@@ -153,6 +153,8 @@ def measure_row(run, source, kind, variant, provider, data_path):
         return {**row, "status": "failed", "reason": f"build failed: {type(e).__name__}: {e}"}
     row["artifact"] = str(art)
     row["size_mb"] = onnx_size_mb(art) if v.runtime == "onnx" else None
+    if v.mode == "bnb-int4":
+        row["note"] = f"NF4 weights, compute dtype {'float16' if provider == 'cuda' else 'float32'}"
     job = {"variant": variant, "runtime": v.runtime, "mode": v.mode, "provider": provider,
            "model_path": str(Path(art) / "model.onnx" if v.runtime == "onnx" else art),
            "tokenizer_path": str(art), **job_settings(cfg, source, kind, data_path)}
@@ -162,6 +164,8 @@ def measure_row(run, source, kind, variant, provider, data_path):
         return {**row, "status": "failed", "reason": failure}
     row.update(result)
     row["wall_s"] = time.perf_counter() - t0
+    if v.runtime == "onnx":
+        row["weight_memory_mb"] = row["size_mb"]  # initializers as stored; ORT may prepack more
     if row["size_mb"] is None and row.get("weight_memory_mb"):
         row["size_mb"] = row["weight_memory_mb"]
         row["size_note"] = "in-memory weights (torch variants have no file of their own)"

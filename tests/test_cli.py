@@ -121,3 +121,26 @@ def test_env_runs():
     r = run(["env"])
     assert r.exit_code == 0
     assert "CPUExecutionProvider" in r.output and "onnxruntime" in r.output
+
+
+def test_unexportable_lm_names_the_architecture(tmp_path):
+    (tmp_path / "config.json").write_text('{"architectures": ["FooForCausalLM"], "model_type": "foo"}')
+    r = run(["export", str(tmp_path)])
+    assert r.exit_code == 1
+    assert "optimum cannot export FooForCausalLM (model_type 'foo')" in r.output
+
+
+def test_python_dash_m_qonnx():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "qonnx", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "compare" in done.stdout
+
+
+def test_hub_dataset_offline_is_clear(tiny_classifier, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    r = run(["compare", str(tiny_classifier), "--dataset", "someone/no-such-dataset", "-o", str(tmp_path / "r")])
+    assert r.exit_code == 1
+    assert "Could not load dataset 'someone/no-such-dataset'" in r.output and "Offline?" in r.output

@@ -92,3 +92,18 @@ def test_bad_settings_are_rejected(tiny_classifier_onnx):
         QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int4-weight", block_size=30)
     with pytest.raises(ConfigError, match="Unknown calibration method 'kl'"):
         QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int8-static", calibration_method="kl")
+
+
+def test_lm_int8_is_blockwise_and_shares_the_tied_embedding(tiny_lm_onnx, tmp_path):
+    out, data = build(tiny_lm_onnx, "int8-dynamic", tmp_path)
+    assert data["settings"]["scheme"] == "blockwise" and data["settings"]["shared_embeddings"] == 1
+    model = onnx.load(str(out / "model.onnx"))
+    assert {"MatMulNBits", "GatherBlockQuantized"} <= {n.op_type for n in model.graph.node}
+    assert "model.embed_tokens.weight" not in {t.name for t in model.graph.initializer}
+    assert data["parity"]["min_top1_agreement"] > 0.9
+
+
+def test_encoder_int8_scheme_can_be_forced(tiny_classifier_onnx, tmp_path):
+    out, data = build(tiny_classifier_onnx, "int8-dynamic", tmp_path, int8_scheme="blockwise")
+    assert data["settings"]["scheme"] == "blockwise"
+    assert "MatMulNBits" in ops(out / "model.onnx")

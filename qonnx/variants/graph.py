@@ -78,3 +78,46 @@ def materialize_transposed_weights(model):
         for n in dead:
             model.graph.node.remove(n)
     return rewired
+
+
+def share_tied_embedding(model, bits):
+    """Point the embedding Gather at the quantized lm_head blob instead of an FP32 table.
+
+    After materialize_transposed_weights and MatMulNBits, a tied embedding is stored twice: the
+    FP32 table for the lookup and a quantized copy for the output projection. MatMulNBits keeps
+    B = W^T as blocks along the hidden axis per vocabulary row, which is the layout
+    GatherBlockQuantized reads, so the lookup can use the same bytes. Returns the tables shared.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    shared = 0
+    for node in list(model.graph.node):
+        if node.op_type != "Gather" or node.input[0] not in inits:
+            continue
+        table = node.input[0]
+        mm = next((n for n in model.graph.node if n.op_type == "MatMulNBits"
+                   and n.input[1] == f"{table}.transposed_Q{bits}"), None)
+        if mm is None or len(mm.input) > 3 and mm.input[3]:
+            continue  # not tied, or asymmetric (zero points): leave it alone
+        attrs = {a.name: a.i for a in mm.attribute}
+        if attrs["K"] % attrs["block_size"]:
+            continue  # padded blocks: the blob is wider than the table
+        blob, scales = mm.input[1], mm.input[2]
+        shape = numpy_helper.from_array(np.array([attrs["N"], -1], dtype=np.int64), f"{table}.shared_shape")
+        model.graph.initializer.append(shape)
+        flat_blob, flat_scales = f"{blob}.as_table", f"{scales}.as_table"
+        gbq = helper.make_node(
+            "GatherBlockQuantized", [flat_blob, node.input[1], flat_scales], list(node.output),
+            name=f"{node.name}_shared", domain="com.microsoft", gather_axis=0, quantize_axis=1,
+            block_size=attrs["block_size"], bits=bits)
+        idx = list(model.graph.node).index(node)
+        model.graph.node.remove(node)
+        for i, n in enumerate([helper.make_node("Reshape", [blob, shape.name], [flat_blob]),
+                               helper.make_node("Reshape", [scales, shape.name], [flat_scales]), gbq]):
+            model.graph.node.insert(idx + i, n)
+        if all(table not in n.input for n in model.graph.node):
+            model.graph.initializer.remove(inits[table])
+        shared += 1
+    return shared
