@@ -45,13 +45,11 @@ def eval_data(source, kind, cfg):
     return {"source": found.source, "texts": found.texts, "labels": found.labels}
 
 
-def skip_reason(variant, provider, kind, explicit, cfg, source):
+def skip_reason(variant, provider, cfg, source):
     from .envinfo import cpu
     from .runners.ort import provider_problem
 
     v = VARIANTS[variant]
-    if not explicit and variant not in DEFAULTS[kind]:
-        return "not applicable to this task"
     if provider not in v.devices:
         return f"{variant} runs on {', '.join(v.devices)} only"
     if v.mode == "int8-static" and not (cfg.calibration or source.demo):
@@ -173,8 +171,7 @@ def measure_row(run, source, kind, variant, provider, data_path):
 
 
 def plan(cfg, kind):
-    names = cfg.variants or DEFAULTS[kind]
-    return [(v, p) for p in cfg.providers for v in names], bool(cfg.variants)
+    return [(v, p) for p in cfg.providers for v in cfg.variants or DEFAULTS[kind]]
 
 
 def compare(cfg: CompareConfig, on_row=None) -> dict:
@@ -193,8 +190,10 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     settings.update({"task": source.task, "kind": kind, "dataset_source": evald["source"],
                      "model_path": str(source.path)})
     meta = {"settings": settings, "environment": collect()}
+    if cfg.resume:
+        check_resumable(run.dir / "run.json", settings)
     write_json(run.dir / "run.json", meta)
-    todo, explicit = plan(cfg, kind)
+    todo = plan(cfg, kind)
     with progress() as bar:
         task = bar.add_task("measuring variants", total=len(todo))
         for variant, provider in todo:
@@ -202,7 +201,7 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
             if run.done(variant, provider):
                 bar.advance(task)
                 continue
-            reason = skip_reason(variant, provider, kind, explicit, cfg, source)
+            reason = skip_reason(variant, provider, cfg, source)
             if reason:
                 row = {"variant": variant, "provider": provider, "runtime": VARIANTS[variant].runtime,
                        "status": "skipped", "reason": reason}
@@ -217,6 +216,21 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     results = report.assemble(run.rows(), meta, evald)
     report.write_files(run.dir, results, plots=True)
     return results
+
+
+MUST_MATCH = ("model", "dataset", "split", "max_samples", "batch_size", "threads", "eval_tokens",
+              "window", "stride", "max_new_tokens", "latency_samples")
+
+
+def check_resumable(run_json: Path, settings):
+    """--resume must not mix rows measured under different settings."""
+    if not run_json.is_file():
+        return
+    before = json.loads(run_json.read_text())["settings"]
+    changed = [k for k in MUST_MATCH if before.get(k) != settings.get(k)]
+    if changed:
+        raise ConfigError(f"Cannot resume {run_json.parent}: settings differ from the first run "
+                          f"({', '.join(f'{k}: {before.get(k)} -> {settings.get(k)}' for k in changed)}).")
 
 
 def load_results(run_dir) -> dict:

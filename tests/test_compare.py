@@ -126,3 +126,9 @@ def test_unknown_label_in_user_file(tiny_classifier, tmp_path):
     r = CliRunner().invoke(main, ["compare", str(tiny_classifier), "--dataset", str(f), "-o", str(tmp_path / "r")])
     assert r.exit_code == 1
     assert "Unknown label 'meh'" in r.output and "negative (0), positive (1)" in r.output
+
+
+def test_resume_refuses_other_settings(run):
+    cfg, _ = run
+    with pytest.raises(ConfigError, match="settings differ from the first run .*batch_size: 8 -> 4"):
+        compare(CompareConfig(**{**vars(cfg), "resume": True, "batch_size": 4}))

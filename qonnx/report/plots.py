@@ -11,7 +11,7 @@ def _bars(ax, labels, values, title, unit, runtimes):
     ax.set_xlabel(unit)
     ax.invert_yaxis()
     for i, v in enumerate(values):
-        ax.text(v, i, f" {v:.3g}", va="center", fontsize=8)
+        ax.text(v, i, f" {v:,.0f}" if v >= 100 else f" {v:.3g}", va="center", fontsize=8)
 
 
 def plot_all(results, run_dir):
@@ -42,8 +42,10 @@ def plot_all(results, run_dir):
     for name, values, title, unit in charts:
         fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.5))
         _bars(ax, labels, values, title, unit, [r["runtime"] for r in rows])
+        ax.set_xlim(0, max(values + [0]) * 1.15 or 1)
         ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS.values()],
-                  labels=["PyTorch", "ONNX Runtime"], loc="lower right", fontsize=8)
+                  labels=["PyTorch", "ONNX Runtime"], loc="upper center", fontsize=8, ncol=2,
+                  bbox_to_anchor=(0.5, -0.15))
         fig.tight_layout()
         fig.savefig(Path(run_dir) / name, dpi=110)
         plt.close(fig)
