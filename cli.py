@@ -117,12 +117,13 @@ def export(model, output, task, opset, atol):
 @click.option("--calibration-method", default="minmax", show_default=True, help="minmax | entropy | percentile")
 @click.option("--num-samples", type=int, default=128, show_default=True, help="Calibration samples.")
 @click.option("--text-column", default="text", show_default=True, help="Text column of the calibration file.")
-@click.option("--per-channel", is_flag=True, help="Per-channel weight scales (int8).")
+@click.option("--per-channel/--per-tensor", default=None,
+              help="INT8 weight scales [int8-dynamic fused: per channel; int8-static: per tensor].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing calibration samples.")
 @click.option("--block-size", type=int, default=32, show_default=True, help="int4-weight block size.")
 @click.option("--algorithm", default="hqq", show_default=True, help="int4-weight: hqq | rtn")
 @click.option("--int8-scheme", default="auto", show_default=True,
-              help="int8-dynamic: per-tensor (fused, encoders) | blockwise (decoders) | auto")
+              help="int8-dynamic: fused (encoders) | blockwise (decoders) | auto")
 @handle_errors
 def quantize(onnx_dir, method, output, calibration, calibration_method, num_samples, text_column,
              per_channel, seed, block_size, algorithm, int8_scheme):

@@ -6,7 +6,10 @@
    (so the time includes the export and every variant build; demo assets are already built).
 2. The Optimum recipe: `optimum-cli export onnx` then `optimum-cli onnxruntime quantize` (dynamic
    INT8, the instruction set of this CPU), measured by the same worker, data and settings.
-3. Prints the ratios the compare issue asks for and writes them to DIR/benchmark.json.
+3. Times the three rows the ratios rest on (torch-fp32, onnx-int8-dynamic, the Optimum recipe)
+   again, interleaved, `--rounds` times: on a shared 2-core machine one sequential pass drifts by
+   +-30 %, so the speed ratios use the median p50 of the rounds.
+4. Prints the ratios and writes them to DIR/benchmark.json.
 """
 import argparse
 import json
@@ -34,6 +37,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", nargs="?", default="demo:sentiment")
     ap.add_argument("--max-samples", type=int, default=2000, help="eval sentences (default 2000)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (default 3)")
     ap.add_argument("-o", "--output", default=f"artifacts/benchmarks/vs-optimum-{time.strftime('%Y%m%d-%H%M%S')}")
     args = ap.parse_args()
     import os
@@ -73,21 +77,40 @@ def main():
     if missing:
         sys.exit(f"cannot compute the ratios: {', '.join(sorted(missing))} did not run; see {cfg.output}/report.md")
 
+    import statistics
+
+    key = ["torch-fp32", "onnx-int8-dynamic", "optimum-recipe-int8"]
+    p50 = {v: [rows[v]["latency_ms"]["p50"]] for v in key}
+    for i in range(args.rounds - 1):
+        for v in key:
+            job = json.loads((cfg.output / "work" / f"{v}@cpu" / "job.json").read_text())
+            again, failure = run_worker(out / "rounds" / f"{v}-{i}", job)
+            if failure:
+                sys.exit(f"timing round {i} of {v} failed: {failure}")
+            p50[v].append(again["latency_ms"]["p50"])
+    med = {v: statistics.median(x) for v, x in p50.items()}
+
     opt, base = rows["optimum-recipe-int8"], rows["torch-fp32"]
     fp32_onnx = rows["onnx-fp32"]
+    # the fastest qonnx CPU row (single pass) with no more accuracy loss than the recipe, if any
     cpu_rows = [r for v, r in rows.items() if r["provider"] == "cpu" and v != "optimum-recipe-int8"
                 and r["accuracy_drop"] <= opt["accuracy_drop"]]
-    best = min(cpu_rows, key=lambda r: r["latency_ms"]["p50"])
+    best = min(cpu_rows, key=lambda r: r["latency_ms"]["p50"]) if cpu_rows else None
     dyn = rows["onnx-int8-dynamic"]
     figures = {
         "machine": f"{results['environment']['cpu']['model']}, {results['environment']['cpu']['cores']} cores",
         "whole_cpu_matrix_s": round(matrix_s, 1),
-        "best_qonnx_variant": best["variant"],
-        "best_vs_optimum_p50_speedup": round(opt["latency_ms"]["p50"] / best["latency_ms"]["p50"], 2),
-        "best_accuracy_drop": round(best["accuracy_drop"], 4),
+        "best_qonnx_variant_with_no_more_loss": best and best["variant"],
+        "best_vs_optimum_p50_speedup_single_pass": best and round(opt["latency_ms"]["p50"] / best["latency_ms"]["p50"], 2),
+        "best_accuracy_drop": best and round(best["accuracy_drop"], 4),
         "optimum_accuracy_drop": round(opt["accuracy_drop"], 4),
-        "optimum_vs_torch_fp32_speedup": round(opt["speedup"], 2),
-        "onnx_int8_dynamic_vs_torch_fp32_speedup": round(dyn["speedup"], 2),
+        "median_p50_ms_over_rounds": {v: round(m, 3) for v, m in med.items()},
+        "p50_ms_each_round": {v: [round(x, 3) for x in xs] for v, xs in p50.items()},
+        "optimum_vs_torch_fp32_speedup": round(med["torch-fp32"] / med["optimum-recipe-int8"], 2),
+        "onnx_int8_dynamic_vs_torch_fp32_speedup": round(med["torch-fp32"] / med["onnx-int8-dynamic"], 2),
+        "onnx_int8_dynamic_vs_optimum_speedup": round(med["optimum-recipe-int8"] / med["onnx-int8-dynamic"], 2),
+        "onnx_int8_dynamic_accuracy": round(dyn["accuracy"], 4),
+        "optimum_accuracy": round(opt["accuracy"], 4),
         "onnx_int8_dynamic_accuracy_drop_points": round(100 * dyn["accuracy_drop"], 2),
         "onnx_int8_dynamic_size_vs_fp32": round(dyn["size_mb"] / fp32_onnx["size_mb"], 3),
         "p50_ms": {v: round(r["latency_ms"]["p50"], 2) for v, r in rows.items()},

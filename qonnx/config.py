@@ -6,7 +6,7 @@ from .errors import ConfigError, unknown
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 INT4_ALGORITHMS = ("rtn", "hqq")
-INT8_SCHEMES = ("auto", "per-tensor", "blockwise")
+INT8_SCHEMES = ("auto", "fused", "blockwise")
 
 
 @dataclass
@@ -30,7 +30,7 @@ class QuantizeConfig:
     calibration: str | None = None
     calibration_method: str = "minmax"
     num_samples: int = 128
-    per_channel: bool = False
+    per_channel: bool | None = None  # None: the method's default (see each method)
     seed: int = 0
     block_size: int = 32
     algorithm: str = "hqq"

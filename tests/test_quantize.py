@@ -40,7 +40,8 @@ def test_fp16_keeps_float32_io_and_is_finite(tiny_classifier_onnx, tmp_path):
 
 def test_int8_dynamic_is_smaller_and_fused(tiny_classifier_onnx, tmp_path):
     out, data = build(tiny_classifier_onnx, "int8-dynamic", tmp_path)
-    assert data["settings"]["fused"] is True
+    assert data["settings"]["fused"] is True and data["settings"]["scheme"] == "fused"
+    assert data["settings"]["per_channel"] is True  # the default for the fused scheme
     assert ops(out / "model.onnx") & {"DynamicQuantizeMatMul", "QAttention", "MatMulInteger"}
     assert (out / "model.onnx").stat().st_size < (tiny_classifier_onnx / "model.onnx").stat().st_size
 

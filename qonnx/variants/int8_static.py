@@ -38,9 +38,9 @@ def build(src, out, cfg, config, tokenizer=None, lm=False, calibration_spec=None
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=cfg.per_channel, op_types_to_quantize=OP_TYPES,
+                        per_channel=bool(cfg.per_channel), op_types_to_quantize=OP_TYPES,
                         calibrate_method=getattr(CalibrationMethod, METHODS[cfg.calibration_method]),
                         extra_options={"CalibTensorRangeSymmetric": False})
     return {"format": "QDQ", "activation_type": "uint8", "weight_type": "int8",
-            "per_channel": cfg.per_channel, "op_types": OP_TYPES,
+            "per_channel": bool(cfg.per_channel), "op_types": OP_TYPES,
             "calibration_method": cfg.calibration_method, "calibration": prov}
