@@ -76,8 +76,8 @@ def test_variant_folder_is_deployable(tiny_classifier_onnx, tmp_path):
 
 def test_int4_weight_on_lm(tiny_lm_onnx, tmp_path):
     out, data = build(tiny_lm_onnx, "int4-weight", tmp_path, block_size=32)
-    assert "MatMulNBits" in ops(out / "model.onnx")
-    assert data["settings"]["block_size"] == 32
+    assert {"MatMulNBits", "GatherBlockQuantized"} <= ops(out / "model.onnx")
+    assert data["settings"]["block_size"] == 32 and data["settings"]["shared_embeddings"] == 1
     assert data["parity"]["min_top1_agreement"] > 0.5
 
 
