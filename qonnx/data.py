@@ -41,7 +41,7 @@ def _read_table(path: Path):
         raise DataError(f"Cannot read {path} as {suffix[1:]}: {str(e).splitlines()[0]}") from None
 
 
-def _demo_file(spec: str, model) -> Path:
+def _demo_file(spec: str) -> Path:
     """demo:NAME[:SPLIT] -> the split file of a built demo (SPLIT defaults to test)."""
     from . import demo
 
@@ -100,7 +100,7 @@ def load(spec: str, *, lm: bool, label2id: dict | None = None, text_column="text
          label_column="label", hub_config=None, split="test", max_samples=None) -> TextData:
     """Load a dataset for a classifier (texts + labels) or a causal LM (a corpus)."""
     if spec.startswith("demo:"):
-        path = _demo_file(spec, None)
+        path = _demo_file(spec)
     else:
         path = Path(spec).expanduser()
     if path.exists():
