@@ -1,5 +1,6 @@
 """Artifacts of a model under the output root: one FP32 export (cached by the content hash of
 the source model) and the ONNX variants built from it, each a deployable folder with a manifest."""
+import functools
 import hashlib
 import logging
 import os
@@ -15,12 +16,18 @@ def root() -> Path:
     return Path(os.environ.get("QONNX_ARTIFACTS", "artifacts"))
 
 
-def model_key(source) -> str:
+@functools.lru_cache(maxsize=None)
+def _digest(folder: Path) -> str:
+    """Content hash of a model folder, once per process (every variant of a run asks for it)."""
     digest = hashlib.sha256()
-    for rel, sha in hash_tree(source.path).items():
+    for rel, sha in hash_tree(folder).items():
         digest.update(f"{rel}:{sha}\n".encode())
+    return digest.hexdigest()[:10]
+
+
+def model_key(source) -> str:
     name = source.demo or Path(source.name.rstrip("/")).name.replace(":", "_")
-    return f"{name}-{digest.hexdigest()[:10]}"
+    return f"{name}-{_digest(Path(source.path))}"
 
 
 def export_dir(source) -> Path:

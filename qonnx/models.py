@@ -30,10 +30,6 @@ class ModelSource:
         return json.loads((self.path / "config.json").read_text())
 
     @property
-    def is_lm(self) -> bool:
-        return self.task.startswith("text-generation")
-
-    @property
     def demo_data(self) -> Path | None:
         return self.path.parent / "data" if self.demo else None
 

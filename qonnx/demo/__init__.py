@@ -5,7 +5,6 @@ builds on first use and rebuilds when a file is missing or damaged (size check o
 sha256 check with `verify=True`).
 """
 import logging
-import shutil
 from importlib import import_module
 from pathlib import Path
 
@@ -62,7 +61,3 @@ def ensure(name, verify=False, force=False) -> Path:
             "demo": name, "provenance": prov,
             "files": {k: {"sha256": v, "size": (tmp / k).stat().st_size} for k, v in hashes.items()}})
     return folder
-
-
-def remove(name):
-    shutil.rmtree(demo_dir(name), ignore_errors=True)
