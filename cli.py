@@ -6,12 +6,13 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 
 import click
 
 from qonnx.errors import QonnxError
-from qonnx.variants import VARIANTS
+from qonnx.variants import METHODS, VARIANTS
 
 
 def handle_errors(fn):
@@ -21,8 +22,16 @@ def handle_errors(fn):
             return fn(*args, **kwargs)
         except QonnxError as e:
             click.secho(f"Error: {e}", fg="red", err=True)
-            sys.exit(1)
+            sys.exit(getattr(e, "exit_code", 1))
+        except KeyboardInterrupt:
+            click.secho("Interrupted; nothing half-written was kept.", fg="red", err=True)
+            sys.exit(130)
     return wrapper
+
+
+def _terminate(signum, frame):
+    """SIGTERM is handled like Ctrl-C: finished work is kept, partial work removed, workers end."""
+    raise KeyboardInterrupt
 
 
 def print_table(results):
@@ -50,6 +59,7 @@ def main(verbose):
     """
     # qonnx's own messages at INFO; libraries (ORT's quantizer logs through the root logger)
     # only at ERROR unless --verbose
+    signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.ERROR,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("qonnx").setLevel(logging.DEBUG if verbose else logging.INFO)
@@ -74,7 +84,7 @@ def demo_build(names, force):
     from qonnx import demo as demos
 
     for name in names or demos.DEMOS:
-        folder = demos.ensure(name, verify=True, force=force)
+        folder = demos.ensure(name, force=force)
         prov = json.loads((folder / "provenance.json").read_text())
         extra = f", test accuracy {prov['test_accuracy']:.2%}" if "test_accuracy" in prov else ""
         click.echo(f"demo:{name} ready in {folder}{extra}")
@@ -92,31 +102,34 @@ def demo_list():
 
 @main.command()
 @click.argument("model")
-@click.option("-o", "--output", type=click.Path(), help="Output folder [artifacts/NAME/onnx-fp32].")
-@click.option("--task", help="optimum task, e.g. text-classification, text-generation-with-past.")
+@click.option("-o", "--output", type=click.Path(),
+              help="Output folder [$QONNX_ARTIFACTS or ./artifacts, /NAME/onnx-fp32-KEY].")
+@click.option("--task", help="text-classification | text-generation-with-past [from the model's architecture].")
 @click.option("--opset", type=int, help="ONNX opset (optimum's default if unset).")
 @click.option("--atol", type=float, default=1e-3, show_default=True,
               help="Largest max |logit diff| vs PyTorch that passes.")
+@click.option("--overwrite", is_flag=True, help="Replace a qonnx artifact already in --output.")
 @handle_errors
-def export(model, output, task, opset, atol):
+def export(model, output, task, opset, atol, overwrite):
     """Export MODEL (folder, hub id or demo:NAME) to ONNX and check it against PyTorch."""
     from qonnx.config import ExportConfig
     from qonnx.export import export as run
 
-    data = run(ExportConfig(model=model, output=output, task=task, opset=opset, atol=atol))
+    data = run(ExportConfig(model=model, output=output, task=task, opset=opset, atol=atol, overwrite=overwrite))
     p = data["parity"]
-    click.echo(f"exported {model} -> {data['output']}  (max |diff| vs PyTorch {p['max_abs_diff']:.2e}, "
+    verb = "reused the identical export in" if data["reused"] else "exported"
+    click.echo(f"{verb} {model} -> {data['output']}  (max |diff| vs PyTorch {p['max_abs_diff']:.2e}, "
                f"top-1 agreement {p['min_top1_agreement']:.0%} over {len(p['cases'])} shapes)")
 
 
 @main.command()
 @click.argument("onnx_dir", type=click.Path())
-@click.option("-m", "--method", required=True, help="fp16 | int8-dynamic | int8-static | int4-weight")
-@click.option("-o", "--output", type=click.Path(), help="Output folder [ONNX_DIR-METHOD].")
+@click.option("-m", "--method", required=True, help=" | ".join(METHODS))
+@click.option("-o", "--output", type=click.Path(), help="Output folder [beside ONNX_DIR: onnx-METHOD-KEY].")
 @click.option("--calibration", help="int8-static: a data file or demo split (demo:sentiment:calibration).")
 @click.option("--calibration-method", default="minmax", show_default=True, help="minmax | entropy | percentile")
 @click.option("--num-samples", type=int, default=128, show_default=True, help="Calibration samples.")
-@click.option("--text-column", default="text", show_default=True, help="Text column of the calibration file.")
+@click.option("--text-column", help="Text column of the calibration file [text].")
 @click.option("--per-channel/--per-tensor", default=None,
               help="INT8 weight scales [int8-dynamic fused: per channel; int8-static: per tensor].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing calibration samples.")
@@ -124,9 +137,10 @@ def export(model, output, task, opset, atol):
 @click.option("--algorithm", default="hqq", show_default=True, help="int4-weight: hqq | rtn")
 @click.option("--int8-scheme", default="auto", show_default=True,
               help="int8-dynamic: fused (encoders) | blockwise (decoders) | auto")
+@click.option("--overwrite", is_flag=True, help="Replace a qonnx artifact already in --output.")
 @handle_errors
 def quantize(onnx_dir, method, output, calibration, calibration_method, num_samples, text_column,
-             per_channel, seed, block_size, algorithm, int8_scheme):
+             per_channel, seed, block_size, algorithm, int8_scheme, overwrite):
     """Build a deployable quantized variant of an FP32 ONNX export folder."""
     from qonnx.config import QuantizeConfig
     from qonnx.variants import quantize as run
@@ -134,15 +148,17 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
     data = run(QuantizeConfig(onnx_dir=onnx_dir, method=method, output=output, calibration=calibration,
                               calibration_method=calibration_method, num_samples=num_samples,
                               per_channel=per_channel, seed=seed, block_size=block_size,
-                              algorithm=algorithm, text_column=text_column, int8_scheme=int8_scheme))
+                              algorithm=algorithm, text_column=text_column, int8_scheme=int8_scheme,
+                              overwrite=overwrite))
     p = data["parity"]
-    click.echo(f"{method} -> {data['output']}  (max |diff| vs ONNX FP32 {p['max_abs_diff']:.3g}, "
+    verb = "reused the identical" if data["reused"] else "built"
+    click.echo(f"{verb} {method} -> {data['output']}  (max |diff| vs ONNX FP32 {p['max_abs_diff']:.3g}, "
                f"top-1 agreement {p['min_top1_agreement']:.0%})")
 
 
 @main.command()
 @click.argument("model", default="demo:sentiment")
-@click.option("-o", "--output", type=click.Path(), help="Run folder [artifacts/runs/NAME-TIME].")
+@click.option("-o", "--output", type=click.Path(), help="Run folder [$QONNX_ARTIFACTS or ./artifacts, /runs/NAME-TIME].")
 @click.option("--dataset", help="csv/tsv/jsonl/json/parquet/txt file, demo split (demo:sentiment:test) or hub id.")
 @click.option("--text-column", default="text", show_default=True)
 @click.option("--label-column", default="label", show_default=True)
@@ -152,12 +168,17 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
 @click.option("--providers", callback=csv_list, default="cpu", show_default=True, help="cpu,cuda")
 @click.option("--task", help="Override the task detected from the model.")
 @click.option("--threads", type=int, help="Threads for torch and ORT alike [all usable cores].")
-@click.option("--max-samples", type=int, default=500, show_default=True, help="Eval samples (classification).")
+@click.option("--max-samples", type=int, default=500, show_default=True,
+              help="Eval samples (classification): a seeded sample stratified by label.")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Batch for accuracy/throughput.")
-@click.option("--latency-samples", type=int, default=50, show_default=True, help="Timed batch-1 requests.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--latency-samples", type=int, default=100, show_default=True, help="Timed batch-1 requests.")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed calls before timing.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for eval and calibration samples.")
 @click.option("--calibration", help="Calibration data for onnx-int8-static [the demo's calibration split].")
-@click.option("--calibration-method", default="minmax", show_default=True)
+@click.option("--calibration-text-column",
+              help="Text column of --calibration [text for demo splits, else --text-column].")
+@click.option("--num-calibration-samples", type=int, default=128, show_default=True)
+@click.option("--calibration-method", default="minmax", show_default=True, help="minmax | entropy | percentile")
 @click.option("--max-new-tokens", type=int, default=32, show_default=True, help="LM: greedy tokens per prompt.")
 @click.option("--eval-tokens", type=int, default=4096, show_default=True, help="LM: tokens scored for perplexity.")
 @click.option("--window", type=int, default=512, show_default=True, help="LM: perplexity window.")
@@ -166,24 +187,19 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
 @handle_errors
 def compare(model, output, **kw):
     """Measure every variant of MODEL on each provider: quality, agreement, latency, memory, size."""
-    import time
-
     from rich.console import Console
 
     from qonnx.config import CompareConfig
     from qonnx.pipeline import compare as run
-    if not output:
-        stem = model.split(":")[-1].rstrip("/").split("/")[-1]
-        output = f"artifacts/runs/{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
     out = Console(stderr=True)
 
     def on_row(r):
-        extra = r.get("reason") or ""
-        out.print(f"  {r['variant']} on {r['provider']}: {r['status']} {extra}")
+        out.print(f"  {r.variant} on {r.provider}: {r.status} {r.reason}", highlight=False)
 
     results = run(CompareConfig(model=model, output=output, **kw), on_row=on_row)
     print_table(results)
-    click.echo(f"results: {output}/results.json, results.csv, report.md, *.png")
+    click.echo(f"results: {results['settings']['output']}/results.json, results.csv, report.md, *.png")
     if not any(r["status"] == "ok" for r in results["rows"]):
         raise QonnxError("no row could be measured; the reasons are listed above")
 
@@ -193,12 +209,9 @@ def compare(model, output, **kw):
 @handle_errors
 def report(run_dir):
     """Re-render the table, markdown and plots of a compare run from its results.json."""
-    from qonnx import report as rep
-    from qonnx.pipeline import load_results
+    from qonnx.report import rerender
 
-    results = load_results(run_dir)
-    rep.write_files(run_dir, results, plots=True)
-    print_table(results)
+    print_table(rerender(run_dir))
     click.echo(f"rewrote {run_dir}/results.csv, report.md and plots")
 
 

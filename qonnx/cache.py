@@ -1,10 +1,7 @@
 """Where qonnx keeps what it builds, and small file helpers shared by every writer."""
-import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 CACHE_ENV = "QONNX_CACHE"
@@ -43,28 +40,3 @@ def write_json(path, data):
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     os.replace(tmp, path)
-
-
-@contextlib.contextmanager
-def atomic_dir(target):
-    """Yield a temporary folder beside `target`; on success it replaces `target` in one rename.
-
-    On failure the temporary folder is removed and any earlier `target` is left untouched, so an
-    interrupted run never leaves a folder that looks complete.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    tmp.chmod(0o755)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -16,8 +16,11 @@ class ExportConfig:
     task: str | None = None
     opset: int | None = None
     atol: float = 1e-3
+    overwrite: bool = False
 
     def __post_init__(self):
+        if self.opset is not None and not 11 <= self.opset <= 23:
+            raise ConfigError(f"--opset must be between 11 and 23, got {self.opset}")
         if self.atol <= 0:
             raise ConfigError(f"--atol must be positive, got {self.atol}")
 
@@ -34,8 +37,9 @@ class QuantizeConfig:
     seed: int = 0
     block_size: int = 32
     algorithm: str = "hqq"
-    text_column: str = "text"
+    text_column: str | None = None  # calibration file's text column [text]
     int8_scheme: str = "auto"
+    overwrite: bool = False
 
     def __post_init__(self):
         from .variants import METHODS
@@ -53,14 +57,14 @@ class QuantizeConfig:
             raise ConfigError(f"--num-samples must be at least 1, got {self.num_samples}")
         if self.block_size < 16 or self.block_size & (self.block_size - 1):
             raise ConfigError(f"--block-size must be a power of two >= 16, got {self.block_size}")
-        if self.output is None:
-            self.output = self.onnx_dir.parent / f"{self.onnx_dir.name}-{self.method}"
+        if self.output is not None:
+            self.output = Path(self.output)
 
 
 @dataclass
 class CompareConfig:
     model: str = "demo:sentiment"
-    output: Path = Path("artifacts/runs/latest")
+    output: Path | None = None  # [$QONNX_ARTIFACTS/runs/NAME-TIME]
     dataset: str | None = None
     text_column: str = "text"
     label_column: str = "label"
@@ -72,12 +76,13 @@ class CompareConfig:
     threads: int | None = None
     max_samples: int | None = 500
     batch_size: int = 16
-    latency_samples: int = 50
+    latency_samples: int = 100
     warmup: int = 5
     seed: int = 0
     resume: bool = False
     calibration: str | None = None
     calibration_method: str = "minmax"
+    calibration_text_column: str | None = None  # [text for demo splits, else --text-column]
     num_calibration_samples: int = 128
     max_new_tokens: int = 32
     eval_tokens: int = 4096
@@ -87,14 +92,18 @@ class CompareConfig:
     def __post_init__(self):
         from .runners.ort import PROVIDERS
 
-        self.output = Path(self.output)
+        if self.output is not None:
+            self.output = Path(self.output)
         for p in self.providers:
             if p not in PROVIDERS:
                 raise unknown("provider", p, PROVIDERS)
-        for name, v in (("--batch-size", self.batch_size), ("--latency-samples", self.latency_samples),
-                        ("--max-new-tokens", self.max_new_tokens), ("--window", self.window)):
-            if v < 1:
-                raise ConfigError(f"{name} must be at least 1, got {v}")
+        for name, v, least in (("--batch-size", self.batch_size, 1), ("--latency-samples", self.latency_samples, 1),
+                               ("--max-new-tokens", self.max_new_tokens, 2), ("--window", self.window, 2),
+                               ("--eval-tokens", self.eval_tokens, 2), ("--warmup", self.warmup, 1),
+                               ("--num-calibration-samples", self.num_calibration_samples, 1),
+                               ("--threads", 1 if self.threads is None else self.threads, 1)):
+            if v < least:
+                raise ConfigError(f"{name} must be at least {least}, got {v}")
         if self.max_samples is not None and self.max_samples < 1:
             raise ConfigError(f"--max-samples must be at least 1, got {self.max_samples}")
         if not 0 < self.stride <= self.window:
@@ -107,7 +116,21 @@ class CompareConfig:
             for v in self.variants:
                 if v not in VARIANTS:
                     raise unknown("variant", v, VARIANTS)
+        if self.calibration and self.dataset and _same_file(self.calibration, self.dataset):
+            raise ConfigError("--calibration is the evaluation set (--dataset); calibrating on the data you "
+                              "score hides quantization error. Give a separate calibration file.")
         if self.threads is None:
-            import os
+            self.threads = usable_cores()
 
-            self.threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+def usable_cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _same_file(a, b) -> bool:
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    if pa.exists() and pb.exists():
+        return pa.resolve() == pb.resolve()
+    return str(a) == str(b)

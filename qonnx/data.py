@@ -19,6 +19,7 @@ class TextData:
     source: str
     texts: list
     labels: list = field(default_factory=list)  # ints, empty for LM corpora
+    selection: dict = field(default_factory=dict)  # how rows were chosen, and their hash
 
     @property
     def corpus(self) -> str:
@@ -55,11 +56,18 @@ def _demo_file(spec: str) -> Path:
     return matches[0]
 
 
-def _hub_table(spec: str, config: str | None, split: str):
+def _hub_table(spec: str, config: str | None, split: str, label_column=None):
+    """The split as a DataFrame; a ClassLabel column is given as its names (the dataset's own
+    label order need not be the model's)."""
     try:
         import datasets
 
-        return datasets.load_dataset(spec, config, split=split).to_pandas()
+        ds = datasets.load_dataset(spec, config, split=split)
+        table = ds.to_pandas()
+        feature = ds.features.get(label_column) if label_column else None
+        if isinstance(feature, datasets.ClassLabel):
+            table[label_column] = [feature.int2str(int(v)) for v in table[label_column]]
+        return table
     except Exception as e:
         raise DataError(
             f"Could not load dataset '{spec}' (config {config}, split {split}) through `datasets`: "
@@ -69,9 +77,13 @@ def _hub_table(spec: str, config: str | None, split: str):
 
 
 def map_labels(values, label2id: dict, source: str) -> list:
-    """Integer labels from ints or names (names matched without regard to case)."""
+    """Integer labels from names (matched without regard to case) or from ints taken as the
+    model's own ids. A column that mixes names and numbers is refused as ambiguous."""
     by_name = {str(k).lower(): int(v) for k, v in label2id.items()}
     ids = set(by_name.values())
+    named = [isinstance(v, str) and not v.strip().lstrip("-").isdigit() for v in values]
+    if any(named) and not all(named):
+        raise DataError(f"The label column of {source} mixes names and numbers; use one or the other.")
     out = []
     for v in values:
         if isinstance(v, str) and v.strip().lower() in by_name:
@@ -96,9 +108,54 @@ def _column(table, name, source, role):
     return table[name]
 
 
+def _check_texts(column, source, name):
+    """Texts as str; a missing (NaN/None) or blank text is one clear error up front."""
+    import pandas as pd
+
+    bad = [i for i, v in enumerate(column) if (not isinstance(v, str) and pd.isna(v)) or not str(v).strip()]
+    if bad:
+        raise DataError(f"{source}: {len(bad)} row(s) have an empty or missing '{name}' text "
+                        f"(first at row {bad[0] + 1}); remove or fill them.")
+    return [str(v) for v in column]
+
+
+def stratified(labels, n, seed) -> list:
+    """Row indices of a seeded sample of n rows with the label proportions of the whole set."""
+    import random
+    from collections import defaultdict
+
+    if n >= len(labels):
+        return list(range(len(labels)))
+    groups = defaultdict(list)
+    for i, lab in enumerate(labels):
+        groups[lab].append(i)
+    rng = random.Random(seed)
+    quotas = {k: n * len(v) / len(labels) for k, v in groups.items()}
+    take = {k: int(q) for k, q in quotas.items()}
+    for k in sorted(quotas, key=lambda k: quotas[k] - take[k], reverse=True)[: n - sum(take.values())]:
+        take[k] += 1
+    picked = [i for k, idx in sorted(groups.items(), key=lambda kv: str(kv[0]))
+              for i in rng.sample(idx, take[k])]
+    return sorted(picked)
+
+
+def _selection(texts, labels, picked, total, seed):
+    import hashlib
+
+    h = hashlib.sha256()
+    for i in picked:
+        h.update(f"{i}\t{labels[i] if labels else ''}\t{texts[i]}\n".encode())
+    return {"rows": len(picked), "of": total, "seed": seed,
+            "method": "all rows" if len(picked) == total else "seeded, stratified by label",
+            "rows_sha256": h.hexdigest()[:16]}
+
+
 def load(spec: str, *, lm: bool, label2id: dict | None = None, text_column="text",
-         label_column="label", hub_config=None, split="test", max_samples=None) -> TextData:
-    """Load a dataset for a classifier (texts + labels) or a causal LM (a corpus)."""
+         label_column="label", hub_config=None, split="test", max_samples=None, seed=0) -> TextData:
+    """Load a dataset for a classifier (texts + labels) or a causal LM (a corpus).
+
+    max_samples draws a seeded sample stratified by label (never the first N rows, which on a
+    sorted file would score one class); `selection` records which rows were used."""
     if spec.startswith("demo:"):
         path = _demo_file(spec)
     else:
@@ -114,20 +171,22 @@ def load(spec: str, *, lm: bool, label2id: dict | None = None, text_column="text
                 raise DataError(f"{spec} is empty.")
             if not lm:
                 raise DataError(f"{spec} is plain text; a classifier needs a table with text and label columns.")
-            return TextData(source=str(path), texts=lines[:max_samples] if max_samples else lines)
+            return TextData(source=str(path), texts=lines, selection=_selection(lines, [], range(len(lines)),
+                                                                                  len(lines), seed))
         if suffix not in TABLE_SUFFIXES:
             raise DataError(f"{spec}: unsupported file type '{suffix}'. Use csv, tsv, jsonl, json, parquet or txt.")
         table, source = _read_table(path), str(path)
     elif spec.startswith(("/", ".", "~")) or Path(spec).suffix.lower() in TABLE_SUFFIXES | {".txt"}:
         raise DataError(f"No such dataset file: {spec}")
     else:
-        table, source = _hub_table(spec, hub_config, split), f"{spec}:{split}"
+        table, source = _hub_table(spec, hub_config, split, None if lm else label_column), f"{spec}:{split}"
     if len(table) == 0:
         raise DataError(f"{source} has no rows.")
-    texts = _column(table, text_column, source, "text").astype(str).tolist()
-    if max_samples:
-        table, texts = table.iloc[:max_samples], texts[:max_samples]
+    texts = _check_texts(_column(table, text_column, source, "text").tolist(), source, text_column)
     if lm:
-        return TextData(source=source, texts=texts)
+        return TextData(source=source, texts=texts,
+                        selection=_selection(texts, [], range(len(texts)), len(texts), seed))
     labels = map_labels(_column(table, label_column, source, "label").tolist(), label2id or {}, source)
-    return TextData(source=source, texts=texts, labels=labels)
+    picked = stratified(labels, max_samples or len(labels), seed)
+    return TextData(source=source, texts=[texts[i] for i in picked], labels=[labels[i] for i in picked],
+                    selection=_selection(texts, labels, picked, len(texts), seed))

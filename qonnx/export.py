@@ -2,21 +2,30 @@
 
 optimum only warns on a mismatch; qonnx measures max |diff| on real text at several lengths and
 batch sizes (and a cached decoding step for LMs) and raises ParityError over `atol`.
+The export is stored under a content hash of the source files, task, opset and the library
+versions that shape its bytes: `qonnx export` and `qonnx compare` share it.
 """
 import logging
 from pathlib import Path
 
-from . import manifest, models, parity
-from .cache import atomic_dir
+from . import manifest, models, parity, store
 from .config import ExportConfig
+from .envinfo import versions
 from .errors import ModelError, ParityError
 
 log = logging.getLogger(__name__)
 
+KEY_LIBRARIES = ("qonnx", "torch", "transformers", "optimum", "optimum-onnx", "onnx")
 
-def default_output(source) -> Path:
-    name = source.demo or Path(source.name.rstrip("/")).name
-    return Path("artifacts") / name / "onnx-fp32"
+
+def export_key(source, opset=None) -> str:
+    v = versions()
+    return store.digest({"source": store.tree_digest(source.path), "task": source.task, "opset": opset,
+                         "versions": {k: v.get(k) for k in KEY_LIBRARIES}})
+
+
+def default_output(source, opset=None) -> Path:
+    return store.root() / store.slug(source) / f"onnx-fp32-{export_key(source, opset)}"
 
 
 def _optimum_export(source, out, opset):
@@ -46,23 +55,34 @@ def check_parity(source, onnx_path, threads=None):
         return parity.check(source.task, ref, cand, tok, parity.probe_texts(source))
 
 
-def export(cfg: ExportConfig) -> dict:
-    """Export cfg.model to ONNX into cfg.output; returns the manifest. Atomic on failure."""
-    source = models.resolve(cfg.model, cfg.task)
-    out = Path(cfg.output) if cfg.output else default_output(source)
-    with atomic_dir(out) as tmp:
+def export(cfg: ExportConfig, source=None) -> dict:
+    """Export cfg.model to ONNX into cfg.output (default: the artifact store); returns the
+    manifest, with `output` and `reused`. An intact export with the same key is reused."""
+    source = source or models.resolve(cfg.model, cfg.task)
+    key = export_key(source, cfg.opset)
+    out = Path(cfg.output) if cfg.output else default_output(source, cfg.opset)
+    if manifest.read(out).get("key") == key and store.reuse(out):
+        log.info("reusing export %s", out)
+        return {**manifest.read(out), "output": str(out), "reused": True}
+    overwrite = cfg.overwrite or (not cfg.output and store.is_artifact(out))  # a damaged store copy
+    with store.atomic_dir(out, overwrite=overwrite, protect=[source.path]) as tmp:
         log.info("exporting %s (%s) with optimum", source.name, source.task)
         _optimum_export(source, tmp, cfg.opset)
         report = check_parity(source, tmp / "model.onnx")
         ok = report["max_abs_diff"] <= cfg.atol
-        data = manifest.write(tmp, kind="export", source={"model": source.name, "path": str(source.path),
-                              "task": source.task, "demo": source.demo},
-                              method="fp32", settings={"opset": cfg.opset, "atol": cfg.atol},
-                              parity={"reference": "pytorch-fp32", "passed": ok, **report})
         if not ok:
             raise ParityError(
                 f"ONNX export of {source.name} differs from PyTorch by {report['max_abs_diff']:.3g} "
                 f"(> --atol {cfg.atol}); the folder was not written. Shapes checked: "
                 + ", ".join(f"b{c['batch']}xL{c['length']}={c['max_abs_diff']:.2g}" for c in report["cases"]))
-    data["output"] = str(out)
-    return data
+        data = manifest.write(tmp, kind="export", key=key,
+                              source={"model": source.name, "path": str(source.path), "task": source.task,
+                                      "demo": source.demo, "digest": store.tree_digest(source.path)},
+                              method="fp32", settings={"opset": cfg.opset, "atol": cfg.atol},
+                              parity={"reference": "pytorch-fp32", "passed": ok, **report})
+    return {**data, "output": str(out), "reused": False}
+
+
+def ensure(source) -> Path:
+    """The stored FP32 export of source, made on first use (compare's entry point)."""
+    return Path(export(ExportConfig(model=source.name, task=source.task), source=source)["output"])

@@ -1,4 +1,9 @@
-"""manifest.json: what a folder holds and how it was made, so an artifact explains itself."""
+"""manifest.json: what a folder holds and how it was made, so an artifact explains itself.
+
+Every folder qonnx writes carries one; `qonnx_manifest` marks it as qonnx's own (only such a
+folder is ever replaced), `files`/`sizes` let store.verify check it before reuse, `key` is the
+content hash it is stored under.
+"""
 import json
 import time
 from pathlib import Path
@@ -13,8 +18,10 @@ SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokeni
 
 def write(folder, **fields):
     folder = Path(folder)
+    files = hash_tree(folder)
     data = {"qonnx_manifest": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **fields,
-            "versions": versions(), "files": hash_tree(folder)}
+            "versions": versions(), "files": files,
+            "sizes": {rel: (folder / rel).stat().st_size for rel in files}}
     write_json(folder / "manifest.json", data)
     return data
 

@@ -30,6 +30,11 @@ class ModelSource:
         return json.loads((self.path / "config.json").read_text())
 
     @property
+    def is_lm(self) -> bool:
+        """The one place that decides whether a model is a causal language model."""
+        return self.task.startswith("text-generation")
+
+    @property
     def demo_data(self) -> Path | None:
         return self.path.parent / "data" if self.demo else None
 

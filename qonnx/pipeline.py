@@ -1,83 +1,85 @@
 """compare(config) -> results: export -> build variants -> measure each in its own process -> report.
 
 Rows are written to RUN_DIR/rows/ as they finish and results.json is rewritten after each, so an
-interrupted run keeps every finished row; `resume` measures only rows not already ok. A variant
-that fails becomes a row with its reason; the others go on.
+interrupted run keeps every finished row; `resume` measures only rows not already ok, and only
+when nothing that shapes the numbers changed. A variant that fails becomes a row with its
+reason; the others go on.
 """
-import importlib.util
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-from . import artifacts, data, models, tasks
-from .cache import write_json
-from .config import CompareConfig
+from . import data, export, models, store, tasks
+from .cache import sha256_file, write_json
+from .config import CompareConfig, QuantizeConfig
+from .envinfo import collect
 from .errors import ConfigError, DataError, QonnxError
-from .variants import VARIANTS
+from .report.schema import Row
+from .variants import VARIANTS, defaults
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {
-    "classification": ["torch-fp32", "torch-fp16", "torch-bf16", "torch-int8-dynamic", "bnb-int4",
-                       "onnx-fp32", "onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static"],
-    "lm": ["torch-fp32", "torch-fp16", "torch-bf16", "bnb-int4", "onnx-fp32", "onnx-fp16",
-           "onnx-int8-dynamic", "onnx-int4-weight", "onnx-int4-rtn"],
-}
 WORKER_TIMEOUT_S = 1800
+# settings that do not change a row's numbers: a resume may change them
+FREE_TO_CHANGE = ("output", "resume", "variants", "providers")
 
 
-def eval_data(source, kind, cfg):
+class Interrupted(QonnxError):
+    """Ctrl-C or SIGTERM during a run; finished rows are on disk."""
+    exit_code = 130
+
+
+def default_run_dir(source) -> Path:
+    return store.root() / "runs" / f"{store.slug(source)}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def calibration_column(cfg) -> str:
+    if cfg.calibration_text_column:
+        return cfg.calibration_text_column
+    return "text" if not cfg.calibration or cfg.calibration.startswith("demo:") else cfg.text_column
+
+
+def eval_data(source, cfg) -> data.TextData:
     spec = cfg.dataset or (f"demo:{source.demo}:{cfg.split}" if source.demo else None)
     if not spec:
         raise ConfigError(f"Give an evaluation set with --dataset for {source.name} (a csv/tsv/jsonl/"
                           "json/parquet/txt file or a hub dataset id).")
     label2id = source.config.get("label2id") or {}
-    if kind == "classification" and not label2id:
+    if not source.is_lm and not label2id:
         raise ConfigError(f"{source.name} has no label2id in its config; cannot map labels.")
-    found = data.load(spec, lm=kind == "lm", label2id=label2id, text_column=cfg.text_column,
-                      label_column=cfg.label_column, hub_config=cfg.dataset_config, split=cfg.split,
-                      max_samples=cfg.max_samples if kind == "classification" else None)
-    if kind == "lm":
-        return {"source": found.source, "corpus": found.corpus}
-    return {"source": found.source, "texts": found.texts, "labels": found.labels}
-
-
-def skip_reason(variant, provider, cfg, source):
-    from .envinfo import cpu
-    from .runners.ort import provider_problem
-
-    v = VARIANTS[variant]
-    if provider not in v.devices:
-        return f"{variant} runs on {', '.join(v.devices)} only"
-    if v.mode == "int8-static" and not (cfg.calibration or source.demo):
-        return "no calibration data: pass --calibration FILE (never the eval set)"
-    if v.runtime == "onnx":
-        return provider_problem(provider)
-    if provider == "cuda":
-        from .runners.torch import cuda_problem
-
-        if cuda_problem():
-            return cuda_problem()
-    if v.mode == "bnb-int4" and importlib.util.find_spec("bitsandbytes") is None:
-        return "bitsandbytes is not installed (pip install 'qonnx[int4]')"
-    if v.mode == "bf16" and provider == "cpu" and not {"AVX512-BF16", "AMX-BF16"} & set(cpu()["flags"]):
-        return "this CPU has no BF16 instructions (AVX512-BF16 or AMX)"
-    return ""
+    return data.load(spec, lm=source.is_lm, label2id=label2id, text_column=cfg.text_column,
+                     label_column=cfg.label_column, hub_config=cfg.dataset_config, split=cfg.split,
+                     max_samples=None if source.is_lm else cfg.max_samples, seed=cfg.seed)
 
 
 class Run:
     """The state of one compare run on disk."""
 
-    def __init__(self, cfg: CompareConfig):
-        self.cfg, self.dir = cfg, Path(cfg.output)
-        self.rows_dir = self.dir / "rows"
-        if self.rows_dir.is_dir() and any(self.rows_dir.iterdir()) and not cfg.resume:
+    def __init__(self, cfg: CompareConfig, folder: Path):
+        self.cfg, self.dir = cfg, Path(folder)
+        self.rows_dir, self.work = self.dir / "rows", self.dir / "work"
+        if self.dir.exists() and not self.dir.is_dir():
+            raise ConfigError(f"-o {self.dir} is a file, not a folder; choose a folder for the run.")
+        held = self.dir.is_dir() and any(self.dir.iterdir())
+        if held and not (self.dir / "run.json").is_file():
+            raise ConfigError(f"{self.dir} is not empty and is not a qonnx run; choose another --output.")
+        if held and not cfg.resume:
             raise ConfigError(f"{self.dir} already holds results; pass --resume to finish it, "
                               "or choose another --output.")
-        self.rows_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.resume and not held:
+            raise ConfigError(f"Nothing to resume in {self.dir}: it holds no run.")
+
+    def create(self):
+        try:
+            self.rows_dir.mkdir(parents=True, exist_ok=True)
+            self.work.mkdir(exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"Cannot create the run folder {self.dir}: {e.strerror}") from None
 
     def row_path(self, variant, provider):
         return self.rows_dir / f"{variant}@{provider}.json"
@@ -86,46 +88,38 @@ class Run:
         p = self.row_path(variant, provider)
         return p.is_file() and json.loads(p.read_text()).get("status") == "ok"
 
-    def save_row(self, row):
-        write_json(self.row_path(row["variant"], row["provider"]), row)
+    def save_row(self, row: Row):
+        write_json(self.row_path(row.variant, row.provider), row.to_dict())
 
     def rows(self):
-        return [json.loads(p.read_text()) for p in sorted(self.rows_dir.glob("*.json"))]
+        return [Row.from_dict(json.loads(p.read_text()), str(p)) for p in sorted(self.rows_dir.glob("*.json"))]
 
 
-def artifact_for(source, variant, cfg):
+def artifact_for(source, variant, cfg) -> Path:
     v = VARIANTS[variant]
     if v.runtime == "torch":
-        return source.path
+        return Path(source.path)
+    onnx_dir = export.ensure(source)
     if v.mode == "fp32":
-        return artifacts.export_dir(source)
-    settings = dict(v.options)
-    if v.mode == "int8-static":
-        calib = cfg.calibration or (f"demo:{source.demo}:calibration" if source.demo else None)
-        settings = {**settings, "calibration": calib, "calibration_method": cfg.calibration_method,
-                    "num_samples": cfg.num_calibration_samples, "seed": cfg.seed,
-                    "text_column": cfg.text_column}
-    return artifacts.variant_dir(source, v.mode, settings)
+        return onnx_dir
+    from .variants import quantize
 
-
-def job_settings(cfg, source, kind, data_path):
-    """What every worker of a run shares: task, data, threads, batch and timing settings."""
-    return {"task": source.task, "kind": kind, "threads": cfg.threads, "data_path": str(data_path),
-            "config": source.config, "batch_size": cfg.batch_size,
-            "latency_samples": cfg.latency_samples, "warmup": cfg.warmup, "seed": cfg.seed,
-            "max_new_tokens": cfg.max_new_tokens, "eval_tokens": cfg.eval_tokens,
-            "window": cfg.window, "stride": cfg.stride}
+    qcfg = QuantizeConfig(onnx_dir=onnx_dir, method=v.mode, calibration=cfg.calibration,
+                          calibration_method=cfg.calibration_method, num_samples=cfg.num_calibration_samples,
+                          seed=cfg.seed, text_column=calibration_column(cfg), **dict(v.options))
+    return Path(quantize(qcfg)["output"])
 
 
 def run_worker(work: Path, job: dict):
-    """Measure one job in a fresh process; (result, None) or (None, reason)."""
+    """Measure one job in a fresh process tied to this one; (result, None) or (None, reason)."""
     work.mkdir(parents=True, exist_ok=True)
     for stale in ("result.json", "outputs.npy"):
         (work / stale).unlink(missing_ok=True)
     write_json(work / "job.json", job)
+    env = {**os.environ, "QONNX_PARENT_PID": str(os.getpid())}
     try:
         done = subprocess.run([sys.executable, "-m", "qonnx.worker", str(work / "job.json")],
-                              capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
+                              capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, env=env)
     except subprocess.TimeoutExpired:
         return None, f"worker ran past {WORKER_TIMEOUT_S} s"
     (work / "worker.log").write_text(done.stdout + done.stderr)
@@ -133,111 +127,157 @@ def run_worker(work: Path, job: dict):
         lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
         return None, (lines[-1] if lines else f"worker exited with {done.returncode}")[:300]
     result = json.loads((work / "result.json").read_text())
-    result["outputs"] = str(work / "outputs.npy")
+    result["outputs"] = str((work / "outputs.npy").resolve())
     return result, None
 
 
-def measure_row(run, source, kind, variant, provider, data_path):
+def measure_row(run, source, variant, provider, shared, tok, env) -> Row:
     from .variants.graph import onnx_size_mb
 
-    v, cfg = VARIANTS[variant], run.cfg
-    row = {"variant": variant, "provider": provider, "runtime": v.runtime, "status": "ok", "reason": "",
-           "note": v.note_cpu if provider == "cpu" else v.note_cuda}
+    v = VARIANTS[variant]
+    row = Row(variant=variant, provider=provider, runtime=v.runtime, note=v.note(provider), environment=env)
     try:
-        art = artifact_for(source, variant, cfg)
+        art = artifact_for(source, variant, run.cfg)
     except QonnxError as e:
-        return {**row, "status": "failed", "reason": f"build failed: {e}"}
+        row.status, row.reason = "failed", f"build failed: {e}"
+        return row
     except Exception as e:  # an unexpected library failure still becomes a row
-        return {**row, "status": "failed", "reason": f"build failed: {type(e).__name__}: {e}"}
-    row["artifact"] = str(art)
-    row["size_mb"] = onnx_size_mb(art) if v.runtime == "onnx" else None
+        row.status, row.reason = "failed", f"build failed: {type(e).__name__}: {e}"
+        return row
+    row.artifact = str(art.resolve())
+    row.size_mb = onnx_size_mb(art) if v.runtime == "onnx" else None
     if v.mode == "bnb-int4":
-        row["note"] = f"NF4 weights, compute dtype {'float16' if provider == 'cuda' else 'float32'}"
+        row.note = f"NF4 weights, compute dtype {'float16' if provider == 'cuda' else 'float32'}"
     job = {"variant": variant, "runtime": v.runtime, "mode": v.mode, "provider": provider,
-           "model_path": str(Path(art) / "model.onnx" if v.runtime == "onnx" else art),
-           "tokenizer_path": str(art), **job_settings(cfg, source, kind, data_path)}
+           "model_path": str(art / "model.onnx" if v.runtime == "onnx" else art), **shared}
     t0 = time.perf_counter()
-    result, failure = run_worker(run.dir / "work" / f"{variant}@{provider}", job)
+    result, failure = run_worker(run.work / f"{variant}@{provider}", job)
     if failure:
-        return {**row, "status": "failed", "reason": failure}
-    row.update(result)
-    row["wall_s"] = time.perf_counter() - t0
+        row.status, row.reason = "failed", failure
+        return row
+    result = tasks.module(shared["kind"]).finish(tok, result)
+    result.pop("imported_torch", None)
+    for k, val in result.items():
+        if hasattr(row, k) and k != "extra":
+            setattr(row, k, val)
+        else:
+            row.extra[k] = val
+    row.wall_s = time.perf_counter() - t0
     if v.runtime == "onnx":
-        row["weight_memory_mb"] = row["size_mb"]  # initializers as stored; ORT may prepack more
-    if row["size_mb"] is None and row.get("weight_memory_mb"):
-        row["size_mb"] = row["weight_memory_mb"]
-        row["size_note"] = "in-memory weights (torch variants have no file of their own)"
+        row.weight_memory_mb = row.size_mb  # initializers as stored; ORT may prepack more
+    if row.size_mb is None and row.weight_memory_mb:
+        row.size_mb = row.weight_memory_mb
+        row.size_note = "in-memory weights (torch variants have no file of their own)"
     return row
 
 
 def plan(cfg, kind):
-    return [(v, p) for p in cfg.providers for v in cfg.variants or DEFAULTS[kind]]
+    return [(v, p) for p in cfg.providers for v in cfg.variants or defaults(kind)]
+
+
+def result_settings(cfg, source, kind, evald) -> dict:
+    """Everything that shapes a row's numbers, as recorded in run.json and compared on resume."""
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
+    settings.update({"task": source.task, "kind": kind, "dataset_source": evald.source,
+                     "dataset_selection": evald.selection, "model_path": str(source.path),
+                     "model_digest": store.tree_digest(source.path),
+                     "calibration_text_column": calibration_column(cfg)})
+    calib = Path(cfg.calibration).expanduser() if cfg.calibration else None
+    if calib is not None and calib.is_file():
+        settings["calibration_sha256"] = sha256_file(calib)
+    return settings
+
+
+def machine(env) -> dict:
+    """The parts of the environment that make rows comparable."""
+    return {"cpu": env["cpu"], "gpu": env.get("gpu"), "versions": env["versions"]}
+
+
+def check_resumable(run_json: Path, settings, env):
+    """--resume must not mix rows measured under different settings or on another machine."""
+    before = json.loads(run_json.read_text())
+    old = before.get("settings", {})
+    changed = [k for k in sorted(set(old) | set(settings))
+               if k not in FREE_TO_CHANGE and old.get(k) != settings.get(k)]
+    if changed:
+        raise ConfigError(f"Cannot resume {run_json.parent}: settings differ from the first run "
+                          f"({'; '.join(f'{k}: {old.get(k)} -> {settings.get(k)}' for k in changed)}). "
+                          "Start a new run with another --output.")
+    if machine(before.get("environment", {})) != machine(env):
+        raise ConfigError(f"Cannot resume {run_json.parent}: it was measured on another machine or with "
+                          "other library versions (see its run.json); rows would not be comparable.")
 
 
 def compare(cfg: CompareConfig, on_row=None) -> dict:
+    """Measure every planned (variant, provider); returns the results document (results.json)."""
+    from transformers import AutoTokenizer
+
     from . import report
-    from .envinfo import collect
     from .progress import progress
 
     source = models.resolve(cfg.model, cfg.task)
     kind = tasks.kind(source.task)
-    run = Run(cfg)
-    data_path = run.dir / "work" / "data.json"
-    data_path.parent.mkdir(parents=True, exist_ok=True)
-    evald = eval_data(source, kind, cfg)
-    write_json(data_path, evald)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
-    settings.update({"task": source.task, "kind": kind, "dataset_source": evald["source"],
-                     "model_path": str(source.path)})
-    meta = {"settings": settings, "environment": collect()}
+    out = cfg.output or default_run_dir(source)
+    run = Run(cfg, out)
+    evald = eval_data(source, cfg)
+    settings = result_settings(cfg, source, kind, evald)
+    settings["output"] = str(Path(out).resolve())
+    env = collect()
     if cfg.resume:
-        check_resumable(run.dir / "run.json", settings)
+        check_resumable(run.dir / "run.json", settings, env)
+    tok = AutoTokenizer.from_pretrained(source.path)
+    shared = {"task": source.task, "kind": kind, "threads": cfg.threads, "config": source.config,
+              "batch_size": cfg.batch_size, "latency_samples": cfg.latency_samples, "warmup": cfg.warmup,
+              "seed": cfg.seed, "max_new_tokens": cfg.max_new_tokens, "eval_tokens": cfg.eval_tokens,
+              "window": cfg.window, "stride": cfg.stride}
+    arrays = tasks.module(kind).prepare(tok, {"texts": evald.texts, "labels": evald.labels,
+                                              "corpus": evald.corpus, "source": evald.source}, shared)
+    run.create()
+    import numpy as np
+
+    np.savez(run.work / "inputs.npz", **arrays)
+    shared["inputs_path"] = str((run.work / "inputs.npz").resolve())
+    write_json(run.work / "data.json", {"source": evald.source, "texts": evald.texts, "labels": evald.labels})
+    meta = {"settings": settings, "environment": env}
     write_json(run.dir / "run.json", meta)
     todo = plan(cfg, kind)
-    with progress() as bar:
-        task = bar.add_task("measuring variants", total=len(todo))
-        for variant, provider in todo:
-            bar.update(task, description=f"{variant} on {provider}")
-            if run.done(variant, provider):
+    ctx = SimpleNamespace(cfg=cfg, source=source)
+    try:
+        with progress() as bar:
+            task = bar.add_task("measuring variants", total=len(todo))
+            for variant, provider in todo:
+                bar.update(task, description=f"{variant} on {provider}")
+                if run.done(variant, provider):
+                    bar.advance(task)
+                    continue
+                v = VARIANTS[variant]
+                reason = v.skip_reason(provider, kind, ctx)
+                if reason:
+                    row = Row(variant=variant, provider=provider, runtime=v.runtime, status="skipped",
+                              reason=reason, environment=env)
+                else:
+                    row = measure_row(run, source, variant, provider, shared, tok, env)
+                run.save_row(row)
+                report.write_files(run.dir, report.assemble(run.rows(), meta), plots=False)
+                if on_row:
+                    on_row(row)
                 bar.advance(task)
-                continue
-            reason = skip_reason(variant, provider, cfg, source)
-            if reason:
-                row = {"variant": variant, "provider": provider, "runtime": VARIANTS[variant].runtime,
-                       "status": "skipped", "reason": reason}
-            else:
-                row = measure_row(run, source, kind, variant, provider, data_path)
-            run.save_row(row)
-            results = report.assemble(run.rows(), meta, evald)
-            report.write_files(run.dir, results, plots=False)
-            if on_row:
-                on_row(row)
-            bar.advance(task)
-    results = report.assemble(run.rows(), meta, evald)
-    report.write_files(run.dir, results, plots=True)
-    return results
-
-
-MUST_MATCH = ("model", "dataset", "split", "max_samples", "batch_size", "threads", "eval_tokens",
-              "window", "stride", "max_new_tokens", "latency_samples")
-
-
-def check_resumable(run_json: Path, settings):
-    """--resume must not mix rows measured under different settings."""
-    if not run_json.is_file():
-        return
-    before = json.loads(run_json.read_text())["settings"]
-    changed = [k for k in MUST_MATCH if before.get(k) != settings.get(k)]
-    if changed:
-        raise ConfigError(f"Cannot resume {run_json.parent}: settings differ from the first run "
-                          f"({', '.join(f'{k}: {before.get(k)} -> {settings.get(k)}' for k in changed)}).")
+    except KeyboardInterrupt:
+        report.write_files(run.dir, report.assemble(run.rows(), meta), plots=False)
+        raise Interrupted(f"interrupted; the finished rows are kept in {run.dir}. Finish the run with: "
+                          f"qonnx compare {cfg.model} -o {run.dir} --resume") from None
+    results = report.assemble(run.rows(), meta)
+    return report.write_files(run.dir, results, plots=True)
 
 
 def load_results(run_dir) -> dict:
+    from .report import schema
+
     path = Path(run_dir) / "results.json"
     if not path.is_file():
         raise DataError(f"{run_dir} holds no results.json; run `qonnx compare -o {run_dir}` first.")
     try:
-        return json.loads(path.read_text())
+        doc = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise DataError(f"{path} is not valid JSON: {e}") from None
+    return schema.dump(schema.load(doc, str(path)))

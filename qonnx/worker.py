@@ -1,18 +1,36 @@
 """One (variant, provider) measured in a fresh process: `python -m qonnx.worker JOB.json`.
 
-The job file names the model, the runtime and the data; the worker writes result.json and the
-raw outputs (outputs.npy) beside it. Running each variant in its own process keeps one variant's
-memory out of another's numbers.
+The job file names the model, the runtime and the prepared inputs (token ids, made once by the
+parent); the worker writes result.json and the raw outputs (outputs.npy) beside it. Each variant
+in its own process keeps one variant's memory out of another's numbers; an ONNX worker imports
+neither torch nor transformers, so its baseline is small. The worker dies with its parent.
 """
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+PARENT_ENV = "QONNX_PARENT_PID"
+
+
+def die_with_parent():
+    """Ask Linux to SIGKILL this process when the parent dies (kill -9 included)."""
+    parent = int(os.environ.get(PARENT_ENV, "0"))
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+    if parent and os.getppid() != parent:  # the parent died before prctl took effect
+        sys.exit(1)
 
 
 def make_runner(job):
@@ -33,38 +51,39 @@ def weight_mb(runner):
 
 
 def run(job_path: Path):
-    from transformers import AutoTokenizer
-
     from . import tasks
     from .measure import memory
 
     job = json.loads(job_path.read_text())
-    job.update(json.loads(Path(job["data_path"]).read_text()))
-    tok = AutoTokenizer.from_pretrained(job["tokenizer_path"])
-    baseline = memory.rss_mb()
+    with np.load(job["inputs_path"]) as f:
+        arrays = {k: f[k] for k in f.files}
     runner = make_runner(job)
+    runner.import_runtime()  # the runtime's libraries belong to the baseline, not to the model
+    baseline = memory.rss_mb()
     t0 = time.perf_counter()
     runner.load()
     load_s = time.perf_counter() - t0
     load_peak = memory.peak_rss_mb()
     separate = memory.reset_peak()
-    result = tasks.measure(job["kind"], runner, tok, job)
+    result = tasks.module(job["kind"]).measure(runner, arrays, job)
     inference_peak = memory.peak_rss_mb()
     np.save(job_path.parent / "outputs.npy", result.pop("outputs"))
     if job["runtime"] == "onnx" and job["provider"] == "cuda":
         from .runners.ort import placement
 
         result["placement"] = placement(job["model_path"], job["provider"], runner.last_feed)
+    peak = max(load_peak, inference_peak)
     result.update({"load_s": load_s, "baseline_mb": baseline, "load_peak_mb": load_peak,
                    "inference_peak_mb": inference_peak if separate else None,
-                   "peak_memory_mb": max(load_peak, inference_peak),
-                   "cuda_peak_mb": memory.cuda_peak_mb(),
-                   "weight_memory_mb": weight_mb(runner)})
+                   "peak_memory_mb": peak, "peak_increment_mb": peak - baseline,
+                   "cuda_peak_mb": memory.cuda_peak_mb(), "weight_memory_mb": weight_mb(runner),
+                   "imported_torch": "torch" in sys.modules})
     runner.close()
     return result
 
 
 def main():
+    die_with_parent()
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

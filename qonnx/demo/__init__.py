@@ -1,14 +1,15 @@
 """Built-in demo assets, built offline from registry packages and cached.
 
 `ensure(name)` returns the built folder: {model/, data/, provenance.json, manifest.json}. It
-builds on first use and rebuilds when a file is missing or damaged (size check on every use,
-sha256 check with `verify=True`).
+builds on first use and rebuilds when a file is missing or damaged (store.verify: sizes always,
+sha256 when a file changed since its last check).
 """
 import logging
 from importlib import import_module
 from pathlib import Path
 
-from ..cache import atomic_dir, cache_dir, hash_tree, write_json
+from .. import store
+from ..cache import cache_dir
 from ..errors import unknown
 
 log = logging.getLogger(__name__)
@@ -23,41 +24,27 @@ def demo_dir(name) -> Path:
     return cache_dir() / "demo" / name
 
 
-def check(folder: Path, verify=False) -> str:
-    """'' when folder is a complete build, else why it is not."""
-    import json
-
-    manifest = folder / "manifest.json"
-    if not manifest.is_file():
+def check(folder: Path) -> str:
+    """'' when folder is a complete, intact build, else why it is not."""
+    if not (folder / "manifest.json").is_file():
         return "not built"
-    files = json.loads(manifest.read_text())["files"]
-    for rel, meta in files.items():
-        p = folder / rel
-        if not p.is_file() or p.stat().st_size != meta["size"]:
-            return f"{rel} is missing or has the wrong size"
-    if verify:
-        for rel, digest in hash_tree(folder).items():
-            if rel in files and files[rel]["sha256"] != digest:
-                return f"{rel} is damaged (sha256 mismatch)"
-    return ""
+    return store.verify(folder)
 
 
-def ensure(name, verify=False, force=False) -> Path:
+def ensure(name, force=False) -> Path:
     if name not in DEMOS:
         raise unknown("demo", name, DEMOS)
     folder = demo_dir(name)
-    problem = "rebuild requested" if force else check(folder, verify)
+    problem = "rebuild requested" if force else check(folder)
     if not problem:
         return folder
     log.warning("building demo:%s (%s); this runs once and is cached in %s", name, problem, folder)
+    from .. import manifest
     from ..progress import progress
 
     module = import_module(f".{DEMOS[name][0]}", __name__)
     downloads = cache_dir() / "downloads"
-    with atomic_dir(folder) as tmp, progress() as bar:
+    with store.atomic_dir(folder, overwrite=True) as tmp, progress() as bar:
         prov = module.build(tmp, downloads, bar)
-        hashes = hash_tree(tmp)
-        write_json(tmp / "manifest.json", {
-            "demo": name, "provenance": prov,
-            "files": {k: {"sha256": v, "size": (tmp / k).stat().st_size} for k, v in hashes.items()}})
+        manifest.write(tmp, kind="demo", demo=name, provenance=prov)
     return folder

@@ -1,37 +1,34 @@
-"""Timing: warm-up, then one perf_counter pair around each call, reported as percentiles."""
-import time
+"""Latency percentiles that say how many samples stand behind them.
+
+A percentile is reported only where the sample count supports it: p90 from 10 samples, p99
+from 100 (below that p99 is simply the maximum); otherwise the field is None. `n` is always
+there.
+"""
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+MIN_SAMPLES = {"p90": 10, "p99": 100}
 
 
 @dataclass
 class Latency:
     p50: float
-    p90: float
-    p99: float
+    p90: float | None
+    p99: float | None
     mean: float
     n: int
 
     @classmethod
     def from_values(cls, seconds):
         ms = np.asarray(seconds, dtype=np.float64) * 1000.0
-        return cls(p50=float(np.percentile(ms, 50)), p90=float(np.percentile(ms, 90)),
-                   p99=float(np.percentile(ms, 99)), mean=float(ms.mean()), n=len(ms))
+        n = len(ms)
+
+        def pct(q):
+            need = MIN_SAMPLES.get(f"p{q}", 1)
+            return float(np.percentile(ms, q)) if n >= need else None
+
+        return cls(p50=pct(50), p90=pct(90), p99=pct(99), mean=float(ms.mean()), n=n)
 
     def to_dict(self):
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
-
-
-def time_calls(fn, inputs, warmup=5, sync=lambda: None):
-    """Call fn(x) for each x after `warmup` untimed calls; return the list of seconds."""
-    for x in inputs[:warmup] or inputs[:1]:
-        fn(x)
-    sync()
-    out = []
-    for x in inputs:
-        t0 = time.perf_counter()
-        fn(x)
-        sync()
-        out.append(time.perf_counter() - t0)
-    return out

@@ -37,11 +37,8 @@ def reset_peak() -> bool:
 
 
 def cuda_peak_mb():
-    try:
-        import torch
-
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            return torch.cuda.max_memory_allocated() / 2**20
-    except ImportError:
-        pass
+    """torch's peak CUDA allocation, for torch rows only (never imports torch itself)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**20
     return None

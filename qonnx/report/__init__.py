@@ -6,21 +6,19 @@ import numpy as np
 
 from ..cache import write_json
 from ..measure.deviation import agreement, token_agreement
+from . import schema
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "perplexity",
            "perplexity_change_pct", "agreement", "max_logit_diff", "latency_ms", "ttft_ms",
-           "speedup", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "load_peak_mb",
-           "inference_peak_mb", "baseline_mb", "weight_memory_mb", "cuda_peak_mb", "memory_reduction", "size_mb",
-           "size_reduction", "load_s", "note", "artifact"]
+           "speedup", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb",
+           "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb", "cuda_peak_mb",
+           "memory_reduction", "size_mb", "size_reduction", "load_s", "note", "artifact"]
 
 
 def _ok(rows, variant, provider=None):
-    for r in rows:
-        if r["variant"] == variant and r["status"] == "ok" and provider in (None, r["provider"]):
-            return r
-    return None
+    return next((r for r in rows if r.variant == variant and r.ok and provider in (None, r.provider)), None)
 
 
 def _ratio(a, b):
@@ -28,80 +26,101 @@ def _ratio(a, b):
 
 
 def _derive(row, rows, kind, ref):
-    base = _ok(rows, "torch-fp32", row["provider"])
-    same_rt_fp32 = _ok(rows, "onnx-fp32" if row["runtime"] == "onnx" else "torch-fp32") or ref
+    base = _ok(rows, "torch-fp32", row.provider)
+    same_rt_fp32 = _ok(rows, "onnx-fp32" if row.runtime == "onnx" else "torch-fp32") or ref
     if kind == "classification":
-        row["accuracy_drop"] = ref["accuracy"] - row["accuracy"] if ref else None
+        row.accuracy_drop = ref.accuracy - row.accuracy if ref else None
         if base:
-            row["speedup"] = _ratio(base["latency_ms"]["p50"], row["latency_ms"]["p50"])
+            row.speedup = _ratio(base.latency_ms["p50"], row.latency_ms["p50"])
     else:
         if ref:
-            row["perplexity_change_pct"] = 100.0 * (row["perplexity"] / ref["perplexity"] - 1)
+            row.perplexity_change_pct = 100.0 * (row.perplexity / ref.perplexity - 1)
         if base:
-            row["speedup"] = _ratio(row.get("decode_tokens_per_s"), base.get("decode_tokens_per_s"))
-    if base:
-        row["memory_reduction"] = _ratio(base["peak_memory_mb"], row["peak_memory_mb"])
+            row.speedup = _ratio(row.decode_tokens_per_s, base.decode_tokens_per_s)
+    if base:  # the model's own memory (peak minus the worker's baseline), not the interpreter's
+        row.memory_reduction = _ratio(base.peak_increment_mb, row.peak_increment_mb)
     if same_rt_fp32:
-        row["size_reduction"] = _ratio(same_rt_fp32.get("size_mb"), row.get("size_mb"))
-    if ref and row.get("outputs") and Path(row["outputs"]).is_file() and Path(ref["outputs"]).is_file():
-        a, b = np.load(ref["outputs"]), np.load(row["outputs"])
+        row.size_reduction = _ratio(same_rt_fp32.size_mb, row.size_mb)
+    if ref and row.outputs and Path(row.outputs).is_file() and ref.outputs and Path(ref.outputs).is_file():
+        a, b = np.load(ref.outputs), np.load(row.outputs)
         try:
-            row.update(token_agreement(a, b) if kind == "lm" else agreement(a, b))
+            found = token_agreement(a, b) if kind == "lm" else agreement(a, b)
         except ValueError as e:
-            row["agreement_error"] = str(e)
+            row.agreement_error = str(e)
+        else:
+            for k, v in found.items():
+                setattr(row, k, v)
 
 
-def assemble(rows, meta, evald=None) -> dict:
+def assemble(rows, meta) -> dict:
+    """Results with typed rows (schema.Row), derived figures filled in, in registry order."""
+    from ..variants import DEFAULT_ORDER
+
     kind = meta["settings"]["kind"]
     ref = _ok(rows, "torch-fp32", "cpu") or _ok(rows, "torch-fp32") or _ok(rows, "onnx-fp32")
     for row in rows:
-        if row["status"] == "ok":
+        if row.ok:
             _derive(row, rows, kind, ref)
     order = {v: i for i, v in enumerate(meta["settings"].get("variants") or [])}
-    from ..variants import DEFAULT_ORDER
-
     rank = {v: order.get(v, 100 + i) for i, v in enumerate(DEFAULT_ORDER)}
-    rows = sorted(rows, key=lambda r: (r["provider"], rank.get(r["variant"], 999)))
-    return {"rows": rows, "reference": f"{ref['variant']}@{ref['provider']}" if ref else None,
+    rows = sorted(rows, key=lambda r: (r.provider, rank.get(r.variant, 999)))
+    return {"rows": rows, "reference": f"{ref.variant}@{ref.provider}" if ref else None,
             "environment": meta["environment"], "settings": meta["settings"],
             "method": method_notes(kind, meta["settings"])}
 
 
 def method_notes(kind, s):
     notes = [f"Threads: torch.set_num_threads = ORT intra_op_num_threads = {s.get('threads')}; "
-             "each variant runs in its own worker process.",
-             "Latency: model call only, tokenization excluded, after warm-up; on CUDA the ONNX "
-             "Runtime time includes the host-to-device copy of inputs and device-to-host copy of "
-             "outputs (IO binding).",
-             "Memory: peak resident memory (VmHWM) of the worker process, python and libraries "
-             "included (baseline_mb: the worker before loading the model); load_peak_mb while "
-             "loading, inference_peak_mb while running (the mark is reset between the two), "
-             "peak_memory_mb the larger. CUDA: torch's max_memory_allocated where on GPU.",
-             "Size: the .onnx file(s) for ONNX variants; in-memory weight size for torch variants."]
+             "each variant runs in its own worker process; token ids are made once, in the parent, "
+             "and fed to every variant.",
+             "Latency: model call only, tokenization excluded, after warm-up; n is the number of "
+             "timed calls, and a percentile is shown only where n supports it (p90 from 10, p99 "
+             "from 100). On CUDA the ONNX Runtime time includes the host-to-device copy of inputs "
+             "and device-to-host copy of outputs (IO binding).",
+             "Memory (MiB): peak resident memory (VmHWM) of the worker process; baseline_mb is the "
+             "worker before loading the model (python, numpy, the runtime's libraries: torch workers "
+             "carry torch, ONNX workers do not); peak_increment_mb = peak - baseline is the model's "
+             "own share and memory_reduction compares those. CUDA: torch's max_memory_allocated.",
+             "Size (MiB): the .onnx file(s) for ONNX variants; in-memory weight size for torch variants."]
     if kind == "classification":
-        notes.append(f"Accuracy over the eval set at batch {s.get('batch_size')} (padded to the "
-                     "longest in each batch, max 128 tokens); throughput from that pass; latency at "
-                     f"batch 1 over {s.get('latency_samples')} requests.")
+        sel = s.get("dataset_selection") or {}
+        notes.append(f"Accuracy over {sel.get('rows', '?')} of {sel.get('of', '?')} rows "
+                     f"({sel.get('method', '?')}, seed {sel.get('seed')}, rows sha256 "
+                     f"{sel.get('rows_sha256')}) at batch {s.get('batch_size')} (padded to the longest "
+                     f"in each batch, max 128 tokens); throughput from that pass; latency at batch 1 "
+                     f"over {s.get('latency_samples')} requests.")
     else:
         notes.append(f"Perplexity: first {s.get('eval_tokens')} tokens, window {s.get('window')}, "
                      f"stride {s.get('stride')}, each scored token weighted equally; identical for "
                      f"torch and ONNX. Generation: greedy, {s.get('max_new_tokens')} new tokens for "
-                     "each of 4 fixed prompts, batch 1; TTFT = prompt pass; decode tokens/s over the "
-                     "remaining tokens. Agreement = next-token top-1 agreement with the reference.")
+                     "each of 4 fixed prompts, batch 1; TTFT = prompt pass (n = 4: median only); decode "
+                     "tokens/s over the remaining tokens. Agreement = next-token top-1 agreement with "
+                     "the reference.")
     return notes
 
 
-def write_files(run_dir, results, plots=True):
+def write_files(run_dir, results, plots=True) -> dict:
+    """results.json, results.csv, report.md (and the plots); returns the results document."""
     from . import tables
 
     run_dir = Path(run_dir)
-    write_json(run_dir / "results.json", results)
-    tables.frame(results).to_csv(run_dir / "results.csv", index=False)
-    (run_dir / "report.md").write_text(tables.markdown(results))
+    doc = schema.dump(results)
+    write_json(run_dir / "results.json", doc)
+    tables.frame(doc).to_csv(run_dir / "results.csv", index=False)
+    (run_dir / "report.md").write_text(tables.markdown(doc))
     if plots:
         from .plots import plot_all
 
         try:
-            plot_all(results, run_dir)
+            plot_all(doc, run_dir)
         except Exception as e:  # a plot must never lose the numbers
             log.warning("plots not written: %s: %s", type(e).__name__, e)
+    return doc
+
+
+def rerender(run_dir) -> dict:
+    """Rewrite the files of a run from its results.json (`qonnx report`)."""
+    from ..pipeline import load_results
+
+    doc = load_results(run_dir)
+    return write_files(run_dir, schema.load(doc), plots=True)

@@ -31,8 +31,9 @@ def plot_all(results, run_dir):
                               else ("latency_ms", "latency p50 at batch 1 (ms)"))
     charts = [
         ("latency.png", [r[speed_key]["p50"] for r in rows], f"Latency: {speed_label}", "milliseconds"),
-        ("size.png", [r.get("size_mb") or 0 for r in rows], "Model size", "MB"),
-        ("memory.png", [r["peak_memory_mb"] for r in rows], "Peak memory of the worker process", "MB"),
+        ("size.png", [r.get("size_mb") or 0 for r in rows], "Model size", "MiB"),
+        ("memory.png", [r.get("peak_increment_mb") or 0 for r in rows],
+         "Memory of the model: worker peak minus its baseline before loading", "MiB"),
         ("accuracy.png", [r[quality_key] for r in rows], quality_label.capitalize(), quality_label),
     ]
     if lm:

@@ -24,34 +24,41 @@ def _f(v, fmt):
     return "" if v is None or v == "" else format(v, fmt)
 
 
+def _x(v):
+    return _f(v, ".2f") + "x" if v is not None else ""
+
+
 def display_rows(results):
     """(headers, rows of strings) shared by the console and markdown tables."""
     kind = results["settings"]["kind"]
     if kind == "classification":
-        headers = ["variant", "provider", "status", "accuracy", "drop", "agree", "p50 ms", "p99 ms",
-                   "speedup", "thru/s", "peak MB", "size MB", "size red."]
+        headers = ["variant", "provider", "status", "accuracy", "drop", "agree", "p50 ms", "p90 ms", "p99 ms",
+                   "n", "speedup", "thru/s", "peak MiB", "model MiB", "size MiB", "size red."]
     else:
-        headers = ["variant", "provider", "status", "ppl", "ppl Δ%", "agree", "TTFT ms", "decode tok/s",
-                   "speedup", "weights MB", "peak MB", "size MB", "size red."]
+        headers = ["variant", "provider", "status", "ppl", "ppl Δ%", "agree", "TTFT p50 ms", "decode tok/s",
+                   "speedup", "weights MiB", "peak MiB", "model MiB", "size MiB", "size red."]
     out = []
     for r in results["rows"]:
         if r["status"] != "ok":
             out.append([r["variant"], r["provider"], r["status"]] + [""] * (len(headers) - 3))
             continue
         lat = r.get("latency_ms") or {}
-        common_tail = [_f(r.get("size_mb"), ".1f"), _f(r.get("size_reduction"), ".2f") + "x"]
+        red = _f(r.get("size_reduction"), ".2f")
+        common_tail = [_f(r.get("size_mb"), ".1f"), red + "x" if red else ""]
         if kind == "classification":
             out.append([r["variant"], r["provider"], "ok", _f(r.get("accuracy"), ".4f"),
                         _f(r.get("accuracy_drop"), "+.4f"), _f(r.get("agreement"), ".3f"),
-                        _f(lat.get("p50"), ".2f"), _f(lat.get("p99"), ".2f"),
-                        _f(r.get("speedup"), ".2f") + "x", _f(r.get("throughput_per_s"), ".1f"),
-                        _f(r.get("peak_memory_mb"), ".0f")] + common_tail)
+                        _f(lat.get("p50"), ".2f"), _f(lat.get("p90"), ".2f"), _f(lat.get("p99"), ".2f"),
+                        str(lat.get("n", "")), _x(r.get("speedup")),
+                        _f(r.get("throughput_per_s"), ".1f"), _f(r.get("peak_memory_mb"), ".0f"),
+                        _f(r.get("peak_increment_mb"), ".0f")] + common_tail)
         else:
             out.append([r["variant"], r["provider"], "ok", _f(r.get("perplexity"), ".2f"),
                         _f(r.get("perplexity_change_pct"), "+.2f"), _f(r.get("agreement"), ".3f"),
                         _f((r.get("ttft_ms") or {}).get("p50"), ".1f"),
-                        _f(r.get("decode_tokens_per_s"), ".1f"), _f(r.get("speedup"), ".2f") + "x",
-                        _f(r.get("weight_memory_mb"), ".0f"), _f(r.get("peak_memory_mb"), ".0f")] + common_tail)
+                        _f(r.get("decode_tokens_per_s"), ".1f"), _x(r.get("speedup")),
+                        _f(r.get("weight_memory_mb"), ".0f"), _f(r.get("peak_memory_mb"), ".0f"),
+                        _f(r.get("peak_increment_mb"), ".0f")] + common_tail)
     return headers, out
 
 

@@ -1,8 +1,17 @@
+"""Runners own a model's lifecycle (load / run / close) and the timing of its calls
+(Polygraphy's BaseRunner): every timed number comes from `timed` or `latency` here."""
+import time
+
+
 class Runner:
-    """Base lifecycle. Subclasses set `self.device` ('cpu' or 'cuda') and implement load/step."""
+    """Base lifecycle. Subclasses set `self.device` ('cpu' or 'cuda') and implement load and
+    logits (classifiers) or step (causal LMs)."""
 
     name = "runner"
     device = "cpu"
+
+    def import_runtime(self):
+        """Import the runtime's libraries (before the memory baseline is taken)."""
 
     def load(self):
         raise NotImplementedError
@@ -18,6 +27,20 @@ class Runner:
 
     def synchronize(self):
         """Wait for queued device work so a timer around a call measures the call."""
+
+    def timed(self, fn, *args):
+        """(fn(*args), seconds), device work included."""
+        self.synchronize()
+        t0 = time.perf_counter()
+        out = fn(*args)
+        self.synchronize()
+        return out, time.perf_counter() - t0
+
+    def latency(self, fn, inputs, warmup=5):
+        """Seconds of fn(x) for each x, after `warmup` untimed calls."""
+        for x in (inputs[:warmup] or inputs[:1]):
+            fn(x)
+        return [self.timed(fn, x)[1] for x in inputs]
 
     def __enter__(self):
         self.load()

@@ -54,6 +54,9 @@ class OrtRunner(Runner):
         self.device = "cuda" if provider == "cuda" else "cpu"
         self.name = f"onnx[{provider}]"
 
+    def import_runtime(self):
+        import onnxruntime  # noqa: F401
+
     def load(self):
         self.sess = session(self.path, self.provider, self.threads)
         self.inputs = {i.name: i for i in self.sess.get_inputs()}

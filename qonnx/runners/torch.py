@@ -52,6 +52,11 @@ class TorchRunner(Runner):
         self.path, self.task, self.mode, self.device, self.threads = path, task, mode, device, threads
         self.name = f"torch-{mode}[{device}]"
 
+    def import_runtime(self):
+        import torch  # noqa: F401
+
+        auto_class(self.task)  # transformers and its auto classes
+
     def load(self):
         import torch
 

@@ -1,4 +1,9 @@
-"""Task metrics, one module per task kind; each `measure(runner, tok, job)` returns a dict."""
+"""Task metrics, one module per task kind.
+
+Each module has `prepare(tok, data, job) -> {name: array}` (run once in the parent: every
+variant gets the same token ids, and workers need no tokenizer), `measure(runner, arrays, job)
+-> dict` (in the worker) and `finish(tok, result)` (back in the parent, e.g. decoding text).
+"""
 from importlib import import_module
 
 TASKS = {"classification": "classification", "lm": "lm"}
@@ -8,5 +13,5 @@ def kind(task: str) -> str:
     return "lm" if task.startswith("text-generation") else "classification"
 
 
-def measure(kind_name, runner, tok, job):
-    return import_module(f".{TASKS[kind_name]}", __name__).measure(runner, tok, job)
+def module(kind_name):
+    return import_module(f".{TASKS[kind_name]}", __name__)

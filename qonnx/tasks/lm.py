@@ -5,8 +5,6 @@ windows of `window` tokens advancing by `stride`; every token after the first is
 once, with at least window - stride tokens of context (the first window excepted); the result is
 exp(mean negative log-likelihood), every scored token weighted equally.
 """
-import time
-
 import numpy as np
 
 from ..measure.latency import Latency
@@ -43,38 +41,54 @@ def perplexity(runner, ids, window, stride):
     return float(np.exp(nll / count)), count, np.concatenate(preds)
 
 
-def generate(runner, tok, prompt, new_tokens):
-    ids = np.asarray(tok(prompt)["input_ids"], dtype=np.int64)[None]
+def generate(runner, ids, new_tokens):
+    ids = np.asarray(ids, dtype=np.int64)[None]
     mask = np.ones_like(ids)
-    t0 = time.perf_counter()
-    logits, past = runner.step(ids, mask)
+    (logits, past), ttft = runner.timed(runner.step, ids, mask)
     nxt = logits[:, -1].argmax(-1)
-    runner.synchronize()
-    ttft = time.perf_counter() - t0
     out = [int(nxt[0])]
-    t1 = time.perf_counter()
-    for _ in range(new_tokens - 1):
-        mask = np.concatenate([mask, np.ones((1, 1), dtype=np.int64)], axis=1)
-        logits, past = runner.step(nxt[:, None], mask, past)
-        nxt = logits[:, -1].argmax(-1)
-        out.append(int(nxt[0]))
-    runner.synchronize()
-    return ttft, time.perf_counter() - t1, out
+
+    def decode(nxt, mask, past):
+        for _ in range(new_tokens - 1):
+            mask = np.concatenate([mask, np.ones((1, 1), dtype=np.int64)], axis=1)
+            logits, past = runner.step(nxt[:, None], mask, past)
+            nxt = logits[:, -1].argmax(-1)
+            out.append(int(nxt[0]))
+
+    _, decode_s = runner.timed(decode, nxt, mask, past)
+    return ttft, decode_s, out
 
 
-def measure(runner, tok, job):
-    ids = tok(job["corpus"])["input_ids"][: job["eval_tokens"]]
-    ppl, scored, preds = perplexity(runner, ids, job["window"], job["stride"])
-    generate(runner, tok, PROMPTS[0], 4)  # warm-up
-    ttfts, decode_s, decoded, texts = [], 0.0, 0, []
-    for prompt in PROMPTS:
-        ttft, dt, out = generate(runner, tok, prompt, job["max_new_tokens"])
+def prepare(tok, data, job) -> dict:
+    ids = tok(data["corpus"])["input_ids"][: job["eval_tokens"]]
+    if len(ids) < 2:
+        from ..errors import DataError
+
+        raise DataError(f"{data['source']} holds {len(ids)} token(s); perplexity needs at least 2.")
+    arrays = {"corpus": np.asarray(ids, dtype=np.int64)}
+    for i, prompt in enumerate(PROMPTS):
+        arrays[f"prompt{i}"] = np.asarray(tok(prompt)["input_ids"], dtype=np.int64)
+    return arrays
+
+
+def measure(runner, arrays, job):
+    ppl, scored, preds = perplexity(runner, arrays["corpus"].tolist(), job["window"], job["stride"])
+    prompts = [arrays[k] for k in sorted(k for k in arrays if k.startswith("prompt"))]
+    generate(runner, prompts[0], 4)  # warm-up
+    ttfts, decode_s, decoded, generated = [], 0.0, 0, []
+    for ids in prompts:
+        ttft, dt, out = generate(runner, ids, job["max_new_tokens"])
         ttfts.append(ttft)
         decode_s += dt
         decoded += len(out) - 1
-        texts.append(tok.decode(out))
-    return {"perplexity": ppl, "scored_tokens": scored,
-            "ttft_ms": Latency.from_values(ttfts).to_dict(),
+        generated.append(out)
+    ttft = Latency.from_values(ttfts).to_dict()
+    return {"perplexity": ppl, "scored_tokens": scored, "ttft_ms": ttft, "latency_ms": ttft,
             "decode_tokens_per_s": decoded / decode_s if decode_s else None,
-            "latency_ms": Latency.from_values(ttfts).to_dict(),
-            "samples": texts[:2], "outputs": preds}
+            "generated": generated[:2], "outputs": preds}
+
+
+def finish(tok, result):
+    """Decode the generated ids into the row's text samples (in the parent)."""
+    result["samples"] = [tok.decode(ids) for ids in result.pop("generated", [])]
+    return result

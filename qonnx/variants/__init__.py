@@ -1,15 +1,22 @@
-"""Variants, registered by name.
+"""The variant registry: every row kind `qonnx compare` measures, and every method `qonnx
+quantize` builds, is one entry here. CLI choices, default matrices, skip reasons, notes and
+artifact keys all come from it.
 
-METHODS: ONNX quantization methods that `qonnx quantize` builds from an FP32 export.
-VARIANTS: every row kind `qonnx compare` can measure (torch modes, bitsandbytes, ONNX methods).
+Adding an ONNX method: a module in this package with `build(src, out, cfg, config, **kw)` and
+optional KINDS, DEFAULT_FOR, NOTES, NEEDS, then one line in METHODS. Its `onnx-NAME` variant
+is registered from that module.
 """
 import logging
 from dataclasses import dataclass
 from importlib import import_module
-from pathlib import Path
+
+from . import requires as req
 
 log = logging.getLogger(__name__)
 
+KINDS = ("classification", "lm")
+
+# method name -> module (one line per method)
 METHODS = {"fp16": "fp16", "int8-dynamic": "int8_dynamic", "int8-static": "int8_static",
            "int4-weight": "int4_weight"}
 
@@ -17,71 +24,65 @@ METHODS = {"fp16": "fp16", "int8-dynamic": "int8_dynamic", "int8-static": "int8_
 @dataclass(frozen=True)
 class Variant:
     name: str
-    runtime: str          # "torch" or "onnx"
-    mode: str             # torch mode (fp32/fp16/bf16/int8-dynamic/bnb-int4) or ONNX method
+    runtime: str                 # "torch" or "onnx"
+    mode: str                    # torch mode (fp32/fp16/bf16/int8-dynamic/bnb-int4) or ONNX method
+    kinds: tuple = KINDS         # task kinds it applies to
+    default_for: tuple = KINDS   # task kinds whose default matrix includes it
     devices: tuple = ("cpu", "cuda")
-    note_cpu: str = ""    # why a CPU number may look slow
-    note_cuda: str = ""
-    options: tuple = ()   # QuantizeConfig settings, as (name, value) pairs
+    notes: tuple = ()            # (provider, why a number may look slow there)
+    options: tuple = ()          # QuantizeConfig settings, as (name, value) pairs
+    needs: tuple = ()            # requirement checks (variants.requires)
+
+    def skip_reason(self, provider, kind, ctx) -> str:
+        if kind not in self.kinds:
+            return f"{self.name} applies to {' and '.join(self.kinds)} models only"
+        if provider not in self.devices:
+            return f"{self.name} runs on {', '.join(self.devices)} only"
+        for check in self.needs:
+            reason = check(self, provider, ctx)
+            if reason:
+                return reason
+        return ""
+
+    def note(self, provider) -> str:
+        return dict(self.notes).get(provider, "")
 
 
-_UNACCEL_FP16_CPU = ("FP16 arithmetic is not accelerated on this CPU provider: most ops run through casts, "
-                     "so this number reflects the graph, not FP16 speed")
-_UNACCEL_INT8_CUDA = "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"
+def method_module(method):
+    return import_module(f".{METHODS[method]}", __name__)
+
+
+def _onnx(method, name=None, options=(), notes=None, default_for=None):
+    """The variant of an ONNX method, described by its module (KINDS, DEFAULT_FOR, NOTES, NEEDS)."""
+    m = method_module(method)
+    kinds = getattr(m, "KINDS", KINDS)
+    return Variant(name or f"onnx-{method}", "onnx", method, kinds=kinds,
+                   default_for=default_for if default_for is not None else getattr(m, "DEFAULT_FOR", kinds),
+                   notes=tuple((notes if notes is not None else getattr(m, "NOTES", {})).items()),
+                   options=options, needs=(req.ort_provider,) + tuple(getattr(m, "NEEDS", ())))
+
+
+_TORCH = (req.torch_device,)
 VARIANTS = {v.name: v for v in [
-    Variant("torch-fp32", "torch", "fp32"),
-    Variant("torch-fp16", "torch", "fp16", note_cpu=_UNACCEL_FP16_CPU),
-    Variant("torch-bf16", "torch", "bf16"),
-    Variant("torch-int8-dynamic", "torch", "int8-dynamic", devices=("cpu",)),
-    Variant("bnb-int4", "torch", "bnb-int4"),
-    Variant("onnx-fp32", "onnx", "fp32"),
-    Variant("onnx-fp16", "onnx", "fp16", note_cpu=_UNACCEL_FP16_CPU),
-    Variant("onnx-int8-dynamic", "onnx", "int8-dynamic", note_cuda=_UNACCEL_INT8_CUDA),
-    Variant("onnx-int8-static", "onnx", "int8-static", note_cuda=_UNACCEL_INT8_CUDA),
-    Variant("onnx-int4-weight", "onnx", "int4-weight", options=(("algorithm", "hqq"),),
-            note_cpu="HQQ keeps float zero points, for which ONNX Runtime's CPU MatMulNBits has no "
-                     "fast kernel: accurate but slow here; onnx-int4-rtn is the fast one"),
-    Variant("onnx-int4-rtn", "onnx", "int4-weight", options=(("algorithm", "rtn"),)),
+    Variant("torch-fp32", "torch", "fp32", needs=_TORCH),
+    Variant("torch-fp16", "torch", "fp16", notes=tuple(method_module("fp16").NOTES.items()), needs=_TORCH),
+    Variant("torch-bf16", "torch", "bf16", needs=_TORCH + (req.cpu_bf16,)),
+    Variant("torch-int8-dynamic", "torch", "int8-dynamic", devices=("cpu",), default_for=("classification",),
+            needs=_TORCH),
+    Variant("bnb-int4", "torch", "bnb-int4", needs=_TORCH + (req.bitsandbytes,)),
+    Variant("onnx-fp32", "onnx", "fp32", needs=(req.ort_provider,)),
+    *(_onnx(m) for m in METHODS),
+    _onnx("int4-weight", "onnx-int4-rtn", options=(("algorithm", "rtn"),), notes={}),
 ]}
 DEFAULT_ORDER = list(VARIANTS)
 
 
-def builder(method):
-    return import_module(f".{METHODS[method]}", __name__).build
+def defaults(kind) -> list:
+    return [v.name for v in VARIANTS.values() if kind in v.default_for]
 
 
 def quantize(cfg) -> dict:
-    """Build one ONNX variant from an FP32 export folder; returns the manifest. Atomic."""
-    from transformers import AutoTokenizer
+    """Build one ONNX variant from an FP32 export folder (see variants.build)."""
+    from .build import quantize as run
 
-    from .. import manifest
-    from ..cache import atomic_dir
-    from ..errors import ModelError
-    from .checks import check_variant, load_export
-
-    src_dir = cfg.onnx_dir
-    src_manifest, config = load_export(src_dir)
-    task = src_manifest.get("source", {}).get("task", "")
-    lm = task.startswith("text-generation")
-    calib = cfg.calibration
-    demo = src_manifest.get("source", {}).get("demo")
-    if cfg.method == "int8-static" and not calib and demo:
-        calib = f"demo:{demo}:calibration"
-    with atomic_dir(cfg.output) as tmp:
-        manifest.copy_side_files(src_dir, tmp)
-        log.info("building %s from %s", cfg.method, src_dir)
-        kwargs = {"lm": lm}
-        if cfg.method == "int8-static":
-            kwargs.update(tokenizer=AutoTokenizer.from_pretrained(src_dir), calibration_spec=calib)
-        try:
-            settings = builder(cfg.method)(src_dir / "model.onnx", tmp / "model.onnx", cfg, config, **kwargs)
-        except (ValueError, RuntimeError, KeyError) as e:  # ORT quantizer rejects the graph
-            raise ModelError(f"{cfg.method} quantization of {src_dir} failed: "
-                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-        report = check_variant(src_dir, tmp, task, config)
-        data = manifest.write(tmp, kind="variant", source={**src_manifest.get("source", {}),
-                              "onnx_export": str(Path(src_dir).resolve())},
-                              method=cfg.method, settings=settings,
-                              parity={"reference": "onnx-fp32", **report})
-    data["output"] = str(cfg.output)
-    return data
+    return run(cfg)

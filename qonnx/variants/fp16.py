@@ -7,6 +7,10 @@ breaks BERT graphs at load time).
 from .graph import fuse, save
 
 
+UNACCEL_CPU = ("FP16 arithmetic is not accelerated on this CPU provider: most ops run through casts, "
+               "so this number reflects the graph, not FP16 speed")
+NOTES = {"cpu": UNACCEL_CPU}
+
 def build(src, out, cfg, config, **_):
     from onnxruntime.transformers.onnx_model import OnnxModel
 

@@ -9,6 +9,10 @@ GPTQ in ONNX Runtime goes through Intel Neural Compressor, which qonnx does not 
 """
 from .graph import materialize_transposed_weights, save, share_tied_embedding
 
+DEFAULT_FOR = ("lm",)
+NOTES = {"cpu": "HQQ keeps float zero points, for which ONNX Runtime's CPU MatMulNBits has no fast kernel: "
+                "accurate but slow here; onnx-int4-rtn is the fast one"}
+
 ACCURACY_LEVEL = 4
 
 

@@ -18,6 +18,9 @@ from pathlib import Path
 
 from .graph import fuse, materialize_transposed_weights, save, share_tied_embedding
 
+UNACCEL_CUDA = "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"
+NOTES = {"cuda": UNACCEL_CUDA}
+
 BLOCK = 64  # hidden sizes are multiples of 64 (576, 768, 4096): no padded blocks
 
 

@@ -8,7 +8,13 @@ import tempfile
 from pathlib import Path
 
 from .. import calibration
+from . import requires
 from ..errors import ConfigError
+
+NOTES = {"cuda": "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"}
+NEEDS = (requires.calibration_data,)
+DEFAULT_FOR = ("classification",)
+NEEDS_CALIBRATION = True
 
 OP_TYPES = ["MatMul", "Gemm", "Gather"]
 METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
@@ -20,16 +26,16 @@ def past_shapes(sess_inputs, config):
     return {i.name: (1, heads, 0, head_dim) for i in sess_inputs if i.name.startswith("past_key_values")}
 
 
-def build(src, out, cfg, config, tokenizer=None, lm=False, calibration_spec=None, **_):
+def build(src, out, cfg, config, tokenizer=None, lm=False, texts=None, provenance=None, **_):
     import onnxruntime as ort
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    if not calibration_spec:
+    if not texts:
         raise ConfigError("int8-static needs calibration data: pass --calibration FILE (csv/tsv/"
                           "jsonl/json/parquet/txt) or a demo split such as demo:sentiment:calibration")
-    texts, prov = calibration.select(calibration_spec, cfg.num_samples, cfg.seed, lm, cfg.text_column)
+    prov = provenance
     inputs = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()
     reader = calibration.TextReader(texts, tokenizer, [i.name for i in inputs],
                                     past_shapes(inputs, config) if lm else None)

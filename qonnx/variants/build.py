@@ -1,0 +1,87 @@
+"""Build one ONNX variant from an FP32 export: keyed by content, atomic, checked against FP32.
+
+The key covers the export's own key, every QuantizeConfig setting that shapes the bytes, the
+calibration samples (sha256 of each) and the versions of onnx, onnxruntime and qonnx: a new
+calibration file, seed, block size or library version never reuses an old folder.
+"""
+import dataclasses
+import logging
+from pathlib import Path
+
+from .. import manifest, store
+from ..envinfo import versions
+from ..errors import ModelError
+from . import METHODS, method_module
+
+log = logging.getLogger(__name__)
+
+KEY_LIBRARIES = ("qonnx", "onnx", "onnxruntime")
+NOT_IN_KEY = ("onnx_dir", "output", "overwrite")
+
+
+def calibration_spec(cfg, src_manifest):
+    """The calibration source and its text column: --calibration, else the demo's split."""
+    demo = src_manifest.get("source", {}).get("demo")
+    spec = cfg.calibration or (f"demo:{demo}:calibration" if demo else None)
+    column = cfg.text_column or "text"
+    return spec, column
+
+
+def variant_key(cfg, src_manifest, calibration_prov=None) -> str:
+    v = versions()
+    settings = {k: val for k, val in dataclasses.asdict(cfg).items() if k not in NOT_IN_KEY}
+    if calibration_prov:  # the samples themselves, not the file name
+        settings["calibration"] = {k: calibration_prov[k] for k in ("sample_sha256", "max_length")}
+    else:
+        settings.pop("calibration", None)
+    export_id = src_manifest.get("key") or src_manifest.get("files")
+    return store.digest({"export": export_id, "settings": settings,
+                         "versions": {k: v.get(k) for k in KEY_LIBRARIES}})
+
+
+def quantize(cfg) -> dict:
+    """Build (or reuse) one variant; returns its manifest with `output` and `reused`."""
+    from transformers import AutoTokenizer
+
+    from .. import calibration
+    from .checks import check_variant, load_export
+
+    src_dir = cfg.onnx_dir
+    src_manifest, config = load_export(src_dir)
+    store.ensure_intact(src_dir, "ONNX export")
+    task = src_manifest.get("source", {}).get("task", "")
+    lm = task.startswith("text-generation")
+    texts, prov, spec = None, None, None
+    if getattr(method_module(cfg.method), "NEEDS_CALIBRATION", False):
+        spec, column = calibration_spec(cfg, src_manifest)
+        if spec:
+            texts, prov = calibration.select(spec, cfg.num_samples, cfg.seed, lm, column)
+    key = variant_key(cfg, src_manifest, prov)
+    out = cfg.output or Path(src_dir).parent / f"onnx-{cfg.method}-{key}"
+    if manifest.read(out).get("key") == key and store.reuse(out):
+        log.info("reusing %s", out)
+        return {**manifest.read(out), "output": str(out), "reused": True}
+    overwrite = cfg.overwrite or (cfg.output is None and store.is_artifact(out))
+    with store.atomic_dir(out, overwrite=overwrite, protect=[src_dir]) as tmp:
+        manifest.copy_side_files(src_dir, tmp)
+        log.info("building %s from %s", cfg.method, src_dir)
+        kwargs = {"lm": lm}
+        if texts is not None:
+            kwargs.update(tokenizer=AutoTokenizer.from_pretrained(src_dir), texts=texts, provenance=prov)
+        try:
+            settings = method_module(cfg.method).build(Path(src_dir) / "model.onnx", tmp / "model.onnx",
+                                                       cfg, config, **kwargs)
+        except (ValueError, RuntimeError, KeyError) as e:  # ORT quantizer rejects the graph
+            raise ModelError(f"{cfg.method} quantization of {src_dir} failed: "
+                             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+        report = check_variant(src_dir, tmp, task, config)
+        data = manifest.write(tmp, kind="variant", key=key,
+                              source={**src_manifest.get("source", {}),
+                                      "onnx_export": str(Path(src_dir).resolve()),
+                                      "export_key": src_manifest.get("key")},
+                              method=cfg.method, settings=settings,
+                              parity={"reference": "onnx-fp32", **report})
+    return {**data, "output": str(out), "reused": False}
+
+
+__all__ = ["quantize", "METHODS"]
