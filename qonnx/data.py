@@ -42,6 +42,24 @@ def _read_table(path: Path):
         raise DataError(f"Cannot read {path} as {suffix[1:]}: {str(e).splitlines()[0]}") from None
 
 
+def columns(spec: str) -> list:
+    """Column names of a local table file ([] for anything else: the loader reports problems)."""
+    path = Path(spec).expanduser()
+    if not path.is_file() or path.suffix.lower() not in TABLE_SUFFIXES:
+        return []
+    if path.suffix.lower() in (".csv", ".tsv"):
+        import pandas as pd
+
+        try:
+            return list(pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0).columns)
+        except Exception:
+            return []
+    try:
+        return list(_read_table(path).columns)
+    except Exception:
+        return []
+
+
 def _demo_file(spec: str) -> Path:
     """demo:NAME[:SPLIT] -> the split file of a built demo (SPLIT defaults to test)."""
     from . import demo

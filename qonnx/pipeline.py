@@ -39,9 +39,13 @@ def default_run_dir(source) -> Path:
 
 
 def calibration_column(cfg) -> str:
+    """--calibration-text-column, else 'text' for a demo split, else the eval set's --text-column
+    when the calibration file has it, else 'text'."""
     if cfg.calibration_text_column:
         return cfg.calibration_text_column
-    return "text" if not cfg.calibration or cfg.calibration.startswith("demo:") else cfg.text_column
+    if not cfg.calibration or cfg.calibration.startswith("demo:"):
+        return "text"
+    return cfg.text_column if cfg.text_column in data.columns(cfg.calibration) else "text"
 
 
 def eval_data(source, cfg) -> data.TextData:
@@ -156,7 +160,6 @@ def measure_row(run, source, variant, provider, shared, tok, env) -> Row:
         row.status, row.reason = "failed", failure
         return row
     result = tasks.module(shared["kind"]).finish(tok, result)
-    result.pop("imported_torch", None)
     for k, val in result.items():
         if hasattr(row, k) and k != "extra":
             setattr(row, k, val)

@@ -47,8 +47,9 @@ def quantize(cfg) -> dict:
     from .checks import check_variant, load_export
 
     src_dir = cfg.onnx_dir
+    if Path(src_dir).is_dir():
+        store.ensure_intact(src_dir, "ONNX export")
     src_manifest, config = load_export(src_dir)
-    store.ensure_intact(src_dir, "ONNX export")
     task = src_manifest.get("source", {}).get("task", "")
     lm = task.startswith("text-generation")
     texts, prov, spec = None, None, None

@@ -1,0 +1,161 @@
+"""store: atomic writes, never deleting what qonnx did not write, content keys, verification."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from qonnx import manifest, store
+from qonnx.config import QuantizeConfig
+from qonnx.errors import ConfigError
+from qonnx.variants import quantize
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    target = tmp_path / "out"
+    with store.atomic_dir(target) as tmp:
+        manifest.write(tmp, kind="test")
+    first = (target / "manifest.json").read_text()
+    with pytest.raises(RuntimeError):
+        with store.atomic_dir(target, overwrite=True) as tmp:
+            (tmp / "a").write_text("2")
+            raise RuntimeError("interrupted")
+    assert (target / "manifest.json").read_text() == first
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_a_folder_qonnx_did_not_write_is_never_replaced(tmp_path):
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "thesis.txt").write_text("x")
+    with pytest.raises(ConfigError, match="not empty and was not written by qonnx; refusing"):
+        with store.atomic_dir(d, overwrite=True):
+            pass
+    assert (d / "thesis.txt").read_text() == "x" and (d / "sub").is_dir()
+
+
+def test_cli_quantize_refuses_a_users_folder(tiny_classifier_onnx, tmp_path):
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "thesis.txt").write_text("x")
+    r = CliRunner().invoke(main, ["quantize", str(tiny_classifier_onnx), "-m", "int8-dynamic", "-o", str(d)])
+    assert r.exit_code == 1 and "was not written by qonnx; refusing" in r.output
+    assert (d / "thesis.txt").read_text() == "x"
+
+
+def test_cli_quantize_output_equal_to_source_or_a_file(tiny_classifier_onnx, tmp_path):
+    before = (tiny_classifier_onnx / "model.onnx").stat().st_mtime_ns
+    r = CliRunner().invoke(main, ["quantize", str(tiny_classifier_onnx), "-m", "fp16", "-o", str(tiny_classifier_onnx)])
+    assert r.exit_code == 1 and "overlaps the input folder" in r.output
+    assert (tiny_classifier_onnx / "model.onnx").stat().st_mtime_ns == before
+    f = tmp_path / "file"
+    f.write_text("mine")
+    r = CliRunner().invoke(main, ["quantize", str(tiny_classifier_onnx), "-m", "fp16", "-o", str(f)])
+    assert r.exit_code == 1 and "is a file, not a folder" in r.output and f.read_text() == "mine"
+
+
+def test_replacing_an_artifact_needs_overwrite(tiny_classifier_onnx, tmp_path):
+    out = tmp_path / "v"
+    args = ["quantize", str(tiny_classifier_onnx), "-m", "int8-dynamic", "-o", str(out)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    again = CliRunner().invoke(main, args)  # same key: reused, nothing replaced
+    assert again.exit_code == 0 and "reused the identical" in again.output
+    other = args + ["--per-tensor"]
+    r = CliRunner().invoke(main, other)
+    assert r.exit_code == 1 and "already holds a qonnx artifact; pass --overwrite" in r.output
+    r = CliRunner().invoke(main, other + ["--overwrite"])
+    assert r.exit_code == 0 and "built int8-dynamic" in r.output
+    assert manifest.read(out)["settings"]["per_channel"] is False
+
+
+def test_unwritable_output_is_a_clear_error(tiny_classifier_onnx):
+    r = CliRunner().invoke(main, ["quantize", str(tiny_classifier_onnx), "-m", "fp16", "-o", "/proc/qonnx/out"])
+    assert r.exit_code == 1 and "Error: Cannot" in r.output and "Traceback" not in r.output
+
+
+def test_keys_change_with_every_setting_and_calibration_sample(tiny_classifier_onnx, tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("text\nthe film was good\nit rained all day\n")
+    b.write_text("text\nthe film was awful\nit rained all day\n")
+
+    def out(**kw):
+        return quantize(QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int8-static", **kw))["output"]
+
+    first = out(calibration=str(a))
+    assert out(calibration=str(a)) == first  # reused
+    outs = {first, out(calibration=str(b)), out(calibration=str(a), seed=1, num_samples=1),
+            out(calibration=str(a), calibration_method="entropy"), out(calibration=str(a), per_channel=True)}
+    assert len(outs) == 5
+
+
+def test_a_damaged_cached_variant_is_rebuilt(tiny_classifier_onnx, caplog):
+    cfg = QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int8-dynamic", int8_scheme="fused")
+    out = quantize(cfg)["output"]
+    model = os.path.join(out, "model.onnx")
+    size = os.path.getsize(model)
+    with open(model, "r+b") as f:  # zero the bytes, same size
+        f.write(b"\0" * size)
+    assert "damaged" in store.verify(out)
+    again = quantize(cfg)
+    assert again["output"] == out and not again["reused"]
+    assert store.verify(out) == "" and "damaged" in caplog.text
+    with open(model, "r+b") as f:  # truncated
+        f.truncate(size // 2)
+    assert "bytes, the manifest says" in store.verify(out)
+    assert not quantize(cfg)["reused"] and store.verify(out) == ""
+
+
+def test_a_damaged_export_given_by_the_user_is_refused(tiny_classifier_onnx, tmp_path):
+    import shutil
+
+    copy = tmp_path / "export"
+    shutil.copytree(tiny_classifier_onnx, copy)
+    (copy / "model.onnx").write_bytes((copy / "model.onnx").read_bytes()[:-10] + b"\0" * 10)
+    r = CliRunner().invoke(main, ["quantize", str(copy), "-m", "fp16"])
+    assert r.exit_code == 1 and "is damaged" in r.output
+
+
+def test_partial_folders_of_dead_builds_are_cleaned(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".out.partial-{dead.stdout.strip()}-abc"
+    stale.mkdir()
+    live = tmp_path / f".out.partial-{os.getppid()}-abc"  # a running process: left alone
+    live.mkdir()
+    with store.atomic_dir(tmp_path / "out") as tmp:
+        manifest.write(tmp, kind="test")
+    assert not stale.exists() and live.exists()
+
+
+def test_verified_files_are_not_rehashed(tmp_path, monkeypatch):
+    with store.atomic_dir(tmp_path / "a") as tmp:
+        (tmp / "w.bin").write_bytes(b"1" * 1000)
+        manifest.write(tmp, kind="test")
+    assert store.verify(tmp_path / "a") == ""
+    calls = []
+    monkeypatch.setattr(store, "sha256_file", lambda p: calls.append(p))
+    assert store.verify(tmp_path / "a") == "" and calls == []
+
+
+def test_demo_check_detects_damage(tmp_path):
+    from qonnx import demo
+
+    (tmp_path / "f.txt").write_text("hello")
+    manifest.write(tmp_path, kind="demo")
+    assert demo.check(tmp_path) == ""
+    (tmp_path / "f.txt").write_text("HELLO")
+    assert "damaged" in demo.check(tmp_path)
+    (tmp_path / "f.txt").unlink()
+    assert "missing" in demo.check(tmp_path)
+
+
+def test_artifact_root_env_sets_default_outputs(tiny_classifier, tmp_path, monkeypatch):
+    monkeypatch.setenv("QONNX_ARTIFACTS", str(tmp_path / "store"))
+    r = CliRunner().invoke(main, ["export", str(tiny_classifier)])
+    assert r.exit_code == 0, r.output
+    exported = list((tmp_path / "store" / tiny_classifier.name).glob("onnx-fp32-*"))
+    assert len(exported) == 1 and json.loads((exported[0] / "manifest.json").read_text())["key"]
+    again = CliRunner().invoke(main, ["export", str(tiny_classifier)])
+    assert "reused the identical export" in again.output
