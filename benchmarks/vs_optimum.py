@@ -38,40 +38,52 @@ def main():
     ap.add_argument("model", nargs="?", default="demo:sentiment")
     ap.add_argument("--max-samples", type=int, default=2000, help="eval sentences (default 2000)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (default 3)")
-    ap.add_argument("-o", "--output", default=f"artifacts/benchmarks/vs-optimum-{time.strftime('%Y%m%d-%H%M%S')}")
+    ap.add_argument("-o", "--output", help="[$QONNX_ARTIFACTS or ./artifacts, /benchmarks/vs-optimum-TIME]")
     args = ap.parse_args()
     import os
 
-    from qonnx import models, report, tasks
+    from qonnx import models, report
     from qonnx.config import CompareConfig
-    from qonnx.pipeline import Run, compare, job_settings, run_worker
+    from qonnx.envinfo import cpu
+    from qonnx.pipeline import Run, compare, run_worker
+    from qonnx.report.schema import Row
 
-    out = Path(args.output)
+    from qonnx import store
+
+    out = Path(args.output or store.root() / "benchmarks" / f"vs-optimum-{time.strftime('%Y%m%d-%H%M%S')}")
     os.environ["QONNX_ARTIFACTS"] = str(out / "artifacts")
     # the whole held-out split: 2,000 sentences put a 95 % interval of about +-1.5 points on an
     # accuracy near 86 %, and the variants' differences are paired (same sentences)
     cfg = CompareConfig(model=args.model, output=out / "run", max_samples=args.max_samples)
     source = models.resolve(args.model)
+    info = cpu()
+    print(f"CPU: {info['model']} ({info['cores']} cores), flags: {', '.join(info['flags']) or 'none of note'}",
+          flush=True)
     t0 = time.perf_counter()
     compare(cfg)
     matrix_s = time.perf_counter() - t0
 
     folder, isa = optimum_recipe(source.path, "text-classification", out / "optimum")
+    print(f"anchor: the Optimum recipe for this CPU (optimum-cli onnxruntime quantize {isa})", flush=True)
     onnx_file = next(folder.glob("*.onnx"))
-    job = {"variant": "optimum-recipe-int8", "runtime": "onnx", "mode": "int8-dynamic",
-           "provider": "cpu", "model_path": str(onnx_file), "tokenizer_path": str(source.path),
-           **job_settings(cfg, source, tasks.kind(source.task), cfg.output / "work" / "data.json")}
+    # the same prepared inputs and settings as every other row of the run
+    job = {**json.loads((cfg.output / "work" / "onnx-fp32@cpu" / "job.json").read_text()),
+           "variant": "optimum-recipe-int8", "mode": "int8-dynamic", "model_path": str(onnx_file)}
     result, failure = run_worker(cfg.output / "work" / "optimum-recipe-int8@cpu", job)
     if failure:
         sys.exit(f"the Optimum recipe's model failed to run: {failure}")
-    run = Run(CompareConfig(**{**vars(cfg), "resume": True}))
-    run.save_row({"variant": "optimum-recipe-int8", "provider": "cpu", "runtime": "onnx",
-                  "status": "ok", "reason": "", "artifact": str(folder),
-                  "note": f"optimum-cli export onnx + optimum-cli onnxruntime quantize {isa}",
-                  "size_mb": onnx_file.stat().st_size / 2**20, **result})
+    row = Row(variant="optimum-recipe-int8", provider="cpu", runtime="onnx", artifact=str(folder.resolve()),
+              note=f"optimum-cli export onnx + optimum-cli onnxruntime quantize {isa}",
+              size_mb=onnx_file.stat().st_size / 2**20)
+    for k, v in result.items():
+        if hasattr(row, k):
+            setattr(row, k, v)
+        else:
+            row.extra[k] = v
+    run = Run(CompareConfig(**{**vars(cfg), "resume": True}), cfg.output)
+    run.save_row(row)
     meta = json.loads((cfg.output / "run.json").read_text())
-    results = report.assemble(run.rows(), meta)
-    report.write_files(cfg.output, results)
+    results = report.write_files(cfg.output, report.assemble(run.rows(), meta))
     rows = {r["variant"]: r for r in results["rows"] if r["status"] == "ok"}
     missing = {"torch-fp32", "onnx-fp32", "onnx-int8-dynamic"} - set(rows)
     if missing:
@@ -99,6 +111,8 @@ def main():
     dyn = rows["onnx-int8-dynamic"]
     figures = {
         "machine": f"{results['environment']['cpu']['model']}, {results['environment']['cpu']['cores']} cores",
+        "cpu_flags": results["environment"]["cpu"]["flags"],
+        "anchor_recipe": f"optimum-cli onnxruntime quantize {isa}",
         "whole_cpu_matrix_s": round(matrix_s, 1),
         "best_qonnx_variant_with_no_more_loss": best and best["variant"],
         "best_vs_optimum_p50_speedup_single_pass": best and round(opt["latency_ms"]["p50"] / best["latency_ms"]["p50"], 2),

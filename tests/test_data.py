@@ -22,7 +22,37 @@ def test_integer_labels_and_max_samples(tmp_path):
     f = tmp_path / "d.csv"
     pd.DataFrame({"text": ["a", "b", "c"], "label": [1, 0, 1]}).to_csv(f, index=False)
     got = data.load(str(f), lm=False, label2id=L2I, max_samples=2)
+    assert sorted(got.labels) == [0, 1] and got.selection["rows"] == 2 and got.selection["of"] == 3
+
+
+def test_max_samples_on_a_file_sorted_by_label_scores_every_class(tmp_path):
+    f = tmp_path / "d.csv"
+    pd.DataFrame({"text": [f"t{i}" for i in range(100)],
+                  "label": ["negative"] * 70 + ["positive"] * 30}).to_csv(f, index=False)
+    a = data.load(str(f), lm=False, label2id=L2I, max_samples=10, seed=0)
+    assert a.labels.count(1) == 3 and a.labels.count(0) == 7
+    b = data.load(str(f), lm=False, label2id=L2I, max_samples=10, seed=1)
+    assert a.selection["rows_sha256"] != b.selection["rows_sha256"]
+    assert data.load(str(f), lm=False, label2id=L2I, max_samples=10, seed=0).texts == a.texts
+
+
+def test_hub_class_label_names_are_mapped_by_name(monkeypatch):
+    import datasets
+
+    # the dataset's own order is the reverse of the model's
+    ds = datasets.Dataset.from_dict({"sentence": ["good", "bad"], "label": [0, 1]},
+                                    features=datasets.Features({"sentence": datasets.Value("string"),
+                                                                "label": datasets.ClassLabel(names=["positive", "negative"])}))
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: ds)
+    got = data.load("someone/sst", lm=False, label2id=L2I, text_column="sentence")
     assert got.labels == [1, 0]
+
+
+def test_mixed_names_and_numbers_are_refused(tmp_path):
+    f = tmp_path / "d.csv"
+    pd.DataFrame({"text": ["a", "b"], "label": ["positive", "0"]}).to_csv(f, index=False)
+    with pytest.raises(DataError, match="mixes names and numbers"):
+        data.load(str(f), lm=False, label2id=L2I)
 
 
 def test_unknown_label_names_it_and_the_known_labels(tmp_path):
