@@ -69,3 +69,38 @@ def test_demo_splits_do_not_overlap():
     train = set(pd.read_csv(data / "train.csv")["text"])
     assert not test & calib and len(calib) >= 500
     assert len(test & train) < 10  # VADER has a few duplicate sentences across ids
+
+
+def test_compare_on_a_users_file_agrees_with_plain_onnxruntime(tmp_path, monkeypatch):
+    """A user's csv (other column names, labels in capitals, sorted by label) through the whole
+    ONNX matrix; every accuracy in results.json is recomputed from the saved folders with plain
+    onnxruntime on the rows the run recorded, with the run's batch size."""
+    from qonnx import demo
+    from qonnx.config import CompareConfig
+    from qonnx.pipeline import compare
+
+    monkeypatch.setenv("QONNX_ARTIFACTS", str(tmp_path / "store"))
+    test = pd.read_csv(demo.ensure("sentiment") / "data" / "test.csv")
+    users = test.rename(columns={"text": "review", "label": "verdict"}).sort_values("verdict")
+    users["verdict"] = users["verdict"].str.upper()
+    users.to_csv(tmp_path / "mine.csv", index=False)
+    results = compare(CompareConfig(model="demo:sentiment", output=tmp_path / "run", dataset=str(tmp_path / "mine.csv"),
+                                    text_column="review", label_column="verdict", max_samples=400, batch_size=16,
+                                    latency_samples=10, variants=["onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static"]))
+    scored = json.loads((tmp_path / "run" / "work" / "data.json").read_text())
+    assert len(scored["texts"]) == 400 and 0.3 < np.mean(scored["labels"]) < 0.7  # both classes scored
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    for row in results["rows"]:
+        assert row["status"] == "ok", row["reason"]
+        folder = row["artifact"]
+        tok = AutoTokenizer.from_pretrained(folder)
+        sess = ort.InferenceSession(f"{folder}/model.onnx", providers=["CPUExecutionProvider"])
+        names = {i.name for i in sess.get_inputs()}
+        preds = []
+        for i in range(0, 400, 16):
+            enc = tok(scored["texts"][i:i + 16], padding="longest", truncation=True, max_length=128, return_tensors="np")
+            preds.append(sess.run(None, {k: v.astype(np.int64) for k, v in enc.items() if k in names})[0].argmax(-1))
+        independent = float((np.concatenate(preds) == np.array(scored["labels"])).mean())
+        assert abs(independent - row["accuracy"]) <= 1 / 400, (row["variant"], independent, row["accuracy"])
