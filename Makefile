@@ -4,6 +4,9 @@
 PY ?= python3
 # the CPU build of torch on our machines; elsewhere e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
+# GPU=1: replace onnxruntime by onnxruntime-gpu (both installed, the CPU one can shadow CUDA);
+# on a CUDA machine also pick a CUDA torch, e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cu124"
+GPU ?=
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -13,6 +16,8 @@ $(BIN)/qonnx: setup.cfg pyproject.toml
 	# torch==2.13.0 first: the CPU build; an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[dev]'
+	# onnxruntime-gpu can lag the CPU package by a release: take its newest, never both
+	if [ -n "$(GPU)" ]; then $(BIN)/pip uninstall -q -y onnxruntime && $(BIN)/pip install -q onnxruntime-gpu; fi
 	touch $(BIN)/qonnx
 
 setup: $(BIN)/qonnx
@@ -21,6 +26,7 @@ demo: setup
 	$(BIN)/qonnx compare
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 .PHONY: setup demo test

@@ -256,6 +256,8 @@ def env(as_json):
     gpu = info["gpu"]
     click.echo(f"GPU        {gpu['name'] + ' ' + str(gpu['memory_gb']) + ' GiB' if gpu and 'name' in gpu else (gpu or {}).get('error', 'none (torch sees no CUDA device)')}")
     click.echo(f"ORT EPs    {', '.join(info['onnxruntime_providers'])}")
+    if info["onnxruntime_install_problem"]:
+        click.secho(f"Warning    {info['onnxruntime_install_problem']}", fg="yellow")
     click.echo("Versions   " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
 
 

@@ -42,13 +42,11 @@ def main():
     args = ap.parse_args()
     import os
 
-    from qonnx import models, report
+    from qonnx import models, report, store
     from qonnx.config import CompareConfig
     from qonnx.envinfo import cpu
     from qonnx.pipeline import Run, compare, run_worker
     from qonnx.report.schema import Row
-
-    from qonnx import store
 
     out = Path(args.output or store.root() / "benchmarks" / f"vs-optimum-{time.strftime('%Y%m%d-%H%M%S')}")
     os.environ["QONNX_ARTIFACTS"] = str(out / "artifacts")
@@ -102,7 +100,7 @@ def main():
             p50[v].append(again["latency_ms"]["p50"])
     med = {v: statistics.median(x) for v, x in p50.items()}
 
-    opt, base = rows["optimum-recipe-int8"], rows["torch-fp32"]
+    opt = rows["optimum-recipe-int8"]
     fp32_onnx = rows["onnx-fp32"]
     # the fastest qonnx CPU row (single pass) with no more accuracy loss than the recipe, if any
     cpu_rows = [r for v, r in rows.items() if r["provider"] == "cpu" and v != "optimum-recipe-int8"

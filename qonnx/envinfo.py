@@ -46,10 +46,27 @@ def gpu():
     return None
 
 
+def ort_install_problem() -> str:
+    """'' unless both onnxruntime and onnxruntime-gpu are installed: they share the import name
+    `onnxruntime`, and whichever was installed last wins, so the CPU package can hide CUDA."""
+    installed = []
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            metadata.version(dist)
+            installed.append(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    if len(installed) < 2:
+        return ""
+    return ("both onnxruntime and onnxruntime-gpu are installed; the CPU package can shadow the GPU one: "
+            "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu (or: make setup GPU=1)")
+
+
 def collect():
     import onnxruntime as ort
     import psutil
 
     return {"platform": platform.platform(), "cpu": cpu(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "gpu": gpu(),
-            "onnxruntime_providers": ort.get_available_providers(), "versions": versions()}
+            "onnxruntime_providers": ort.get_available_providers(),
+            "onnxruntime_install_problem": ort_install_problem(), "versions": versions()}

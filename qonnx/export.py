@@ -67,7 +67,8 @@ def export(cfg: ExportConfig, source=None) -> dict:
     overwrite = cfg.overwrite or (not cfg.output and store.is_artifact(out))  # a damaged store copy
     with store.atomic_dir(out, overwrite=overwrite, protect=[source.path]) as tmp:
         log.info("exporting %s (%s) with optimum", source.name, source.task)
-        _optimum_export(source, tmp, cfg.opset)
+        with store.scratch_cwd():
+            _optimum_export(source, tmp, cfg.opset)
         report = check_parity(source, tmp / "model.onnx")
         ok = report["max_abs_diff"] <= cfg.atol
         if not ok:

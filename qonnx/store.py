@@ -126,7 +126,7 @@ def atomic_dir(target, overwrite=False, protect=()):
     except OSError as e:
         raise ConfigError(f"Cannot create {target.parent}: {e.strerror}") from None
     _clean_partials(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{os.getpid()}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{os.getpid()}-", dir=target.parent)).resolve()
     tmp.chmod(0o755)
     try:
         yield tmp
@@ -143,6 +143,23 @@ def atomic_dir(target, overwrite=False, protect=()):
     os.replace(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_cwd():
+    """Run a block in a fresh temporary working directory, removed afterwards.
+
+    ONNX Runtime's graph tools (symbolic shape inference, the fp16 converter, the quantizers) can
+    leave files such as sym_shape_infer_temp.onnx or uuid-named .data files in the current
+    directory; qonnx never writes outside its output folder and cache. Paths given to the block
+    must be absolute."""
+    before = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="qonnx-scratch-") as tmp:
+        os.chdir(tmp)
+        try:
+            yield Path(tmp)
+        finally:
+            os.chdir(before)
 
 
 # -- verification ----------------------------------------------------------------------------

@@ -27,7 +27,14 @@ def validate(cfg: ValidateConfig):
     """Return (passed, checks); each check is (name, value, limit, ok)."""
     from .pipeline import load_results
 
-    results = load_results(cfg.run_dir)
+    results = load_results(cfg.run_dir)  # checked: rows with variant/provider/status, settings.kind
+    kind = results["settings"]["kind"]
+    wrong = {"classification": ("--max-perplexity-increase", cfg.max_perplexity_increase_pct),
+             "lm": ("--max-accuracy-drop", cfg.max_accuracy_drop)}.get(kind)
+    if wrong and wrong[1] is not None:
+        measures = "accuracy" if kind == "classification" else "perplexity"
+        raise ConfigError(f"{wrong[0]} does not apply to {cfg.run_dir}: it is a {kind} run, which measures "
+                          f"{measures}.")
     rows = [r for r in results["rows"] if r["variant"] == cfg.variant and r["provider"] == cfg.provider]
     if not rows:
         have = sorted({f"{r['variant']}@{r['provider']}" for r in results["rows"]})

@@ -72,3 +72,49 @@ def tiny_lm_onnx(tiny_lm, tmp_path_factory):
     out = tmp_path_factory.mktemp("exports") / "tiny-llama-onnx"
     export(ExportConfig(model=str(tiny_lm), output=out))
     return out
+
+
+# -- nothing may appear outside a command's output folder and cache -----------------------------
+
+def _repo_state():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--ignored"],
+                          cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        return None
+    return "\n".join(ln for ln in done.stdout.splitlines() if "__pycache__" not in ln)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clean_session(tmp_path_factory):
+    """The whole session runs in an empty directory with the artifact store in a temporary one;
+    at the end that directory is still empty and the repository holds no new file."""
+    import os
+
+    before = _repo_state()
+    cwd = tmp_path_factory.mktemp("session-cwd")
+    old_cwd, old_store = os.getcwd(), os.environ.get("QONNX_ARTIFACTS")
+    os.environ["QONNX_ARTIFACTS"] = str(tmp_path_factory.mktemp("store"))
+    os.chdir(cwd)
+    yield
+    os.chdir(old_cwd)
+    if old_store is None:
+        os.environ.pop("QONNX_ARTIFACTS", None)
+    else:
+        os.environ["QONNX_ARTIFACTS"] = old_store
+    assert not list(cwd.iterdir()), f"tests left files in the working directory: {list(cwd.iterdir())}"
+    after = _repo_state()
+    assert before == after, f"the test session wrote into the repository:\n{after}"
+
+
+@pytest.fixture(autouse=True)
+def clean_cwd(tmp_path_factory, monkeypatch):
+    """Every test runs in a fresh empty directory and must leave it empty."""
+    cwd = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(cwd)
+    yield
+    left = sorted(p.name for p in cwd.iterdir())
+    assert not left, f"the test wrote into the working directory: {left}"

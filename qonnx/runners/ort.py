@@ -22,8 +22,11 @@ def provider_problem(provider: str) -> str:
     if provider not in PROVIDERS:
         return f"unknown provider '{provider}' (choose from {', '.join(PROVIDERS)})"
     if PROVIDERS[provider] not in available_providers():
+        from ..envinfo import ort_install_problem
+
+        fix = ort_install_problem() or "install onnxruntime-gpu on a CUDA machine (make setup GPU=1)"
         return (f"ONNX Runtime here has no {PROVIDERS[provider]} (available: "
-                f"{', '.join(available_providers())}); install onnxruntime-gpu on a CUDA machine")
+                f"{', '.join(available_providers())}); {fix}")
     return ""
 
 

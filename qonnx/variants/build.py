@@ -46,7 +46,7 @@ def quantize(cfg) -> dict:
     from .. import calibration
     from .checks import check_variant, load_export
 
-    src_dir = cfg.onnx_dir
+    src_dir = Path(cfg.onnx_dir).resolve()
     if Path(src_dir).is_dir():
         store.ensure_intact(src_dir, "ONNX export")
     src_manifest, config = load_export(src_dir)
@@ -70,8 +70,9 @@ def quantize(cfg) -> dict:
         if texts is not None:
             kwargs.update(tokenizer=AutoTokenizer.from_pretrained(src_dir), texts=texts, provenance=prov)
         try:
-            settings = method_module(cfg.method).build(Path(src_dir) / "model.onnx", tmp / "model.onnx",
-                                                       cfg, config, **kwargs)
+            with store.scratch_cwd():
+                settings = method_module(cfg.method).build(src_dir / "model.onnx", tmp / "model.onnx",
+                                                           cfg, config, **kwargs)
         except (ValueError, RuntimeError, KeyError) as e:  # ORT quantizer rejects the graph
             raise ModelError(f"{cfg.method} quantization of {src_dir} failed: "
                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None

@@ -6,7 +6,6 @@ breaks BERT graphs at load time).
 """
 from .graph import fuse, save
 
-
 UNACCEL_CPU = ("FP16 arithmetic is not accelerated on this CPU provider: most ops run through casts, "
                "so this number reflects the graph, not FP16 speed")
 NOTES = {"cpu": UNACCEL_CPU}

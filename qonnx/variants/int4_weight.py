@@ -18,9 +18,11 @@ ACCURACY_LEVEL = 4
 
 def build(src, out, cfg, config, **_):
     import onnx
-    from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
-                                                                 HQQWeightOnlyQuantConfig,
-                                                                 MatMulNBitsQuantizer)
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        HQQWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
 
     def rtn(ops):
         return DefaultWeightOnlyQuantConfig(block_size=cfg.block_size, is_symmetric=True,

@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 
 from .. import calibration
-from . import requires
 from ..errors import ConfigError
+from . import requires
 
 NOTES = {"cuda": "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"}
 NEEDS = (requires.calibration_data,)
@@ -28,8 +28,7 @@ def past_shapes(sess_inputs, config):
 
 def build(src, out, cfg, config, tokenizer=None, lm=False, texts=None, provenance=None, **_):
     import onnxruntime as ort
-    from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if not texts:
