@@ -108,9 +108,15 @@ def test_env_runs():
     assert "CPUExecutionProvider" in r.output and "onnxruntime" in r.output
 
 
-def test_unexportable_lm_names_the_architecture(tmp_path):
-    (tmp_path / "config.json").write_text('{"architectures": ["FooForCausalLM"], "model_type": "foo"}')
-    fails(["export", str(tmp_path)], "optimum cannot export FooForCausalLM (model_type 'foo')")
+def test_unexportable_lm_names_the_architecture(tiny_lm, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "foo"
+    shutil.copytree(tiny_lm, folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "architectures": ["FooForCausalLM"], "model_type": "foo"}))
+    fails(["export", str(folder)], "optimum cannot export FooForCausalLM (model_type 'foo')")
 
 
 def test_python_dash_m_qonnx():

@@ -85,16 +85,17 @@ class OrtRunner(Runner):
         return binding.copy_outputs_to_cpu()
 
     def logits(self, batch):
-        feed = self._feed({k: np.asarray(v, dtype=np.int64) for k, v in batch.items()})
+        batch = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
+        if "token_type_ids" in self.inputs and "token_type_ids" not in batch:  # the graph wants it
+            batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
+        feed = self._feed(batch)
         return self._run([self.outputs[0]], feed)[0].astype(np.float32)
 
     # -- causal LM ---------------------------------------------------------------------------
     def empty_past(self, batch_size):
-        cfg = self.config
-        heads = cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
-        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
-        dtype = np.float16 if "float16" in self.inputs[self.past_names[0]].type else np.float32
-        return {n: np.zeros((batch_size, heads, 0, head_dim), dtype=dtype) for n in self.past_names}
+        """Zero-length key/value inputs, shaped from the graph itself (never from raw config keys,
+        which differ between architectures: GPT-2 says n_head)."""
+        return empty_past(self.sess.get_inputs(), batch_size, self.config)
 
     def step(self, input_ids, attention_mask, past=None):
         """Feed new tokens (with the mask over past+new); return (logits, present)."""
@@ -113,6 +114,38 @@ class OrtRunner(Runner):
 
     def close(self):
         self.sess = None
+
+
+def kv_dims(config: dict):
+    """(key/value heads, head size) from a config through transformers' attribute names."""
+    def first(*keys):
+        return next((config[k] for k in keys if config.get(k)), None)
+
+    heads = first("num_attention_heads", "n_head", "num_heads", "n_heads")
+    kv = first("num_key_value_heads", "multi_query_group_num") or heads
+    hidden = first("hidden_size", "n_embd", "d_model")
+    head_dim = first("head_dim") or (hidden // heads if hidden and heads else None)
+    return kv, head_dim
+
+
+def empty_past(inputs, batch_size, config=None):
+    """{past input name: zeros of shape (batch, kv heads, 0, head size)} for every past input of a
+    session; static dims come from the graph, symbolic ones from the config."""
+    out = {}
+    for i in inputs:
+        if not i.name.startswith("past_key_values"):
+            continue
+        dims = list(i.shape)
+        if len(dims) != 4:
+            raise ModelError(f"unexpected past input {i.name} of shape {dims}")
+        kv, head_dim = kv_dims(config or {})
+        heads = dims[1] if isinstance(dims[1], int) else kv
+        size = dims[3] if isinstance(dims[3], int) else head_dim
+        if heads is None or size is None:
+            raise ModelError(f"cannot tell the shape of {i.name} ({dims}) from the graph or the config")
+        dtype = np.float16 if "float16" in i.type else np.float32
+        out[i.name] = np.zeros((batch_size, heads, 0, size), dtype=dtype)
+    return out
 
 
 def placement(path, provider, feed):

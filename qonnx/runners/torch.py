@@ -65,6 +65,10 @@ class TorchRunner(Runner):
         if self.device == "cuda" and cuda_problem():
             raise ConfigError(cuda_problem())
         self.model = load_model(self.path, self.task, self.mode, self.device)
+        import inspect
+
+        # feed only what forward() takes: DistilBERT has no token_type_ids, BERT tokenizers emit them
+        self.accepts = set(inspect.signature(self.model.forward).parameters)
         return self
 
     def _tensors(self, batch):
@@ -77,7 +81,7 @@ class TorchRunner(Runner):
         import torch
 
         with torch.inference_mode():
-            out = self.model(**self._tensors(batch)).logits
+            out = self.model(**self._tensors({k: v for k, v in batch.items() if k in self.accepts})).logits
         return out.float().cpu().numpy()
 
     def step(self, input_ids, attention_mask, past=None):

@@ -21,9 +21,9 @@ METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
 
 def past_shapes(sess_inputs, config):
-    heads = config.get("num_key_value_heads") or config.get("num_attention_heads", 1)
-    head_dim = config.get("head_dim") or config.get("hidden_size", 0) // config.get("num_attention_heads", 1)
-    return {i.name: (1, heads, 0, head_dim) for i in sess_inputs if i.name.startswith("past_key_values")}
+    from ..runners.ort import empty_past
+
+    return {k: v.shape for k, v in empty_past(sess_inputs, 1, config).items()}
 
 
 def build(src, out, cfg, config, tokenizer=None, lm=False, texts=None, provenance=None, **_):

@@ -1,0 +1,57 @@
+"""Tiny random models of many architectures, built from configs (no hub, no downloads).
+
+Every model shares one small WordPiece tokenizer (tests/conftest.py), which emits
+token_type_ids: exactly what trips a model whose forward() does not take them (DistilBERT).
+"""
+from pathlib import Path
+
+H, LAYERS, HEADS, FFN = 32, 2, 4, 64
+LABELS = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
+LM_IDS = {"pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3}
+
+
+def _configs(vocab):
+    import transformers as t
+
+    common = dict(vocab_size=vocab, hidden_size=H, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                  intermediate_size=FFN, max_position_embeddings=256)
+    lm = dict(common, max_position_embeddings=512, tie_word_embeddings=True, **LM_IDS)
+    return {
+        "bert": (t.BertConfig, t.BertForSequenceClassification, dict(common, **LABELS)),
+        "distilbert": (t.DistilBertConfig, t.DistilBertForSequenceClassification,
+                       dict(vocab_size=vocab, dim=H, n_layers=LAYERS, n_heads=HEADS, hidden_dim=FFN,
+                            max_position_embeddings=256, **LABELS)),
+        "roberta": (t.RobertaConfig, t.RobertaForSequenceClassification,
+                    dict(common, pad_token_id=0, max_position_embeddings=258, **LABELS)),
+        "deberta-v2": (t.DebertaV2Config, t.DebertaV2ForSequenceClassification, dict(common, **LABELS)),
+        "albert": (t.AlbertConfig, t.AlbertForSequenceClassification, dict(common, embedding_size=16, **LABELS)),
+        "electra": (t.ElectraConfig, t.ElectraForSequenceClassification, dict(common, embedding_size=16, **LABELS)),
+        "gpt2": (t.GPT2Config, t.GPT2LMHeadModel,
+                 dict(vocab_size=vocab, n_embd=H * 2, n_layer=LAYERS, n_head=HEADS, n_positions=512, **LM_IDS)),
+        "llama": (t.LlamaConfig, t.LlamaForCausalLM, dict(lm, hidden_size=64, intermediate_size=128,
+                                                           num_key_value_heads=2)),
+        "qwen2": (t.Qwen2Config, t.Qwen2ForCausalLM, dict(lm, hidden_size=64, intermediate_size=128,
+                                                           num_key_value_heads=2)),
+        "phi3": (t.Phi3Config, t.Phi3ForCausalLM, dict(lm, hidden_size=64, intermediate_size=128,
+                                                        num_key_value_heads=4, tie_word_embeddings=False)),
+        "mistral": (t.MistralConfig, t.MistralForCausalLM, dict(lm, hidden_size=64, intermediate_size=128,
+                                                                 num_key_value_heads=2, sliding_window=None)),
+        "gemma": (t.GemmaConfig, t.GemmaForCausalLM, dict(lm, hidden_size=64, intermediate_size=128,
+                                                           num_key_value_heads=2, head_dim=16)),
+    }
+
+
+CLASSIFIERS = ["bert", "distilbert", "roberta", "deberta-v2", "albert", "electra"]
+LMS = ["gpt2", "llama", "qwen2", "phi3", "mistral", "gemma"]
+
+
+def build(arch: str, folder: Path) -> Path:
+    import torch
+    from conftest import _tokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = _tokenizer(folder)
+    config_cls, model_cls, kwargs = _configs(len(tok))[arch]
+    torch.manual_seed(0)
+    model_cls(config_cls(**kwargs)).eval().save_pretrained(folder)
+    return folder
