@@ -39,6 +39,9 @@ def _optimum_export(source, out, opset):
         raise ModelError(f"optimum cannot export {arch} (model_type "
                          f"'{source.config.get('model_type')}') for task {source.task}: "
                          f"{str(e).splitlines()[0]}") from None
+    except (OSError, ImportError, RuntimeError, TypeError) as e:  # weights transformers cannot read
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise ModelError(f"Cannot load {source.name} for export ({type(e).__name__}: {first}).") from None
     if not (Path(out) / "model.onnx").is_file():
         raise ModelError(f"optimum's export of {source.name} produced no model.onnx")
 

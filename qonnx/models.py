@@ -24,6 +24,11 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voca
                    "spiece.model", "sentencepiece.bpe.model")
 
 
+def is_lm_task(task: str) -> bool:
+    """The one place that decides whether a task is causal language modelling."""
+    return TASKS.get(task, task) == LM
+
+
 @dataclass
 class ModelSource:
     name: str        # what the user typed
@@ -37,8 +42,7 @@ class ModelSource:
 
     @property
     def is_lm(self) -> bool:
-        """The one place that decides whether a model is a causal language model."""
-        return self.task == LM
+        return is_lm_task(self.task)
 
     @property
     def demo_data(self) -> Path | None:

@@ -87,5 +87,7 @@ def summarize(cases):
 
 
 def check(source_task, ref, cand, tok, texts):
-    fn = causal_lm if source_task.startswith("text-generation") else classifier
+    from .models import is_lm_task
+
+    fn = causal_lm if is_lm_task(source_task) else classifier
     return fn(ref, cand, tok, texts)

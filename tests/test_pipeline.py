@@ -210,7 +210,7 @@ def _start(tiny_classifier, user_files, out, env_extra=None):
     """A compare whose worker runs for a long time (many timed requests)."""
     cmd = [sys.executable, "-m", "qonnx", "compare", str(tiny_classifier), "--dataset", str(user_files / "eval.csv"),
            "--text-column", "review", "--label-column", "sentiment", "--variants", "onnx-fp32",
-           "--latency-samples", "400000", "--max-samples", "8", "-o", str(out)]
+           "--latency-samples", "2000000", "--max-samples", "8", "-o", str(out)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env_extra or {})})
 

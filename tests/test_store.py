@@ -159,3 +159,21 @@ def test_artifact_root_env_sets_default_outputs(tiny_classifier, tmp_path, monke
     assert len(exported) == 1 and json.loads((exported[0] / "manifest.json").read_text())["key"]
     again = CliRunner().invoke(main, ["export", str(tiny_classifier)])
     assert "reused the identical export" in again.output
+
+
+def test_export_then_compare_exports_once(tiny_classifier, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from qonnx.config import CompareConfig
+    from qonnx.pipeline import compare
+
+    monkeypatch.setenv("QONNX_ARTIFACTS", str(tmp_path / "store"))
+    r = CliRunner().invoke(main, ["export", str(tiny_classifier)])
+    exported = r.output.split(" -> ")[1].split()[0]
+    before = os.path.getmtime(os.path.join(exported, "model.onnx"))
+    pd.DataFrame({"text": ["good film", "bad film"], "label": ["positive", "negative"]}).to_csv(tmp_path / "d.csv")
+    results = compare(CompareConfig(model=str(tiny_classifier), dataset=str(tmp_path / "d.csv"), variants=["onnx-fp32"],
+                                    latency_samples=2, warmup=1))
+    assert results["rows"][0]["artifact"] == exported
+    assert os.path.getmtime(os.path.join(exported, "model.onnx")) == before
+    assert results["settings"]["output"].startswith(str(tmp_path / "store" / "runs"))

@@ -47,6 +47,7 @@ LMS = ["gpt2", "llama", "qwen2", "phi3", "mistral", "gemma"]
 
 def build(arch: str, folder: Path) -> Path:
     import torch
+
     from conftest import _tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)

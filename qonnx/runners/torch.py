@@ -3,7 +3,7 @@ import logging
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ModelError
 from .base import Runner
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,9 @@ def cuda_problem() -> str:
 def auto_class(task):
     import transformers
 
-    return (transformers.AutoModelForCausalLM if task.startswith("text-generation")
+    from ..models import is_lm_task
+
+    return (transformers.AutoModelForCausalLM if is_lm_task(task)
             else transformers.AutoModelForSequenceClassification)
 
 
@@ -64,7 +66,11 @@ class TorchRunner(Runner):
             torch.set_num_threads(self.threads)
         if self.device == "cuda" and cuda_problem():
             raise ConfigError(cuda_problem())
-        self.model = load_model(self.path, self.task, self.mode, self.device)
+        try:
+            self.model = load_model(self.path, self.task, self.mode, self.device)
+        except (OSError, ImportError, RuntimeError, TypeError, ValueError) as e:
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            raise ModelError(f"Cannot load {self.path} in PyTorch ({type(e).__name__}: {first}).") from None
         import inspect
 
         # feed only what forward() takes: DistilBERT has no token_type_ids, BERT tokenizers emit them

@@ -10,7 +10,9 @@ TASKS = {"classification": "classification", "lm": "lm"}
 
 
 def kind(task: str) -> str:
-    return "lm" if task.startswith("text-generation") else "classification"
+    from ..models import is_lm_task
+
+    return "lm" if is_lm_task(task) else "classification"
 
 
 def module(kind_name):

@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import manifest, store
 from ..envinfo import versions
 from ..errors import ModelError
+from ..models import is_lm_task
 from . import METHODS, method_module
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def quantize(cfg) -> dict:
         store.ensure_intact(src_dir, "ONNX export")
     src_manifest, config = load_export(src_dir)
     task = src_manifest.get("source", {}).get("task", "")
-    lm = task.startswith("text-generation")
+    lm = is_lm_task(task)
     texts, prov, spec = None, None, None
     if getattr(method_module(cfg.method), "NEEDS_CALIBRATION", False):
         spec, column = calibration_spec(cfg, src_manifest)
