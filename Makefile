@@ -4,9 +4,12 @@
 PY ?= python3
 # the CPU build of torch on our machines; elsewhere e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH ?= torch==2.13.0
-# GPU=1: replace onnxruntime by onnxruntime-gpu (both installed, the CPU one can shadow CUDA);
-# on a CUDA machine also pick a CUDA torch, e.g. TORCH="torch --index-url https://download.pytorch.org/whl/cu124"
+# GPU=1 (with setup, demo or test): onnxruntime-gpu instead of onnxruntime, never both (they share
+# the import name and the CPU one can shadow CUDA); on a CUDA machine also pick a CUDA torch,
+# e.g. make setup GPU=1 TORCH="torch --index-url https://download.pytorch.org/whl/cu124"
 GPU ?=
+# the version line of setup.cfg's `gpu` extra
+ORT_GPU := onnxruntime-gpu>=1.20
 VENV := .venv
 BIN := $(VENV)/bin
 
@@ -16,11 +19,16 @@ $(BIN)/qonnx: setup.cfg pyproject.toml
 	# torch==2.13.0 first: the CPU build; an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[dev]'
-	# onnxruntime-gpu can lag the CPU package by a release: take its newest, never both
-	if [ -n "$(GPU)" ]; then $(BIN)/pip uninstall -q -y onnxruntime && $(BIN)/pip install -q onnxruntime-gpu; fi
 	touch $(BIN)/qonnx
 
+# with GPU=1, also on a venv built without it (or one an install gave the CPU package back):
+# uninstall both (their files overlap: removing one breaks the other), then onnxruntime-gpu alone
 setup: $(BIN)/qonnx
+	@if [ -n "$(GPU)" ] && { $(BIN)/pip show onnxruntime >/dev/null 2>&1 || \
+	    ! $(BIN)/pip show onnxruntime-gpu >/dev/null 2>&1; }; then \
+	  echo "GPU=1: replacing onnxruntime by $(ORT_GPU)"; \
+	  $(BIN)/pip uninstall -q -y onnxruntime onnxruntime-gpu && $(BIN)/pip install -q '$(ORT_GPU)'; \
+	fi
 
 demo: setup
 	$(BIN)/qonnx compare

@@ -7,6 +7,7 @@ a tokenizer, a single-label classification head.
 import json
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from .errors import ModelError, did_you_mean
@@ -36,9 +37,15 @@ class ModelSource:
     task: str        # optimum task name: text-classification or text-generation-with-past
     demo: str = ""   # demo name when built in
 
+    @cached_property
+    def _config(self) -> dict:
+        return with_shape(json.loads((self.path / "config.json").read_text()))
+
     @property
     def config(self) -> dict:
-        return json.loads((self.path / "config.json").read_text())
+        """config.json with transformers' standard shape names filled in (see `with_shape`), so a
+        reader never needs GPT-2's n_head or DistilBERT's n_layers."""
+        return dict(self._config)
 
     @property
     def is_lm(self) -> bool:
@@ -47,6 +54,44 @@ class ModelSource:
     @property
     def demo_data(self) -> Path | None:
         return self.path.parent / "data" if self.demo else None
+
+
+SHAPE_KEYS = ("num_attention_heads", "num_key_value_heads", "head_dim", "hidden_size", "num_hidden_layers")
+
+
+def normalized_shape(config: dict) -> dict:
+    """The model's shape under transformers' standard names, read through its own config class
+    (whose attribute_map says GPT-2's n_head is num_attention_heads): attention heads, key/value
+    heads (num_key_value_heads where the model has grouped-query attention, else the attention
+    heads), head size (head_dim where the config has it, else hidden / heads), hidden size, layers.
+    {} when transformers does not know the model_type."""
+    from transformers import CONFIG_MAPPING
+
+    try:
+        cfg = CONFIG_MAPPING[config["model_type"]].from_dict(config)
+        cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    except Exception:  # unknown or remote-code model type, a config its class rejects
+        return {}
+
+    def get(name):
+        try:
+            return getattr(cfg, name, None)
+        except Exception:
+            return None
+
+    heads, hidden = get("num_attention_heads"), get("hidden_size")
+    kv = get("num_key_value_heads") or heads
+    head_dim = get("head_dim") or (hidden // heads if isinstance(hidden, int) and isinstance(heads, int) and heads
+                                   else None)
+    out = {"num_attention_heads": heads, "num_key_value_heads": kv, "head_dim": head_dim,
+           "hidden_size": hidden, "num_hidden_layers": get("num_hidden_layers")}
+    return {k: v for k, v in out.items() if isinstance(v, int)}
+
+
+def with_shape(config: dict) -> dict:
+    """config with the standard shape names of `normalized_shape` filled in where absent."""
+    shape = normalized_shape(config) if config.get("model_type") else {}
+    return {**config, **{k: v for k, v in shape.items() if config.get(k) is None}}
 
 
 def _heads():
@@ -94,7 +139,7 @@ def check_head(config: dict, name: str):
                          "only.")
 
 
-def check_folder(path: Path, name: str, config: dict):
+def check_folder(path: Path, name: str, config: dict, task: str = ""):
     """Weights present and readable, a tokenizer: cheap checks before any heavy loading."""
     files = {p.name for p in path.iterdir()}
     if not any(w in files for w in WEIGHTS) and not any(f.endswith(".safetensors") for f in files):
@@ -119,6 +164,22 @@ def check_folder(path: Path, name: str, config: dict):
     if not any(t in files for t in TOKENIZER_FILES):
         raise ModelError(f"{name} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "
                          "save the tokenizer into the model folder (tokenizer.save_pretrained).")
+    tok = load_tokenizer(path)
+    if task == CLASSIFICATION and tok.pad_token is None:
+        raise ModelError(f"The tokenizer in {path} has no pad token; qonnx pads classifier batches. Set one "
+                         "(tokenizer.pad_token = tokenizer.eos_token, and config.pad_token_id) and save it.")
+
+
+def load_tokenizer(path: Path):
+    """AutoTokenizer for a model folder; a folder whose tokenizer files do not load is a ModelError."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except Exception as e:  # missing vocab, a broken tokenizer.json, a tokenizer class this install lacks
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        raise ModelError(f"no tokenizer in {path}: its tokenizer files do not load ({type(e).__name__}: "
+                         f"{first}); save a working one there (tokenizer.save_pretrained).") from None
 
 
 def _check_safetensors_size(f: Path):
@@ -171,5 +232,5 @@ def resolve(name: str, task: str | None = None) -> ModelSource:
     task = check_task(task, config, name) if task else infer_task(config, name)
     if task == CLASSIFICATION:
         check_head(config, name)
-    check_folder(path, name, config)
+    check_folder(path, name, config, task)
     return ModelSource(name=name, path=path, task=task, demo=demo)

@@ -1,7 +1,7 @@
 """A pass/fail gate over a compare run, for CI before edge deployment."""
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 
 
 @dataclass
@@ -23,21 +23,46 @@ class ValidateConfig:
                               "--min-speedup, --max-size-mb or --min-agreement.")
 
 
+# the quality limit of each kind of run; a limit of another kind has nothing to check
+QUALITY = {"classification": ("accuracy", "--max-accuracy-drop", "max_accuracy_drop"),
+           "lm": ("perplexity", "--max-perplexity-increase", "max_perplexity_increase_pct")}
+ROW_KEYS = ("variant", "provider", "status")
+
+
+def _checked(results, run_dir):
+    """(kind, rows) of a loaded results document; a file of another shape is a DataError, never
+    a KeyError (load_results checks the same today; this gate does not rely on it)."""
+    source = f"{run_dir}/results.json"
+    settings = results.get("settings") if isinstance(results, dict) else None
+    kind = settings.get("kind") if isinstance(settings, dict) else None
+    if kind is None:
+        raise DataError(f"{source} has no settings.kind; is this a qonnx results file?")
+    if kind not in QUALITY:
+        raise DataError(f"{source} is a '{kind}' run; qonnx validate knows {' and '.join(QUALITY)} runs.")
+    rows = results.get("rows")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DataError(f"{source} has no list of rows; is this a qonnx results file?")
+    missing = [k for k in ROW_KEYS if any(k not in r for r in rows)]
+    if missing:
+        raise DataError(f"{source}: a row lacks {', '.join(missing)}; is this a qonnx results file?")
+    return kind, rows
+
+
 def validate(cfg: ValidateConfig):
-    """Return (passed, checks); each check is (name, value, limit, ok)."""
+    """Return (passed, checks); each check is (name, value, limit, ok).
+
+    Bad input (ConfigError/DataError, exit 1) and a failed gate (exit 2) stay apart: a limit the
+    run cannot measure, such as --max-perplexity-increase on a classification run, is bad input."""
     from .pipeline import load_results
 
-    results = load_results(cfg.run_dir)  # checked: rows with variant/provider/status, settings.kind
-    kind = results["settings"]["kind"]
-    wrong = {"classification": ("--max-perplexity-increase", cfg.max_perplexity_increase_pct),
-             "lm": ("--max-accuracy-drop", cfg.max_accuracy_drop)}.get(kind)
-    if wrong and wrong[1] is not None:
-        measures = "accuracy" if kind == "classification" else "perplexity"
-        raise ConfigError(f"{wrong[0]} does not apply to {cfg.run_dir}: it is a {kind} run, which measures "
-                          f"{measures}.")
-    rows = [r for r in results["rows"] if r["variant"] == cfg.variant and r["provider"] == cfg.provider]
+    kind, all_rows = _checked(load_results(cfg.run_dir), cfg.run_dir)
+    for other, (_, flag, attr) in QUALITY.items():
+        if other != kind and getattr(cfg, attr) is not None:
+            raise ConfigError(f"{flag} does not apply to {cfg.run_dir}: it is a {kind} run, which measures "
+                              f"{QUALITY[kind][0]}.")
+    rows = [r for r in all_rows if r["variant"] == cfg.variant and r["provider"] == cfg.provider]
     if not rows:
-        have = sorted({f"{r['variant']}@{r['provider']}" for r in results["rows"]})
+        have = sorted({f"{r['variant']}@{r['provider']}" for r in all_rows})
         raise ConfigError(f"{cfg.run_dir} has no row {cfg.variant}@{cfg.provider}. Rows: {', '.join(have)}")
     row = rows[0]
     if row["status"] != "ok":
@@ -47,6 +72,9 @@ def validate(cfg: ValidateConfig):
     def add(name, value, limit, upper):
         if limit is None:
             return
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise DataError(f"{cfg.run_dir}/results.json: {name} of {cfg.variant}@{cfg.provider} is "
+                            f"{value!r}, not a number.")
         ok = value is not None and (value <= limit if upper else value >= limit)
         checks.append((name, value, limit, ok))
 

@@ -1,7 +1,10 @@
 """Tiny random models built from configs at test time (no hub, no downloads)."""
 import re
+from pathlib import Path
 
 import pytest
+
+from browser import page  # noqa: F401  (the headless Chromium fixture)
 
 WORDS = sorted(set(re.findall(r"[a-z]+", """
 the film was a delight from start to finish i would not recommend this restaurant to anyone
@@ -75,46 +78,58 @@ def tiny_lm_onnx(tiny_lm, tmp_path_factory):
 
 
 # -- nothing may appear outside a command's output folder and cache -----------------------------
+# Tests run in an empty directory of their own and keep the artifact store in a temporary one; a
+# test that writes files does so under tmp_path. Whatever lands in the working directory (a
+# sym_shape_infer_temp.onnx, a uuid-named .data file, ./artifacts, ./runs) or in the repository
+# fails the test, or the session.
+
+REPO = Path(__file__).resolve().parent.parent
+TOOL_STATE = (".venv/", ".ruff_cache/", ".pytest_cache/")  # pip, ruff and pytest own these, not qonnx
+
 
 def _repo_state():
+    """The repository's file list as git sees it, ignored files included (*.onnx is ignored)."""
     import subprocess
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
     done = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--ignored"],
-                          cwd=root, capture_output=True, text=True)
-    if done.returncode != 0:
+                          cwd=REPO, capture_output=True, text=True)
+    if done.returncode != 0:  # not a git checkout (an sdist): nothing to compare
         return None
-    return "\n".join(ln for ln in done.stdout.splitlines() if "__pycache__" not in ln)
+    return sorted(ln for ln in done.stdout.splitlines()
+                  if "__pycache__" not in ln and not ln[3:].strip('"').startswith(TOOL_STATE))
+
+
+@pytest.fixture(scope="session")
+def artifact_store(tmp_path_factory):
+    """QONNX_ARTIFACTS for the whole session: builds are shared between tests, never in ./artifacts."""
+    return tmp_path_factory.mktemp("store")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def clean_session(tmp_path_factory):
-    """The whole session runs in an empty directory with the artifact store in a temporary one;
-    at the end that directory is still empty and the repository holds no new file."""
-    import os
+def clean_session(tmp_path_factory, artifact_store):
+    """Session fixtures (the tiny exports) run in an empty directory too; at the end it is still
+    empty and the repository lists the same files as at the start."""
+    import difflib
 
     before = _repo_state()
     cwd = tmp_path_factory.mktemp("session-cwd")
-    old_cwd, old_store = os.getcwd(), os.environ.get("QONNX_ARTIFACTS")
-    os.environ["QONNX_ARTIFACTS"] = str(tmp_path_factory.mktemp("store"))
-    os.chdir(cwd)
-    yield
-    os.chdir(old_cwd)
-    if old_store is None:
-        os.environ.pop("QONNX_ARTIFACTS", None)
-    else:
-        os.environ["QONNX_ARTIFACTS"] = old_store
-    assert not list(cwd.iterdir()), f"tests left files in the working directory: {list(cwd.iterdir())}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("QONNX_ARTIFACTS", str(artifact_store))
+        mp.chdir(cwd)
+        yield
+    left = sorted(p.name for p in cwd.iterdir())
+    assert not left, f"session fixtures wrote into the working directory: {left}"
     after = _repo_state()
-    assert before == after, f"the test session wrote into the repository:\n{after}"
+    assert before == after, "the test session wrote into the repository:\n" + "\n".join(
+        difflib.unified_diff(before or [], after or [], "before", "after", lineterm="", n=0))
 
 
 @pytest.fixture(autouse=True)
-def clean_cwd(tmp_path_factory, monkeypatch):
+def clean_cwd(tmp_path_factory, artifact_store, monkeypatch):
     """Every test runs in a fresh empty directory and must leave it empty."""
     cwd = tmp_path_factory.mktemp("cwd")
     monkeypatch.chdir(cwd)
+    monkeypatch.setenv("QONNX_ARTIFACTS", str(artifact_store))
     yield
     left = sorted(p.name for p in cwd.iterdir())
     assert not left, f"the test wrote into the working directory: {left}"

@@ -95,3 +95,103 @@ def test_pickle_checkpoint_loads(tiny_classifier, tmp_path):
     torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
     assert resolve(str(folder)).task == "text-classification"
+
+
+def test_broken_tokenizer_files(tiny_classifier, tmp_path):
+    folder = copy_with(tiny_classifier, tmp_path)
+    for f in ("tokenizer.json", "vocab.txt"):  # tokenizer_config.json alone: nothing to load
+        (folder / f).unlink()
+    r = CliRunner().invoke(main, ["export", str(folder)])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert f"no tokenizer in {folder}" in r.output
+
+
+def test_classifier_tokenizer_without_pad_token(tiny_classifier, tmp_path):
+    folder = copy_with(tiny_classifier, tmp_path)
+    cfg = json.loads((folder / "tokenizer_config.json").read_text())
+    cfg["pad_token"] = None
+    (folder / "tokenizer_config.json").write_text(json.dumps(cfg))
+    (folder / "special_tokens_map.json").unlink(missing_ok=True)
+    with pytest.raises(ModelError, match="has no pad token; qonnx pads classifier batches"):
+        resolve(str(folder))
+
+
+# -- shapes through transformers' standard names, never raw config keys ------------------------
+
+def test_config_has_standard_shape_names(gpt2):
+    from qonnx.runners.ort import kv_dims
+
+    raw = json.loads((gpt2 / "config.json").read_text())
+    assert "num_attention_heads" not in raw and raw["n_head"] == tiny.HEADS  # GPT-2's own names
+    cfg = resolve(str(gpt2)).config
+    assert (cfg["num_attention_heads"], cfg["num_hidden_layers"], cfg["hidden_size"]) == (tiny.HEADS, 2, 64)
+    assert kv_dims(raw) == kv_dims(cfg) == (tiny.HEADS, 64 // tiny.HEADS)
+
+
+class _Input:  # an onnxruntime NodeArg stand-in: a graph whose head dims are symbolic
+    def __init__(self, name, shape, type="tensor(float)"):
+        self.name, self.shape, self.type = name, shape, type
+
+
+@pytest.mark.parametrize("config,shape", [
+    ({"model_type": "gpt2", "n_head": 4, "n_embd": 64}, (2, 4, 0, 16)),
+    ({"model_type": "llama", "num_attention_heads": 4, "num_key_value_heads": 2, "hidden_size": 64}, (2, 2, 0, 16)),
+    ({"model_type": "gemma", "num_attention_heads": 4, "num_key_value_heads": 1, "hidden_size": 64,
+      "head_dim": 32}, (2, 1, 0, 32)),
+    ({"model_type": "mistral", "num_attention_heads": 8, "num_key_value_heads": 2, "hidden_size": 64,
+      "head_dim": None}, (2, 2, 0, 8))])
+def test_empty_past_from_a_normalized_config(config, shape):
+    from qonnx.runners.ort import empty_past
+    from qonnx.variants.int8_static import past_shapes
+
+    inputs = [_Input("input_ids", ["b", "s"], "tensor(int64)"),
+              _Input("past_key_values.0.key", ["b", "heads", "p", "size"], "tensor(float16)"),
+              _Input("past_key_values.0.value", ["b", "heads", "p", "size"], "tensor(float16)")]
+    past = empty_past(inputs, 2, config)
+    assert {k: (v.shape, v.dtype.name) for k, v in past.items()} == {
+        f"past_key_values.0.{kv}": (shape, "float16") for kv in ("key", "value")}
+    assert past_shapes(inputs, config) == {k: (1, *shape[1:]) for k in past}
+
+
+# -- runners feed what each model takes ---------------------------------------------------------
+
+def test_torch_feeds_only_what_forward_takes(tmp_path):
+    from transformers import AutoTokenizer
+
+    from qonnx.runners.torch import TorchRunner
+
+    folder = tiny.build("distilbert", tmp_path / "m")
+    enc = AutoTokenizer.from_pretrained(folder)(["the film was a delight"], return_tensors="np")
+    assert "token_type_ids" in enc  # the shared BERT tokenizer emits them; DistilBERT takes none
+    with TorchRunner(folder, "text-classification") as r:
+        assert r.logits(dict(enc)).shape == (1, 2)
+
+
+def test_onnx_fills_token_type_ids_the_graph_needs(tiny_classifier, tiny_classifier_onnx):
+    from transformers import AutoTokenizer
+
+    from qonnx.runners.ort import OrtRunner
+
+    enc = dict(AutoTokenizer.from_pretrained(tiny_classifier)(["it rained all day"], return_tensors="np"))
+    with OrtRunner(tiny_classifier_onnx / "model.onnx") as r:
+        assert "token_type_ids" in r.inputs
+        full = r.logits(enc)
+        enc.pop("token_type_ids")
+        assert (r.logits(enc) == full).all()
+
+
+# -- every architecture: export (parity with PyTorch inside) and the quantized variants ---------
+
+@pytest.mark.parametrize("arch", tiny.CLASSIFIERS + tiny.LMS)
+def test_export_and_quantize(arch, tmp_path):
+    from qonnx.config import ExportConfig, QuantizeConfig
+    from qonnx.export import export
+    from qonnx.variants import quantize
+
+    model = tiny.build(arch, tmp_path / arch)
+    assert resolve(str(model)).is_lm == (arch in tiny.LMS)
+    onnx_dir = tmp_path / "onnx"
+    assert export(ExportConfig(model=str(model), output=onnx_dir))["parity"]["passed"]
+    for method in ("fp16", "int8-dynamic") + (("int4-weight",) if arch in tiny.LMS else ()):
+        out = quantize(QuantizeConfig(onnx_dir=onnx_dir, method=method, output=tmp_path / method))
+        assert (out["output"] and (tmp_path / method / "model.onnx").is_file()), method

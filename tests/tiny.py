@@ -5,7 +5,8 @@ token_type_ids: exactly what trips a model whose forward() does not take them (D
 """
 from pathlib import Path
 
-H, LAYERS, HEADS, FFN = 32, 2, 4, 64
+# 64 wide: bitsandbytes 0.50 fails on CPU layers with fewer inputs (seen on an AVX-512 machine)
+H, LAYERS, HEADS, FFN = 64, 2, 4, 128
 LABELS = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
 LM_IDS = {"pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3}
 
@@ -24,10 +25,10 @@ def _configs(vocab):
         "roberta": (t.RobertaConfig, t.RobertaForSequenceClassification,
                     dict(common, pad_token_id=0, max_position_embeddings=258, **LABELS)),
         "deberta-v2": (t.DebertaV2Config, t.DebertaV2ForSequenceClassification, dict(common, **LABELS)),
-        "albert": (t.AlbertConfig, t.AlbertForSequenceClassification, dict(common, embedding_size=16, **LABELS)),
-        "electra": (t.ElectraConfig, t.ElectraForSequenceClassification, dict(common, embedding_size=16, **LABELS)),
+        "albert": (t.AlbertConfig, t.AlbertForSequenceClassification, dict(common, embedding_size=H, **LABELS)),
+        "electra": (t.ElectraConfig, t.ElectraForSequenceClassification, dict(common, embedding_size=H, **LABELS)),
         "gpt2": (t.GPT2Config, t.GPT2LMHeadModel,
-                 dict(vocab_size=vocab, n_embd=H * 2, n_layer=LAYERS, n_head=HEADS, n_positions=512, **LM_IDS)),
+                 dict(vocab_size=vocab, n_embd=H, n_layer=LAYERS, n_head=HEADS, n_positions=512, **LM_IDS)),
         "llama": (t.LlamaConfig, t.LlamaForCausalLM, dict(lm, hidden_size=64, intermediate_size=128,
                                                            num_key_value_heads=2)),
         "qwen2": (t.Qwen2Config, t.Qwen2ForCausalLM, dict(lm, hidden_size=64, intermediate_size=128,

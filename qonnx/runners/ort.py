@@ -108,43 +108,59 @@ class OrtRunner(Runner):
             feed["position_ids"] = np.clip(pos[:, -input_ids.shape[1]:], 0, None)
         out = self._run(None, self._feed(feed))
         named = dict(zip(self.outputs, out))
-        present = {n.replace("present", "past_key_values"): v for n, v in named.items()
+        present = {n.replace("present", "past_key_values", 1): v for n, v in named.items()
                    if n.startswith("present")}
-        return named["logits"].astype(np.float32), present
+        if set(present) != set(self.past_names):  # the next step feeds these back by name
+            raise ModelError(f"{self.path}: the graph's present outputs {sorted(named)[:4]}... do not match "
+                             f"its past inputs {self.past_names[:4]}...; export it with qonnx export.")
+        return named["logits" if "logits" in named else self.outputs[0]].astype(np.float32), present
 
     def close(self):
         self.sess = None
 
 
-def kv_dims(config: dict):
-    """(key/value heads, head size) from a config through transformers' attribute names."""
-    def first(*keys):
-        return next((config[k] for k in keys if config.get(k)), None)
+DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
 
-    heads = first("num_attention_heads", "n_head", "num_heads", "n_heads")
-    kv = first("num_key_value_heads", "multi_query_group_num") or heads
-    hidden = first("hidden_size", "n_embd", "d_model")
-    head_dim = first("head_dim") or (hidden // heads if hidden and heads else None)
+
+def kv_dims(config: dict):
+    """(key/value heads, head size) through transformers' standard names (models.normalized_shape):
+    num_key_value_heads where the model has it, else num_attention_heads; head_dim where the config
+    has it, else hidden_size / heads. Never raw keys, which differ between architectures (GPT-2's
+    n_head). A ModelSource's config has the standard names already (no transformers import here,
+    so an ONNX worker stays free of it); a raw config.json is normalized on demand."""
+    config = config or {}
+    if "num_attention_heads" not in config and config.get("model_type"):
+        from ..models import with_shape
+
+        config = with_shape(config)
+    heads = config.get("num_attention_heads")
+    kv = config.get("num_key_value_heads") or heads
+    hidden = config.get("hidden_size")
+    head_dim = config.get("head_dim") or (hidden // heads if hidden and heads else None)
     return kv, head_dim
 
 
 def empty_past(inputs, batch_size, config=None):
     """{past input name: zeros of shape (batch, kv heads, 0, head size)} for every past input of a
-    session; static dims come from the graph, symbolic ones from the config."""
-    out = {}
+    session, in the session's own names and dtypes; static dims come from the graph, symbolic ones
+    from the config."""
+    out, dims_from_config = {}, None
     for i in inputs:
         if not i.name.startswith("past_key_values"):
             continue
         dims = list(i.shape)
         if len(dims) != 4:
             raise ModelError(f"unexpected past input {i.name} of shape {dims}")
-        kv, head_dim = kv_dims(config or {})
+        if not (isinstance(dims[1], int) and isinstance(dims[3], int)) and dims_from_config is None:
+            dims_from_config = kv_dims(config)
+        kv, head_dim = dims_from_config or (None, None)
         heads = dims[1] if isinstance(dims[1], int) else kv
         size = dims[3] if isinstance(dims[3], int) else head_dim
         if heads is None or size is None:
             raise ModelError(f"cannot tell the shape of {i.name} ({dims}) from the graph or the config")
-        dtype = np.float16 if "float16" in i.type else np.float32
-        out[i.name] = np.zeros((batch_size, heads, 0, size), dtype=dtype)
+        if i.type not in DTYPES:
+            raise ModelError(f"past input {i.name} has type {i.type}; qonnx feeds float16/float32 caches")
+        out[i.name] = np.zeros((batch_size, heads, 0, size), dtype=DTYPES[i.type])
     return out
 
 

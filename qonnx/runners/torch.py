@@ -94,9 +94,10 @@ class TorchRunner(Runner):
         import torch
 
         t = self._tensors({"input_ids": input_ids, "attention_mask": attention_mask})
-        pos = (t["attention_mask"].cumsum(-1) - 1).clamp(min=0)[:, -t["input_ids"].shape[1]:]
+        if "position_ids" in self.accepts:  # left padding: positions count real tokens only
+            t["position_ids"] = (t["attention_mask"].cumsum(-1) - 1).clamp(min=0)[:, -t["input_ids"].shape[1]:]
         with torch.inference_mode():
-            out = self.model(**t, position_ids=pos, past_key_values=past, use_cache=True)
+            out = self.model(**t, past_key_values=past, use_cache=True)
         return out.logits.float().cpu().numpy(), out.past_key_values
 
     def synchronize(self):

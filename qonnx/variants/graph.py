@@ -2,6 +2,11 @@
 import logging
 from pathlib import Path
 
+# ONNX Runtime's graph tools (symbolic shape inference, the fp16 converter, the quantizers) can
+# leave sym_shape_infer_temp.onnx or uuid-named .data files in the current directory: every call
+# to one runs inside scratch_cwd(), with absolute paths. One implementation, shared with export.
+from ..store import scratch_cwd
+
 log = logging.getLogger(__name__)
 
 # Hugging Face model_type -> ONNX Runtime transformer optimizer model type (python fusions only,
@@ -19,9 +24,11 @@ def fuse(src: Path, config: dict):
         return onnx.load(str(src)), {"fused": False, "reason": f"no fusion rules for model_type '{mtype}'"}
     from onnxruntime.transformers.optimizer import optimize_model
 
-    opt = optimize_model(str(src), model_type=FUSABLE[mtype],
-                         num_heads=config.get("num_attention_heads", 0),
-                         hidden_size=config.get("hidden_size", 0), opt_level=0)
+    src = Path(src).resolve()
+    with scratch_cwd():
+        opt = optimize_model(str(src), model_type=FUSABLE[mtype],
+                             num_heads=config.get("num_attention_heads", 0),
+                             hidden_size=config.get("hidden_size", 0), opt_level=0)
     stats = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
     if not any(o.domain == "com.microsoft" for o in opt.model.opset_import):
         opt.model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))

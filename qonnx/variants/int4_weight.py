@@ -7,7 +7,9 @@ Runtime's HQQ does not quantize Gather; a tied embedding shares the lm_head's 4-
 accuracy_level 4 lets the CPU kernel compute with int8 activations, the fast path on x86.
 GPTQ in ONNX Runtime goes through Intel Neural Compressor, which qonnx does not install.
 """
-from .graph import materialize_transposed_weights, save, share_tied_embedding
+from pathlib import Path
+
+from .graph import materialize_transposed_weights, save, scratch_cwd, share_tied_embedding
 
 DEFAULT_FOR = ("lm",)
 NOTES = {"cpu": "HQQ keeps float zero points, for which ONNX Runtime's CPU MatMulNBits has no fast kernel: "
@@ -32,9 +34,11 @@ def build(src, out, cfg, config, **_):
         q = MatMulNBitsQuantizer(model, block_size=cfg.block_size, is_symmetric=True,
                                  accuracy_level=ACCURACY_LEVEL, algo_config=algo,
                                  op_types_to_quantize=algo.op_types_to_quantize, **nodes)
-        q.process()
+        with scratch_cwd():
+            q.process()
         return q.model.model
 
+    src, out = Path(src).resolve(), Path(out).resolve()  # the ORT calls run in a scratch cwd
     model = onnx.load(str(src))
     untied = materialize_transposed_weights(model)
     # a tied output projection (lm_head = embedding^T) is quantized by rtn, symmetric, so that the

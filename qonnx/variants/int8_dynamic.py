@@ -16,7 +16,7 @@ Two schemes, chosen by model kind unless `--int8-scheme` says otherwise:
 import tempfile
 from pathlib import Path
 
-from .graph import fuse, materialize_transposed_weights, save, share_tied_embedding
+from .graph import fuse, materialize_transposed_weights, save, scratch_cwd, share_tied_embedding
 
 UNACCEL_CUDA = "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"
 NOTES = {"cuda": UNACCEL_CUDA}
@@ -36,9 +36,10 @@ def fused(src, out, cfg, config):
     with tempfile.TemporaryDirectory() as tmp:
         fused = Path(tmp) / "fused.onnx"
         save(model, fused)
-        quantize_dynamic(str(fused), str(out), weight_type=QuantType.QInt8,
-                         per_channel=per_channel, reduce_range=per_channel,
-                         extra_options={"DefaultTensorType": 1})
+        with scratch_cwd():
+            quantize_dynamic(str(fused), str(out), weight_type=QuantType.QInt8,
+                             per_channel=per_channel, reduce_range=per_channel,
+                             extra_options={"DefaultTensorType": 1})
     return {"weight_type": "int8", "per_channel": per_channel, "reduce_range": per_channel, **fusion}
 
 
@@ -53,13 +54,15 @@ def blockwise(src, out, cfg, config):
                                         bits=8, op_types_to_quantize=("MatMul",))
     q = MatMulNBitsQuantizer(model, bits=8, block_size=BLOCK, is_symmetric=True, accuracy_level=4,
                              algo_config=algo, op_types_to_quantize=("MatMul",))
-    q.process()
+    with scratch_cwd():
+        q.process()
     shared = share_tied_embedding(q.model.model, bits=8)
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "matmul8.onnx"
         save(q.model.model, stage)
-        quantize_dynamic(str(stage), str(out), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["Gather"], extra_options={"DefaultTensorType": 1})
+        with scratch_cwd():
+            quantize_dynamic(str(stage), str(out), weight_type=QuantType.QInt8,
+                             op_types_to_quantize=["Gather"], extra_options={"DefaultTensorType": 1})
     return {"weight_type": "int8", "block_size": BLOCK, "symmetric": True, "accuracy_level": 4,
             "matmul_op": "MatMulNBits(bits=8)", "untied_matmuls": untied,
             "gather": "shares the lm_head's INT8 blocks" if shared else "int8 per tensor",
@@ -68,5 +71,6 @@ def blockwise(src, out, cfg, config):
 
 def build(src, out, cfg, config, lm=False, **_):
     scheme = resolve_scheme(cfg, lm)
+    src, out = Path(src).resolve(), Path(out).resolve()  # the ORT calls run in a scratch cwd
     settings = (blockwise if scheme == "blockwise" else fused)(src, out, cfg, config)
     return {"scheme": scheme, **settings}

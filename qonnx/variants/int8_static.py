@@ -10,6 +10,7 @@ from pathlib import Path
 from .. import calibration
 from ..errors import ConfigError
 from . import requires
+from .graph import scratch_cwd
 
 NOTES = {"cuda": "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"}
 NEEDS = (requires.calibration_data,)
@@ -35,17 +36,19 @@ def build(src, out, cfg, config, tokenizer=None, lm=False, texts=None, provenanc
         raise ConfigError("int8-static needs calibration data: pass --calibration FILE (csv/tsv/"
                           "jsonl/json/parquet/txt) or a demo split such as demo:sentiment:calibration")
     prov = provenance
+    src, out = Path(src).resolve(), Path(out).resolve()  # the ORT calls below run in a scratch cwd
     inputs = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()
     reader = calibration.TextReader(texts, tokenizer, [i.name for i in inputs],
                                     past_shapes(inputs, config) if lm else None)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=bool(cfg.per_channel), op_types_to_quantize=OP_TYPES,
-                        calibrate_method=getattr(CalibrationMethod, METHODS[cfg.calibration_method]),
-                        extra_options={"CalibTensorRangeSymmetric": False})
+        with scratch_cwd():
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+            quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            per_channel=bool(cfg.per_channel), op_types_to_quantize=OP_TYPES,
+                            calibrate_method=getattr(CalibrationMethod, METHODS[cfg.calibration_method]),
+                            extra_options={"CalibTensorRangeSymmetric": False})
     return {"format": "QDQ", "activation_type": "uint8", "weight_type": "int8",
             "per_channel": bool(cfg.per_channel), "op_types": OP_TYPES,
             "calibration_method": cfg.calibration_method, "calibration": prov}
