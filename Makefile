@@ -18,7 +18,7 @@ $(BIN)/qonnx: setup.cfg pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# torch==2.13.0 first: the CPU build; an unpinned torch would pull a multi-GB CUDA build
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[int4]'
 	touch $(BIN)/qonnx
 
 # with GPU=1, also on a venv built without it (or one an install gave the CPU package back):
@@ -33,8 +33,20 @@ setup: $(BIN)/qonnx
 demo: setup
 	$(BIN)/qonnx compare
 
-test: setup
+# the test set-up adds the ui extra (gradio) and the headless Chromium that the report and UI tests
+# drive; where Chromium cannot be installed (no apt-get, not root) those tests skip with the reason
+$(VENV)/.test-extras: $(BIN)/qonnx
+	$(BIN)/pip install -q -e '.[dev,ui]'
+	touch $@
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium could not be installed: the browser tests will be skipped, saying so"
+
+# (extras before setup: with GPU=1, setup then swaps the onnxruntime that pip brought back)
+test: $(VENV)/.test-extras setup browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-.PHONY: setup demo test
+.PHONY: setup demo test browser

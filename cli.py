@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -200,19 +201,32 @@ def compare(model, output, **kw):
     results = run(CompareConfig(model=model, output=output, **kw), on_row=on_row)
     print_table(results)
     click.echo(f"results: {results['settings']['output']}/results.json, results.csv, report.md, *.png")
+    click.echo(f"report: {Path(results['settings']['output']).resolve() / 'report.html'}")
     if not any(r["status"] == "ok" for r in results["rows"]):
         raise QonnxError("no row could be measured; the reasons are listed above")
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path())
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", type=click.Path(),
+              help="With several runs: a new or empty folder for the side-by-side report.html.")
 @handle_errors
-def report(run_dir):
-    """Re-render the table, markdown and plots of a compare run from its results.json."""
-    from qonnx.report import rerender
+def report(run_dirs, output):
+    """Re-render a compare run (table, markdown, plots, report.html) from its results.json; with
+    several runs and -o, one report.html that puts them side by side."""
+    from qonnx.errors import ConfigError
+    from qonnx.report import rerender, side_by_side
 
-    print_table(rerender(run_dir))
-    click.echo(f"rewrote {run_dir}/results.csv, report.md and plots")
+    if len(run_dirs) > 1:
+        if not output:
+            raise ConfigError("several runs need -o DIR, the folder for their side-by-side report.html.")
+        click.echo(f"report: {side_by_side(run_dirs, output)}")
+        return
+    if output:
+        raise ConfigError("-o is for several runs; one run's report.html is written into its own folder.")
+    print_table(rerender(run_dirs[0]))
+    click.echo(f"rewrote {run_dirs[0]}/results.csv, report.md and plots")
+    click.echo(f"report: {Path(run_dirs[0]).resolve() / 'report.html'}")
 
 
 @main.command()

@@ -100,7 +100,7 @@ def method_notes(kind, s):
 
 
 def write_files(run_dir, results, plots=True) -> dict:
-    """results.json, results.csv, report.md (and the plots); returns the results document."""
+    """results.json, results.csv, report.md (and the plots and report.html); returns the document."""
     from . import tables
 
     run_dir = Path(run_dir)
@@ -108,13 +108,15 @@ def write_files(run_dir, results, plots=True) -> dict:
     write_json(run_dir / "results.json", doc)
     tables.frame(doc).to_csv(run_dir / "results.csv", index=False)
     (run_dir / "report.md").write_text(tables.markdown(doc))
-    if plots:
+    if plots:  # the end of a run (or `qonnx report`): plots, then the page that embeds them
+        from . import html
         from .plots import plot_all
 
         try:
             plot_all(doc, run_dir)
         except Exception as e:  # a plot must never lose the numbers
             log.warning("plots not written: %s: %s", type(e).__name__, e)
+        html.write(run_dir, doc)
     return doc
 
 
@@ -124,3 +126,28 @@ def rerender(run_dir) -> dict:
 
     doc = load_results(run_dir)
     return write_files(run_dir, schema.load(doc), plots=True)
+
+
+def side_by_side(run_dirs, output) -> Path:
+    """OUTPUT/report.html with several runs side by side (`qonnx report A B -o OUT`)."""
+    from ..errors import ConfigError
+    from ..pipeline import load_results
+    from . import html
+
+    docs = [(Path(d).name or str(d), load_results(d)) for d in run_dirs]
+    names = [n for n, _ in docs]
+    if len(set(names)) < len(names):  # two runs named alike: tell them apart by their full paths
+        docs = [(str(Path(d).resolve()), doc) for d, (_, doc) in zip(run_dirs, docs)]
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"-o {out} is a file; give a folder for report.html.")
+    page = out / "report.html"
+    foreign = [p.name for p in out.iterdir() if p != page] if out.is_dir() else []
+    if foreign or (page.exists() and html.GENERATOR not in page.read_text(errors="replace")[:400]):
+        raise ConfigError(f"-o {out} holds files qonnx did not write ({', '.join(foreign[:3]) or page.name}); "
+                          "give a new or empty folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".report.html.tmp"
+    tmp.write_text(html.render_many(docs))
+    tmp.replace(page)
+    return page

@@ -1,0 +1,89 @@
+"""Reading a results document: which row to ship, and how runs differ from each other."""
+
+# the quality budget a run is read against when it set none itself
+DEFAULT_BUDGET = {"classification": ("max_accuracy_drop", 0.01), "lm": ("max_perplexity_increase_pct", 5.0)}
+
+# (key, label, format, better, threshold): a change counts where it passes the threshold,
+# relative ("5%") or absolute (a number), so noise is not marked
+KEY_MEASURES = {
+    "classification": [("accuracy", "accuracy", ".4f", "higher", 0.005),
+                       ("latency_ms.p50", "p50 ms", ".2f", "lower", "5%"),
+                       ("throughput_per_s", "throughput /s", ".1f", "higher", "5%"),
+                       ("peak_increment_mb", "model MiB", ".0f", "lower", "5%"),
+                       ("size_mb", "size MiB", ".1f", "lower", "1%")],
+    "lm": [("perplexity", "perplexity", ".2f", "lower", "1%"),
+           ("decode_tokens_per_s", "decode tok/s", ".1f", "higher", "5%"),
+           ("ttft_ms.p50", "TTFT p50 ms", ".1f", "lower", "5%"),
+           ("peak_increment_mb", "model MiB", ".0f", "lower", "5%"),
+           ("size_mb", "size MiB", ".1f", "lower", "1%")],
+}
+THRESHOLDS_TEXT = ("0.005 accuracy, 1 % perplexity or size, 5 % for timings and memory "
+                   "(differences below those are noise on a busy machine)")
+# settings that name where a run went, not what it measured
+NOT_COMPARED = {"output", "resume", "created", "dataset_source"}
+
+
+def value(row, key):
+    """row[key], or row[a][b] for a key 'a.b' (latency_ms.p50)."""
+    a, _, b = key.partition(".")
+    v = (row or {}).get(a)
+    return v.get(b) if b and isinstance(v, dict) else (None if b else v)
+
+
+def budget(doc):
+    """(settings key, limit, whether the run set it)."""
+    kind = doc["settings"]["kind"]
+    key, default = DEFAULT_BUDGET[kind]
+    given = doc["settings"].get(key)
+    return key, (given if given is not None else default), given is not None
+
+
+def recommend(doc) -> dict:
+    """The fastest ok row within the quality budget, first on the CPU provider: {'row', 'text'}."""
+    kind = doc["settings"]["kind"]
+    key, limit, given = budget(doc)
+    lm = kind == "lm"
+    rows = [r for r in doc["rows"] if r["status"] == "ok"]
+    loss = (lambda r: r.get("perplexity_change_pct")) if lm else (lambda r: r.get("accuracy_drop"))
+    within = [r for r in rows if loss(r) is not None and loss(r) <= limit + 1e-9]  # 0.885 - 0.875 is 1 point
+    which = (f"the run's budget ({key.replace('_', ' ')} {limit})" if given else
+             f"the default budget ({'perplexity +' + format(limit, 'g') + ' %' if lm else f'{limit * 100:g} accuracy point'} "
+             "against the reference; this run set none)")
+    if not within:
+        return {"row": None, "text": f"no measured row is within {which}."}
+    providers = sorted({r["provider"] for r in within}, key=lambda p: p != "cpu")
+    rows_p = [r for r in within if r["provider"] == providers[0]]
+    if lm:
+        best = max(rows_p, key=lambda r: r.get("decode_tokens_per_s") or 0)
+        speed = f"{best.get('decode_tokens_per_s') or 0:.1f} decode tokens/s"
+        quality = f"perplexity {best['perplexity']:.2f} ({best['perplexity_change_pct']:+.2f} %)"
+    else:
+        best = min(rows_p, key=lambda r: (r.get("latency_ms") or {}).get("p50") or float("inf"))
+        speed = f"p50 {(best.get('latency_ms') or {}).get('p50', 0):.2f} ms at batch 1"
+        quality = f"accuracy {best['accuracy']:.4f} ({-best['accuracy_drop']:+.4f} vs reference)"
+    extra = f", {best['speedup']:.2f}x torch-fp32" if best.get("speedup") else ""
+    size = f", {best['size_mb']:.1f} MiB" if best.get("size_mb") else ""
+    return {"row": best, "text": f"{best['variant']} on {best['provider']}: the fastest row within {which}; "
+                                 f"{speed}{extra}, {quality}{size}."}
+
+
+def change(base, value, better, threshold) -> str:
+    """'better', 'worse' or '' for value against base."""
+    if base is None or value is None:
+        return ""
+    diff = value - base
+    limit = abs(base) * float(threshold[:-1]) / 100 if isinstance(threshold, str) else threshold
+    if abs(diff) <= limit:
+        return ""
+    return "better" if (diff > 0) == (better == "higher") else "worse"
+
+
+def settings_diff(settings, names):
+    """'key: a (run A), b (run B)' for each setting that differs between runs."""
+    keys = sorted({k for s in settings for k in s} - NOT_COMPARED)
+    out = []
+    for k in keys:
+        vals = [s.get(k) for s in settings]
+        if any(v != vals[0] for v in vals[1:]):
+            out.append(f"{k}: " + ", ".join(f"{v!r} ({n})" for v, n in zip(vals, names)))
+    return out
