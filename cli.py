@@ -229,6 +229,103 @@ def report(run_dirs, output):
     click.echo(f"report: {Path(run_dirs[0]).resolve() / 'report.html'}")
 
 
+@main.group()
+def analyze():
+    """Analyses that explain a variant: robustness of its accuracy to typos."""
+
+
+@analyze.command("robustness")
+@click.argument("model", default="demo:sentiment")
+@click.option("--rates", callback=csv_list, default="0,0.05,0.1,0.2", show_default=True,
+              help="Comma list of fractions of words given a typo (each in [0, 1]).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the typos and the eval sample.")
+@click.option("--variants", callback=csv_list, help="Comma list [all that apply]: " + ", ".join(VARIANTS))
+@click.option("--providers", callback=csv_list, default="cpu", show_default=True, help="cpu,cuda")
+@click.option("--dataset", help="Labelled data: csv/tsv/jsonl/json/parquet file, demo split or hub id "
+              "[the demo's test split].")
+@click.option("--text-column", default="text", show_default=True, help="Text column of --dataset.")
+@click.option("--label-column", default="label", show_default=True, help="Label column of --dataset.")
+@click.option("--dataset-config", help="Hub dataset config name (e.g. sst2).")
+@click.option("--split", default="test", show_default=True, help="Split of a hub dataset or demo.")
+@click.option("--max-samples", type=int, default=500, show_default=True,
+              help="Eval rows: a seeded sample stratified by label, the same rows at every rate.")
+@click.option("--batch-size", type=int, default=16, show_default=True, help="Batch for accuracy.")
+@click.option("--threads", type=int, help="Threads for torch and ORT alike [all usable cores].")
+@click.option("--calibration", help="Calibration data for onnx-int8-static [the demo's calibration split].")
+@click.option("--calibration-text-column", help="Text column of --calibration [text for demo splits, else --text-column].")
+@click.option("-o", "--output", type=click.Path(),
+              help="Analysis folder [$QONNX_ARTIFACTS or ./artifacts, /runs/NAME-robustness-TIME]; "
+                   "rerun into it to finish an interrupted analysis.")
+@handle_errors
+def analyze_robustness(model, output, **kw):
+    """Accuracy of every variant of MODEL on the same rows with seeded typos in a fraction of the
+    words (swaps, deletions, insertions, QWERTY-neighbour substitutions), at each rate, and the
+    drop vs FP32 at the same rate."""
+    from rich.console import Console
+
+    from qonnx.analysis.robustness import console, not_measured, robustness
+    from qonnx.config import RobustnessConfig
+
+    err = Console(stderr=True)
+    doc = robustness(RobustnessConfig(model=model, output=output, **kw),
+                     on_row=lambda rate, r: err.print(f"  rate {rate:g}: {r.variant} on {r.provider}: "
+                                                      f"{r.status} {r.reason}", highlight=False))
+    con = Console(width=None if sys.stdout.isatty() else 200)
+    con.print(console(doc))
+    for line in not_measured(doc):
+        con.print(f"  {line}", highlight=False)
+    click.echo(f"results: {doc['output']}/robustness.json, robustness.csv, robustness.md, robustness.png")
+    click.echo("runs: " + ", ".join(doc["runs"].values()))
+    if not any("ok" in e["status"] for e in doc["variants"]):
+        raise QonnxError("no row could be measured; the reasons are listed above")
+
+
+@analyze.command("sensitivity")
+@click.argument("model", default="demo:sentiment")
+@click.option("-m", "--method", default="int8-dynamic", show_default=True,
+              help="int8-dynamic | int8-static | int4-weight (rtn; on LMs int8-dynamic is blockwise MatMulNBits).")
+@click.option("--dataset", help="Held-out data: csv/tsv/jsonl/json/parquet (txt for LMs), demo split or hub id "
+              "[the demo's test split].")
+@click.option("--text-column", default="text", show_default=True, help="Text column of --dataset.")
+@click.option("--label-column", default="label", show_default=True, help="Label column of --dataset.")
+@click.option("--split", default="test", show_default=True, help="Split of a hub dataset or demo.")
+@click.option("--max-samples", type=int, default=300, show_default=True,
+              help="Rows evaluated per build (classifiers): a seeded sample stratified by label.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sample.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Batch of the evaluation passes.")
+@click.option("--calibration", help="int8-static: calibration data [the demo's calibration split].")
+@click.option("--num-calibration-samples", type=int, default=64, show_default=True,
+              help="int8-static: calibration texts per build.")
+@click.option("--views", callback=csv_list, default="only,all-but", show_default=True,
+              help="only: one unit quantized, the rest FP32; all-but: all quantized except one unit.")
+@click.option("--eval-tokens", type=int, default=1024, show_default=True, help="LMs: tokens scored for perplexity.")
+@click.option("--threads", type=int, help="ONNX Runtime threads [all usable cores].")
+@click.option("-o", "--output", type=click.Path(),
+              help="Analysis folder [$QONNX_ARTIFACTS or ./artifacts, /runs/NAME-sensitivity-METHOD-TIME].")
+@click.option("--resume", is_flag=True, help="Finish an interrupted analysis in --output.")
+@handle_errors
+def analyze_sensitivity(model, **kw):
+    """Which units of MODEL (or of a `qonnx export` folder) a method damages: each transformer
+    layer's attention in/out and FFN in/out, the embeddings and the head, quantized one at a time
+    (and all but one), measured against FP32 on held-out data. Writes a table, JSON, CSV and a
+    heatmap."""
+    from rich.console import Console
+
+    from qonnx.analysis.sensitivity import SensitivityConfig, analyze
+
+    err = Console(stderr=True)
+
+    def on_unit(r):
+        shown = (f"kl {r['kl']:.2e}, drop {r['accuracy_drop']:+.4f}" if "kl" in r
+                 else f"perplexity {r['perplexity_change_pct']:+.2f} %")
+        err.print(f"  {r['view']}: {r['unit']}: {shown}", highlight=False)
+
+    doc = analyze(SensitivityConfig(model=model, **kw), on_unit=on_unit)
+    out = Path(doc["output"])
+    click.echo((out / "sensitivity.md").read_text())
+    click.echo(f"files: {out}/sensitivity.json, sensitivity.csv, sensitivity.md, sensitivity.png")
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path())
 @click.option("--variant", required=True, help="The row to gate, e.g. onnx-int8-dynamic.")
@@ -251,6 +348,25 @@ def validate(run_dir, **kw):
         click.echo(f"{'PASS' if ok else 'FAIL'}  {name} = {shown}  (limit {limit})")
     click.echo(f"{kw['variant']}@{kw['provider']}: {'PASSED' if passed else 'FAILED'}")
     sys.exit(0 if passed else 2)
+
+
+@main.command()
+@click.argument("target", metavar="[RUN_DIR | MODEL]", default="demo:sentiment")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback lets others on the network use it.")
+@click.option("--port", type=int, default=7860, show_default=True, help="Port; 0 or a taken port picks a free one.")
+@click.option("--timeout", "timeout_s", type=float, default=120, show_default=True,
+              help="Seconds each variant has to answer a request (the first one also loads it).")
+@handle_errors
+def ui(target, host, port, timeout_s):
+    """Local web UI: every variant of a run (or of MODEL) answers your text side by side.
+
+    Needs the ui extra (pip install 'qonnx[ui]'). Ctrl-C stops it and its worker processes.
+    """
+    from qonnx.ui import UiConfig, serve
+
+    cfg = UiConfig(target=target, host=host, port=port, timeout_s=timeout_s)
+    serve(cfg, on_ready=lambda url: click.echo(f"qonnx ui: {url}  (Ctrl-C stops it)"))
 
 
 @main.command()

@@ -1,0 +1,317 @@
+"""Layer sensitivity: which units of the graph a quantization method damages.
+
+Two views over the units of `units.py`: `only` quantizes one unit and keeps the rest FP32 (the
+damage that unit causes on its own), `all-but` quantizes everything except one unit (what keeping
+that unit in higher precision buys back, the view an exclusion search needs). Each build is
+evaluated in this process with ONNX Runtime on a held-out split against the FP32 export's own
+outputs: accuracy drop, top-1 agreement and KL divergence for classifiers; perplexity change and
+next-token agreement for LMs. Units are quantized in the export's (unfused) graph, so node names
+map to modules; the variants quantize the same weights, in a fused graph for encoders.
+Every finished unit is appended to units.jsonl, so an interrupted analysis resumes.
+"""
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, unknown
+from ..store import scratch_cwd
+from .units import units
+
+log = logging.getLogger(__name__)
+
+METHODS = ("int8-dynamic", "int8-static", "int4-weight")
+VIEWS = ("only", "all-but")
+
+
+@dataclass
+class SensitivityConfig:
+    model: str                           # a model (exported on first use) or a `qonnx export` folder
+    method: str = "int8-dynamic"
+    output: Path | None = None           # [$QONNX_ARTIFACTS/runs/NAME-sensitivity-METHOD-TIME]
+    dataset: str | None = None           # [the demo's test split]
+    text_column: str = "text"
+    label_column: str = "label"
+    split: str = "test"
+    max_samples: int = 300
+    batch_size: int = 32
+    seed: int = 0
+    calibration: str | None = None       # int8-static [the demo's calibration split]
+    num_calibration_samples: int = 64
+    block_size: int = 32                 # int4-weight (rtn) and the LM int8 blocks
+    views: tuple = VIEWS
+    eval_tokens: int = 1024              # LM perplexity
+    window: int = 256
+    stride: int = 128
+    threads: int | None = None
+    resume: bool = False
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise unknown("sensitivity method", self.method, METHODS)
+        bad = [v for v in self.views if v not in VIEWS]
+        if bad or not self.views:
+            raise unknown("view", (bad or ["(none)"])[0], VIEWS)
+        for name in ("max_samples", "batch_size", "num_calibration_samples", "eval_tokens", "window", "stride"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.stride > self.window:
+            raise ConfigError(f"--stride ({self.stride}) must not exceed --window ({self.window})")
+        self.output = Path(self.output) if self.output else None
+        self.views = tuple(self.views)
+
+
+# -- building: quantize a set of nodes, the rest stays FP32 -----------------------------------
+
+def _quantize(method, src, dst, nodes, all_nodes, lm, ctx):
+    """Write dst: src with exactly `nodes` quantized by `method`."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    nodes = list(nodes)
+    with scratch_cwd():
+        if method == "int8-dynamic" and not lm:  # per-channel with reduce_range, as the variant
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                             reduce_range=True, nodes_to_quantize=nodes, extra_options={"DefaultTensorType": 1})
+        elif method == "int8-static":
+            from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+
+            from ..variants.int8_static import OP_TYPES
+
+            quantize_static(str(src), str(dst), ctx["reader"](), quant_format=QuantFormat.QDQ,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=OP_TYPES, nodes_to_quantize=nodes,
+                            calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"CalibTensorRangeSymmetric": False})
+        else:  # MatMulNBits: int4-weight (rtn), or the LM int8 blockwise scheme
+            import onnx
+            from onnxruntime.quantization.matmul_nbits_quantizer import (
+                DefaultWeightOnlyQuantConfig,
+                MatMulNBitsQuantizer,
+            )
+
+            bits = 4 if method == "int4-weight" else 8
+            algo = DefaultWeightOnlyQuantConfig(block_size=ctx["block_size"], is_symmetric=True, accuracy_level=4,
+                                                bits=bits, op_types_to_quantize=("MatMul",))
+            q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=bits, block_size=ctx["block_size"], is_symmetric=True,
+                                     accuracy_level=4, algo_config=algo, op_types_to_quantize=("MatMul",),
+                                     nodes_to_exclude=[n for n in all_nodes if n not in set(nodes)])
+            q.process()
+            onnx.save(q.model.model, str(dst))
+
+
+def _op_counts(path) -> dict:
+    import collections
+
+    import onnx
+
+    return collections.Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def _matmul_only(method, lm):
+    """MatMulNBits quantizes MatMuls only: int4-weight, and int8-dynamic on LMs (blockwise)."""
+    return method == "int4-weight" or (method == "int8-dynamic" and lm)
+
+
+# -- evaluating: outputs on the held-out split, compared with FP32 ----------------------------
+
+def _runner(path, threads):
+    from ..runners.ort import OrtRunner
+
+    return OrtRunner(path, threads=threads)
+
+
+def _classify(path, batches, threads):
+    with _runner(path, threads) as r:
+        return np.concatenate([r.logits(b) for b in batches]).astype(np.float64)
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def classification_metrics(ref, logits, labels) -> dict:
+    p, q = _softmax(ref), _softmax(logits)
+    kl = float(np.mean(np.sum(p * (np.log(p + 1e-12) - np.log(q + 1e-12)), -1)))
+    acc, ref_acc = float((logits.argmax(-1) == labels).mean()), float((ref.argmax(-1) == labels).mean())
+    return {"accuracy": acc, "accuracy_drop": ref_acc - acc,
+            "agreement": float((logits.argmax(-1) == ref.argmax(-1)).mean()), "kl": max(kl, 0.0)}
+
+
+def _lm_eval(path, ids, cfg, config):
+    from ..tasks.lm import perplexity
+
+    with _runner(path, cfg.threads) as r:
+        r.config = config
+        ppl, _, preds = perplexity(r, ids, cfg.window, cfg.stride)
+    return ppl, preds
+
+
+def lm_metrics(ref, out) -> dict:
+    (ref_ppl, ref_preds), (ppl, preds) = ref, out
+    return {"perplexity": ppl, "perplexity_change_pct": 100.0 * (ppl / ref_ppl - 1),
+            "agreement": float((preds == ref_preds).mean())}
+
+
+def damage(m) -> float:
+    """One number to sort by: KL for classifiers (finer than accuracy on a few hundred rows), the
+    perplexity change for LMs."""
+    return m.get("kl", m.get("perplexity_change_pct", 0.0))
+
+
+# -- the analysis -----------------------------------------------------------------------------
+
+def _settings(cfg, fp32, source_name, task):
+    from ..store import tree_digest
+
+    s = {k: v for k, v in asdict(cfg).items() if k not in ("output", "resume")}
+    s.update(output=None, model=cfg.model, source=source_name, task=task, export=str(fp32),
+             export_digest=tree_digest(fp32.parent), views=list(cfg.views))
+    return json.loads(json.dumps(s, default=str))
+
+
+def _open_output(cfg, out: Path, settings) -> list:
+    """Earlier results of the same analysis (resume), after refusing a folder that is not ours."""
+    state = out / "analysis.json"
+    held = out.is_dir() and any(out.iterdir())
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"-o {out} is a file, not a folder; choose a folder for the analysis.")
+    if held and not state.is_file():
+        raise ConfigError(f"{out} is not empty and is not a qonnx analysis; choose another -o folder.")
+    if held and not cfg.resume:
+        raise ConfigError(f"{out} already holds an analysis; pass --resume to finish it, or choose another -o.")
+    if cfg.resume and not held:
+        raise ConfigError(f"Nothing to resume in {out}: it holds no analysis.")
+    if held:
+        before = json.loads(state.read_text()).get("settings")
+        if before != settings:
+            changed = sorted(k for k in set(before or {}) | set(settings) if (before or {}).get(k) != settings.get(k))
+            raise ConfigError(f"--resume: the settings differ from the analysis in {out} ({', '.join(changed)}); "
+                              "choose another -o folder.")
+        done = out / "units.jsonl"
+        return [json.loads(ln) for ln in done.read_text().splitlines() if ln.strip()] if done.is_file() else []
+    out.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({"qonnx_analysis": "sensitivity", "settings": settings}, indent=1))
+    return []
+
+
+def _source(cfg):
+    """(name, task, is_lm, fp32 model.onnx, tokenizer folder, config, demo name)."""
+    from .. import models
+    from ..export import ensure
+
+    folder = Path(cfg.model).expanduser()
+    manifest = folder / "manifest.json"
+    if folder.is_dir() and (folder / "model.onnx").is_file() and manifest.is_file():
+        m = json.loads(manifest.read_text())
+        if m.get("kind") not in (None, "export") or m.get("method") not in (None, "export", "fp32"):
+            raise ConfigError(f"{folder} is a quantized variant ({m.get('method')}); give the FP32 export "
+                              "(qonnx export) or the model, so the analysis starts from full precision.")
+        src = m.get("source") or {}
+        task = src.get("task") or models.infer_task(json.loads((folder / "config.json").read_text()), str(folder))
+        config = models.with_shape(json.loads((folder / "config.json").read_text()))
+        return str(folder), task, models.is_lm_task(task), folder / "model.onnx", folder, config, src.get("demo", "")
+    source = models.resolve(cfg.model)
+    onnx_dir = ensure(source)
+    return source.name, source.task, source.is_lm, Path(onnx_dir) / "model.onnx", onnx_dir, source.config, source.demo
+
+
+def default_output(demo, name, method) -> Path:
+    import time
+    from types import SimpleNamespace
+
+    from ..store import root, slug
+
+    return root() / "runs" / f"{slug(SimpleNamespace(demo=demo, name=name))}-sensitivity-{method}-" \
+                             f"{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
+    import onnx
+
+    from .. import data
+    from ..models import load_tokenizer
+    from ..progress import progress
+    from ..tasks.classification import encode
+
+    name, task, lm, fp32, tok_dir, config, demo = _source(cfg)
+    if lm and cfg.method == "int8-static":
+        raise ConfigError("int8-static sensitivity is for classifiers; for LMs use int8-dynamic or int4-weight.")
+    tok = load_tokenizer(tok_dir)
+    spec = cfg.dataset or (f"demo:{demo}:{cfg.split}" if demo else None)
+    if not spec:
+        raise ConfigError(f"Give the held-out data with --dataset for {name}.")
+    evald = data.load(spec, lm=lm, label2id=config.get("label2id") or {}, text_column=cfg.text_column,
+                      label_column=cfg.label_column, split=cfg.split,
+                      max_samples=None if lm else cfg.max_samples, seed=cfg.seed)
+    graph_units = units(onnx.load(str(fp32), load_external_data=False))
+    if _matmul_only(cfg.method, lm):
+        matmuls = {n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node if n.op_type == "MatMul"}
+        graph_units = {u: [n for n in ns if n in matmuls] for u, ns in graph_units.items()}
+        graph_units = {u: ns for u, ns in graph_units.items() if ns}
+    all_nodes = [n for ns in graph_units.values() for n in ns]
+    settings = _settings(cfg, fp32, name, task)
+    out = Path(cfg.output) if cfg.output else default_output(demo, name, cfg.method)
+    done = _open_output(cfg, out, settings)
+    ctx = {"block_size": cfg.block_size}
+    if cfg.method == "int8-static":
+        from .. import calibration
+
+        calib = cfg.calibration or (f"demo:{demo}:calibration" if demo else None)
+        if not calib:
+            raise ConfigError("int8-static needs --calibration (a file or demo split).")
+        texts = data.load(calib, lm=True, text_column="text" if calib.startswith("demo:") else cfg.text_column).texts
+        texts = texts[:cfg.num_calibration_samples]
+        import onnxruntime as ort
+
+        names = [i.name for i in ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()]
+        ctx["reader"] = lambda: calibration.TextReader(texts, tok, names, None)
+    if lm:
+        ids = tok("\n\n".join(evald.texts))["input_ids"][:cfg.eval_tokens]
+        evaluate = lambda path: _lm_eval(path, ids, cfg, config)  # noqa: E731
+        metrics = lm_metrics
+        labels = None
+    else:
+        batches = [encode(tok, evald.texts[i:i + cfg.batch_size]) for i in range(0, len(evald.texts), cfg.batch_size)]
+        labels = np.asarray(evald.labels)
+        evaluate = lambda path: _classify(path, batches, cfg.threads)  # noqa: E731
+        metrics = lambda ref, o: classification_metrics(ref, o, labels)  # noqa: E731
+    ref = evaluate(fp32)
+    fp32_ops = _op_counts(fp32)
+    plan = [("all", "all", all_nodes)] + [(view, u, [n for n in all_nodes if (n in ns) == (view == "only")])
+                                         for view in cfg.views for u, ns in graph_units.items()]
+    finished = {(d["view"], d["unit"]) for d in done}
+    results = list(done)
+    with progress() as bar, tempfile.TemporaryDirectory(prefix=".sensitivity-", dir=out) as tmp:
+        task_bar = bar.add_task(f"{cfg.method} sensitivity of {len(graph_units)} units", total=len(plan))
+        for view, unit, nodes in plan:
+            if (view, unit) in finished:
+                bar.advance(task_bar)
+                continue
+            bar.update(task_bar, description=f"{view}: {unit}")
+            dst = Path(tmp) / "q.onnx"
+            _quantize(cfg.method, fp32, dst, nodes, all_nodes, lm, ctx)
+            m = metrics(ref, evaluate(dst))
+            rec = {"view": view, "unit": unit, "nodes": len(nodes), **m}
+            if view == "only" and _op_counts(dst) == fp32_ops:  # e.g. Gemm under dynamic INT8
+                rec["untouched"] = True
+            results.append(rec)
+            with open(out / "units.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            dst.unlink()
+            if on_unit:
+                on_unit(rec)
+            bar.advance(task_bar)
+    doc = {"kind": "sensitivity", "method": cfg.method, "model": name, "task": task, "lm": lm,
+           "data": {"source": evald.source, "selection": evald.selection,
+                    "samples": None if lm else len(evald.texts), "tokens": len(ids) if lm else None},
+           "units": {u: ns for u, ns in graph_units.items()},
+           "reference": {"perplexity": ref[0]} if lm else {"accuracy": float((ref.argmax(-1) == labels).mean())},
+           "settings": settings, "results": results}
+    from . import sensitivity_report
+
+    sensitivity_report.write(out, doc)
+    return {**doc, "output": str(out)}

@@ -1,0 +1,114 @@
+"""Files of a sensitivity analysis: sensitivity.json, .csv, .md and a heatmap (layers x groups)."""
+import re
+from pathlib import Path
+
+from ..cache import write_json
+from .units import GROUPS
+
+UNIT = re.compile(r"layer (\d+) (.+)")
+
+
+def frame(doc):
+    import pandas as pd
+
+    rows = [{k: v for k, v in r.items()} for r in doc["results"]]
+    df = pd.DataFrame(rows)
+    key = "kl" if "kl" in df else "perplexity_change_pct"
+    return df.sort_values(["view", key], ascending=[True, False]), key
+
+
+def markdown(doc) -> str:
+    df, key = frame(doc)
+    lm = doc["lm"]
+    cols = (["unit", "nodes", "perplexity", "perplexity_change_pct", "agreement"] if lm
+            else ["unit", "nodes", "accuracy", "accuracy_drop", "agreement", "kl"])
+    fmt = {"perplexity": ".2f", "perplexity_change_pct": "+.2f", "accuracy": ".4f", "accuracy_drop": "+.4f",
+           "agreement": ".4f", "kl": ".2e", "nodes": "d"}
+    ref = doc["reference"]
+    lines = [f"# {doc['method']} sensitivity: {doc['model']}", "",
+             f"Held-out data: {doc['data']['source']} ({doc['data']['samples'] or doc['data']['tokens']} "
+             f"{'tokens' if lm else 'rows'}). FP32 reference: "
+             + (f"perplexity {ref['perplexity']:.2f}." if lm else f"accuracy {ref['accuracy']:.4f}."),
+             "Sorted by damage (" + ("perplexity change" if lm else "KL divergence of the class probabilities")
+             + " against the FP32 export's own outputs). `only`: that unit quantized, the rest FP32. "
+             "`all-but`: everything quantized except that unit. `all`: every unit quantized.", ""]
+    for view in ("all", "only", "all-but"):
+        part = df[df["view"] == view]
+        if part.empty:
+            continue
+        lines += [f"## {view}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        for _, r in part.iterrows():
+            if r.get("untouched") is True:
+                lines.append(f"| {r['unit']} | {r['nodes']} | not quantized by {doc['method']} (ONNX Runtime "
+                             "leaves these ops in float) |" + " |" * (len(cols) - 3))
+                continue
+            lines.append("| " + " | ".join(format(r[c], fmt[c]) if c in fmt else str(r[c]) for c in cols) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def heatmap(doc, path: Path):
+    """One panel per view: layers down, node groups across; other units listed beside."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    lm = doc["lm"]
+    # the damage measure: KL for classifiers (accuracy on a few hundred rows moves in steps of one
+    # row), perplexity change for LMs; in the all-but view, what keeping the unit buys back
+    key, scale, unit = ("perplexity_change_pct", 1.0, "perplexity change, %") if lm else ("kl", 1e4, "KL vs FP32, x1e-4")
+    everything = next((r[key] for r in doc["results"] if r["view"] == "all"), None)
+    views = [v for v in ("only", "all-but") if any(r["view"] == v for r in doc["results"])]
+    layers = sorted({int(m.group(1)) for r in doc["results"] if (m := UNIT.match(r["unit"]))})
+    if not views or not layers:
+        return None
+    fig, axes = plt.subplots(1, len(views), figsize=(5.2 * len(views) + 1.5, 0.5 * len(layers) + 2.6), squeeze=False)
+    for ax, view in zip(axes[0], views):
+        grid = np.full((len(layers), len(GROUPS)), np.nan)
+
+        def value(r, view=view):
+            v = r[key] if view == "only" or everything is None else everything - r[key]
+            return v * scale
+
+        extra = []
+        for r in doc["results"]:
+            if r["view"] != view:
+                continue
+            m = UNIT.match(r["unit"])
+            if m and m.group(2) in GROUPS:
+                grid[layers.index(int(m.group(1))), GROUPS.index(m.group(2))] = value(r)
+            elif r.get("untouched"):
+                extra.append(f"{r['unit']}: not quantized by {doc['method']}")
+            else:
+                extra.append(f"{r['unit']}: {value(r):.2f}")
+        if view == "only":
+            im = ax.imshow(grid, cmap="Reds", aspect="auto", vmin=0)
+        else:  # keeping a unit can also make things worse (interactions): diverging around zero
+            span = np.nanmax(np.abs(grid)) or 1.0
+            im = ax.imshow(grid, cmap="RdBu_r", aspect="auto", vmin=-span, vmax=span)
+        ax.set_xticks(range(len(GROUPS)), GROUPS)
+        ax.set_yticks(range(len(layers)), [f"layer {i}" for i in layers])
+        for (i, j), v in np.ndenumerate(grid):
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8)
+        title = ("damage with only this unit quantized" if view == "only" else
+                 "damage bought back by keeping only this unit FP32")
+        ax.set_title(f"{title}\n" + "; ".join(extra), fontsize=9)
+        fig.colorbar(im, ax=ax, label=unit, shrink=0.8)
+    fig.suptitle(f"{doc['method']} sensitivity of {Path(str(doc['model'])).name} ({unit}; all units quantized: "
+                 f"{(everything or 0) * scale:.2f})", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write(out: Path, doc):
+    out = Path(out)
+    write_json(out / "sensitivity.json", doc)
+    df, _ = frame(doc)
+    df.to_csv(out / "sensitivity.csv", index=False)
+    (out / "sensitivity.md").write_text(markdown(doc))
+    heatmap(doc, out / "sensitivity.png")
