@@ -191,7 +191,15 @@ def test_export_and_quantize(arch, tmp_path):
     model = tiny.build(arch, tmp_path / arch)
     assert resolve(str(model)).is_lm == (arch in tiny.LMS)
     onnx_dir = tmp_path / "onnx"
-    assert export(ExportConfig(model=str(model), output=onnx_dir))["parity"]["passed"]
+    done = export(ExportConfig(model=str(model), output=onnx_dir))
+    assert done["parity"]["passed"], done["parity"]
+    import onnx
+
+    from qonnx.analysis.units import units  # every weighted node has a layer and a role (sensitivity)
+
+    found = units(onnx.load(str(onnx_dir / "model.onnx"), load_external_data=False))
+    assert not [u for u in found if u.endswith("other")], list(found)
+    assert {"layer 0 attn-in", "layer 0 ffn-out", "embeddings"} <= set(found), list(found)  # ALBERT: one shared layer
     for method in ("fp16", "int8-dynamic") + (("int4-weight",) if arch in tiny.LMS else ()):
         out = quantize(QuantizeConfig(onnx_dir=onnx_dir, method=method, output=tmp_path / method))
         assert (out["output"] and (tmp_path / method / "model.onnx").is_file()), method

@@ -11,14 +11,15 @@ import re
 from collections import OrderedDict
 
 GROUPS = ("attn-in", "attn-out", "ffn-in", "ffn-out")
-# first match wins: attention output before FFN output (BERT's attention/output/dense)
+# first match wins: attention output before FFN output (BERT's attention/output/dense), FFN
+# output before FFN input (DistilBERT's ffn/lin2, ALBERT's ffn_output)
 ROLES = [
     ("embeddings", r"embed|wte|wpe|word_embeddings|position_embeddings|token_type"),
     ("head", r"classifier|pooler|score|lm_head|pre_classifier|qa_outputs"),
     ("attn-in", r"query|key|value|q_proj|k_proj|v_proj|qkv|c_attn|q_lin|k_lin|v_lin|in_proj|query_key_value|Wqkv"),
     ("attn-out", r"attention/output|o_proj|out_proj|out_lin|attn/c_proj|self_attn/dense|attention/dense|attn/dense"),
-    ("ffn-in", r"intermediate|fc1|up_proj|gate_proj|c_fc|lin1|/w1/|dense_h_to_4h|gate_up_proj|/ffn/"),
     ("ffn-out", r"output/dense|fc2|down_proj|mlp/c_proj|lin2|/w2/|dense_4h_to_h|ffn_output"),
+    ("ffn-in", r"intermediate|fc1|up_proj|gate_proj|c_fc|lin1|/w1/|dense_h_to_4h|gate_up_proj|/ffn/"),
 ]
 LAYER = re.compile(r"(?<![a-z])(?:layers?|h|blocks?|layer_\w+?)[./_](\d+)(?:/|$|\.)")
 
