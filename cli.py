@@ -231,7 +231,8 @@ def report(run_dirs, output):
 
 @main.group()
 def analyze():
-    """Analyses that explain a variant: robustness of its accuracy to typos."""
+    """Analyses that explain a variant: which layers a method damages (sensitivity) and how its
+    accuracy holds up on text with typos (robustness)."""
 
 
 @analyze.command("robustness")

@@ -123,6 +123,61 @@ class CompareConfig:
             self.threads = usable_cores()
 
 
+@dataclass
+class RobustnessConfig:
+    """`qonnx analyze robustness`: accuracy of each variant on the same rows with typos in a
+    fraction of their words (each rate), measured through compare (see qonnx.analysis.robustness)."""
+    model: str = "demo:sentiment"
+    output: Path | None = None  # [$QONNX_ARTIFACTS/runs/NAME-robustness-TIME]
+    rates: list = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2])
+    seed: int = 0
+    dataset: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    dataset_config: str | None = None
+    split: str = "test"
+    variants: list = field(default_factory=list)
+    providers: list = field(default_factory=lambda: ["cpu"])
+    task: str | None = None
+    threads: int | None = None
+    max_samples: int | None = 500
+    batch_size: int = 16
+    calibration: str | None = None
+    calibration_method: str = "minmax"
+    calibration_text_column: str | None = None
+    num_calibration_samples: int = 128
+
+    def __post_init__(self):
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"--seed must be an integer, got {self.seed!r}")
+        rates = []
+        for r in self.rates:
+            try:
+                rates.append(float(r))
+            except (TypeError, ValueError):
+                raise ConfigError(f"--rates takes fractions of words between 0 and 1 (e.g. 0,0.05,0.1), "
+                                  f"got '{r}'") from None
+        if not rates:
+            raise ConfigError("--rates needs at least one rate, e.g. 0,0.05,0.1,0.2")
+        bad = [r for r in rates if not 0 <= r <= 1]  # NaN fails this too
+        if bad:
+            raise ConfigError(f"--rates are fractions of words between 0 and 1, got {bad[0]:g}")
+        self.rates = sorted(set(rates))
+        if self.output is not None:
+            self.output = Path(self.output)
+        # every option compare shares is checked by compare's own config
+        self.threads = self.compare_config().threads
+
+    def compare_config(self, **changes) -> CompareConfig:
+        """The compare settings this analysis measures with (the dataset replaced per rate)."""
+        shared = {k: getattr(self, k) for k in ("model", "dataset", "text_column", "label_column",
+                                                "dataset_config", "split", "variants", "providers",
+                                                "task", "threads", "max_samples", "batch_size", "seed",
+                                                "calibration", "calibration_method",
+                                                "calibration_text_column", "num_calibration_samples")}
+        return CompareConfig(**{**shared, **changes})
+
+
 def usable_cores() -> int:
     import os
 
