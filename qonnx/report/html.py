@@ -32,7 +32,7 @@ TAIL = [("peak_memory_mb", "peak MiB", ".0f"), ("peak_increment_mb", "model MiB"
         ("size_mb", "size MiB", ".1f"), ("size_reduction", "size red. ×", ".2f")]
 
 STYLE = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1300px;color:#1c1c1c;padding:0 16px}
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1500px;color:#1c1c1c;padding:0 16px}
 h1{font-size:22px;margin-bottom:2px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
 .sub{color:#555}.ship{background:#eef6ee;border:1px solid #9c9;padding:10px 14px;border-radius:6px}
 .ship.none{background:#fbeeee;border-color:#d99}
@@ -44,7 +44,7 @@ tr.skipped td{color:#888}.better{background:#e3f4e3}.worse{background:#f8e0e0}
 img{max-width:100%;border:1px solid #eee;margin:6px 0}.plots{display:grid;
 grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:10px}
 details{margin:4px 0}code,pre{font-size:12px;background:#f6f6f6}pre{padding:8px;overflow:auto}
-svg text{font-size:11px;font-family:system-ui,sans-serif}
+svg text{font-size:11px;font-family:system-ui,sans-serif}.wide{overflow-x:auto}
 """
 
 SORT_SCRIPT = """
@@ -91,7 +91,8 @@ def table(doc):
     head = "".join(f'<th{" class=t" if s == "s" else ""}>{escape(h)}</th>' for _, h, s in cols)
     body = "".join(f'<tr class="{escape(r["status"])}" data-row="{escape(r["variant"])}@{escape(r["provider"])}">'
                    + "".join(_cell(r, k, s) for k, _, s in cols) + "</tr>" for r in doc["rows"])
-    return f'<table class="sortable" id="results"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return (f'<div class="wide"><table class="sortable" id="results"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{body}</tbody></table></div>')
 
 
 def _img(path):
@@ -270,6 +271,7 @@ def render_many(named_docs) -> str:
             "<p class=sub>Each run's figure against the first run's: green better, red worse, where the change "
             f"passes {summary.THRESHOLDS_TEXT}.</p>",
             "" if kind else "<p><b>These runs measure different kinds of task; only rows are listed.</b></p>",
-            f'<table class="sortable" id="runs"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>',
+            f'<div class="wide"><table class="sortable" id="runs"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>',
             _lists("Settings that differ", diff), "<h2>Environments</h2>", envs]
     return _page("qonnx: runs side by side", "".join(page))
