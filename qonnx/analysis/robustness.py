@@ -271,17 +271,12 @@ def table_rows(doc):
 
 def console(doc):
     """A rich table: accuracy at each rate, the drop vs the reference in brackets."""
-    from rich.table import Table
+    from ..report.tables import rich_table
 
     refs = ", ".join(sorted(set(filter(None, doc["reference"].values())))) or "none"
     headers, rows = table_rows(doc)
-    table = Table(title=f"qonnx robustness: {doc['model']}  (accuracy; in brackets the drop vs {refs} "
-                        "at the same rate)")
-    for h in headers:
-        table.add_column(h, overflow="fold")
-    for r in rows:
-        table.add_row(*r)
-    return table
+    return rich_table(f"qonnx robustness: {doc['model']}  (accuracy; in brackets the drop vs {refs} "
+                      "at the same rate)", headers, rows)
 
 
 def not_measured(doc):

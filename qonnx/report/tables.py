@@ -67,16 +67,22 @@ def reasons(results):
             for r in results["rows"] if r["status"] != "ok"]
 
 
-def console(results):
+def rich_table(title, headers, rows):
+    """A console table of strings (rich), long cells folded."""
     from rich.table import Table
 
-    headers, rows = display_rows(results)
-    table = Table(title=f"qonnx compare: {results['settings']['model']}  (reference {results['reference']})")
+    table = Table(title=title)
     for h in headers:
         table.add_column(h, overflow="fold")
     for r in rows:
         table.add_row(*r)
     return table
+
+
+def console(results):
+    headers, rows = display_rows(results)
+    return rich_table(f"qonnx compare: {results['settings']['model']}  (reference {results['reference']})",
+                      headers, rows)
 
 
 def markdown(results):
