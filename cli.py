@@ -184,6 +184,8 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
 @click.option("--eval-tokens", type=int, default=4096, show_default=True, help="LM: tokens scored for perplexity.")
 @click.option("--window", type=int, default=512, show_default=True, help="LM: perplexity window.")
 @click.option("--stride", type=int, default=256, show_default=True, help="LM: perplexity stride.")
+@click.option("--robustness-rate", type=float,
+              help="Classifiers: also measure each row on the same texts with typos in this fraction of words.")
 @click.option("--resume", is_flag=True, help="Finish a run in --output, measuring only rows not yet ok.")
 @handle_errors
 def compare(model, output, **kw):

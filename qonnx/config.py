@@ -88,6 +88,7 @@ class CompareConfig:
     eval_tokens: int = 4096
     window: int = 512
     stride: int = 256
+    robustness_rate: float | None = None  # also measure accuracy with typos in this fraction of words
 
     def __post_init__(self):
         from .runners.ort import PROVIDERS
@@ -119,6 +120,8 @@ class CompareConfig:
         if self.calibration and self.dataset and _same_file(self.calibration, self.dataset):
             raise ConfigError("--calibration is the evaluation set (--dataset); calibrating on the data you "
                               "score hides quantization error. Give a separate calibration file.")
+        if self.robustness_rate is not None and not 0 < self.robustness_rate <= 1:
+            raise ConfigError(f"--robustness-rate is a fraction of words in (0, 1], got {self.robustness_rate}")
         if self.threads is None:
             self.threads = usable_cores()
 

@@ -220,6 +220,9 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
 
     source = models.resolve(cfg.model, cfg.task)
     kind = tasks.kind(source.task)
+    if cfg.robustness_rate is not None and source.is_lm:
+        raise ConfigError("--robustness-rate measures classification accuracy under typos; "
+                          f"{source.name} is a language model.")
     out = cfg.output or default_run_dir(source)
     run = Run(cfg, out)
     evald = eval_data(source, cfg)
@@ -265,6 +268,10 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
                 if on_row:
                     on_row(row)
                 bar.advance(task)
+        if cfg.robustness_rate is not None:  # the same rows with typos, for every ok row
+            from .analysis.robustness import attach
+
+            attach(run.dir, cfg, source, cfg.robustness_rate, on_row)
     except KeyboardInterrupt:
         report.write_files(run.dir, report.assemble(run.rows(), meta), plots=False)
         raise Interrupted(f"interrupted; the finished rows are kept in {run.dir}. Finish the run with: "

@@ -228,6 +228,32 @@ def test_attach_gives_a_compare_run_its_robust_accuracy(analysis, plain, tiny_cl
     assert (cfg.output / "robustness" / "rate-0.2" / "results.json").is_file()
 
 
+def test_compare_with_a_robustness_rate_carries_the_column(analysis, tiny_classifier, eval_csv, tmp_path):
+    """`compare --robustness-rate 0.2`: every ok row gets the accuracy the analysis measured on the
+    same rows at that rate, in results.json, the console table and report.html."""
+    _, _, doc = analysis
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["compare", str(tiny_classifier), "--dataset", str(eval_csv), "--text-column",
+                                  "sentence", "--label-column", "sentiment", "--variants", ",".join(VARIANTS),
+                                  "--max-samples", "16", "--seed", "3", "--batch-size", "4", "--latency-samples",
+                                  "2", "--warmup", "1", "--robustness-rate", "0.2", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "typo acc" in r.output
+    rows = {x["variant"]: x for x in json.loads((out / "results.json").read_text())["rows"]}
+    i = doc["rates"].index(0.2)
+    for e in doc["variants"]:
+        assert rows[e["variant"]]["robust_accuracy"] == e["accuracy"][i]
+        assert rows[e["variant"]]["robust_drop"] == pytest.approx(e["drop"][i])
+    assert "typo accuracy" in (out / "report.html").read_text()
+
+
+def test_compare_robustness_rate_is_for_classifiers(tiny_lm, tmp_path):
+    r = CliRunner().invoke(main, ["compare", str(tiny_lm), "--robustness-rate", "0.1", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "--robustness-rate measures classification accuracy" in r.output
+    bad = CliRunner().invoke(main, ["compare", "--robustness-rate", "1.5", "-o", str(tmp_path / "p")])
+    assert bad.exit_code == 1 and "--robustness-rate is a fraction of words in (0, 1]" in bad.output
+
+
 # -- bad input: one clear line, exit 1 ------------------------------------------------------------
 
 @pytest.mark.parametrize("rates, message", [("0,1.5", "--rates are fractions of words between 0 and 1, got 1.5"),

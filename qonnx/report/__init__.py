@@ -10,7 +10,7 @@ from . import schema
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "perplexity",
+COLUMNS = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "robust_accuracy", "robust_drop", "perplexity",
            "perplexity_change_pct", "agreement", "max_logit_diff", "latency_ms", "ttft_ms",
            "speedup", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb",
            "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb", "cuda_peak_mb",

@@ -74,9 +74,13 @@ def fmt(v, spec):
     return format(int(v), spec) if spec == "d" else format(v, spec)
 
 
-def columns(kind):
+ROBUST = [("robust_accuracy", "typo accuracy", ".4f"), ("robust_drop", "typo drop vs ref", "+.4f")]
+
+
+def columns(kind, rows=()):
+    robust = ROBUST if any(r.get("robust_accuracy") is not None for r in rows) else []
     return ([("variant", "variant", "s"), ("provider", "provider", "s"), ("status", "status", "s")]
-            + COLUMNS[kind] + TAIL)
+            + COLUMNS[kind][:2] + robust + COLUMNS[kind][2:] + TAIL)
 
 
 def _cell(row, key, spec):
@@ -87,7 +91,7 @@ def _cell(row, key, spec):
 
 
 def table(doc):
-    cols = columns(doc["settings"]["kind"])
+    cols = columns(doc["settings"]["kind"], doc["rows"])
     head = "".join(f'<th{" class=t" if s == "s" else ""}>{escape(h)}</th>' for _, h, s in cols)
     body = "".join(f'<tr class="{escape(r["status"])}" data-row="{escape(r["variant"])}@{escape(r["provider"])}">'
                    + "".join(_cell(r, k, s) for k, _, s in cols) + "</tr>" for r in doc["rows"])

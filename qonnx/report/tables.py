@@ -37,6 +37,9 @@ def display_rows(results):
     else:
         headers = ["variant", "provider", "status", "ppl", "ppl Δ%", "agree", "TTFT p50 ms", "decode tok/s",
                    "speedup", "weights MiB", "peak MiB", "model MiB", "size MiB", "size red."]
+    robust = kind == "classification" and any(r.get("robust_accuracy") is not None for r in results["rows"])
+    if robust:  # compare --robustness-rate: accuracy on the same rows with typos
+        headers[5:5] = ["typo acc", "typo drop"]
     out = []
     for r in results["rows"]:
         if r["status"] != "ok":
@@ -52,6 +55,8 @@ def display_rows(results):
                         str(lat.get("n", "")), _x(r.get("speedup")),
                         _f(r.get("throughput_per_s"), ".1f"), _f(r.get("peak_memory_mb"), ".0f"),
                         _f(r.get("peak_increment_mb"), ".0f")] + common_tail)
+            if robust:
+                out[-1][5:5] = [_f(r.get("robust_accuracy"), ".4f"), _f(r.get("robust_drop"), "+.4f")]
         else:
             out.append([r["variant"], r["provider"], "ok", _f(r.get("perplexity"), ".2f"),
                         _f(r.get("perplexity_change_pct"), "+.2f"), _f(r.get("agreement"), ".3f"),
