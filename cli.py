@@ -139,9 +139,18 @@ def export(model, output, task, opset, atol, overwrite):
 @click.option("--int8-scheme", default="auto", show_default=True,
               help="int8-dynamic: fused (encoders) | blockwise (decoders) | auto")
 @click.option("--overwrite", is_flag=True, help="Replace a qonnx artifact already in --output.")
+@click.option("--max-accuracy-drop", type=float,
+              help="int8-static/int8-dynamic on classifiers: keep the most damaging units FP32 until the drop on "
+                   "--validation is at most this fraction (0.005 = half a point); exit 2 if none does.")
+@click.option("--validation", help="Labelled rows for the budget, neither calibration nor eval data "
+                                   "[the demo's train split].")
+@click.option("--validation-text-column", default="text", show_default=True)
+@click.option("--validation-label-column", default="label", show_default=True)
+@click.option("--validation-samples", type=int, default=300, show_default=True,
+              help="Validation rows: a seeded sample stratified by label.")
 @handle_errors
 def quantize(onnx_dir, method, output, calibration, calibration_method, num_samples, text_column,
-             per_channel, seed, block_size, algorithm, int8_scheme, overwrite):
+             per_channel, seed, block_size, algorithm, int8_scheme, overwrite, **budget):
     """Build a deployable quantized variant of an FP32 ONNX export folder."""
     from qonnx.config import QuantizeConfig
     from qonnx.variants import quantize as run
@@ -150,7 +159,13 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
                               calibration_method=calibration_method, num_samples=num_samples,
                               per_channel=per_channel, seed=seed, block_size=block_size,
                               algorithm=algorithm, text_column=text_column, int8_scheme=int8_scheme,
-                              overwrite=overwrite))
+                              overwrite=overwrite, **budget))
+    search = (data.get("settings") or {}).get("budget_search")
+    if search:
+        kept = ", ".join(search["kept_fp32"]) or "none"
+        click.echo(f"budget {search['budget']['max_accuracy_drop']}: drop {search['accuracy_drop']:+.4f} on "
+                   f"{search['validation_rows']} validation rows with {len(search['kept_fp32'])} unit(s) kept FP32 "
+                   f"({kept}) after {len(search['steps'])} step(s)")
     p = data["parity"]
     verb = "reused the identical" if data["reused"] else "built"
     click.echo(f"{verb} {method} -> {data['output']}  (max |diff| vs ONNX FP32 {p['max_abs_diff']:.3g}, "

@@ -40,6 +40,13 @@ class QuantizeConfig:
     text_column: str | None = None  # calibration file's text column [text]
     int8_scheme: str = "auto"
     overwrite: bool = False
+    # an accuracy budget (int8-static, int8-dynamic on classifiers): keep units FP32 until the drop
+    # on the validation split is within it (qonnx.analysis.budget)
+    max_accuracy_drop: float | None = None
+    validation: str | None = None          # [the demo's train split]
+    validation_text_column: str = "text"
+    validation_label_column: str = "label"
+    validation_samples: int = 300
 
     def __post_init__(self):
         from .variants import METHODS
@@ -57,6 +64,15 @@ class QuantizeConfig:
             raise ConfigError(f"--num-samples must be at least 1, got {self.num_samples}")
         if self.block_size < 16 or self.block_size & (self.block_size - 1):
             raise ConfigError(f"--block-size must be a power of two >= 16, got {self.block_size}")
+        if self.max_accuracy_drop is not None:
+            if self.method not in ("int8-static", "int8-dynamic"):
+                raise ConfigError(f"--max-accuracy-drop applies to int8-static and int8-dynamic, not {self.method}")
+            if not 0 <= self.max_accuracy_drop < 1:
+                raise ConfigError(f"--max-accuracy-drop is a fraction (0.005 = half a point), got {self.max_accuracy_drop}")
+            if self.validation_samples < 1:
+                raise ConfigError(f"--validation-samples must be at least 1, got {self.validation_samples}")
+            if self.validation and self.calibration and _same_file(self.validation, self.calibration):
+                raise ConfigError("--validation is the calibration data; the budget must be checked on other rows.")
         if self.output is not None:
             self.output = Path(self.output)
 

@@ -71,6 +71,11 @@ def _quantize(method, src, dst, nodes, all_nodes, lm, ctx):
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     nodes = list(nodes)
+    if not nodes:  # ORT reads an empty nodes_to_quantize as "all nodes": nothing to quantize here
+        import shutil
+
+        shutil.copyfile(src, dst)
+        return
     with scratch_cwd():
         if method == "int8-dynamic" and not lm:  # per-channel with reduce_range, as the variant
             quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
@@ -83,7 +88,7 @@ def _quantize(method, src, dst, nodes, all_nodes, lm, ctx):
             quantize_static(str(src), str(dst), ctx["reader"](), quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             op_types_to_quantize=OP_TYPES, nodes_to_quantize=nodes,
-                            calibrate_method=CalibrationMethod.MinMax,
+                            calibrate_method=getattr(CalibrationMethod, ctx.get("calibrate_method", "MinMax")),
                             extra_options={"CalibTensorRangeSymmetric": False})
         else:  # MatMulNBits: int4-weight (rtn), or the LM int8 blockwise scheme
             import onnx

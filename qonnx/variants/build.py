@@ -28,16 +28,35 @@ def calibration_spec(cfg, src_manifest):
     return spec, column
 
 
-def variant_key(cfg, src_manifest, calibration_prov=None) -> str:
+def variant_key(cfg, src_manifest, calibration_prov=None, validation_selection=None) -> str:
     v = versions()
     settings = {k: val for k, val in dataclasses.asdict(cfg).items() if k not in NOT_IN_KEY}
     if calibration_prov:  # the samples themselves, not the file name
         settings["calibration"] = {k: calibration_prov[k] for k in ("sample_sha256", "max_length")}
     else:
         settings.pop("calibration", None)
+    if validation_selection:  # the budget's validation rows, by content
+        settings["validation"] = validation_selection.get("rows_sha256")
     export_id = src_manifest.get("key") or src_manifest.get("files")
     return store.digest({"export": export_id, "settings": settings,
                          "versions": {k: v.get(k) for k in KEY_LIBRARIES}})
+
+
+def _validation(cfg, src_manifest, src_dir, config, lm):
+    """(batches, labels, data) of the budget's validation split: --validation, else the demo's
+    train split (neither its calibration nor its test rows)."""
+    from ..analysis.budget import validation_batches
+    from ..errors import ConfigError
+    from ..models import load_tokenizer
+
+    if lm:
+        raise ConfigError("--max-accuracy-drop is for classifiers; an LM's budget is perplexity (not built yet).")
+    demo = src_manifest.get("source", {}).get("demo")
+    spec = cfg.validation or (f"demo:{demo}:train" if demo else None)
+    if not spec:
+        raise ConfigError("--max-accuracy-drop needs --validation: labelled rows that are neither the calibration "
+                          "data nor the set you will evaluate on.")
+    return validation_batches(spec, load_tokenizer(src_dir), config.get("label2id") or {}, cfg)
 
 
 def quantize(cfg) -> dict:
@@ -58,7 +77,10 @@ def quantize(cfg) -> dict:
         spec, column = calibration_spec(cfg, src_manifest)
         if spec:
             texts, prov = calibration.select(spec, cfg.num_samples, cfg.seed, lm, column)
-    key = variant_key(cfg, src_manifest, prov)
+    validation = None
+    if cfg.max_accuracy_drop is not None:
+        validation = _validation(cfg, src_manifest, src_dir, config, lm)
+    key = variant_key(cfg, src_manifest, prov, validation[2].selection if validation else None)
     out = cfg.output or Path(src_dir).parent / f"onnx-{cfg.method}-{key}"
     if manifest.read(out).get("key") == key and store.reuse(out):
         log.info("reusing %s", out)
@@ -67,8 +89,8 @@ def quantize(cfg) -> dict:
     with store.atomic_dir(out, overwrite=overwrite, protect=[src_dir]) as tmp:
         manifest.copy_side_files(src_dir, tmp)
         log.info("building %s from %s", cfg.method, src_dir)
-        kwargs = {"lm": lm}
-        if texts is not None:
+        kwargs = {"lm": lm, "validation": validation}
+        if texts is not None or validation is not None:
             kwargs.update(tokenizer=AutoTokenizer.from_pretrained(src_dir), texts=texts, provenance=prov)
         try:
             with store.scratch_cwd():

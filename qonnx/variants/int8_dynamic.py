@@ -69,8 +69,12 @@ def blockwise(src, out, cfg, config):
             "shared_embeddings": shared}
 
 
-def build(src, out, cfg, config, lm=False, **_):
-    scheme = resolve_scheme(cfg, lm)
+def build(src, out, cfg, config, lm=False, tokenizer=None, validation=None, **_):
     src, out = Path(src).resolve(), Path(out).resolve()  # the ORT calls run in a scratch cwd
+    if cfg.max_accuracy_drop is not None:  # keep the most damaging units FP32 until within budget
+        from ..analysis.budget import budgeted
+
+        return budgeted("int8-dynamic", src, out, cfg, config, tokenizer, validation)
+    scheme = resolve_scheme(cfg, lm)
     settings = (blockwise if scheme == "blockwise" else fused)(src, out, cfg, config)
     return {"scheme": scheme, **settings}

@@ -27,7 +27,7 @@ def past_shapes(sess_inputs, config):
     return {k: v.shape for k, v in empty_past(sess_inputs, 1, config).items()}
 
 
-def build(src, out, cfg, config, tokenizer=None, lm=False, texts=None, provenance=None, **_):
+def build(src, out, cfg, config, tokenizer=None, lm=False, texts=None, provenance=None, validation=None, **_):
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -37,6 +37,11 @@ def build(src, out, cfg, config, tokenizer=None, lm=False, texts=None, provenanc
                           "jsonl/json/parquet/txt) or a demo split such as demo:sentiment:calibration")
     prov = provenance
     src, out = Path(src).resolve(), Path(out).resolve()  # the ORT calls below run in a scratch cwd
+    if cfg.max_accuracy_drop is not None:  # keep the most damaging units FP32 until within budget
+        from ..analysis.budget import budgeted
+
+        return {**budgeted("int8-static", src, out, cfg, config, tokenizer, validation, texts),
+                "calibration_method": cfg.calibration_method, "calibration": prov}
     inputs = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()
     reader = calibration.TextReader(texts, tokenizer, [i.name for i in inputs],
                                     past_shapes(inputs, config) if lm else None)

@@ -1,0 +1,94 @@
+"""quantize --max-accuracy-drop: the search keeps units FP32 until the drop on the validation rows
+is within the budget; the figure holds when recomputed with plain onnxruntime; an unreachable
+budget exits 2 and writes nothing."""
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+
+TEXTS = [f"{a} {b} {c}" for a in ["the film", "the food", "a day", "this movie", "the service", "it"]
+         for b in ["was", "is", "seemed"] for c in ["a delight", "boring", "great", "awful", "fine", "a mess"]]
+
+
+def _predict(folder, texts):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    s = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    out = []
+    for t in texts:  # one text per call, as deployed (dynamic INT8 scales depend on the batch)
+        enc = tok([t], truncation=True, max_length=128, return_tensors="np")
+        out.append(s.run(None, {i.name: enc[i.name].astype(np.int64) for i in s.get_inputs()})[0].argmax(-1)[0])
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def fragile(tmp_path_factory):
+    """A tiny classifier that INT8 hurts: one huge head weight (per-tensor scales crush the rest),
+    the bias set so FP32 splits the texts about evenly, and labels = FP32's own answers."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import tiny
+    from qonnx.config import ExportConfig
+    from qonnx.export import export
+
+    d = tmp_path_factory.mktemp("budget")
+    folder = tiny.build("bert", d / "model")
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    with torch.no_grad():
+        model.classifier.weight[0, 0] = 1000.0
+        logits = model(**AutoTokenizer.from_pretrained(folder)(TEXTS, padding=True, return_tensors="pt")).logits
+        model.classifier.bias[1] -= (logits[:, 1] - logits[:, 0]).median()
+    model.save_pretrained(folder)
+    export(ExportConfig(model=str(folder), output=d / "onnx"))
+    pred = _predict(d / "onnx", TEXTS)
+    assert 30 < pred.sum() < 78  # both classes
+    pd.DataFrame({"sentence": TEXTS, "gold": np.array(["negative", "positive"])[pred]}).to_csv(d / "val.csv", index=False)
+    pd.DataFrame({"text": ["it was fine", "awful service", "a delight"] * 4}).to_csv(d / "cal.csv", index=False)
+    return d
+
+
+def args(d, method, budget, out):
+    return ["quantize", str(d / "onnx"), "-m", method, "--calibration", str(d / "cal.csv"), "--max-accuracy-drop",
+            str(budget), "--validation", str(d / "val.csv"), "--validation-text-column", "sentence",
+            "--validation-label-column", "gold", "-o", str(out)]
+
+
+def test_search_meets_the_budget_and_plain_onnxruntime_agrees(fragile, tmp_path):
+    out = tmp_path / "q"
+    r = CliRunner().invoke(main, args(fragile, "int8-dynamic", 0.0, out))
+    assert r.exit_code == 0, r.output
+    search = json.loads((out / "manifest.json").read_text())["settings"]["budget_search"]
+    assert search["steps"][0]["kept_fp32"] == [] and search["steps"][0]["accuracy_drop"] > 0  # INT8 hurts here
+    assert search["accuracy_drop"] <= 0.0 and 1 <= len(search["kept_fp32"]) < 10
+    assert search["budget"] == {"max_accuracy_drop": 0.0} and search["validation_rows"] == len(TEXTS)
+    # independent: the saved folder, plain onnxruntime, the validation file
+    gold = pd.read_csv(fragile / "val.csv")["gold"].map({"negative": 0, "positive": 1}).to_numpy()
+    assert (_predict(out, TEXTS) == gold).mean() == pytest.approx(1.0 - search["accuracy_drop"])
+    assert f"with {len(search['kept_fp32'])} unit(s) kept FP32" in r.output
+
+
+def test_an_unreachable_budget_exits_2_and_writes_nothing(fragile, tmp_path):
+    out = tmp_path / "q"
+    r = CliRunner().invoke(main, args(fragile, "int8-static", 0.0, out))
+    assert r.exit_code == 2, r.output
+    assert "no set of FP32 units meets --max-accuracy-drop 0.0: the best step kept" in r.output
+    assert not out.exists() and not list(tmp_path.glob(".q.partial-*"))
+
+
+@pytest.mark.parametrize("more,msg", [
+    (["-m", "fp16", "--max-accuracy-drop", "0.01"], "--max-accuracy-drop applies to int8-static and int8-dynamic"),
+    (["-m", "int8-static", "--max-accuracy-drop", "0.01", "--validation", "{cal}", "--calibration", "{cal}"],
+     "--validation is the calibration data"),
+    (["-m", "int8-dynamic", "--max-accuracy-drop", "0.01"], "--max-accuracy-drop needs --validation"),
+])
+def test_bad_budget_input(fragile, tmp_path, more, msg):
+    r = CliRunner().invoke(main, ["quantize", str(fragile / "onnx"), "-o", str(tmp_path / "o")]
+                           + [m.format(cal=fragile / "cal.csv") for m in more])
+    assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
