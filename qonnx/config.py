@@ -1,4 +1,5 @@
 """One dataclass per operation, validated when built, with messages that say how to fix it."""
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,28 +144,11 @@ class CompareConfig:
 
 
 @dataclass
-class RobustnessConfig:
+class RobustnessConfig(CompareConfig):
     """`qonnx analyze robustness`: accuracy of each variant on the same rows with typos in a
-    fraction of their words (each rate), measured through compare (see qonnx.analysis.robustness)."""
-    model: str = "demo:sentiment"
-    output: Path | None = None  # [$QONNX_ARTIFACTS/runs/NAME-robustness-TIME]
+    fraction of their words (each rate), measured through compare (see qonnx.analysis.robustness).
+    Every compare option means what it means there and is checked by compare's own rules."""
     rates: list = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2])
-    seed: int = 0
-    dataset: str | None = None
-    text_column: str = "text"
-    label_column: str = "label"
-    dataset_config: str | None = None
-    split: str = "test"
-    variants: list = field(default_factory=list)
-    providers: list = field(default_factory=lambda: ["cpu"])
-    task: str | None = None
-    threads: int | None = None
-    max_samples: int | None = 500
-    batch_size: int = 16
-    calibration: str | None = None
-    calibration_method: str = "minmax"
-    calibration_text_column: str | None = None
-    num_calibration_samples: int = 128
 
     def __post_init__(self):
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -182,19 +166,12 @@ class RobustnessConfig:
         if bad:
             raise ConfigError(f"--rates are fractions of words between 0 and 1, got {bad[0]:g}")
         self.rates = sorted(set(rates))
-        if self.output is not None:
-            self.output = Path(self.output)
-        # every option compare shares is checked by compare's own config
-        self.threads = self.compare_config().threads
+        super().__post_init__()
 
     def compare_config(self, **changes) -> CompareConfig:
         """The compare settings this analysis measures with (the dataset replaced per rate)."""
-        shared = {k: getattr(self, k) for k in ("model", "dataset", "text_column", "label_column",
-                                                "dataset_config", "split", "variants", "providers",
-                                                "task", "threads", "max_samples", "batch_size", "seed",
-                                                "calibration", "calibration_method",
-                                                "calibration_text_column", "num_calibration_samples")}
-        return CompareConfig(**{**shared, **changes})
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(CompareConfig)}
+        return CompareConfig(**{**shared, "robustness_rate": None, **changes})
 
 
 def usable_cores() -> int:
