@@ -91,7 +91,9 @@ def test_resume_measures_only_what_is_missing(analysis, tiny_classifier_onnx, ev
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
     lines = (copy / "units.jsonl").read_text().splitlines()
-    (copy / "units.jsonl").write_text("\n".join(lines[:5]) + "\n")  # as if killed after five units
+    # as if killed with kill -9 while writing the sixth unit, its scratch folder left behind
+    (copy / "units.jsonl").write_text("\n".join(lines[:5]) + "\n" + lines[5][:20])
+    (copy / ".sensitivity-dead").mkdir()
     args = ["analyze", "sensitivity", str(tiny_classifier_onnx), "--dataset", str(eval_csv), "--text-column",
             "sentence", "--label-column", "gold", "--max-samples", "16", "-o", str(copy)]
     again = CliRunner().invoke(main, args)
@@ -100,6 +102,7 @@ def test_resume_measures_only_what_is_missing(analysis, tiny_classifier_onnx, ev
     assert changed.exit_code == 1 and "the settings differ" in changed.output and "seed" in changed.output
     r = CliRunner().invoke(main, args + ["--resume", "--batch-size", "4"])
     assert r.exit_code == 0, r.output
+    assert not (copy / ".sensitivity-dead").exists()
     resumed = json.loads((copy / "sensitivity.json").read_text())["results"]
     key = lambda x: (x["view"], x["unit"])  # noqa: E731
     assert sorted(map(key, resumed)) == sorted(map(key, doc["results"]))

@@ -11,6 +11,7 @@ Every finished unit is appended to units.jsonl, so an interrupted analysis resum
 """
 import json
 import logging
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -196,8 +197,17 @@ def _open_output(cfg, out: Path, settings) -> list:
             changed = sorted(k for k in set(before or {}) | set(settings) if (before or {}).get(k) != settings.get(k))
             raise ConfigError(f"--resume: the settings differ from the analysis in {out} ({', '.join(changed)}); "
                               "choose another -o folder.")
-        done = out / "units.jsonl"
-        return [json.loads(ln) for ln in done.read_text().splitlines() if ln.strip()] if done.is_file() else []
+        for stale in out.glob(".sensitivity-*"):  # scratch of a run killed mid-build (ours)
+            shutil.rmtree(stale, ignore_errors=True)
+        done, kept = out / "units.jsonl", []
+        for ln in (done.read_text().splitlines() if done.is_file() else []):
+            try:
+                kept.append(json.loads(ln))
+            except ValueError:  # the line a kill cut short: that unit is measured again
+                log.warning("ignoring a cut-off line in %s", done)
+        if done.is_file():
+            done.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        return kept
     out.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"qonnx_analysis": "sensitivity", "settings": settings}, indent=1))
     return []
