@@ -174,6 +174,47 @@ class RobustnessConfig(CompareConfig):
         return CompareConfig(**{**shared, "robustness_rate": None, **changes})
 
 
+SENSITIVITY_METHODS = ("int8-dynamic", "int8-static", "int4-weight")
+SENSITIVITY_VIEWS = ("only", "all-but")
+
+
+@dataclass
+class SensitivityConfig:
+    model: str                           # a model (exported on first use) or a `qonnx export` folder
+    method: str = "int8-dynamic"
+    output: Path | None = None           # [$QONNX_ARTIFACTS/runs/NAME-sensitivity-METHOD-TIME]
+    dataset: str | None = None           # [the demo's test split]
+    text_column: str = "text"
+    label_column: str = "label"
+    split: str = "test"
+    max_samples: int = 300
+    batch_size: int = 32
+    seed: int = 0
+    calibration: str | None = None       # int8-static [the demo's calibration split]
+    num_calibration_samples: int = 64
+    block_size: int = 32                 # int4-weight (rtn) and the LM int8 blocks
+    views: tuple = SENSITIVITY_VIEWS
+    eval_tokens: int = 1024              # LM perplexity
+    window: int = 256
+    stride: int = 128
+    threads: int | None = None
+    resume: bool = False
+
+    def __post_init__(self):
+        if self.method not in SENSITIVITY_METHODS:
+            raise unknown("sensitivity method", self.method, SENSITIVITY_METHODS)
+        bad = [v for v in self.views if v not in SENSITIVITY_VIEWS]
+        if bad or not self.views:
+            raise unknown("view", (bad or ["(none)"])[0], SENSITIVITY_VIEWS)
+        for name in ("max_samples", "batch_size", "num_calibration_samples", "eval_tokens", "window", "stride"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.stride > self.window:
+            raise ConfigError(f"--stride ({self.stride}) must not exceed --window ({self.window})")
+        self.output = Path(self.output) if self.output else None
+        self.views = tuple(self.views)
+
+
 def usable_cores() -> int:
     import os
 
