@@ -94,8 +94,19 @@ def test_several_runs_side_by_side(run_dir, tmp_path):
     assert html.count('class="worse"') == 3  # every ok row's p50 doubled, nothing else changed
     assert 'class="better"' not in html
     assert "threads: " in html and "slower" in html and "run" in html
+    assert 'id="rows-differ"' not in html  # the same rows: no warning
     again = CliRunner().invoke(main, ["report", str(run_dir), str(slower), "-o", str(out)])
     assert again.exit_code == 0  # its own report.html is replaced
+
+
+def test_side_by_side_warns_when_the_runs_scored_other_rows(run_dir, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    doc = results(other)
+    doc["settings"]["dataset_selection"]["rows_sha256"] = "0" * 16
+    (other / "results.json").write_text(json.dumps(doc))
+    r = CliRunner().invoke(main, ["report", str(run_dir), str(other), "-o", str(tmp_path / "both")])
+    assert r.exit_code == 0 and 'id="rows-differ"' in (tmp_path / "both" / "report.html").read_text()
 
 
 @pytest.mark.parametrize("args,msg", [

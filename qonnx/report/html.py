@@ -275,6 +275,9 @@ def render_many(named_docs) -> str:
             "<p class=sub>Each run's figure against the first run's: green better, red worse, where the change "
             f"passes {summary.THRESHOLDS_TEXT}.</p>",
             "" if kind else "<p><b>These runs measure different kinds of task; only rows are listed.</b></p>",
+            "" if len({str(d["settings"].get("dataset_selection")) for _, d in named_docs}) == 1 else
+            '<p id="rows-differ"><b>These runs scored different rows (see the settings below): their accuracy '
+            "or perplexity differences are not quantization or runtime effects alone.</b></p>",
             f'<div class="wide"><table class="sortable" id="runs"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table></div>',
             _lists("Settings that differ", diff), "<h2>Environments</h2>", envs]
