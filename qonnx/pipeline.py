@@ -34,8 +34,9 @@ class Interrupted(QonnxError):
     exit_code = 130
 
 
-def default_run_dir(source) -> Path:
-    return store.root() / "runs" / f"{store.slug(source)}-{time.strftime('%Y%m%d-%H%M%S')}"
+def default_run_dir(source, what="") -> Path:
+    """ROOT/runs/NAME[-WHAT]-TIME: a compare run, or an analysis (what = "robustness", ...)."""
+    return store.root() / "runs" / "-".join(filter(None, (store.slug(source), what, time.strftime("%Y%m%d-%H%M%S"))))
 
 
 def calibration_column(cfg) -> str:

@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 
 from .. import data, models, pipeline, store
@@ -38,7 +37,7 @@ FREE_TO_CHANGE = ("output", "rates", "variants", "providers")
 
 
 def default_dir(source) -> Path:
-    return store.root() / "runs" / f"{store.slug(source)}-robustness-{time.strftime('%Y%m%d-%H%M%S')}"
+    return pipeline.default_run_dir(source, "robustness")
 
 
 def label(rate: float) -> str:

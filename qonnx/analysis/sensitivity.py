@@ -95,14 +95,11 @@ def _classify(path, batches, threads):
         return np.concatenate([r.logits(b) for b in batches]).astype(np.float64)
 
 
-def _softmax(x):
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
 def classification_metrics(ref, logits, labels) -> dict:
-    p, q = _softmax(ref), _softmax(logits)
-    kl = float(np.mean(np.sum(p * (np.log(p + 1e-12) - np.log(q + 1e-12)), -1)))
+    from ..tasks.lm import log_softmax
+
+    logp, logq = log_softmax(ref), log_softmax(logits)
+    kl = float(np.mean(np.sum(np.exp(logp) * (logp - logq), -1)))
     acc, ref_acc = float((logits.argmax(-1) == labels).mean()), float((ref.argmax(-1) == labels).mean())
     return {"accuracy": acc, "accuracy_drop": ref_acc - acc,
             "agreement": float((logits.argmax(-1) == ref.argmax(-1)).mean()), "kl": max(kl, 0.0)}
@@ -196,13 +193,11 @@ def _source(cfg):
 
 
 def default_output(demo, name, method) -> Path:
-    import time
     from types import SimpleNamespace
 
-    from ..store import root, slug
+    from ..pipeline import default_run_dir
 
-    return root() / "runs" / f"{slug(SimpleNamespace(demo=demo, name=name))}-sensitivity-{method}-" \
-                             f"{time.strftime('%Y%m%d-%H%M%S')}"
+    return default_run_dir(SimpleNamespace(demo=demo, name=name), f"sensitivity-{method}")
 
 
 def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
@@ -223,9 +218,10 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     evald = data.load(spec, lm=lm, label2id=config.get("label2id") or {}, text_column=cfg.text_column,
                       label_column=cfg.label_column, split=cfg.split,
                       max_samples=None if lm else cfg.max_samples, seed=cfg.seed)
-    graph_units = units(onnx.load(str(fp32), load_external_data=False))
+    graph = onnx.load(str(fp32), load_external_data=False)
+    graph_units = units(graph)
     if _matmul_only(cfg.method, lm):
-        matmuls = {n.name for n in onnx.load(str(fp32), load_external_data=False).graph.node if n.op_type == "MatMul"}
+        matmuls = {n.name for n in graph.graph.node if n.op_type == "MatMul"}
         graph_units = {u: [n for n in ns if n in matmuls] for u, ns in graph_units.items()}
         graph_units = {u: ns for u, ns in graph_units.items() if ns}
     all_nodes = [n for ns in graph_units.values() for n in ns]
