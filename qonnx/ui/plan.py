@@ -70,15 +70,12 @@ class Plan:
 
 
 def provider_problem(runtime, provider) -> str:
+    """Why this machine cannot run a row's runtime on its provider: the registry's own checks."""
+    from ..variants import requires
+
     if provider == "cpu":
         return ""
-    if runtime == "onnx":
-        from ..runners.ort import provider_problem as ort_problem
-
-        return ort_problem(provider)
-    from ..runners.torch import cuda_problem
-
-    return cuda_problem()
+    return (requires.ort_provider if runtime == "onnx" else requires.torch_device)(None, provider, None)
 
 
 def missing(runtime, artifact) -> str:
