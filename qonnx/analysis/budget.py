@@ -32,14 +32,14 @@ def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=
     src = Path(src)
     graph_units = units(onnx.load(str(src), load_external_data=False))
     all_nodes = [n for ns in graph_units.values() for n in ns]
-    ref = S._classify(src, batches, threads)
+    ref = S.classify(src, batches, threads)
     record = {"budget": {"max_accuracy_drop": limit}, "validation_rows": int(len(labels)),
               "reference_accuracy": float((ref.argmax(-1) == labels).mean()), "steps": [], "ranking": []}
     with tempfile.TemporaryDirectory(prefix="qonnx-budget-") as tmp:
         def build(nodes, name):
             dst = Path(tmp) / f"{name}.onnx"
-            S._quantize(method, src, dst, nodes, all_nodes, False, ctx)
-            return dst, S.classification_metrics(ref, S._classify(dst, batches, threads), labels)
+            S.quantize_nodes(method, src, dst, nodes, all_nodes, False, ctx)
+            return dst, S.classification_metrics(ref, S.classify(dst, batches, threads), labels)
 
         def step(kept):
             keep = {n for u in kept for n in graph_units[u]}

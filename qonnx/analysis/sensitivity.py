@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 # -- building: quantize a set of nodes, the rest stays FP32 -----------------------------------
 
-def _quantize(method, src, dst, nodes, all_nodes, lm, ctx):
+def quantize_nodes(method, src, dst, nodes, all_nodes, lm, ctx):
     """Write dst: src with exactly `nodes` quantized by `method`."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -90,7 +90,7 @@ def _runner(path, threads):
     return OrtRunner(path, threads=threads)
 
 
-def _classify(path, batches, threads):
+def classify(path, batches, threads):
     with _runner(path, threads) as r:
         return np.concatenate([r.logits(b) for b in batches]).astype(np.float64)
 
@@ -249,7 +249,7 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     else:
         batches = [encode(tok, evald.texts[i:i + cfg.batch_size]) for i in range(0, len(evald.texts), cfg.batch_size)]
         labels = np.asarray(evald.labels)
-        evaluate = lambda path: _classify(path, batches, cfg.threads)  # noqa: E731
+        evaluate = lambda path: classify(path, batches, cfg.threads)  # noqa: E731
         metrics = lambda ref, o: classification_metrics(ref, o, labels)  # noqa: E731
     ref = evaluate(fp32)
     fp32_ops = _op_counts(fp32)
@@ -265,7 +265,7 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
                 continue
             bar.update(task_bar, description=f"{view}: {unit}")
             dst = Path(tmp) / "q.onnx"
-            _quantize(cfg.method, fp32, dst, nodes, all_nodes, lm, ctx)
+            quantize_nodes(cfg.method, fp32, dst, nodes, all_nodes, lm, ctx)
             m = metrics(ref, evaluate(dst))
             rec = {"view": view, "unit": unit, "nodes": len(nodes), **m}
             if view == "only" and _op_counts(dst) == fp32_ops:  # e.g. Gemm under dynamic INT8
