@@ -33,10 +33,10 @@ setup: $(BIN)/qonnx
 demo: setup
 	$(BIN)/qonnx compare
 
-# the test set-up adds the ui extra (gradio) and the headless Chromium that the report and UI tests
+# the test set-up adds the ui, cluster (ray) and tracking (mlflow) extras and the headless Chromium that the report and UI tests
 # drive; where Chromium cannot be installed (no apt-get, not root) those tests skip with the reason
 $(VENV)/.test-extras: $(BIN)/qonnx
-	$(BIN)/pip install -q -e '.[dev,ui]'
+	$(BIN)/pip install -q -e '.[dev,ui,cluster,tracking]'
 	touch $@
 
 browser:

@@ -201,26 +201,93 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
 @click.option("--stride", type=int, default=256, show_default=True, help="LM: perplexity stride.")
 @click.option("--robustness-rate", type=float,
               help="Classifiers: also measure each row on the same texts with typos in this fraction of words.")
+@click.option("--batch-sizes", callback=csv_list,
+              help="Comma list, e.g. 1,8,32: latency and throughput curves per batch size (and length).")
+@click.option("--sequence-lengths", callback=csv_list,
+              help="Comma list, e.g. 32,128: input lengths of the curves (padded and real length) [128].")
+@click.option("--executor", default="local", show_default=True,
+              help="local | ray (needs qonnx[cluster]): where the rows are measured.")
+@click.option("--address", help="ray: the cluster (auto, host:port, ray://host:port) [a new local cluster].")
+@click.option("--concurrent-rows", is_flag=True,
+              help="ray: let a node time several rows at once (faster, but they share its cores).")
+@click.option("--mlflow", is_flag=False, flag_value="default",
+              help="Log every row as an MLflow run (needs qonnx[tracking]); URI, or a .db file or folder "
+                   "[$MLFLOW_TRACKING_URI, else ARTIFACTS/mlflow.db].")
+@click.option("--config", "config_file", type=click.Path(),
+              help="YAML/JSON file with these options (names as here: batch-size or batch_size); flags win.")
 @click.option("--resume", is_flag=True, help="Finish a run in --output, measuring only rows not yet ok.")
 @handle_errors
-def compare(model, output, **kw):
+def compare(config_file, **kw):
     """Measure every variant of MODEL on each provider: quality, agreement, latency, memory, size."""
-    from rich.console import Console
-
     from qonnx.config import CompareConfig
     from qonnx.pipeline import compare as run
 
+    results = run(CompareConfig(**with_file(config_file, kw, CompareConfig)), on_row=row_line())
+    finish_compare(results)
+
+
+def with_file(config_file, given, cls) -> dict:
+    """The command's options: a config file's values where the command line left the default."""
+    if not config_file:
+        return given
+    from click.core import ParameterSource
+
+    from qonnx.bench import configfile
+
+    ctx = click.get_current_context()
+    merged = configfile.options(configfile.read(config_file), cls, config_file)
+    for name, value in given.items():
+        if name not in merged or ctx.get_parameter_source(name) != ParameterSource.DEFAULT:
+            merged[name] = value
+    return merged
+
+
+def row_line():
+    from rich.console import Console
+
     out = Console(stderr=True)
+    return lambda r: out.print(f"  {r.variant} on {r.provider}: {r.status} {r.reason}", highlight=False)
 
-    def on_row(r):
-        out.print(f"  {r.variant} on {r.provider}: {r.status} {r.reason}", highlight=False)
 
-    results = run(CompareConfig(model=model, output=output, **kw), on_row=on_row)
+def finish_compare(results):
     print_table(results)
-    click.echo(f"results: {results['settings']['output']}/results.json, results.csv, report.md, *.png")
-    click.echo(f"report: {Path(results['settings']['output']).resolve() / 'report.html'}")
+    out = Path(results["settings"]["output"]).resolve()
+    click.echo(f"results: {out}/results.json, results.csv, report.md, *.png")
+    if results.get("mlflow"):
+        m = results["mlflow"]
+        click.echo(f"mlflow: run {m['run_id']} in experiment {m['experiment_id']} at {m['uri']}")
+    click.echo(f"report: {out / 'report.html'}")
     if not any(r["status"] == "ok" for r in results["rows"]):
         raise QonnxError("no row could be measured; the reasons are listed above")
+
+
+@main.command()
+@click.argument("sweep_file", type=click.Path())
+@click.option("-o", "--output", type=click.Path(),
+              help="Sweep folder [$QONNX_ARTIFACTS or ./artifacts, /runs/NAME-sweep-TIME].")
+@click.option("--executor", help="local | ray: overrides the file.")
+@click.option("--address", help="ray: the cluster (auto, host:port, ray://host:port); overrides the file.")
+@click.option("--mlflow", is_flag=False, flag_value="default", help="MLflow URI (as for compare); overrides the file.")
+@click.option("--threads", type=int, help="Overrides the file (and any threads axis).")
+@click.option("--resume", is_flag=True, help="Finish an interrupted sweep in --output.")
+@handle_errors
+def sweep(sweep_file, output, resume, **flags):
+    """Run every point of a sweep file (compare options shared by all points, plus `axes` whose
+    product, or `points` whose list, gives the points): one compare run per point, then sweep.csv,
+    shapes.csv and curves.png over all of them. See examples/sweep.yaml."""
+    from rich.console import Console
+
+    from qonnx.bench import sweep as sweeps
+
+    err = Console(stderr=True)
+    plan = sweeps.load(sweep_file, {k: v for k, v in flags.items() if v is not None}, output, resume)
+    click.echo(f"sweep {plan.name}: {len(plan.points)} point(s)")
+    doc = sweeps.run(plan, on_row=row_line(),
+                     on_point=lambda p, sub: err.print(f"point {sweeps.point_name(p)} -> {sub}", highlight=False))
+    out = Path(doc["output"])
+    for p in doc["points"]:
+        click.echo(f"  {sweeps.point_name(p['settings'])}: {p['run']}/report.html")
+    click.echo(f"sweep: {out}/sweep.csv" + (f", {out}/shapes.csv, {out}/curves.png" if (out / "curves.png").is_file() else ""))
 
 
 @main.command()

@@ -106,6 +106,13 @@ class CompareConfig:
     window: int = 512
     stride: int = 256
     robustness_rate: float | None = None  # also measure accuracy with typos in this fraction of words
+    # latency/throughput curves: every (batch size, input length) measured in each row's worker
+    batch_sizes: list = field(default_factory=list)
+    sequence_lengths: list = field(default_factory=list)
+    executor: str = "local"               # local | ray (qonnx.bench.ray_executor)
+    address: str | None = None            # ray: auto, host:port or ray://host:port [a local cluster]
+    concurrent_rows: bool = False         # ray: allow rows timed at the same time on one node
+    mlflow: str | None = None             # tracking URI: every row becomes an MLflow run
 
     def __post_init__(self):
         from .runners.ort import PROVIDERS
@@ -139,8 +146,36 @@ class CompareConfig:
                               "score hides quantization error. Give a separate calibration file.")
         if self.robustness_rate is not None and not 0 < self.robustness_rate <= 1:
             raise ConfigError(f"--robustness-rate is a fraction of words in (0, 1], got {self.robustness_rate}")
+        self.batch_sizes = _positive_ints("--batch-sizes", self.batch_sizes)
+        self.sequence_lengths = _positive_ints("--sequence-lengths", self.sequence_lengths)
+        if self.sequence_lengths and not self.batch_sizes:
+            self.batch_sizes = [1]
+        if self.batch_sizes and not self.sequence_lengths:
+            self.sequence_lengths = [128]
+        if self.executor not in EXECUTORS:
+            raise unknown("executor", self.executor, EXECUTORS)
+        if self.executor == "local" and (self.address or self.concurrent_rows):
+            raise ConfigError("--address and --concurrent-rows are for --executor ray.")
         if self.threads is None:
             self.threads = usable_cores()
+
+
+EXECUTORS = ("local", "ray")
+
+
+def _positive_ints(name, values) -> list:
+    out = []
+    if isinstance(values, str):
+        values = [v.strip() for v in values.split(",") if v.strip()]
+    for v in values if isinstance(values, (list, tuple)) else [values]:
+        try:
+            n = int(v)
+        except (TypeError, ValueError):
+            n = None
+        if n is None or isinstance(v, bool) or isinstance(v, float) and v != n or n < 1:
+            raise ConfigError(f"{name} takes whole numbers of at least 1 (e.g. 1,8,32), got '{v}'")
+        out.append(n)
+    return sorted(set(out))
 
 
 @dataclass

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 WORKER_TIMEOUT_S = 1800
 # settings that do not change a row's numbers: a resume may change them
-FREE_TO_CHANGE = ("output", "resume", "variants", "providers")
+FREE_TO_CHANGE = ("output", "resume", "variants", "providers", "executor", "address", "mlflow")
 
 
 class Interrupted(QonnxError):
@@ -122,6 +122,7 @@ def run_worker(work: Path, job: dict):
         (work / stale).unlink(missing_ok=True)
     write_json(work / "job.json", job)
     env = {**os.environ, "QONNX_PARENT_PID": str(os.getpid())}
+    t0 = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, "-m", "qonnx.worker", str(work / "job.json")],
                               capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, env=env)
@@ -133,10 +134,19 @@ def run_worker(work: Path, job: dict):
         return None, (lines[-1] if lines else f"worker exited with {done.returncode}")[:300]
     result = json.loads((work / "result.json").read_text())
     result["outputs"] = str((work / "outputs.npy").resolve())
+    result["wall_s"] = time.perf_counter() - t0
     return result, None
 
 
-def measure_row(run, source, variant, provider, shared, tok, env) -> Row:
+def local_map(jobs):
+    """The local executor: each job in turn, in a worker process of this machine."""
+    for key, work, job in jobs:
+        yield key, *run_worker(work, job), None
+
+
+def prepare_row(run, source, variant, provider, shared, env):
+    """(row, job): the row with what is known before measuring, and the worker's job; job is None
+    when the build failed (the row then says why)."""
     from .variants.graph import onnx_size_mb
 
     v = VARIANTS[variant]
@@ -145,29 +155,34 @@ def measure_row(run, source, variant, provider, shared, tok, env) -> Row:
         art = artifact_for(source, variant, run.cfg)
     except QonnxError as e:
         row.status, row.reason = "failed", f"build failed: {e}"
-        return row
+        return row, None
     except Exception as e:  # an unexpected library failure still becomes a row
         row.status, row.reason = "failed", f"build failed: {type(e).__name__}: {e}"
-        return row
+        return row, None
     row.artifact = str(art.resolve())
     row.size_mb = onnx_size_mb(art) if v.runtime == "onnx" else None
     if v.mode == "bnb-int4":
         row.note = f"NF4 weights, compute dtype {'float16' if provider == 'cuda' else 'float32'}"
     job = {"variant": variant, "runtime": v.runtime, "mode": v.mode, "provider": provider,
            "model_path": str(art / "model.onnx" if v.runtime == "onnx" else art), **shared}
-    t0 = time.perf_counter()
-    result, failure = run_worker(run.work / f"{variant}@{provider}", job)
+    return row, job
+
+
+def complete_row(row, result, failure, node, tok, kind) -> Row:
+    """The row with the worker's result (or its failure) and where it ran."""
+    if node:
+        row.node = {k: v for k, v in node.items() if k != "environment"}
+        row.environment = node.get("environment") or row.environment
     if failure:
         row.status, row.reason = "failed", failure
         return row
-    result = tasks.module(shared["kind"]).finish(tok, result)
+    result = tasks.module(kind).finish(tok, result)
     for k, val in result.items():
         if hasattr(row, k) and k != "extra":
             setattr(row, k, val)
         else:
             row.extra[k] = val
-    row.wall_s = time.perf_counter() - t0
-    if v.runtime == "onnx":
+    if row.runtime == "onnx":
         row.weight_memory_mb = row.size_mb  # initializers as stored; ORT may prepack more
     if row.size_mb is None and row.weight_memory_mb:
         row.size_mb = row.weight_memory_mb
@@ -224,6 +239,10 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     if cfg.robustness_rate is not None and source.is_lm:
         raise ConfigError("--robustness-rate measures classification accuracy under typos; "
                           f"{source.name} is a language model.")
+    limit = source.config.get("max_position_embeddings") or source.config.get("n_positions")
+    if limit and cfg.sequence_lengths and max(cfg.sequence_lengths) > limit:
+        raise ConfigError(f"--sequence-lengths {max(cfg.sequence_lengths)} is longer than {source.name} takes "
+                          f"({limit} positions).")
     out = cfg.output or default_run_dir(source)
     run = Run(cfg, out)
     evald = eval_data(source, cfg)
@@ -236,7 +255,8 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     shared = {"task": source.task, "kind": kind, "threads": cfg.threads, "config": source.config,
               "batch_size": cfg.batch_size, "latency_samples": cfg.latency_samples, "warmup": cfg.warmup,
               "seed": cfg.seed, "max_new_tokens": cfg.max_new_tokens, "eval_tokens": cfg.eval_tokens,
-              "window": cfg.window, "stride": cfg.stride}
+              "window": cfg.window, "stride": cfg.stride, "batch_sizes": cfg.batch_sizes,
+              "sequence_lengths": cfg.sequence_lengths}
     arrays = tasks.module(kind).prepare(tok, {"texts": evald.texts, "labels": evald.labels,
                                               "corpus": evald.corpus, "source": evald.source}, shared)
     run.create()
@@ -247,28 +267,48 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     write_json(run.work / "data.json", {"source": evald.source, "texts": evald.texts, "labels": evald.labels})
     meta = {"settings": settings, "environment": env}
     write_json(run.dir / "run.json", meta)
+    save_config(cfg, run.dir / "config.yaml")
     todo = plan(cfg, kind)
     ctx = SimpleNamespace(cfg=cfg, source=source)
+    executor = local_map
+    if cfg.executor == "ray":
+        from .bench.ray_executor import RayExecutor
+
+        executor = RayExecutor(cfg.address, cfg.concurrent_rows, cfg.threads).map
     try:
         with progress() as bar:
             task = bar.add_task("measuring variants", total=len(todo))
-            for variant, provider in todo:
-                bar.update(task, description=f"{variant} on {provider}")
-                if run.done(variant, provider):
-                    bar.advance(task)
-                    continue
-                v = VARIANTS[variant]
-                reason = v.skip_reason(provider, kind, ctx)
-                if reason:
-                    row = Row(variant=variant, provider=provider, runtime=v.runtime, status="skipped",
-                              reason=reason, environment=env)
-                else:
-                    row = measure_row(run, source, variant, provider, shared, tok, env)
+            waiting = {}
+
+            def finish(row):
                 run.save_row(row)
                 report.write_files(run.dir, report.assemble(run.rows(), meta), plots=False)
                 if on_row:
                     on_row(row)
                 bar.advance(task)
+
+            def jobs():  # built lazily: the local executor measures each row as soon as it is built
+                for variant, provider in todo:
+                    bar.update(task, description=f"{variant} on {provider}")
+                    if run.done(variant, provider):
+                        bar.advance(task)
+                        continue
+                    v = VARIANTS[variant]
+                    reason = v.skip_reason(provider, kind, ctx)
+                    if reason:
+                        finish(Row(variant=variant, provider=provider, runtime=v.runtime, status="skipped",
+                                   reason=reason, environment=env))
+                        continue
+                    row, job = prepare_row(run, source, variant, provider, shared, env)
+                    if job is None:
+                        finish(row)
+                        continue
+                    key = f"{variant}@{provider}"
+                    waiting[key] = row
+                    yield key, run.work / key, job
+
+            for key, result, failure, node in executor(jobs()):
+                finish(complete_row(waiting.pop(key), result, failure, node, tok, kind))
         if cfg.robustness_rate is not None:  # the same rows with typos, for every ok row
             from .analysis.robustness import attach
 
@@ -278,7 +318,21 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
         raise Interrupted(f"interrupted; the finished rows are kept in {run.dir}. Finish the run with: "
                           f"qonnx compare {cfg.model} -o {run.dir} --resume") from None
     results = report.assemble(run.rows(), meta)
-    return report.write_files(run.dir, results, plots=True)
+    doc = report.write_files(run.dir, results, plots=True)
+    if cfg.mlflow:
+        from .track import log_run
+
+        doc["mlflow"] = log_run(doc, run.dir, cfg.mlflow)
+    return doc
+
+
+def save_config(cfg, path):
+    """The run's settings as a config file: `qonnx compare --config PATH` measures it again."""
+    import yaml
+
+    keep = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items() if k not in ("output", "resume")}
+    path.write_text("# qonnx compare --config THIS_FILE -o NEW_FOLDER measures this run again\n"
+                    + yaml.safe_dump(keep, sort_keys=False))
 
 
 def load_results(run_dir) -> dict:

@@ -232,7 +232,8 @@ def attach(run_dir, cfg, source, rate: float, on_row=None) -> dict:
     changes = {"dataset": str(path.resolve()), "max_samples": None, "output": sub,
                "resume": (sub / "run.json").is_file(), "latency_samples": LATENCY_SAMPLES, "warmup": WARMUP,
                "variants": list(dict.fromkeys(r["variant"] for r in ok)),
-               "providers": list(dict.fromkeys(r["provider"] for r in ok))}
+               "providers": list(dict.fromkeys(r["provider"] for r in ok)),
+               "batch_sizes": [], "sequence_lengths": [], "mlflow": None}  # accuracy only, tracked once
     if hasattr(cfg, "robustness_rate"):
         changes["robustness_rate"] = None
     log.info("robustness at rate %g: %d of %d words with a typo; measuring %d rows into %s", rate,

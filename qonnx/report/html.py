@@ -14,7 +14,7 @@ from . import summary
 from .summary import value as get
 
 GENERATOR = "qonnx report"
-PLOTS = ("latency.png", "decode.png", "accuracy.png", "size.png", "memory.png")
+PLOTS = ("latency.png", "decode.png", "accuracy.png", "size.png", "memory.png", "curves.png")
 
 # (key, header with unit, format); key "a.b" reads row[a][b]
 COLUMNS = {

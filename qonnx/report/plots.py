@@ -62,4 +62,63 @@ def plot_all(results, run_dir):
     fig.tight_layout()
     fig.savefig(Path(run_dir) / "tradeoff.png", dpi=110)
     plt.close(fig)
-    return written + ["tradeoff.png"]
+    written.append("tradeoff.png")
+    table = shape_table(rows)
+    if len(table):
+        table.to_csv(Path(run_dir) / "shapes.csv", index=False)
+        curves(table, Path(run_dir) / "curves.png", results["settings"]["model"])
+        written.append("curves.png")
+    return written
+
+
+def shape_table(rows, prefix=None):
+    """One line per (row, batch, length, padding) point of the rows' shapes."""
+    import pandas as pd
+
+    out = []
+    for r in rows:
+        for s in r.get("shapes") or []:
+            out.append({**(prefix or {}), "variant": r["variant"], "provider": r["provider"], "batch": s["batch"],
+                        "length": s["length"], "padding": s["padding"], "latency_p50_ms": s["latency_ms"]["p50"],
+                        "latency_p90_ms": s["latency_ms"]["p90"], "calls": s["latency_ms"]["n"],
+                        "throughput_per_s": s["throughput_per_s"], "tokens_per_row": s["tokens_per_row"],
+                        "real_tokens_per_row": s.get("real_tokens_per_row")})
+    return pd.DataFrame(out)
+
+
+def curves(table, path, title):
+    """Latency p50 and throughput against batch size: one panel row per input length, a colour per
+    series (variant, provider and any sweep settings), solid = padded to the length, dashed = real
+    length (or no padding, for LMs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [c for c in table.columns if c.startswith("point.")] + ["variant", "provider"]
+    table = table.assign(series=table[keys].astype(str).agg(" ".join, axis=1))
+    lengths, series = sorted(table["length"].unique()), list(dict.fromkeys(table["series"]))
+    fig, axes = plt.subplots(len(lengths), 2, figsize=(12, 3.6 * len(lengths) + 1), squeeze=False)
+    for i, length in enumerate(lengths):
+        for j, (col, label) in enumerate((("latency_p50_ms", "latency p50 (ms)"),
+                                          ("throughput_per_s", "throughput (rows/s)"))):
+            ax = axes[i][j]
+            for k, name in enumerate(series):
+                for padding, style in (("padded", "-"), ("real", "--"), ("none", "-")):
+                    part = table[(table.series == name) & (table.length == length) & (table.padding == padding)]
+                    if len(part):
+                        part = part.sort_values("batch")
+                        ax.plot(part["batch"], part[col], style, marker="o", color=plt.cm.tab10(k % 10),
+                                label=name if padding != "real" else None)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(sorted(table["batch"].unique()), labels=[str(b) for b in sorted(table["batch"].unique())])
+            ax.set_xlabel("batch size")
+            ax.set_ylabel(label)
+            ax.set_title(f"{label.split(' (')[0]} at length {length}")
+            ax.grid(alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(3, len(series)), fontsize=8)
+    fig.suptitle(f"{title}: solid = padded to the length, dashed = real length")
+    fig.tight_layout(rect=(0, 0.04 + 0.025 * ((len(series) + 2) // 3), 1, 0.97))
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

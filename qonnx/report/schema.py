@@ -51,6 +51,8 @@ class Row:
     size_mb: float | None = None
     size_note: str | None = None
     placement: dict | None = None
+    shapes: list | None = None               # latency per (batch, length, padding): measure.shapes
+    node: dict | None = None                 # where it ran (--executor ray): host, node id, retries
     environment: dict | None = None          # the machine this row was measured on
     # derived against the reference (report.derive)
     accuracy_drop: float | None = None

@@ -4,6 +4,7 @@ import time
 
 import numpy as np
 
+from ..measure import shapes
 from ..measure.latency import Latency
 
 MAX_LENGTH = 128
@@ -23,6 +24,8 @@ def prepare(tok, data, job) -> dict:
     for u in range(min(n, len(texts))):
         arrays.update({f"single{u:05d}.{k}": v for k, v in encode(tok, [texts[u]]).items()})
     arrays["request_order"] = np.arange(n, dtype=np.int64) % min(n, len(texts))
+    if job.get("batch_sizes"):
+        arrays.update(shapes.classification_inputs(tok, texts, job["batch_sizes"], job["sequence_lengths"], n))
     return arrays
 
 
@@ -48,7 +51,8 @@ def measure(runner, arrays, job):
     elapsed = time.perf_counter() - t0
     logits = np.concatenate(logits)
     seconds = runner.latency(runner.logits, singles, job["warmup"])
-    return {"accuracy": float((logits.argmax(-1) == labels).mean()),
+    return {"shapes": shapes.measure(runner, arrays) if job.get("batch_sizes") else None,
+            "accuracy": float((logits.argmax(-1) == labels).mean()),
             "throughput_per_s": len(labels) / elapsed,
             "latency_ms": Latency.from_values(seconds).to_dict(),
             "outputs": logits}

@@ -7,6 +7,7 @@ exp(mean negative log-likelihood), every scored token weighted equally.
 """
 import numpy as np
 
+from ..measure import shapes
 from ..measure.latency import Latency
 
 PROMPTS = [
@@ -68,6 +69,8 @@ def prepare(tok, data, job) -> dict:
     arrays = {"corpus": np.asarray(ids, dtype=np.int64)}
     for i, prompt in enumerate(PROMPTS):
         arrays[f"prompt{i}"] = np.asarray(tok(prompt)["input_ids"], dtype=np.int64)
+    if job.get("batch_sizes"):
+        arrays.update(shapes.lm_inputs(ids, job["batch_sizes"], job["sequence_lengths"]))
     return arrays
 
 
@@ -83,7 +86,8 @@ def measure(runner, arrays, job):
         decoded += len(out) - 1
         generated.append(out)
     ttft = Latency.from_values(ttfts).to_dict()
-    return {"perplexity": ppl, "scored_tokens": scored, "ttft_ms": ttft, "latency_ms": ttft,
+    return {"shapes": shapes.measure(runner, arrays, lm=True) if job.get("batch_sizes") else None,
+            "perplexity": ppl, "scored_tokens": scored, "ttft_ms": ttft, "latency_ms": ttft,
             "decode_tokens_per_s": decoded / decode_s if decode_s else None,
             "generated": generated[:2], "outputs": preds}
 

@@ -1,0 +1,1 @@
+"""Runs as files: config and sweep files, executors (local, Ray), tracking."""

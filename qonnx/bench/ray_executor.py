@@ -1,0 +1,142 @@
+"""`--executor ray`: rows measured on the nodes of a Ray cluster (the `cluster` extra).
+
+Builds stay in the driver (once per artifact key, through the store); each row is a Ray task that
+runs the same worker process as the local executor, on a node that has what the row needs (a
+GPU for CUDA rows). Timing honesty: one actor per node takes one row at a time, so two rows are
+never timed at once on one node unless `concurrent_rows` asks for it (then a node takes as many
+rows at once as it has CPUs for `threads` each). Rows come back to the driver, which writes them
+into the run folder as they finish, so resume and reports work unchanged. A node process that dies
+mid-row is restarted and the row retried once (the row's `node.restarted` says so); if it dies
+again the row is a failed row with the reason. The run folder and the artifacts must be on a
+filesystem every node sees (one machine, or a shared mount); a row whose model a node cannot see
+fails with that reason.
+"""
+import logging
+import os
+import time
+from collections import deque
+from pathlib import Path
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs Ray: pip install 'qonnx[cluster]'") from None
+    return ray
+
+
+class NodeRunner:
+    """Lives on one node (a Ray actor); measures one row per call in a fresh worker process."""
+
+    def __init__(self):
+        import socket
+
+        import ray
+
+        from ..envinfo import collect
+
+        ctx = ray.get_runtime_context()
+        self.node = {"hostname": socket.gethostname(), "node_id": ctx.get_node_id(),
+                     "ip": ray.util.get_node_ip_address(), "pid": os.getpid(),
+                     "restarted": bool(ctx.was_current_actor_reconstructed)}
+        self.env = collect()
+
+    def measure(self, work, job):
+        from ..pipeline import run_worker
+
+        node = {**self.node, "environment": self.env}
+        if not Path(job["model_path"]).exists():
+            return None, (f"{job['model_path']} is not visible on node {self.node['hostname']}: the ray "
+                          "executor needs the run folder and artifacts on a filesystem every node sees"), node
+        result, failure = run_worker(Path(work), job)
+        return result, failure, node
+
+    def pid(self):
+        return os.getpid()
+
+
+class RayExecutor:
+    def __init__(self, address=None, concurrent_rows=False, threads=1):
+        self.address, self.concurrent, self.threads = address, concurrent_rows, max(1, threads or 1)
+
+    def _connect(self, ray):
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        kwargs = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
+                  "configure_logging": False}
+        try:
+            if self.address:
+                ray.init(address=self.address, **kwargs)
+            else:  # a cluster of this machine alone, started for this run and stopped after it
+                from ..config import usable_cores
+
+                ray.init(num_cpus=usable_cores(), **kwargs)
+        except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError ...
+            raise ConfigError(f"cannot reach the Ray cluster at {self.address or 'a new local cluster'}: "
+                              f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
+
+    def _actors(self, ray):
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        remote = ray.remote(num_cpus=0, max_restarts=1, max_task_retries=1)(NodeRunner)
+        actors = []
+        for node in ray.nodes():
+            if not node.get("Alive"):
+                continue
+            res = node.get("Resources", {})
+            slots = max(1, int(res.get("CPU", 1) // self.threads)) if self.concurrent else 1
+            for _ in range(slots):
+                actor = remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
+                    node_id=node["NodeID"], soft=False)).remote()
+                actors.append((actor, {"gpus": res.get("GPU", 0), "host": node.get("NodeManagerHostname")}))
+        if not actors:
+            raise ConfigError("the Ray cluster has no live node")
+        return actors
+
+    def map(self, jobs):
+        """Yield (key, result, failure, node) for each (key, work, job), as rows finish."""
+        ray = _ray()
+        jobs = deque(jobs)  # the builds happen here, in the driver, before any row is timed
+        if not jobs:
+            return
+        self._connect(ray)
+        try:
+            yield from self._dispatch(ray, jobs)
+        finally:
+            ray.shutdown()
+
+    def _dispatch(self, ray, jobs):
+        from ray.exceptions import RayActorError, RayTaskError
+
+        free, running = self._actors(ray), {}
+        while jobs or running:
+            for slot in list(free):
+                pick = next((j for j in jobs if j[2]["provider"] != "cuda" or slot[1]["gpus"] >= 1), None)
+                if pick is None:
+                    continue
+                jobs.remove(pick)
+                key, work, job = pick
+                running[slot[0].measure.remote(str(work), job)] = (key, slot, time.perf_counter())
+                free.remove(slot)
+            if not running:  # what is left fits no node
+                for key, _, job in jobs:
+                    yield key, None, (f"no node of the Ray cluster can run a {job['provider']} row (none has a GPU)"
+                                      if free else "ray: every node process died; no node is left"), None
+                return
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            key, slot, t0 = running.pop(ref)
+            try:
+                result, failure, node = ray.get(ref)
+            except (RayActorError, RayTaskError) as e:
+                yield key, None, f"ray: the node process measuring this row died (after one retry): {type(e).__name__}", \
+                    {"hostname": slot[1]["host"], "restarted": True}
+                continue  # that actor is gone; its node takes no more rows
+            node["round_trip_s"] = time.perf_counter() - t0
+            if result:  # what Ray adds around the worker: dispatch, actor call, result transfer
+                node["overhead_s"] = node["round_trip_s"] - result["wall_s"]
+            free.append(slot)
+            yield key, result, failure, node
