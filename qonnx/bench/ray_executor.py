@@ -6,7 +6,7 @@ GPU for CUDA rows). Timing honesty: one actor per node takes one row at a time, 
 never timed at once on one node unless `concurrent_rows` asks for it (then a node takes as many
 rows at once as it has CPUs for `threads` each). Rows come back to the driver, which writes them
 into the run folder as they finish, so resume and reports work unchanged. A node process that dies
-mid-row is restarted and the row retried once (the row's `node.restarted` says so); if it dies
+mid-row is restarted and the row retried once (the row's `node.retried` says so); if it dies
 again the row is a failed row with the reason. The run folder and the artifacts must be on a
 filesystem every node sees (one machine, or a shared mount); a row whose model a node cannot see
 fails with that reason.
@@ -42,14 +42,15 @@ class NodeRunner:
 
         ctx = ray.get_runtime_context()
         self.node = {"hostname": socket.gethostname(), "node_id": ctx.get_node_id(),
-                     "ip": ray.util.get_node_ip_address(), "pid": os.getpid(),
-                     "restarted": bool(ctx.was_current_actor_reconstructed)}
+                     "ip": ray.util.get_node_ip_address(), "pid": os.getpid()}
+        self.restarted = bool(ctx.was_current_actor_reconstructed)  # the first call is then a retry
         self.env = collect()
 
     def measure(self, work, job):
         from ..pipeline import run_worker
 
-        node = {**self.node, "environment": self.env}
+        node = {**self.node, "retried": self.restarted, "environment": self.env}
+        self.restarted = False
         if not Path(job["model_path"]).exists():
             return None, (f"{job['model_path']} is not visible on node {self.node['hostname']}: the ray "
                           "executor needs the run folder and artifacts on a filesystem every node sees"), node
@@ -58,6 +59,19 @@ class NodeRunner:
 
     def pid(self):
         return os.getpid()
+
+
+def _reachable(address, timeout_s=5):
+    """A host:port address is tried first: ray.init would wait minutes for a cluster that is not there."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if address == "auto" or address.startswith("ray://") or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConnectionError(f"nothing answers there ({e.strerror or e})") from None
 
 
 class RayExecutor:
@@ -70,6 +84,7 @@ class RayExecutor:
                   "configure_logging": False}
         try:
             if self.address:
+                _reachable(self.address)
                 ray.init(address=self.address, **kwargs)
             else:  # a cluster of this machine alone, started for this run and stopped after it
                 from ..config import usable_cores
@@ -95,6 +110,9 @@ class RayExecutor:
                 actors.append((actor, {"gpus": res.get("GPU", 0), "host": node.get("NodeManagerHostname")}))
         if not actors:
             raise ConfigError("the Ray cluster has no live node")
+        t0 = time.perf_counter()  # started (qonnx imported, node described) before any row is timed
+        ray.get([a.pid.remote() for a, _ in actors])
+        log.info("ray: %d node runner(s) ready in %.1f s", len(actors), time.perf_counter() - t0)
         return actors
 
     def map(self, jobs):
@@ -133,7 +151,7 @@ class RayExecutor:
                 result, failure, node = ray.get(ref)
             except (RayActorError, RayTaskError) as e:
                 yield key, None, f"ray: the node process measuring this row died (after one retry): {type(e).__name__}", \
-                    {"hostname": slot[1]["host"], "restarted": True}
+                    {"hostname": slot[1]["host"], "retried": True}
                 continue  # that actor is gone; its node takes no more rows
             node["round_trip_s"] = time.perf_counter() - t0
             if result:  # what Ray adds around the worker: dispatch, actor call, result transfer

@@ -1,0 +1,142 @@
+"""--executor ray on a real local Ray cluster started here, and --mlflow into an SQLite store."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from cli import main
+from qonnx.parity import PROBE_TEXTS
+
+ray = pytest.importorskip("ray", reason="the cluster extra is not installed: pip install 'qonnx[cluster]'")
+
+SAME = ("status", "accuracy", "agreement", "size_mb", "artifact")  # all but timings and memory
+
+
+@pytest.fixture(scope="module")
+def reviews(tmp_path_factory):
+    f = tmp_path_factory.mktemp("data") / "reviews.csv"
+    pd.DataFrame({"review": PROBE_TEXTS * 3, "sentiment": ["positive", "negative", "negative"] * 8}).to_csv(f, index=False)
+    return f
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """`ray start --head` with 2 CPUs on a free port; stopped (and its processes gone) afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = Path("/tmp") / f"qray{os.getpid()}"  # short: Ray's unix sockets live here
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                    f"--temp-dir={temp}", "--disable-usage-stats"], check=True, capture_output=True, env=env, timeout=120)
+    yield f"127.0.0.1:{port}"
+    subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
+    subprocess.run(["rm", "-rf", str(temp)])
+
+
+def sweep_file(folder, model, reviews, **extra):
+    doc = {"name": "tiny-ray", "model": str(model), "dataset": str(reviews), "text_column": "review",
+           "label_column": "sentiment", "max_samples": 12, "latency_samples": 5, "warmup": 1, "threads": 1,
+           "variants": ["onnx-fp32", "onnx-int8-dynamic"], "batch_sizes": [1, 4], "sequence_lengths": [16], **extra}
+    f = folder / "sweep.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    return f
+
+
+def rows_of(run_dir):
+    return {r["variant"]: r for r in json.loads((Path(run_dir) / "results.json").read_text())["rows"]}
+
+
+def test_ray_rows_match_local_rows(cluster, tiny_classifier, reviews, tmp_path):
+    f = sweep_file(tmp_path, tiny_classifier, reviews)
+    for name, flags in (("local", []), ("ray", ["--executor", "ray", "--address", cluster])):
+        res = CliRunner().invoke(main, ["sweep", str(f), "-o", str(tmp_path / name), *flags])
+        assert res.exit_code == 0, res.output
+    local, remote = (rows_of(next((tmp_path / n / "points").iterdir())) for n in ("local", "ray"))
+    assert set(local) == set(remote) == {"onnx-fp32", "onnx-int8-dynamic"}
+    for v in local:
+        assert {k: local[v][k] for k in SAME} == {k: remote[v][k] for k in SAME}
+        assert [(s["batch"], s["length"], s["padding"]) for s in local[v]["shapes"]] == \
+            [(s["batch"], s["length"], s["padding"]) for s in remote[v]["shapes"]]
+        node = remote[v]["node"]
+        assert node["hostname"] == socket.gethostname() and node["node_id"] and not node["retried"]
+        assert 0 <= node["overhead_s"] < node["round_trip_s"]
+        assert local[v]["node"] is None
+
+
+def test_a_node_process_killed_mid_row_is_retried_or_reported(cluster, tiny_classifier, reviews, tmp_path):
+    import psutil
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "cli", "compare", str(tiny_classifier), "-o", str(out), "--dataset", str(reviews),
+           "--text-column", "review", "--label-column", "sentiment", "--variants", "onnx-fp32,onnx-int8-dynamic",
+           "--latency-samples", "20000", "--threads", "1", "--executor", "ray", "--address", cluster]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    job = out / "work" / "onnx-fp32@cpu" / "job.json"
+    deadline = time.time() + 120
+    while not job.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert job.is_file(), "the row never started"
+    time.sleep(0.3)  # the worker is starting (its imports alone take longer) or measuring
+    actors = [p for p in psutil.process_iter(["cmdline"]) if "ray::NodeRunner" in " ".join(p.info["cmdline"] or [])]
+    assert actors, "no NodeRunner actor process found"
+    for p in actors:
+        os.kill(p.pid, signal.SIGKILL)
+    output, _ = proc.communicate(timeout=600)
+    rows = rows_of(out)
+    assert set(rows) == {"onnx-fp32", "onnx-int8-dynamic"}, output  # nothing lost
+    killed = rows["onnx-fp32"]
+    assert (killed["status"] == "ok" and killed["node"]["retried"]) or \
+        (killed["status"] == "failed" and "died" in killed["reason"]), killed
+    after = rows["onnx-int8-dynamic"]
+    assert after["status"] == "ok" and not after["node"]["retried"], after
+
+
+def test_ray_without_a_cluster_is_one_clear_error(tiny_classifier, reviews, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = CliRunner().invoke(main, ["compare", str(tiny_classifier), "-o", str(tmp_path / "r"), "--dataset", str(reviews),
+                                    "--text-column", "review", "--label-column", "sentiment", "--variants", "onnx-fp32",
+                                    "--executor", "ray", "--address", f"127.0.0.1:{port}"])
+    assert res.exit_code == 1 and "cannot reach the Ray cluster at 127.0.0.1:" in res.output, res.output
+
+
+def test_mlflow_gets_every_row(tiny_classifier, reviews, tmp_path):
+    mlflow = pytest.importorskip("mlflow", reason="the tracking extra is not installed: pip install 'qonnx[tracking]'")
+    store = tmp_path / "tracking" / "runs.db"
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["compare", str(tiny_classifier), "-o", str(out), "--dataset", str(reviews),
+                                    "--text-column", "review", "--label-column", "sentiment",
+                                    "--variants", "onnx-fp32,onnx-int8-dynamic,onnx-fp16", "--providers", "cpu,cuda",
+                                    "--batch-sizes", "1,2", "--sequence-lengths", "16", "--latency-samples", "5",
+                                    "--mlflow", str(store)])
+    assert res.exit_code == 0, res.output
+    assert f"at sqlite:///{store}" in res.output
+    mlflow.set_tracking_uri(f"sqlite:///{store}")
+    runs = mlflow.search_runs(experiment_names=["qonnx"])
+    results = json.loads((out / "results.json").read_text())
+    parent = runs[runs["tags.mlflow.parentRunId"].isna()]
+    children = runs[runs["tags.mlflow.parentRunId"].notna()]
+    assert len(parent) == 1 and len(children) == len(results["rows"]) == 6
+    for r in results["rows"]:
+        got = children[(children["params.variant"] == r["variant"]) & (children["params.provider"] == r["provider"])]
+        assert len(got) == 1 and got["tags.qonnx.status"].iloc[0] == r["status"]
+        if r["status"] == "ok":
+            assert got["metrics.accuracy"].iloc[0] == pytest.approx(r["accuracy"])
+            assert got["metrics.latency_p50_ms"].iloc[0] == pytest.approx(r["latency_ms"]["p50"])
+            assert got["metrics.shape_b2_l16_padded_latency_p50_ms"].iloc[0] > 0
+    artifacts = Path(mlflow.artifacts.download_artifacts(run_id=parent["run_id"].iloc[0], dst_path=str(tmp_path / "dl")))
+    assert (artifacts / "report.html").is_file() and (artifacts / "curves.png").is_file()
+    assert (store.parent / "mlartifacts").is_dir()  # beside the store, not in the working directory
