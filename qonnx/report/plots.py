@@ -95,8 +95,11 @@ def curves(table, path, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [c for c in table.columns if c.startswith("point.")] + ["variant", "provider"]
-    table = table.assign(series=table[keys].astype(str).agg(" ".join, axis=1))
+    points = [c for c in table.columns if c.startswith("point.")]
+    label = table[["variant", "provider"]].astype(str).agg(" ".join, axis=1)
+    for c in reversed(points):  # point.threads -> "threads=2 onnx-fp32 cpu"
+        label = c[len("point."):] + "=" + table[c].astype(str) + " " + label
+    table = table.assign(series=label)
     lengths, series = sorted(table["length"].unique()), list(dict.fromkeys(table["series"]))
     fig, axes = plt.subplots(len(lengths), 2, figsize=(12, 3.6 * len(lengths) + 1), squeeze=False)
     for i, length in enumerate(lengths):
@@ -111,6 +114,8 @@ def curves(table, path, title):
                         ax.plot(part["batch"], part[col], style, marker="o", color=plt.cm.tab10(k % 10),
                                 label=name if padding != "real" else None)
             ax.set_xscale("log", base=2)
+            if col == "latency_p50_ms":
+                ax.set_yscale("log")
             ax.set_xticks(sorted(table["batch"].unique()), labels=[str(b) for b in sorted(table["batch"].unique())])
             ax.set_xlabel("batch size")
             ax.set_ylabel(label)
