@@ -46,6 +46,25 @@ def print_table(results):
         con.print(f"  {line}", highlight=False)
 
 
+def print_sweep(csv_path):
+    """One line per row of every point: its settings, status, quality and batch-1 latency."""
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    frame = pd.read_csv(csv_path)
+    cols = [c for c in frame.columns if c.startswith("point.")] + ["variant", "provider", "status"]
+    cols += [c for c in ("accuracy", "perplexity", "latency_ms_p50", "throughput_per_s", "size_mb")
+             if c in frame.columns and frame[c].notna().any()]
+    table = Table(title=f"sweep: {len(frame)} rows")
+    for c in cols:
+        table.add_column(c.removeprefix("point."), justify="right" if frame[c].dtype.kind == "f" else "left")
+    for _, r in frame.iterrows():
+        table.add_row(*["" if pd.isna(r[c]) else (f"{r[c]:,.0f}" if abs(r[c]) >= 1000 else f"{r[c]:.4g}")
+                        if isinstance(r[c], float) else str(r[c]) for c in cols])
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
 def csv_list(ctx, param, value):
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
@@ -285,6 +304,7 @@ def sweep(sweep_file, output, resume, **flags):
     doc = sweeps.run(plan, on_row=row_line(),
                      on_point=lambda p, sub: err.print(f"point {sweeps.point_name(p)} -> {sub}", highlight=False))
     out = Path(doc["output"])
+    print_sweep(out / "sweep.csv")
     for p in doc["points"]:
         click.echo(f"  {sweeps.point_name(p['settings'])}: {p['run']}/report.html")
     click.echo(f"sweep: {out}/sweep.csv" + (f", {out}/shapes.csv, {out}/curves.png" if (out / "curves.png").is_file() else ""))

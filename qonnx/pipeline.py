@@ -243,6 +243,15 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     if limit and cfg.sequence_lengths and max(cfg.sequence_lengths) > limit:
         raise ConfigError(f"--sequence-lengths {max(cfg.sequence_lengths)} is longer than {source.name} takes "
                           f"({limit} positions).")
+    if cfg.mlflow:
+        from .track import preflight
+
+        preflight(cfg.mlflow)
+    executor = local_map
+    if cfg.executor == "ray":
+        from .bench.ray_executor import RayExecutor
+
+        executor = RayExecutor(cfg.address, cfg.concurrent_rows, cfg.threads).map
     out = cfg.output or default_run_dir(source)
     run = Run(cfg, out)
     evald = eval_data(source, cfg)
@@ -270,11 +279,6 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     save_config(cfg, run.dir / "config.yaml")
     todo = plan(cfg, kind)
     ctx = SimpleNamespace(cfg=cfg, source=source)
-    executor = local_map
-    if cfg.executor == "ray":
-        from .bench.ray_executor import RayExecutor
-
-        executor = RayExecutor(cfg.address, cfg.concurrent_rows, cfg.threads).map
     try:
         with progress() as bar:
             task = bar.add_task("measuring variants", total=len(todo))

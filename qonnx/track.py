@@ -87,6 +87,25 @@ def row_params(row, settings) -> dict:
     return {k: v for k, v in params.items() if v is not None}
 
 
+def preflight(uri):
+    """Before any measuring: MLflow installed and the store answering (a server within 10 s, no
+    retries), so a run is not measured for minutes and then refused."""
+    mlflow = _mlflow()
+    uri = resolve_uri(uri)
+    quick = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    saved = {k: os.environ.get(k) for k in quick}
+    os.environ.update(quick)
+    try:
+        mlflow.set_tracking_uri(uri)
+        mlflow.search_experiments(max_results=1)
+    except Exception as e:
+        raise ConfigError(f"MLflow at {uri} does not answer ({type(e).__name__}: "
+                          f"{' '.join(str(e).split())[:200]}); nothing was measured.") from None
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
 def log_run(doc, run_dir, uri) -> dict:
     """Log one compare run; returns where it went."""
     mlflow = _mlflow()

@@ -111,6 +111,7 @@ def test_ray_without_a_cluster_is_one_clear_error(tiny_classifier, reviews, tmp_
                                     "--text-column", "review", "--label-column", "sentiment", "--variants", "onnx-fp32",
                                     "--executor", "ray", "--address", f"127.0.0.1:{port}"])
     assert res.exit_code == 1 and "cannot reach the Ray cluster at 127.0.0.1:" in res.output, res.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_mlflow_gets_every_row(tiny_classifier, reviews, tmp_path):
@@ -140,3 +141,26 @@ def test_mlflow_gets_every_row(tiny_classifier, reviews, tmp_path):
     artifacts = Path(mlflow.artifacts.download_artifacts(run_id=parent["run_id"].iloc[0], dst_path=str(tmp_path / "dl")))
     assert (artifacts / "report.html").is_file() and (artifacts / "curves.png").is_file()
     assert (store.parent / "mlartifacts").is_dir()  # beside the store, not in the working directory
+
+
+def test_mlflow_server_that_does_not_answer_is_refused_before_measuring(tiny_classifier, reviews, tmp_path):
+    pytest.importorskip("mlflow", reason="the tracking extra is not installed: pip install 'qonnx[tracking]'")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    res = CliRunner().invoke(main, ["compare", str(tiny_classifier), "-o", str(tmp_path / "r"), "--dataset", str(reviews),
+                                    "--text-column", "review", "--label-column", "sentiment", "--variants", "onnx-fp32",
+                                    "--mlflow", f"http://127.0.0.1:{port}"])
+    assert res.exit_code == 1 and "does not answer" in res.output and "nothing was measured" in res.output, res.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_extras_are_named(monkeypatch, tiny_classifier, reviews, tmp_path):
+    for module, flags, extra in (("ray", ["--executor", "ray"], "qonnx[cluster]"),
+                                 ("mlflow", ["--mlflow", str(tmp_path / "m.db")], "qonnx[tracking]")):
+        monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+        res = CliRunner().invoke(main, ["compare", str(tiny_classifier), "-o", str(tmp_path / module), "--dataset",
+                                        str(reviews), "--text-column", "review", "--label-column", "sentiment",
+                                        "--variants", "onnx-fp32", *flags])
+        assert res.exit_code == 1 and f"pip install '{extra}'" in res.output, res.output
+        assert not (tmp_path / module).exists()  # refused before the run started

@@ -76,7 +76,14 @@ def _reachable(address, timeout_s=5):
 
 class RayExecutor:
     def __init__(self, address=None, concurrent_rows=False, threads=1):
+        """Checks Ray is installed and a host:port address answers, before the run starts."""
         self.address, self.concurrent, self.threads = address, concurrent_rows, max(1, threads or 1)
+        _ray()
+        if address:
+            try:
+                _reachable(address)
+            except ConnectionError as e:
+                raise ConfigError(f"cannot reach the Ray cluster at {address}: {e}") from None
 
     def _connect(self, ray):
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -84,7 +91,6 @@ class RayExecutor:
                   "configure_logging": False}
         try:
             if self.address:
-                _reachable(self.address)
                 ray.init(address=self.address, **kwargs)
             else:  # a cluster of this machine alone, started for this run and stopped after it
                 from ..config import usable_cores
