@@ -36,7 +36,7 @@ demo: setup
 # the test set-up adds the ui, cluster (ray) and tracking (mlflow) extras and the headless Chromium that the report and UI tests
 # drive; where Chromium cannot be installed (no apt-get, not root) those tests skip with the reason
 $(VENV)/.test-extras: $(BIN)/qonnx
-	$(BIN)/pip install -q -e '.[dev,ui,cluster,tracking]'
+	$(BIN)/pip install -q -e '.[dev,ui,cluster,tracking,genai]'
 	touch $@
 
 browser:

@@ -129,13 +129,18 @@ def demo_list():
 @click.option("--atol", type=float, default=1e-3, show_default=True,
               help="Largest max |logit diff| vs PyTorch that passes.")
 @click.option("--overwrite", is_flag=True, help="Replace a qonnx artifact already in --output.")
+@click.option("--exporter", default="optimum", show_default=True,
+              help="optimum | genai (decoder LMs: onnxruntime-genai's model builder, fused attention; "
+                   "needs qonnx[genai]).")
+@click.option("--precision", default="fp32", show_default=True, help="genai: fp32 | int8 | int4 (the builder's recipes).")
 @handle_errors
-def export(model, output, task, opset, atol, overwrite):
+def export(model, output, task, opset, atol, overwrite, exporter, precision):
     """Export MODEL (folder, hub id or demo:NAME) to ONNX and check it against PyTorch."""
     from qonnx.config import ExportConfig
     from qonnx.export import export as run
 
-    data = run(ExportConfig(model=model, output=output, task=task, opset=opset, atol=atol, overwrite=overwrite))
+    data = run(ExportConfig(model=model, output=output, task=task, opset=opset, atol=atol, overwrite=overwrite,
+                            exporter=exporter, precision=precision))
     p = data["parity"]
     verb = "reused the identical export in" if data["reused"] else "exported"
     click.echo(f"{verb} {model} -> {data['output']}  (max |diff| vs PyTorch {p['max_abs_diff']:.2e}, "

@@ -8,6 +8,7 @@ from .errors import ConfigError, unknown
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 INT4_ALGORITHMS = ("rtn", "hqq")
 INT8_SCHEMES = ("auto", "fused", "blockwise")
+EXPORTERS = ("optimum", "genai")
 
 
 @dataclass
@@ -18,8 +19,21 @@ class ExportConfig:
     opset: int | None = None
     atol: float = 1e-3
     overwrite: bool = False
+    exporter: str = "optimum"    # or genai: onnxruntime-genai's model builder (decoder LMs)
+    precision: str = "fp32"      # genai: fp32 | int8 | int4
 
     def __post_init__(self):
+        if self.exporter not in EXPORTERS:
+            raise unknown("exporter", self.exporter, EXPORTERS)
+        if self.exporter == "genai":
+            from .genai import PRECISIONS
+
+            if self.precision not in PRECISIONS:
+                raise unknown("genai precision", self.precision, PRECISIONS)
+            if self.opset is not None:
+                raise ConfigError("--opset applies to the optimum exporter; the genai builder picks its own.")
+        elif self.precision != "fp32":
+            raise ConfigError("--precision is for --exporter genai; quantize an optimum export with qonnx quantize.")
         if self.opset is not None and not 11 <= self.opset <= 23:
             raise ConfigError(f"--opset must be between 11 and 23, got {self.opset}")
         if self.atol <= 0:

@@ -3,7 +3,7 @@ import platform
 from importlib import metadata
 
 LIBRARIES = ["qonnx", "torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime",
-             "onnxruntime-gpu", "bitsandbytes", "datasets", "numpy"]
+             "onnxruntime-gpu", "onnxruntime-genai", "bitsandbytes", "datasets", "numpy"]
 FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_vnni": "AVX512-VNNI",
          "avx512vnni": "AVX512-VNNI", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16",
          "amx_int8": "AMX-INT8", "avx_vnni": "AVX-VNNI"}

@@ -62,6 +62,10 @@ def export(cfg: ExportConfig, source=None) -> dict:
     """Export cfg.model to ONNX into cfg.output (default: the artifact store); returns the
     manifest, with `output` and `reused`. An intact export with the same key is reused."""
     source = source or models.resolve(cfg.model, cfg.task)
+    if cfg.exporter == "genai":
+        from . import genai
+
+        return genai.build(source, cfg.precision, cfg.output, cfg.overwrite, cfg.atol)
     key = export_key(source, cfg.opset)
     out = Path(cfg.output) if cfg.output else default_output(source, cfg.opset)
     if manifest.read(out).get("key") == key and store.reuse(out):

@@ -104,6 +104,10 @@ def artifact_for(source, variant, cfg) -> Path:
     v = VARIANTS[variant]
     if v.runtime == "torch":
         return Path(source.path)
+    if v.runtime == "genai":
+        from . import genai
+
+        return Path(genai.build(source, v.mode)["output"])
     onnx_dir = export.ensure(source)
     if v.mode == "fp32":
         return onnx_dir
@@ -153,18 +157,18 @@ def prepare_row(run, source, variant, provider, shared, env):
     row = Row(variant=variant, provider=provider, runtime=v.runtime, note=v.note(provider), environment=env)
     try:
         art = artifact_for(source, variant, run.cfg)
-    except QonnxError as e:
-        row.status, row.reason = "failed", f"build failed: {e}"
+    except QonnxError as e:  # a model a builder has no recipe for is skipped, not failed
+        row.status, row.reason = ("skipped", str(e)) if getattr(e, "skip", False) else ("failed", f"build failed: {e}")
         return row, None
     except Exception as e:  # an unexpected library failure still becomes a row
         row.status, row.reason = "failed", f"build failed: {type(e).__name__}: {e}"
         return row, None
     row.artifact = str(art.resolve())
-    row.size_mb = onnx_size_mb(art) if v.runtime == "onnx" else None
+    row.size_mb = onnx_size_mb(art) if v.runtime != "torch" else None
     if v.mode == "bnb-int4":
         row.note = f"NF4 weights, compute dtype {'float16' if provider == 'cuda' else 'float32'}"
     job = {"variant": variant, "runtime": v.runtime, "mode": v.mode, "provider": provider,
-           "model_path": str(art / "model.onnx" if v.runtime == "onnx" else art), **shared}
+           "model_path": str(art / "model.onnx" if v.runtime != "torch" else art), **shared}
     return row, job
 
 
@@ -182,7 +186,7 @@ def complete_row(row, result, failure, node, tok, kind) -> Row:
             setattr(row, k, val)
         else:
             row.extra[k] = val
-    if row.runtime == "onnx":
+    if row.runtime != "torch":
         row.weight_memory_mb = row.size_mb  # initializers as stored; ORT may prepack more
     if row.size_mb is None and row.weight_memory_mb:
         row.size_mb = row.weight_memory_mb

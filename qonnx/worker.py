@@ -34,6 +34,10 @@ def die_with_parent():
 
 
 def make_runner(job):
+    if job["runtime"] == "genai":
+        from .runners.genai import GenaiRunner
+
+        return GenaiRunner(job["model_path"], job["provider"], job["threads"], job["config"])
     if job["runtime"] == "onnx":
         from .runners.ort import OrtRunner
 

@@ -30,14 +30,18 @@ def reviews(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """`ray start --head` with 2 CPUs on a free port; stopped (and its processes gone) afterwards."""
+    """`ray start --head` with 2 CPUs on a free port of 127.0.0.1; stopped afterwards. Token
+    authentication off, explicitly: Ray turns it on for `ray start` when ~/.ray/auth_token exists
+    (any earlier local ray.init writes one), and a driver given an address sends a token only
+    with RAY_AUTH_MODE=token."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     temp = Path("/tmp") / f"qray{os.getpid()}"  # short: Ray's unix sockets live here
     ray_bin = str(Path(sys.executable).parent / "ray")
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                    "--node-ip-address=127.0.0.1",
                     f"--temp-dir={temp}", "--disable-usage-stats"], check=True, capture_output=True, env=env, timeout=120)
     yield f"127.0.0.1:{port}"
     subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)

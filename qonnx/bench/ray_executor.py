@@ -97,8 +97,10 @@ class RayExecutor:
 
                 ray.init(num_cpus=usable_cores(), **kwargs)
         except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError ...
+            hint = ("; if the cluster uses token authentication, set RAY_AUTH_MODE=token (the token from "
+                    "RAY_AUTH_TOKEN or ~/.ray/auth_token)" if self.address and os.environ.get("RAY_AUTH_MODE") != "token" else "")
             raise ConfigError(f"cannot reach the Ray cluster at {self.address or 'a new local cluster'}: "
-                              f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else e}") from None
+                              f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else e}{hint}") from None
 
     def _actors(self, ray):
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy

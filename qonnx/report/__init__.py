@@ -27,7 +27,7 @@ def _ratio(a, b):
 
 def _derive(row, rows, kind, ref):
     base = _ok(rows, "torch-fp32", row.provider)
-    same_rt_fp32 = _ok(rows, "onnx-fp32" if row.runtime == "onnx" else "torch-fp32") or ref
+    same_rt_fp32 = _ok(rows, "torch-fp32" if row.runtime == "torch" else "onnx-fp32") or ref
     if kind == "classification":
         row.accuracy_drop = ref.accuracy - row.accuracy if ref else None
         if base:
@@ -96,6 +96,12 @@ def method_notes(kind, s):
                      "each of 4 fixed prompts, batch 1; TTFT = prompt pass (n = 4: median only); decode "
                      "tokens/s over the remaining tokens. Agreement = next-token top-1 agreement with "
                      "the reference.")
+        notes.append("genai-* rows (onnxruntime-genai's model builder): perplexity and agreement through "
+                     "onnxruntime on the builder's model.onnx, with the same code as every ONNX row; "
+                     "generation through onnxruntime-genai's Generator at the same thread count: TTFT = "
+                     "append_tokens(prompt) plus the first token, decode = the remaining tokens (the "
+                     "Generator's own greedy search and KV-cache handling included, as for the other rows' "
+                     "loop in qonnx).")
     return notes
 
 

@@ -1,7 +1,7 @@
 """PNG plots: one bar chart per measure, and accuracy (or perplexity) against latency."""
 from pathlib import Path
 
-COLORS = {"torch": "#DD8452", "onnx": "#4C72B0"}
+COLORS = {"torch": "#DD8452", "onnx": "#4C72B0", "genai": "#55A868"}
 
 
 def _bars(ax, labels, values, title, unit, runtimes):
@@ -44,7 +44,7 @@ def plot_all(results, run_dir):
         _bars(ax, labels, values, title, unit, [r["runtime"] for r in rows])
         ax.set_xlim(0, max(values + [0]) * 1.15 or 1)
         ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=c) for c in COLORS.values()],
-                  labels=["PyTorch", "ONNX Runtime"], loc="upper center", fontsize=8, ncol=2,
+                  labels=["PyTorch", "ONNX Runtime", "onnxruntime-genai"], loc="upper center", fontsize=8, ncol=3,
                   bbox_to_anchor=(0.5, -0.15))
         fig.tight_layout()
         fig.savefig(Path(run_dir) / name, dpi=110)

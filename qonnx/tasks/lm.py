@@ -43,6 +43,10 @@ def perplexity(runner, ids, window, stride):
 
 
 def generate(runner, ids, new_tokens):
+    """(ttft seconds, decode seconds, generated ids): greedy with the KV cache through runner.step,
+    or through the runner's own generation loop where it has one (onnxruntime-genai)."""
+    if hasattr(runner, "generate"):
+        return runner.generate(ids, new_tokens)
     ids = np.asarray(ids, dtype=np.int64)[None]
     mask = np.ones_like(ids)
     (logits, past), ttft = runner.timed(runner.step, ids, mask)
@@ -76,6 +80,7 @@ def prepare(tok, data, job) -> dict:
 
 def measure(runner, arrays, job):
     ppl, scored, preds = perplexity(runner, arrays["corpus"].tolist(), job["window"], job["stride"])
+    curves = shapes.measure(runner, arrays, lm=True) if job.get("batch_sizes") else None  # before generation
     prompts = [arrays[k] for k in sorted(k for k in arrays if k.startswith("prompt"))]
     generate(runner, prompts[0], 4)  # warm-up
     ttfts, decode_s, decoded, generated = [], 0.0, 0, []
@@ -86,8 +91,7 @@ def measure(runner, arrays, job):
         decoded += len(out) - 1
         generated.append(out)
     ttft = Latency.from_values(ttfts).to_dict()
-    return {"shapes": shapes.measure(runner, arrays, lm=True) if job.get("batch_sizes") else None,
-            "perplexity": ppl, "scored_tokens": scored, "ttft_ms": ttft, "latency_ms": ttft,
+    return {"shapes": curves, "perplexity": ppl, "scored_tokens": scored, "ttft_ms": ttft, "latency_ms": ttft,
             "decode_tokens_per_s": decoded / decode_s if decode_s else None,
             "generated": generated[:2], "outputs": preds}
 

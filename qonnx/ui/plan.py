@@ -31,7 +31,7 @@ class Entry:
         art = Path(self.artifact)
         return {"runtime": self.runtime, "mode": self.mode, "provider": self.provider, "task": plan.task,
                 "kind": plan.kind, "threads": plan.threads, "config": plan.config,
-                "model_path": str(art / "model.onnx" if self.runtime == "onnx" else art)}
+                "model_path": str(art / "model.onnx" if self.runtime != "torch" else art)}
 
 
 @dataclass
@@ -75,11 +75,11 @@ def provider_problem(runtime, provider) -> str:
 
     if provider == "cpu":
         return ""
-    return (requires.ort_provider if runtime == "onnx" else requires.torch_device)(None, provider, None)
+    return (requires.torch_device if runtime == "torch" else requires.ort_provider)(None, provider, None)
 
 
 def missing(runtime, artifact) -> str:
-    needed = Path(artifact or "") / ("model.onnx" if runtime == "onnx" else "config.json")
+    needed = Path(artifact or "") / ("config.json" if runtime == "torch" else "model.onnx")
     return "" if artifact and needed.is_file() else f"its artifact {needed} is missing"
 
 

@@ -24,7 +24,7 @@ METHODS = {"fp16": "fp16", "int8-dynamic": "int8_dynamic", "int8-static": "int8_
 @dataclass(frozen=True)
 class Variant:
     name: str
-    runtime: str                 # "torch" or "onnx"
+    runtime: str                 # "torch", "onnx" or "genai" (onnxruntime-genai's builder and Generator)
     mode: str                    # torch mode (fp32/fp16/bf16/int8-dynamic/bnb-int4) or ONNX method
     kinds: tuple = KINDS         # task kinds it applies to
     default_for: tuple = KINDS   # task kinds whose default matrix includes it
@@ -73,6 +73,10 @@ VARIANTS = {v.name: v for v in [
     Variant("onnx-fp32", "onnx", "fp32", needs=(req.ort_provider,)),
     *(_onnx(m) for m in METHODS),
     _onnx("int4-weight", "onnx-int4-rtn", options=(("algorithm", "rtn"),), notes={}),
+    # onnxruntime-genai's model builder, each precision its own recipe unchanged (genai-int4 is the
+    # anchor the other LM rows are held against); CPU builds only
+    *(Variant(f"genai-{p}", "genai", p, kinds=("lm",), default_for=("lm",), devices=("cpu",),
+              needs=(req.ort_provider, req.genai)) for p in ("fp32", "int8", "int4")),
 ]}
 DEFAULT_ORDER = list(VARIANTS)
 

@@ -24,6 +24,12 @@ def bitsandbytes(variant, provider, ctx):
     return ""
 
 
+def genai(variant, provider, ctx):
+    from ..genai import missing
+
+    return missing()
+
+
 def cpu_bf16(variant, provider, ctx):
     from ..envinfo import cpu
 

@@ -1,0 +1,107 @@
+"""A second export path for decoder LMs: onnxruntime-genai's model builder (the `genai` extra).
+
+The builder writes a graph with fused GroupQueryAttention, rotary embedding and skip-norm ops
+and MatMulNBits weights, plus genai_config.json for its Generator. qonnx runs the builder as a
+subprocess in a scratch directory (its cache and logs never reach the working directory),
+stores the folder like every other artifact (content key over the source, the precision and the
+library versions; atomic; verified), and checks it against PyTorch: the fp32 build must match
+within the export tolerance, the others record their deviation. optimum stays the default
+exporter and the reference.
+
+onnxruntime-genai 0.12 and later import classes that only transformers 5 has, which
+optimum-onnx does not allow here; the extra pins 0.11, whose builder works with this
+transformers (and with onnxruntime >= 1.23).
+"""
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+from . import manifest, store
+from .envinfo import versions
+from .errors import ConfigError, ModelError, ParityError
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "int8", "int4")
+KEY_LIBRARIES = ("qonnx", "onnxruntime-genai", "onnxruntime", "onnx", "torch", "transformers")
+BUILD_TIMEOUT_S = 3600
+
+
+class UnsupportedModel(ModelError):
+    """The builder has no recipe for this architecture: a skipped row, not a failure."""
+    skip = True
+
+
+def missing() -> str:
+    """'' when onnxruntime-genai can be imported, else why not."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime_genai") is None:
+        return "onnxruntime-genai is not installed (pip install 'qonnx[genai]')"
+    return ""
+
+
+def genai_key(source, precision) -> str:
+    v = versions()
+    return store.digest({"source": store.tree_digest(source.path), "task": source.task, "precision": precision,
+                         "builder": "onnxruntime-genai", "versions": {k: v.get(k) for k in KEY_LIBRARIES}})
+
+
+def default_output(source, precision) -> Path:
+    return store.root() / store.slug(source) / f"genai-{precision}-{genai_key(source, precision)}"
+
+
+def _run_builder(source, precision, out: Path):
+    with store.scratch_cwd() as scratch:
+        cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", store.slug(source),
+               "-i", str(Path(source.path).resolve()), "-o", str(out), "-p", precision, "-e", "cpu",
+               "-c", str(scratch / "cache")]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise ModelError(f"onnxruntime-genai's builder ran past {BUILD_TIMEOUT_S} s on {source.name}") from None
+    text = (done.stdout or "") + (done.stderr or "")
+    if done.returncode == 0 and (out / "model.onnx").is_file():
+        return text
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    last = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else "")
+    if "not currently supported" in last or "NotImplementedError" in last:
+        raise UnsupportedModel(f"onnxruntime-genai's builder does not support {source.name}: {last[:200]}")
+    raise ModelError(f"onnxruntime-genai's builder failed on {source.name} ({precision}): {last[:300]}")
+
+
+def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3) -> dict:
+    """Build (or reuse) the builder's folder for source at precision; returns its manifest with
+    `output` and `reused`."""
+    from .export import check_parity
+
+    if precision not in PRECISIONS:
+        from .errors import unknown
+
+        raise unknown("genai precision", precision, PRECISIONS)
+    if not source.is_lm:
+        raise ConfigError(f"--exporter genai builds decoder LMs; {source.name} is a {source.task} model.")
+    reason = missing()
+    if reason:
+        raise ConfigError(reason)
+    key = genai_key(source, precision)
+    out = Path(output) if output else default_output(source, precision)
+    if manifest.read(out).get("key") == key and store.reuse(out):
+        log.info("reusing %s", out)
+        return {**manifest.read(out), "output": str(out), "reused": True}
+    overwrite = overwrite or (not output and store.is_artifact(out))
+    with store.atomic_dir(out, overwrite=overwrite, protect=[source.path]) as tmp:
+        log.info("building %s with onnxruntime-genai's model builder (%s)", source.name, precision)
+        (tmp / "builder.log").write_text(_run_builder(source, precision, tmp))
+        report = check_parity(source, tmp / "model.onnx")
+        passed = report["max_abs_diff"] <= atol
+        if precision == "fp32" and not passed:
+            raise ParityError(f"the genai fp32 build of {source.name} differs from PyTorch by "
+                              f"{report['max_abs_diff']:.3g} (> {atol}); the folder was not written.")
+        data = manifest.write(tmp, kind="genai", key=key,
+                              source={"model": source.name, "path": str(source.path), "task": source.task,
+                                      "demo": source.demo, "digest": store.tree_digest(source.path)},
+                              method=f"genai-{precision}", settings={"precision": precision, "execution_provider": "cpu"},
+                              parity={"reference": "pytorch-fp32", "passed": passed, **report})
+    return {**data, "output": str(out), "reused": False}

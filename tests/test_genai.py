@@ -1,0 +1,70 @@
+"""onnxruntime-genai's builder as a second LM export path, on tiny models built from configs."""
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from qonnx.config import CompareConfig
+from qonnx.parity import PROBE_TEXTS
+from qonnx.pipeline import compare
+
+pytest.importorskip("onnxruntime_genai", reason="the genai extra is not installed: pip install 'qonnx[genai]'")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    f = tmp_path_factory.mktemp("text") / "corpus.txt"
+    f.write_text(" ".join(PROBE_TEXTS * 20))
+    return f
+
+
+def test_export_genai_matches_pytorch_and_is_reused(tiny_lm, tmp_path):
+    out = tmp_path / "genai"
+    res = CliRunner().invoke(main, ["export", str(tiny_lm), "--exporter", "genai", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert {"model.onnx", "genai_config.json", "manifest.json", "tokenizer.json"} <= {p.name for p in out.iterdir()}
+    data = json.loads((out / "manifest.json").read_text())
+    assert data["method"] == "genai-fp32" and data["parity"]["max_abs_diff"] < 1e-4
+    ops = {n.op_type for n in __import__("onnx").load(str(out / "model.onnx"), load_external_data=False).graph.node}
+    assert "GroupQueryAttention" in ops  # the builder's fused graph, not optimum's
+    res = CliRunner().invoke(main, ["export", str(tiny_lm), "--exporter", "genai", "-o", str(out)])
+    assert res.exit_code == 0 and "reused" in res.output, res.output
+
+
+def test_genai_rows_beside_the_others(tiny_lm, corpus, tmp_path):
+    cfg = CompareConfig(model=str(tiny_lm), output=tmp_path / "run", dataset=str(corpus), eval_tokens=256,
+                        window=64, stride=32, max_new_tokens=8, latency_samples=5, warmup=1,
+                        variants=["torch-fp32", "onnx-fp32", "genai-fp32", "genai-int4"])
+    rows = {r["variant"]: r for r in compare(cfg)["rows"]}
+    for name, r in rows.items():
+        assert r["status"] == "ok", (name, r["reason"])
+    ref, fp32 = rows["torch-fp32"], rows["genai-fp32"]
+    assert fp32["perplexity"] == pytest.approx(ref["perplexity"], rel=1e-4)
+    assert fp32["agreement"] == 1.0 and fp32["decode_tokens_per_s"] > 0 and fp32["ttft_ms"]["p50"] > 0
+    assert fp32["samples"][0] == ref["samples"][0]  # the Generator decodes the same greedy tokens
+    assert rows["genai-int4"]["size_mb"] < fp32["size_mb"]
+    assert Path(fp32["artifact"]).name.startswith("genai-fp32-")
+
+
+def test_unsupported_architecture_is_a_skipped_row(tmp_path, corpus):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from conftest import _tokenizer
+
+    folder = tmp_path / "gpt2"
+    folder.mkdir()
+    tok = _tokenizer(folder)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=64, n_layer=1, n_head=2, n_positions=256)).save_pretrained(folder)
+    cfg = CompareConfig(model=str(folder), output=tmp_path / "run", dataset=str(corpus), eval_tokens=128,
+                        window=64, stride=32, max_new_tokens=4, latency_samples=3, warmup=1, variants=["genai-fp32"])
+    row = compare(cfg)["rows"][0]
+    assert row["status"] == "skipped" and "builder does not support" in row["reason"], row
+
+
+def test_genai_refuses_a_classifier(tiny_classifier):
+    res = CliRunner().invoke(main, ["export", str(tiny_classifier), "--exporter", "genai"])
+    assert res.exit_code == 1 and "--exporter genai builds decoder LMs" in res.output, res.output
