@@ -132,7 +132,7 @@ def demo_list():
 @click.option("--exporter", default="optimum", show_default=True,
               help="optimum | genai (decoder LMs: onnxruntime-genai's model builder, fused attention; "
                    "needs qonnx[genai]).")
-@click.option("--precision", default="fp32", show_default=True, help="genai: fp32 | int8 | int4 (the builder's recipes).")
+@click.option("--precision", default="fp32", show_default=True, help="genai: fp32 | int4 (default RTN) | int4-mixed (k_quant_mixed: 4 and 8 bits).")
 @handle_errors
 def export(model, output, task, opset, atol, overwrite, exporter, precision):
     """Export MODEL (folder, hub id or demo:NAME) to ONNX and check it against PyTorch."""

@@ -23,7 +23,12 @@ from .errors import ConfigError, ModelError, ParityError
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "int8", "int4")
+# the builder's recipes, by qonnx name: (--precision, --extra_options). 0.11's builder has no int8
+# precision (its choices are int4, bf16, fp16, fp32); its int8 lives inside k_quant_mixed, which
+# keeps the most sensitive MatMuls at 8 bits and the rest at 4.
+RECIPES = {"fp32": ("fp32", []), "int4": ("int4", []),
+           "int4-mixed": ("int4", ["--extra_options", "int4_algo_config=k_quant_mixed"])}
+PRECISIONS = tuple(RECIPES)
 KEY_LIBRARIES = ("qonnx", "onnxruntime-genai", "onnxruntime", "onnx", "torch", "transformers")
 BUILD_TIMEOUT_S = 3600
 
@@ -54,9 +59,10 @@ def default_output(source, precision) -> Path:
 
 def _run_builder(source, precision, out: Path):
     with store.scratch_cwd() as scratch:
+        builder_precision, extra = RECIPES[precision]
         cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", store.slug(source),
-               "-i", str(Path(source.path).resolve()), "-o", str(out), "-p", precision, "-e", "cpu",
-               "-c", str(scratch / "cache")]
+               "-i", str(Path(source.path).resolve()), "-o", str(out), "-p", builder_precision, "-e", "cpu",
+               "-c", str(scratch / "cache"), *extra]
         try:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -102,6 +108,7 @@ def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3) -> 
         data = manifest.write(tmp, kind="genai", key=key,
                               source={"model": source.name, "path": str(source.path), "task": source.task,
                                       "demo": source.demo, "digest": store.tree_digest(source.path)},
-                              method=f"genai-{precision}", settings={"precision": precision, "execution_provider": "cpu"},
+                              method=f"genai-{precision}", settings={"precision": precision, "execution_provider": "cpu",
+                                                                     "builder_args": list(RECIPES[precision])},
                               parity={"reference": "pytorch-fp32", "passed": passed, **report})
     return {**data, "output": str(out), "reused": False}

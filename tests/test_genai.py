@@ -36,7 +36,7 @@ def test_export_genai_matches_pytorch_and_is_reused(tiny_lm, tmp_path):
 def test_genai_rows_beside_the_others(tiny_lm, corpus, tmp_path):
     cfg = CompareConfig(model=str(tiny_lm), output=tmp_path / "run", dataset=str(corpus), eval_tokens=256,
                         window=64, stride=32, max_new_tokens=8, latency_samples=5, warmup=1,
-                        variants=["torch-fp32", "onnx-fp32", "genai-fp32", "genai-int4"])
+                        variants=["torch-fp32", "onnx-fp32", "genai-fp32", "genai-int4", "genai-int4-mixed"])
     rows = {r["variant"]: r for r in compare(cfg)["rows"]}
     for name, r in rows.items():
         assert r["status"] == "ok", (name, r["reason"])

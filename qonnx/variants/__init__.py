@@ -73,10 +73,10 @@ VARIANTS = {v.name: v for v in [
     Variant("onnx-fp32", "onnx", "fp32", needs=(req.ort_provider,)),
     *(_onnx(m) for m in METHODS),
     _onnx("int4-weight", "onnx-int4-rtn", options=(("algorithm", "rtn"),), notes={}),
-    # onnxruntime-genai's model builder, each precision its own recipe unchanged (genai-int4 is the
-    # anchor the other LM rows are held against); CPU builds only
+    # onnxruntime-genai's model builder, each its own recipe unchanged (genai-int4, its default RTN
+    # INT4, is the anchor the other LM rows are held against; int4-mixed is k_quant_mixed); CPU only
     *(Variant(f"genai-{p}", "genai", p, kinds=("lm",), default_for=("lm",), devices=("cpu",),
-              needs=(req.ort_provider, req.genai)) for p in ("fp32", "int8", "int4")),
+              needs=(req.ort_provider, req.genai)) for p in ("fp32", "int4", "int4-mixed")),
 ]}
 DEFAULT_ORDER = list(VARIANTS)
 
