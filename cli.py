@@ -237,6 +237,14 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
 @click.option("--mlflow", is_flag=False, flag_value="default",
               help="Log every row as an MLflow run (needs qonnx[tracking]); URI, or a .db file or folder "
                    "[$MLFLOW_TRACKING_URI, else ARTIFACTS/mlflow.db].")
+@click.option("--max-accuracy-drop", type=float,
+              help="Classifiers: build every INT8 variant within this accuracy drop on --validation (0.005 = "
+                   "half a point), keeping the most damaging units FP32; a row fails where none does.")
+@click.option("--validation", help="Labelled rows for the budget, neither calibration nor eval data "
+                                   "[the demo's train split].")
+@click.option("--validation-text-column", default="text", show_default=True)
+@click.option("--validation-label-column", default="label", show_default=True)
+@click.option("--validation-samples", type=int, default=300, show_default=True)
 @click.option("--config", "config_file", type=click.Path(),
               help="YAML/JSON file with these options (names as here: batch-size or batch_size); flags win.")
 @click.option("--resume", is_flag=True, help="Finish a run in --output, measuring only rows not yet ok.")

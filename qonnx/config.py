@@ -127,6 +127,12 @@ class CompareConfig:
     address: str | None = None            # ray: auto, host:port or ray://host:port [a local cluster]
     concurrent_rows: bool = False         # ray: allow rows timed at the same time on one node
     mlflow: str | None = None             # tracking URI: every row becomes an MLflow run
+    # an accuracy budget for every INT8 variant compare builds (classifiers): quantize's search
+    max_accuracy_drop: float | None = None
+    validation: str | None = None         # [the demo's train split]
+    validation_text_column: str = "text"
+    validation_label_column: str = "label"
+    validation_samples: int = 300
 
     def __post_init__(self):
         from .runners.ort import PROVIDERS
@@ -166,6 +172,12 @@ class CompareConfig:
             self.batch_sizes = [1]
         if self.batch_sizes and not self.sequence_lengths:
             self.sequence_lengths = [128]
+        if self.max_accuracy_drop is not None:
+            if not 0 <= self.max_accuracy_drop < 1:
+                raise ConfigError(f"--max-accuracy-drop is a fraction (0.005 = half a point), got {self.max_accuracy_drop}")
+            for other, what in ((self.dataset, "--dataset"), (self.calibration, "--calibration")):
+                if self.validation and other and _same_file(self.validation, other):
+                    raise ConfigError(f"--validation is the {what} data; the budget must be checked on other rows.")
         if self.executor not in EXECUTORS:
             raise unknown("executor", self.executor, EXECUTORS)
         if self.executor == "local" and (self.address or self.concurrent_rows):

@@ -113,9 +113,15 @@ def artifact_for(source, variant, cfg) -> Path:
         return onnx_dir
     from .variants import quantize
 
+    budget = {}
+    if cfg.max_accuracy_drop is not None and v.mode in ("int8-static", "int8-dynamic"):
+        budget = {"max_accuracy_drop": cfg.max_accuracy_drop, "validation": cfg.validation,
+                  "validation_text_column": cfg.validation_text_column,
+                  "validation_label_column": cfg.validation_label_column,
+                  "validation_samples": cfg.validation_samples}
     qcfg = QuantizeConfig(onnx_dir=onnx_dir, method=v.mode, calibration=cfg.calibration,
                           calibration_method=cfg.calibration_method, num_samples=cfg.num_calibration_samples,
-                          seed=cfg.seed, text_column=calibration_column(cfg), **dict(v.options))
+                          seed=cfg.seed, text_column=calibration_column(cfg), **dict(v.options), **budget)
     return Path(quantize(qcfg)["output"])
 
 
@@ -243,6 +249,8 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     if cfg.robustness_rate is not None and source.is_lm:
         raise ConfigError("--robustness-rate measures classification accuracy under typos; "
                           f"{source.name} is a language model.")
+    if cfg.max_accuracy_drop is not None and source.is_lm:
+        raise ConfigError("--max-accuracy-drop is for classifiers; an LM's budget is perplexity (not built yet).")
     limit = source.config.get("max_position_embeddings") or source.config.get("n_positions")
     if limit and cfg.sequence_lengths and max(cfg.sequence_lengths) > limit:
         raise ConfigError(f"--sequence-lengths {max(cfg.sequence_lengths)} is longer than {source.name} takes "

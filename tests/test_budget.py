@@ -2,6 +2,7 @@
 is within the budget; the figure holds when recomputed with plain onnxruntime; an unreachable
 budget exits 2 and writes nothing."""
 import json
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -92,3 +93,36 @@ def test_bad_budget_input(fragile, tmp_path, more, msg):
     r = CliRunner().invoke(main, ["quantize", str(fragile / "onnx"), "-o", str(tmp_path / "o")]
                            + [m.format(cal=fragile / "cal.csv") for m in more])
     assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
+
+
+def test_compare_builds_every_int8_row_within_the_budget(fragile, tmp_path):
+    """compare --max-accuracy-drop: the INT8 rows are the budgeted builds; at batch 1 on rows with the
+    validation's content, the int8-dynamic row loses nothing against onnx-fp32."""
+    import shutil
+
+    evalset = tmp_path / "eval.csv"
+    shutil.copy(fragile / "val.csv", evalset)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["compare", str(fragile / "model"), "-o", str(out), "--dataset", str(evalset),
+                                  "--text-column", "sentence", "--label-column", "gold", "--max-samples", "200",
+                                  "--variants", "onnx-fp32,onnx-int8-dynamic", "--batch-size", "1",
+                                  "--latency-samples", "3", "--max-accuracy-drop", "0", "--validation",
+                                  str(fragile / "val.csv"), "--validation-text-column", "sentence",
+                                  "--validation-label-column", "gold"])
+    assert r.exit_code == 0, r.output
+    results = json.loads((out / "results.json").read_text())
+    rows = {row["variant"]: row for row in results["rows"]}
+    assert results["settings"]["max_accuracy_drop"] == 0.0
+    search = json.loads((Path(rows["onnx-int8-dynamic"]["artifact"]) / "manifest.json").read_text())["settings"]["budget_search"]
+    assert search["steps"][0]["accuracy_drop"] > 0 and search["accuracy_drop"] <= 0.0 and search["kept_fp32"]
+    assert rows["onnx-int8-dynamic"]["accuracy"] == rows["onnx-fp32"]["accuracy"]
+
+
+def test_compare_budget_refuses_an_lm_and_the_eval_set(fragile, tiny_lm, tmp_path):
+    r = CliRunner().invoke(main, ["compare", str(tiny_lm), "--dataset", str(fragile / "cal.csv"),
+                                  "--max-accuracy-drop", "0.01", "-o", str(tmp_path / "a")])
+    assert r.exit_code == 1 and "--max-accuracy-drop is for classifiers" in r.output, r.output
+    r = CliRunner().invoke(main, ["compare", str(fragile / "model"), "--dataset", str(fragile / "val.csv"),
+                                  "--validation", str(fragile / "val.csv"), "--max-accuracy-drop", "0.01",
+                                  "-o", str(tmp_path / "b")])
+    assert r.exit_code == 1 and "--validation is the --dataset data" in r.output, r.output

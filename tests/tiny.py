@@ -34,7 +34,9 @@ def _configs(vocab):
         "qwen2": (t.Qwen2Config, t.Qwen2ForCausalLM, dict(lm, hidden_size=64, intermediate_size=128,
                                                            num_key_value_heads=2)),
         "phi3": (t.Phi3Config, t.Phi3ForCausalLM, dict(lm, hidden_size=64, intermediate_size=128,
-                                                        num_key_value_heads=4, tie_word_embeddings=False)),
+                                                        num_key_value_heads=4, tie_word_embeddings=False,
+                                                        # as Phi-3-mini-4k: no LongRoPE scaling
+                                                        original_max_position_embeddings=512)),
         "mistral": (t.MistralConfig, t.MistralForCausalLM, dict(lm, hidden_size=64, intermediate_size=128,
                                                                  num_key_value_heads=2, sliding_window=None)),
         "gemma": (t.GemmaConfig, t.GemmaForCausalLM, dict(lm, hidden_size=64, intermediate_size=128,

@@ -81,7 +81,8 @@ def method_notes(kind, s):
              "worker before loading the model (python, numpy, the runtime's libraries: torch workers "
              "carry torch, ONNX workers do not); peak_increment_mb = peak - baseline is the model's "
              "own share and memory_reduction compares those. CUDA: torch's max_memory_allocated.",
-             "Size (MiB): the .onnx file(s) for ONNX variants; in-memory weight size for torch variants."]
+             "Size (MiB): the .onnx file(s) for ONNX variants; in-memory weight size for torch variants.",
+             placement_note(s)]
     if kind == "classification":
         sel = s.get("dataset_selection") or {}
         notes.append(f"Accuracy over {sel.get('rows', '?')} of {sel.get('of', '?')} rows "
@@ -103,6 +104,15 @@ def method_notes(kind, s):
                      "Generator's own greedy search and KV-cache handling included, as for the other rows' "
                      "loop in qonnx).")
     return notes
+
+
+def placement_note(s) -> str:
+    if s.get("executor") == "ray":
+        return ("Placement: rows measured on a Ray cluster (--executor ray), each in a worker process on the "
+                "node its row names (node.hostname), with that node's environment; "
+                + ("several rows at once per node (--concurrent-rows): they shared its cores."
+                   if s.get("concurrent_rows") else "one row at a time per node: never two timed at once."))
+    return "Placement: rows measured one at a time, each in its own worker process on this machine."
 
 
 def write_files(run_dir, results, plots=True) -> dict:
