@@ -146,7 +146,8 @@ def tradeoff_svg(doc, width=760, height=420):
     parts.append(f'<text transform="translate(14,{(top + height - bottom) / 2}) rotate(-90)" '
                  f'text-anchor="middle">{escape(ylabel)}</text>')
     palette = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3", "#8C8C8C",
-               "#CCB974", "#64B5CD"]
+               "#CCB974", "#64B5CD", "#1B9E77", "#D95F02", "#7570B3", "#E7298A", "#66A61E", "#A6761D"]
+    # (16 colours: an LM run with the genai rows has 12)
     for i, (x, y, r) in enumerate(pts):
         c = palette[i % len(palette)]
         name = f'{r["variant"]} ({r["provider"]})'
