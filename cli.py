@@ -65,6 +65,25 @@ def print_sweep(csv_path):
     Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
+def budget_options(drop_help):
+    """--max-accuracy-drop and the validation rows it is checked on (quantize and compare)."""
+    options = [
+        click.option("--max-accuracy-drop", type=float, help=drop_help),
+        click.option("--validation", help="Labelled rows for the budget, neither calibration nor eval data "
+                                          "[the demo's train split]."),
+        click.option("--validation-text-column", default="text", show_default=True),
+        click.option("--validation-label-column", default="label", show_default=True),
+        click.option("--validation-samples", type=int, default=300, show_default=True,
+                     help="Validation rows: a seeded sample stratified by label."),
+    ]
+
+    def apply(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return apply
+
+
 def csv_list(ctx, param, value):
     return [v.strip() for v in value.split(",") if v.strip()] if value else []
 
@@ -163,15 +182,8 @@ def export(model, output, task, opset, atol, overwrite, exporter, precision):
 @click.option("--int8-scheme", default="auto", show_default=True,
               help="int8-dynamic: fused (encoders) | blockwise (decoders) | auto")
 @click.option("--overwrite", is_flag=True, help="Replace a qonnx artifact already in --output.")
-@click.option("--max-accuracy-drop", type=float,
-              help="int8-static/int8-dynamic on classifiers: keep the most damaging units FP32 until the drop on "
-                   "--validation is at most this fraction (0.005 = half a point); exit 2 if none does.")
-@click.option("--validation", help="Labelled rows for the budget, neither calibration nor eval data "
-                                   "[the demo's train split].")
-@click.option("--validation-text-column", default="text", show_default=True)
-@click.option("--validation-label-column", default="label", show_default=True)
-@click.option("--validation-samples", type=int, default=300, show_default=True,
-              help="Validation rows: a seeded sample stratified by label.")
+@budget_options("int8-static/int8-dynamic on classifiers: keep the most damaging units FP32 until the drop on "
+                "--validation is at most this fraction (0.005 = half a point); exit 2 if none does.")
 @handle_errors
 def quantize(onnx_dir, method, output, calibration, calibration_method, num_samples, text_column,
              per_channel, seed, block_size, algorithm, int8_scheme, overwrite, **budget):
@@ -237,14 +249,8 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
 @click.option("--mlflow", is_flag=False, flag_value="default",
               help="Log every row as an MLflow run (needs qonnx[tracking]); URI, or a .db file or folder "
                    "[$MLFLOW_TRACKING_URI, else ARTIFACTS/mlflow.db].")
-@click.option("--max-accuracy-drop", type=float,
-              help="Classifiers: build every INT8 variant within this accuracy drop on --validation (0.005 = "
-                   "half a point), keeping the most damaging units FP32; a row fails where none does.")
-@click.option("--validation", help="Labelled rows for the budget, neither calibration nor eval data "
-                                   "[the demo's train split].")
-@click.option("--validation-text-column", default="text", show_default=True)
-@click.option("--validation-label-column", default="label", show_default=True)
-@click.option("--validation-samples", type=int, default=300, show_default=True)
+@budget_options("Classifiers: build every INT8 variant within this accuracy drop on --validation (0.005 = "
+                "half a point), keeping the most damaging units FP32; a row fails where none does.")
 @click.option("--config", "config_file", type=click.Path(),
               help="YAML/JSON file with these options (names as here: batch-size or batch_size); flags win.")
 @click.option("--resume", is_flag=True, help="Finish a run in --output, measuring only rows not yet ok.")
