@@ -201,3 +201,13 @@ def test_sweep_refuses_a_foreign_folder(sweep_file, tmp_path):
     res = CliRunner().invoke(main, ["sweep", str(sweep_file), "-o", str(tmp_path)])
     assert res.exit_code == 1 and "is not a qonnx sweep" in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_sweep_without_output_goes_to_the_artifact_root(tiny_classifier, reviews, artifact_store, tmp_path):
+    f = write(tmp_path / "my sweep.yaml", {"model": str(tiny_classifier), "dataset": str(reviews),
+                                           "text_column": "review", "label_column": "sentiment",
+                                           "variants": ["onnx-fp32"], **FAST})
+    res = CliRunner().invoke(main, ["sweep", str(f)])
+    assert res.exit_code == 0, res.output
+    made = list((artifact_store / "runs").glob("my_sweep-sweep-*"))
+    assert len(made) == 1 and (made[0] / "sweep.csv").is_file()

@@ -52,9 +52,12 @@ class Sweep:
         return out
 
 
+def safe_name(text) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", str(text))[:80]
+
+
 def point_name(point) -> str:
-    text = "-".join(f"{k}={Path(str(v)).name if k == 'model' else v}" for k, v in point.items()) or "all"
-    return re.sub(r"[^A-Za-z0-9_.=+-]+", "_", text)[:80]
+    return safe_name("-".join(f"{k}={Path(str(v)).name if k == 'model' else v}" for k, v in point.items()) or "all")
 
 
 def _axis_name(key, allowed, where):
@@ -127,10 +130,10 @@ def run(sweep: Sweep, on_row=None, on_point=None) -> dict:
     from ..pipeline import compare
 
     folder = Path(sweep.output) if sweep.output else store.root() / "runs" / (
-        f"{store.slug(sweep.name)}-sweep-{time.strftime('%Y%m%d-%H%M%S')}")
+        f"{safe_name(sweep.name)}-sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     _claim(folder, sweep.resume)
     folder.mkdir(parents=True, exist_ok=True)
-    resolved = {"name": sweep.name, **{k: v for k, v in sweep.shared.items()}, **sweep.overrides,
+    resolved = {"name": sweep.name, **sweep.shared, **sweep.overrides,
                 "points": sweep.points}
     (folder / "sweep.yaml").write_text(yaml.safe_dump(_plain(resolved), sort_keys=False))
     doc = {"generator": MARK, "name": sweep.name, "points": []}
