@@ -69,8 +69,11 @@ def budget_options(drop_help):
     """--max-accuracy-drop and the validation rows it is checked on (quantize and compare)."""
     options = [
         click.option("--max-accuracy-drop", type=float, help=drop_help),
-        click.option("--validation", help="Labelled rows for the budget, neither calibration nor eval data "
-                                          "[the demo's train split]."),
+        click.option("--max-perplexity-increase", type=float,
+                     help="LMs, int4-weight: GPTQ 4-bit with the most useful layers at 8 bits, searched until "
+                          "perplexity on --validation is at most this many percent above FP32; exit 2 if none is."),
+        click.option("--validation", help="The budget's data, neither calibration nor eval data: labelled rows "
+                                          "(classifiers) or text (LMs) [the demo's train / validation split]."),
         click.option("--validation-text-column", default="text", show_default=True),
         click.option("--validation-label-column", default="label", show_default=True),
         click.option("--validation-samples", type=int, default=300, show_default=True,
@@ -135,7 +138,7 @@ def demo_list():
     from qonnx import demo as demos
 
     for name, (_, desc) in demos.DEMOS.items():
-        state = demos.check(demos.demo_dir(name)) or "built"
+        state = demos.check(demos.demo_dir(name), name) or "built"
         click.echo(f"demo:{name:10s} {state:12s} {desc}")
 
 
@@ -197,7 +200,13 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
                               algorithm=algorithm, text_column=text_column, int8_scheme=int8_scheme,
                               overwrite=overwrite, **budget))
     search = (data.get("settings") or {}).get("budget_search")
-    if search:
+    if search and "max_perplexity_increase_pct" in search["budget"]:
+        click.echo(f"budget +{search['budget']['max_perplexity_increase_pct']} %: perplexity "
+                   f"{search['increase_pct']:+.2f} % on {search['validation_tokens']} validation tokens with "
+                   f"{len(search['eight_bit_nodes'])} of {len(search['eight_bit_nodes']) + search['four_bit_matmuls']} "
+                   f"MatMuls at 8 bits ({len(search['eight_bit_units'])} unit(s): "
+                   f"{', '.join(search['eight_bit_units']) or 'none'}) after {len(search['steps'])} step(s)")
+    elif search:
         kept = ", ".join(search["kept_fp32"]) or "none"
         click.echo(f"budget {search['budget']['max_accuracy_drop']}: drop {search['accuracy_drop']:+.4f} on "
                    f"{search['validation_rows']} validation rows with {len(search['kept_fp32'])} unit(s) kept FP32 "

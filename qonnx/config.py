@@ -62,6 +62,9 @@ class QuantizeConfig:
     validation_text_column: str = "text"
     validation_label_column: str = "label"
     validation_samples: int = 300
+    # a perplexity budget (int4-weight on LMs), in percent: mixed 4/8-bit MatMulNBits searched
+    # until validation perplexity is within it (qonnx.analysis.lm_budget)
+    max_perplexity_increase: float | None = None
 
     def __post_init__(self):
         from .variants import METHODS
@@ -88,8 +91,20 @@ class QuantizeConfig:
                 raise ConfigError(f"--validation-samples must be at least 1, got {self.validation_samples}")
             if self.validation and self.calibration and _same_file(self.validation, self.calibration):
                 raise ConfigError("--validation is the calibration data; the budget must be checked on other rows.")
+        if self.max_perplexity_increase is not None:
+            if self.method != "int4-weight":
+                raise ConfigError(f"--max-perplexity-increase applies to int4-weight, not {self.method}")
+            _check_ppl_budget(self.max_perplexity_increase, self.validation, ((self.calibration, "--calibration"),))
         if self.output is not None:
             self.output = Path(self.output)
+
+
+def _check_ppl_budget(limit, validation, others):
+    if not 0 <= limit <= 1000:
+        raise ConfigError(f"--max-perplexity-increase is in percent (5 = +5 %), got {limit}")
+    for other, what in others:
+        if validation and other and _same_file(validation, other):
+            raise ConfigError(f"--validation is the {what} data; the budget must be checked on other text.")
 
 
 @dataclass
@@ -133,6 +148,8 @@ class CompareConfig:
     validation_text_column: str = "text"
     validation_label_column: str = "label"
     validation_samples: int = 300
+    # a perplexity budget for onnx-int4-weight and genai-int4-budget (LMs), in percent
+    max_perplexity_increase: float | None = None
 
     def __post_init__(self):
         from .runners.ort import PROVIDERS
@@ -178,6 +195,9 @@ class CompareConfig:
             for other, what in ((self.dataset, "--dataset"), (self.calibration, "--calibration")):
                 if self.validation and other and _same_file(self.validation, other):
                     raise ConfigError(f"--validation is the {what} data; the budget must be checked on other rows.")
+        if self.max_perplexity_increase is not None:
+            _check_ppl_budget(self.max_perplexity_increase, self.validation,
+                              ((self.dataset, "--dataset"), (self.calibration, "--calibration")))
         if self.executor not in EXECUTORS:
             raise unknown("executor", self.executor, EXECUTORS)
         if self.executor == "local" and (self.address or self.concurrent_rows):

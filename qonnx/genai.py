@@ -28,7 +28,11 @@ log = logging.getLogger(__name__)
 # keeps the most sensitive MatMuls at 8 bits and the rest at 4.
 RECIPES = {"fp32": ("fp32", []), "int4": ("int4", []),
            "int4-mixed": ("int4", ["--extra_options", "int4_algo_config=k_quant_mixed"])}
-PRECISIONS = tuple(RECIPES)
+# qonnx's own build on the builder's fp32 graph: GPTQ 4-bit with the most useful layers at 8 bits,
+# searched until validation perplexity is within the budget (qonnx.analysis.lm_budget)
+BUDGETED = "int4-budget"
+DEFAULT_BUDGET_PCT = 10.0
+PRECISIONS = (*RECIPES, BUDGETED)
 KEY_LIBRARIES = ("qonnx", "onnxruntime-genai", "onnxruntime", "onnx", "torch", "transformers")
 BUILD_TIMEOUT_S = 3600
 
@@ -47,14 +51,15 @@ def missing() -> str:
     return ""
 
 
-def genai_key(source, precision) -> str:
+def genai_key(source, precision, budget=None) -> str:
     v = versions()
     return store.digest({"source": store.tree_digest(source.path), "task": source.task, "precision": precision,
-                         "builder": "onnxruntime-genai", "versions": {k: v.get(k) for k in KEY_LIBRARIES}})
+                         "builder": "onnxruntime-genai", "versions": {k: v.get(k) for k in KEY_LIBRARIES},
+                         **({"budget": budget} if budget else {})})
 
 
-def default_output(source, precision) -> Path:
-    return store.root() / store.slug(source) / f"genai-{precision}-{genai_key(source, precision)}"
+def default_output(source, precision, budget=None) -> Path:
+    return store.root() / store.slug(source) / f"genai-{precision}-{genai_key(source, precision, budget)}"
 
 
 def _run_builder(source, precision, out: Path):
@@ -77,9 +82,27 @@ def _run_builder(source, precision, out: Path):
     raise ModelError(f"onnxruntime-genai's builder failed on {source.name} ({precision}): {last[:300]}")
 
 
-def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3) -> dict:
+def _budget_inputs(source, cfg):
+    """(budget settings for the key, calibration ids, validation ids) of the int4-budget build."""
+    from .analysis.lm_budget import budget_texts
+    from .config import QuantizeConfig
+    from .models import load_tokenizer
+
+    limit = cfg.max_perplexity_increase if cfg and cfg.max_perplexity_increase is not None else DEFAULT_BUDGET_PCT
+    qcfg = QuantizeConfig(onnx_dir=source.path, method="int4-weight", max_perplexity_increase=limit,
+                          calibration=getattr(cfg, "calibration", None), validation=getattr(cfg, "validation", None),
+                          validation_text_column=getattr(cfg, "validation_text_column", "text"),
+                          text_column=getattr(cfg, "calibration_text_column", None))
+    cal, val, prov = budget_texts(qcfg, source.demo, load_tokenizer(source.path))
+    key = {"max_perplexity_increase_pct": limit, "calibration": prov["calibration"]["sample_sha256"],
+           "validation": prov["validation"]["rows_sha256"]}
+    return key, cal, val, prov
+
+
+def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3, cfg=None) -> dict:
     """Build (or reuse) the builder's folder for source at precision; returns its manifest with
-    `output` and `reused`."""
+    `output` and `reused`. int4-budget is qonnx's search on the fp32 folder, with the budget,
+    calibration and validation text of cfg (a CompareConfig) or the defaults."""
     from .export import check_parity
 
     if precision not in PRECISIONS:
@@ -91,15 +114,21 @@ def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3) -> 
     reason = missing()
     if reason:
         raise ConfigError(reason)
-    key = genai_key(source, precision)
-    out = Path(output) if output else default_output(source, precision)
+    budget = _budget_inputs(source, cfg) if precision == BUDGETED else None
+    key = genai_key(source, precision, budget and budget[0])
+    out = Path(output) if output else default_output(source, precision, budget and budget[0])
     if manifest.read(out).get("key") == key and store.reuse(out):
         log.info("reusing %s", out)
         return {**manifest.read(out), "output": str(out), "reused": True}
     overwrite = overwrite or (not output and store.is_artifact(out))
     with store.atomic_dir(out, overwrite=overwrite, protect=[source.path]) as tmp:
-        log.info("building %s with onnxruntime-genai's model builder (%s)", source.name, precision)
-        (tmp / "builder.log").write_text(_run_builder(source, precision, tmp))
+        settings = {"precision": precision, "execution_provider": "cpu",
+                    "builder_args": list(RECIPES.get(precision, RECIPES["fp32"]))}
+        if budget:
+            settings.update(_build_budgeted(source, tmp, budget))
+        else:
+            log.info("building %s with onnxruntime-genai's model builder (%s)", source.name, precision)
+            (tmp / "builder.log").write_text(_run_builder(source, precision, tmp))
         report = check_parity(source, tmp / "model.onnx")
         passed = report["max_abs_diff"] <= atol
         if precision == "fp32" and not passed:
@@ -108,7 +137,25 @@ def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3) -> 
         data = manifest.write(tmp, kind="genai", key=key,
                               source={"model": source.name, "path": str(source.path), "task": source.task,
                                       "demo": source.demo, "digest": store.tree_digest(source.path)},
-                              method=f"genai-{precision}", settings={"precision": precision, "execution_provider": "cpu",
-                                                                     "builder_args": list(RECIPES[precision])},
+                              method=f"genai-{precision}", settings=settings,
                               parity={"reference": "pytorch-fp32", "passed": passed, **report})
     return {**data, "output": str(out), "reused": False}
+
+
+def _build_budgeted(source, tmp: Path, budget) -> dict:
+    """The builder's fp32 folder (built or reused), its side files copied, and the searched
+    mixed 4/8-bit model.onnx written into tmp."""
+    import shutil
+
+    from .analysis import lm_budget
+
+    key, cal_ids, val_ids, prov = budget
+    fp32 = Path(build(source, "fp32")["output"])
+    for f in fp32.iterdir():
+        if not f.name.startswith("model.onnx") and f.name not in ("manifest.json", "builder.log"):
+            shutil.copy2(f, tmp / f.name)
+    log.info("searching a mixed 4/8-bit build of %s within +%s %% perplexity", source.name,
+             key["max_perplexity_increase_pct"])
+    record = lm_budget.search(fp32 / "model.onnx", tmp / "model.onnx", key["max_perplexity_increase_pct"],
+                              cal_ids, val_ids, source.config)
+    return {"built_from": str(fp32), "budget_search": record, "data": prov}

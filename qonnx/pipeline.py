@@ -107,7 +107,7 @@ def artifact_for(source, variant, cfg) -> Path:
     if v.runtime == "genai":
         from . import genai
 
-        return Path(genai.build(source, v.mode)["output"])
+        return Path(genai.build(source, v.mode, cfg=cfg)["output"])
     onnx_dir = export.ensure(source)
     if v.mode == "fp32":
         return onnx_dir
@@ -119,6 +119,9 @@ def artifact_for(source, variant, cfg) -> Path:
                   "validation_text_column": cfg.validation_text_column,
                   "validation_label_column": cfg.validation_label_column,
                   "validation_samples": cfg.validation_samples}
+    if cfg.max_perplexity_increase is not None and v.mode == "int4-weight" and not dict(v.options):
+        budget = {"max_perplexity_increase": cfg.max_perplexity_increase, "validation": cfg.validation,
+                  "validation_text_column": cfg.validation_text_column}
     qcfg = QuantizeConfig(onnx_dir=onnx_dir, method=v.mode, calibration=cfg.calibration,
                           calibration_method=cfg.calibration_method, num_samples=cfg.num_calibration_samples,
                           seed=cfg.seed, text_column=calibration_column(cfg), **dict(v.options), **budget)
@@ -250,7 +253,10 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
         raise ConfigError("--robustness-rate measures classification accuracy under typos; "
                           f"{source.name} is a language model.")
     if cfg.max_accuracy_drop is not None and source.is_lm:
-        raise ConfigError("--max-accuracy-drop is for classifiers; an LM's budget is perplexity (not built yet).")
+        raise ConfigError("--max-accuracy-drop is for classifiers; an LM's budget is --max-perplexity-increase.")
+    if cfg.max_perplexity_increase is not None and not source.is_lm:
+        raise ConfigError("--max-perplexity-increase is for language models; a classifier's budget is "
+                          "--max-accuracy-drop.")
     limit = source.config.get("max_position_embeddings") or source.config.get("n_positions")
     if limit and cfg.sequence_lengths and max(cfg.sequence_lengths) > limit:
         raise ConfigError(f"--sequence-lengths {max(cfg.sequence_lengths)} is longer than {source.name} takes "

@@ -68,3 +68,31 @@ def test_unsupported_architecture_is_a_skipped_row(tmp_path, corpus):
 def test_genai_refuses_a_classifier(tiny_classifier):
     res = CliRunner().invoke(main, ["export", str(tiny_classifier), "--exporter", "genai"])
     assert res.exit_code == 1 and "--exporter genai builds decoder LMs" in res.output, res.output
+
+
+def test_budgeted_genai_row(tiny_lm, corpus, tmp_path):
+    """genai-int4-budget: qonnx's mixed 4/8-bit search on the builder's fp32 graph, a row like any
+    other, its search recorded in the artifact's manifest; the budget is part of the key."""
+    calib, valid = tmp_path / "calib.txt", tmp_path / "valid.txt"
+    calib.write_text("\n".join(PROBE_TEXTS * 10))
+    valid.write_text("\n".join(reversed(PROBE_TEXTS * 10)))
+    kw = dict(model=str(tiny_lm), dataset=str(corpus), eval_tokens=128, window=64, stride=32, max_new_tokens=4,
+              latency_samples=3, warmup=1, variants=["genai-int4-budget"], calibration=str(calib),
+              validation=str(valid))
+    row = compare(CompareConfig(output=tmp_path / "run", max_perplexity_increase=1000, **kw))["rows"][0]
+    assert row["status"] == "ok", row["reason"]
+    data = json.loads((Path(row["artifact"]) / "manifest.json").read_text())
+    rec = data["settings"]["budget_search"]
+    assert data["method"] == "genai-int4-budget" and rec["budget"]["max_perplexity_increase_pct"] == 1000
+    assert rec["increase_pct"] <= 1000 and rec["steps"][0]["eight_bit_units"] == 0
+    assert "GroupQueryAttention" in {n.op_type for n in __import__("onnx").load(
+        str(Path(row["artifact"]) / "model.onnx"), load_external_data=False).graph.node}
+    other = compare(CompareConfig(output=tmp_path / "run2", max_perplexity_increase=999, **kw))["rows"][0]
+    assert other["status"] == "ok" and other["artifact"] != row["artifact"]
+
+
+def test_compare_refuses_a_perplexity_budget_for_a_classifier(tiny_classifier, tmp_path):
+    res = CliRunner().invoke(main, ["compare", str(tiny_classifier), "--max-perplexity-increase", "5",
+                                    "-o", str(tmp_path / "run")])
+    assert res.exit_code != 0 and "for language models" in res.output, res.output
+    assert not (tmp_path / "run").exists()

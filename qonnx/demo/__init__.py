@@ -24,10 +24,15 @@ def demo_dir(name) -> Path:
     return cache_dir() / "demo" / name
 
 
-def check(folder: Path) -> str:
-    """'' when folder is a complete, intact build, else why it is not."""
+def check(folder: Path, name=None) -> str:
+    """'' when folder is a complete, intact build of this qonnx's demo, else why it is not."""
     if not (folder / "manifest.json").is_file():
         return "not built"
+    if name:  # files a newer qonnx added to the demo (a cache from before lacks them)
+        module = import_module(f".{DEMOS[name][0]}", __name__)
+        missing = [f for f in getattr(module, "FILES", ()) if not (folder / f).is_file()]
+        if missing:
+            return f"built by an older qonnx, without {', '.join(missing)}"
     return store.verify(folder)
 
 
@@ -35,7 +40,7 @@ def ensure(name, force=False) -> Path:
     if name not in DEMOS:
         raise unknown("demo", name, DEMOS)
     folder = demo_dir(name)
-    problem = "rebuild requested" if force else check(folder)
+    problem = "rebuild requested" if force else check(folder, name)
     if not problem:
         return folder
     log.warning("building demo:%s (%s); this runs once and is cached in %s", name, problem, folder)

@@ -50,13 +50,24 @@ def _validation(cfg, src_manifest, src_dir, config, lm):
     from ..models import load_tokenizer
 
     if lm:
-        raise ConfigError("--max-accuracy-drop is for classifiers; an LM's budget is perplexity (not built yet).")
+        raise ConfigError("--max-accuracy-drop is for classifiers; an LM's budget is --max-perplexity-increase.")
     demo = src_manifest.get("source", {}).get("demo")
     spec = cfg.validation or (f"demo:{demo}:train" if demo else None)
     if not spec:
         raise ConfigError("--max-accuracy-drop needs --validation: labelled rows that are neither the calibration "
                           "data nor the set you will evaluate on.")
     return validation_batches(spec, load_tokenizer(src_dir), config.get("label2id") or {}, cfg)
+
+
+def _lm_budget(cfg, src_manifest, src_dir, lm):
+    from ..analysis.lm_budget import budget_texts
+    from ..errors import ConfigError
+    from ..models import load_tokenizer
+
+    if not lm:
+        raise ConfigError("--max-perplexity-increase is for language models; a classifier's budget is "
+                          "--max-accuracy-drop.")
+    return budget_texts(cfg, src_manifest.get("source", {}).get("demo"), load_tokenizer(src_dir))
 
 
 def quantize(cfg) -> dict:
@@ -77,10 +88,14 @@ def quantize(cfg) -> dict:
         spec, column = calibration_spec(cfg, src_manifest)
         if spec:
             texts, prov = calibration.select(spec, cfg.num_samples, cfg.seed, lm, column)
-    validation = None
+    validation, lm_budget = None, None
     if cfg.max_accuracy_drop is not None:
         validation = _validation(cfg, src_manifest, src_dir, config, lm)
-    key = variant_key(cfg, src_manifest, prov, validation[2].selection if validation else None)
+    selection = validation[2].selection if validation else None
+    if cfg.max_perplexity_increase is not None:
+        lm_budget = _lm_budget(cfg, src_manifest, src_dir, lm)
+        prov, selection = lm_budget[2]["calibration"], lm_budget[2]["validation"]
+    key = variant_key(cfg, src_manifest, prov, selection)
     out = cfg.output or Path(src_dir).parent / f"onnx-{cfg.method}-{key}"
     if manifest.read(out).get("key") == key and store.reuse(out):
         log.info("reusing %s", out)
@@ -89,7 +104,7 @@ def quantize(cfg) -> dict:
     with store.atomic_dir(out, overwrite=overwrite, protect=[src_dir]) as tmp:
         manifest.copy_side_files(src_dir, tmp)
         log.info("building %s from %s", cfg.method, src_dir)
-        kwargs = {"lm": lm, "validation": validation}
+        kwargs = {"lm": lm, "validation": validation, "lm_budget": lm_budget}
         if texts is not None or validation is not None:
             kwargs.update(tokenizer=AutoTokenizer.from_pretrained(src_dir), texts=texts, provenance=prov)
         try:

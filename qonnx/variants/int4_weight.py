@@ -18,7 +18,9 @@ NOTES = {"cpu": "HQQ keeps float zero points, for which ONNX Runtime's CPU MatMu
 ACCURACY_LEVEL = 4
 
 
-def build(src, out, cfg, config, **_):
+def build(src, out, cfg, config, lm_budget=None, **_):
+    if cfg.max_perplexity_increase is not None:
+        return budgeted(src, out, cfg, config, *lm_budget)
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
@@ -57,3 +59,27 @@ def build(src, out, cfg, config, **_):
     return {"bits": 4, "block_size": cfg.block_size, "algorithm": cfg.algorithm,
             "tied_head_and_gather_algorithm": "rtn", "accuracy_level": ACCURACY_LEVEL,
             "op_types": ["MatMul", "Gather"], "untied_matmuls": untied, "shared_embeddings": shared}
+
+
+def budgeted(src, out, cfg, config, cal_ids, val_ids, provenance):
+    """--max-perplexity-increase: GPTQ 4-bit with the most useful layers at 8 bits, searched on
+    the validation text (qonnx.analysis.lm_budget)."""
+    from ..analysis import lm_budget
+    from .graph import materialize_transposed_weights
+    import onnx
+
+    src, out = Path(src).resolve(), Path(out).resolve()
+    model = onnx.load(str(src))
+    if materialize_transposed_weights(model):  # a tied lm_head gets a weight of its own
+        untied = out.parent / "untied.onnx"
+        onnx.save_model(model, str(untied), save_as_external_data=True, location="untied.onnx.data")
+        src = untied
+    del model
+    try:
+        record = lm_budget.search(src, out, cfg.max_perplexity_increase, cal_ids, val_ids, config,
+                                  block=cfg.block_size, threads=None)
+    finally:
+        for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
+            f.unlink(missing_ok=True)
+    return {"bits": "4 and 8 (mixed)", "block_size": cfg.block_size, "algorithm": "gptq + 8-bit rtn",
+            "accuracy_level": ACCURACY_LEVEL, "budget_search": record, "data": provenance}

@@ -1,0 +1,261 @@
+"""A perplexity budget for a decoder LM, enforced by search: mixed 4/8-bit MatMulNBits.
+
+1. One calibration pass collects each weighted MatMul's input statistics (X^T X); every MatMul
+   gets GPTQ 4-bit codes (variants.gptq).
+2. Units are transformer layers (all their MatMuls) and the head. Each is ranked by what keeping
+   it at 8 bits buys: everything else 4-bit, KL divergence of the logits from FP32 on the first
+   window of the validation text. (A proxy without a model run, GPTQ's relative output error,
+   ranked every up_proj first on demo:smollm2 and needed 128 of 151 MatMuls at 8 bits for 10 %.)
+3. Steps keep the 1, 2, 4, 8 ... most useful units at 8 bits (round to nearest, blocks;
+   MatMulNBits, the fast kernel, not FP32) and the rest at 4, and measure perplexity on a
+   validation text (neither the calibration text nor the evaluation corpus) against the FP32
+   graph on the same text. The first step within the budget is the result; every step is recorded.
+   None within it: BudgetNotMet, saying what the best step reached.
+
+The ranking is measured on one window; the budget itself is always checked by the perplexity of
+the whole validation text.
+"""
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from .budget import BudgetNotMet
+
+log = logging.getLogger(__name__)
+
+ACCURACY_LEVEL = 4  # int8 activations in the CPU kernel, as every MatMulNBits variant of qonnx
+
+
+def weighted_matmuls(model, block):
+    """MatMul nodes with a 2-D initializer weight whose input size is a multiple of block."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    out = []
+    for n in model.graph.node:
+        if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2:
+            if inits[n.input[1]].dims[0] % block == 0:
+                out.append(n)
+            else:
+                log.info("%s: input size %d is not a multiple of %d; left FP32", n.name,
+                         inits[n.input[1]].dims[0], block)
+    return out, {n.name: numpy_helper.to_array(inits[n.input[1]]) for n in out}
+
+
+def calibration_feeds(model, ids, samples, length, config):
+    """Feeds of `samples` windows of `length` tokens for a causal LM graph (no past)."""
+    import onnxruntime as ort
+
+    from ..runners.ort import empty_past
+
+    inputs = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).get_inputs()
+    names = {i.name for i in inputs}
+    feeds = []
+    for s in range(samples):
+        x = np.asarray(ids[s * length:(s + 1) * length], dtype=np.int64)[None]
+        if x.shape[1] < 2:
+            break
+        f = {"input_ids": x, "attention_mask": np.ones_like(x), **empty_past(inputs, 1, config)}
+        if "position_ids" in names:
+            f["position_ids"] = np.arange(x.shape[1], dtype=np.int64)[None]
+        feeds.append(f)
+    if not feeds:
+        raise ModelError("the calibration text is too short for the GPTQ pass (needs at least 2 tokens)")
+    return feeds
+
+
+class MixedBuilder:
+    """GPTQ 4-bit codes of every MatMul, computed once; build(four, eight) writes the model with
+    the MatMuls in `four` at 4 bits, those in `eight` at 8 bits, the rest as they are."""
+
+    def __init__(self, model, calib_ids, config, block=32, samples=8, length=512):
+        from ..variants.gptq import gptq, hessians
+
+        self.model, self.block = model, block
+        nodes, weights = weighted_matmuls(model, block)
+        if not nodes:
+            raise ModelError("no MatMul with a constant weight to quantize in this graph")
+        H = hessians(model, calibration_feeds(model, calib_ids, samples, length, config), nodes)
+        self.codes = {n.name: gptq(weights[n.name], H[n.input[0]], bits=4, group=block) for n in nodes}
+        self.nodes = [n.name for n in nodes]
+
+    def build(self, four, eight, out: Path):
+        import onnx
+        from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+        from ..store import scratch_cwd
+        from ..variants.gptq import matmul_nbits
+
+        m = onnx.ModelProto()
+        m.CopyFrom(self.model)
+        four, eight = set(four), set(eight)
+        for i, n in enumerate(list(m.graph.node)):
+            if n.name in four:
+                c, s, z = self.codes[n.name]
+                node, inits = matmul_nbits(n, c.shape, c, s, z, 4, self.block, False, ACCURACY_LEVEL)
+                m.graph.node.remove(m.graph.node[i])
+                m.graph.node.insert(i, node)
+                m.graph.initializer.extend(inits)
+        if eight:
+            algo = DefaultWeightOnlyQuantConfig(block_size=self.block, is_symmetric=True, bits=8,
+                                                accuracy_level=ACCURACY_LEVEL, op_types_to_quantize=("MatMul",))
+            q = MatMulNBitsQuantizer(m, bits=8, block_size=self.block, is_symmetric=True, accuracy_level=ACCURACY_LEVEL,
+                                     algo_config=algo, op_types_to_quantize=("MatMul",),
+                                     nodes_to_exclude=[n.name for n in m.graph.node
+                                                       if n.op_type == "MatMul" and n.name not in eight])
+            with scratch_cwd():
+                q.process()
+            m = q.model.model
+        used = {i for n in m.graph.node for i in n.input}
+        keep = [i for i in m.graph.initializer if i.name in used]
+        del m.graph.initializer[:]
+        m.graph.initializer.extend(keep)
+        out = Path(out).resolve()
+        for f in (out, Path(str(out) + ".data")):  # onnx appends to an existing data file
+            f.unlink(missing_ok=True)
+        onnx.save_model(m, str(out), save_as_external_data=True, location=out.name + ".data")
+        return out
+
+
+def layer_units(names):
+    """{unit: MatMul names}: one unit per transformer layer (all its MatMuls), the head, other."""
+    from .units import role
+
+    out = {}
+    for n in names:
+        layer, r = role(n)
+        out.setdefault(f"layer {layer}" if layer is not None else r, []).append(n)
+    return out
+
+
+def kl(ref_logits, logits):
+    from ..tasks.lm import log_softmax
+
+    p, q = log_softmax(ref_logits), log_softmax(logits)
+    return float((np.exp(p) * (p - q)).sum(-1).mean())
+
+
+def steps(n):
+    """How many MatMuls each step keeps at 8 bits: 0, 1, 2, 4, ... and finally all of them."""
+    k, out = 1, [0]
+    while k < n:
+        out.append(k)
+        k *= 2
+    return out + [n]
+
+
+def perplexity(path, ids, window, stride, threads, config):
+    from ..runners.ort import OrtRunner
+    from ..tasks.lm import perplexity as ppl
+
+    with OrtRunner(str(path), "cpu", threads, config) as r:
+        return ppl(r, ids, window, stride)[0]
+
+
+def window_logits(path, ids, threads, config):
+    from ..runners.ort import OrtRunner
+
+    x = np.asarray(ids, dtype=np.int64)[None]
+    with OrtRunner(str(path), "cpu", threads, config) as r:
+        return r.step(x, np.ones_like(x))[0][0]
+
+
+def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512, stride=256,
+           threads=None, samples=8, length=512, on_step=None) -> dict:
+    """Write the first mixed build within limit_pct (perplexity increase in percent on val_ids)
+    to `out` (model.onnx + its .data); return the search record."""
+    import onnx
+
+    src, out = Path(src).resolve(), Path(out).resolve()
+    reference = perplexity(src, val_ids, window, stride, threads, config)
+    probe = val_ids[:window]
+    ref_logits = window_logits(src, probe, threads, config)
+    builder = MixedBuilder(onnx.load(str(src)), calib_ids, config, block, samples, length)
+    units = layer_units(builder.nodes)
+    record = {"budget": {"max_perplexity_increase_pct": limit_pct}, "validation_tokens": len(val_ids),
+              "calibration": {"samples": samples, "tokens_per_sample": length},
+              "reference_perplexity": reference, "four_bit": f"GPTQ, asymmetric, block {block}",
+              "eight_bit": f"round to nearest, symmetric, block {block}",
+              "ranking_view": f"everything 4-bit but this unit at 8 bits; KL divergence from FP32 on the first "
+                              f"{len(probe)} validation tokens (lower: the unit matters more)",
+              "ranking": [], "steps": []}
+    with tempfile.TemporaryDirectory(prefix="qonnx-lmbudget-") as tmp:
+        path = Path(tmp) / "model.onnx"
+
+        def build(eight_units):
+            eight = [n for u in eight_units for n in units[u]]
+            return builder.build([n for n in builder.nodes if n not in set(eight)], eight, path), eight
+
+        for u in units:
+            record["ranking"].append({"unit": u, "kl": kl(ref_logits, window_logits(build([u])[0], probe, threads, config))})
+            if on_step:
+                on_step({"ranked": u, **record["ranking"][-1]})
+        ranked = [r["unit"] for r in sorted(record["ranking"], key=lambda r: r["kl"])]
+        def step(k):
+            _, eight = build(ranked[:k])
+            p = perplexity(path, val_ids, window, stride, threads, config)
+            entry = {"eight_bit_units": k, "eight_bit_matmuls": len(eight), "perplexity": p,
+                     "increase_pct": 100 * (p / reference - 1)}
+            record["steps"].append(entry)
+            log.info("budget search: %d of %d units at 8 bits, perplexity %+.2f %% (budget %.2f %%)",
+                     k, len(ranked), entry["increase_pct"], limit_pct)
+            if on_step:
+                on_step(entry)
+            return entry["increase_pct"] <= limit_pct + 1e-9
+
+        # doubling until within the budget, then bisection between the last miss and the first hit
+        low, high = None, None
+        for k in steps(len(ranked)):
+            if step(k):
+                high = k
+                break
+            low = k
+        if high is not None:
+            while low is not None and high - low > 1:
+                mid = (low + high) // 2
+                low, high = (low, mid) if step(mid) else (mid, high)
+            chosen = next(s for s in record["steps"] if s["eight_bit_units"] == high)
+            if record["steps"][-1] is not chosen:
+                build(ranked[:high])
+            eight = [n for u in ranked[:high] for n in units[u]]
+            shutil.move(str(path), str(out))
+            shutil.move(str(path) + ".data", str(out) + ".data")
+            record.update(eight_bit_units=ranked[:high], eight_bit_nodes=eight, increase_pct=chosen["increase_pct"],
+                          four_bit_matmuls=len(builder.nodes) - len(eight))
+            return record
+    best = min(record["steps"], key=lambda s: s["increase_pct"])
+    raise BudgetNotMet(f"no mix of 4- and 8-bit MatMuls meets --max-perplexity-increase {limit_pct}: the best step "
+                       f"({best['eight_bit_units']} units at 8 bits) raised validation perplexity by "
+                       f"{best['increase_pct']:.2f} % over {len(val_ids)} tokens. Nothing was written.")
+
+
+VALIDATION_TOKENS = 2048
+
+
+def budget_texts(cfg, demo, tokenizer):
+    """(calibration ids, validation ids, provenance) for --max-perplexity-increase: --calibration
+    (else the demo's calibration split) for GPTQ, --validation (else the demo's validation split)
+    for the search; never the evaluation corpus."""
+    from .. import calibration, data
+    from ..errors import ConfigError
+
+    cal_spec = cfg.calibration or (f"demo:{demo}:calibration" if demo else None)
+    val_spec = cfg.validation or (f"demo:{demo}:validation" if demo else None)
+    if not cal_spec or not val_spec:
+        raise ConfigError("--max-perplexity-increase needs --calibration (text for GPTQ) and --validation (text the "
+                          "budget is checked on); neither may be the text you will evaluate on.")
+    texts, prov = calibration.select(cal_spec, cfg.num_samples, cfg.seed, True, cfg.text_column or "text")
+    cal_ids = tokenizer("\n".join(texts))["input_ids"]
+    val = data.load(val_spec, lm=True, text_column=cfg.validation_text_column)
+    val_ids = tokenizer(val.corpus)["input_ids"][:VALIDATION_TOKENS]
+    if len(val_ids) < 2:
+        raise ConfigError(f"--validation {val_spec} holds {len(val_ids)} token(s); the budget needs at least 2.")
+    import hashlib
+
+    digest = hashlib.sha256(np.asarray(val_ids, dtype=np.int64).tobytes()).hexdigest()[:16]
+    return cal_ids, val_ids, {"calibration": prov, "validation": {"source": val.source, "tokens": len(val_ids),
+                                                                  "rows_sha256": digest}}

@@ -1,0 +1,148 @@
+"""A perplexity budget for LMs: GPTQ 4-bit codes, mixed 4/8-bit MatMulNBits, the search."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from qonnx.parity import PROBE_TEXTS
+from qonnx.variants.gptq import _params, gptq, matmul_nbits
+
+
+def _dequant(codes, scales, zeros, group):
+    return (codes.astype(np.float64) - np.repeat(zeros, group, 0)) * np.repeat(scales, group, 0)
+
+
+def _rtn(W, group):
+    K, N = W.shape
+    codes, scales, zeros = np.zeros((K, N), np.uint8), np.zeros((K // group, N)), np.zeros((K // group, N))
+    for g in range(K // group):
+        s, z = _params(W[g * group:(g + 1) * group].astype(np.float64), 4, False)
+        scales[g], zeros[g] = s, z
+        codes[g * group:(g + 1) * group] = np.clip(np.round(W[g * group:(g + 1) * group] / s) + z, 0, 15)
+    return codes, scales, zeros
+
+
+def test_gptq_beats_round_to_nearest_on_correlated_inputs():
+    rng = np.random.default_rng(0)
+    K, N, n = 128, 48, 1024
+    X = rng.standard_normal((n, K)) @ (0.3 * rng.standard_normal((K, K)) + np.eye(K))
+    X[:, :3] *= 20  # a few large channels, as in real LMs
+    W = rng.standard_normal((K, N)).astype(np.float32)
+    H = 2 * X.T @ X / n
+
+    def err(codes, scales, zeros):
+        return float(((X @ (W - _dequant(codes, scales, zeros, 32))) ** 2).mean())
+
+    g, r = err(*gptq(W, H, group=32)), err(*_rtn(W, 32))
+    assert g < 0.5 * r, (g, r)
+    # with no correlation between inputs (H diagonal and equal) GPTQ has nothing to compensate
+    assert err(*gptq(W, np.eye(K), group=32)) == pytest.approx(err(*_rtn(W, 32)), rel=0.05)
+
+
+@pytest.mark.parametrize("sym", [False, True])
+def test_matmul_nbits_runs_the_codes_gptq_chose(sym, tmp_path):
+    """The packed node computes x @ dequantized codes in ONNX Runtime (no re-quantization)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(1)
+    K, N = 64, 40
+    W = rng.standard_normal((K, N)).astype(np.float32)
+    x = rng.standard_normal((3, K)).astype(np.float32)
+    codes, scales, zeros = gptq(W, 2 * np.eye(K), group=32, sym=sym)
+    mm = helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")
+    node, inits = matmul_nbits(mm, W.shape, codes, scales, zeros, 4, 32, sym, 0)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, K])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, N])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    y = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(y, x @ _dequant(codes, scales, zeros, 32), rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lmtext")
+    (d / "calib.txt").write_text("\n".join(PROBE_TEXTS * 12))
+    (d / "valid.txt").write_text("\n".join(reversed(PROBE_TEXTS * 12)))
+    return d
+
+
+def _quantize(onnx_dir, texts, out, budget):
+    return CliRunner().invoke(main, ["quantize", str(onnx_dir), "-m", "int4-weight", "-o", str(out),
+                                     "--max-perplexity-increase", str(budget), "--calibration",
+                                     str(texts / "calib.txt"), "--validation", str(texts / "valid.txt")])
+
+
+def _ppl(folder, ids, config):
+    """Plain onnxruntime perplexity of the saved folder: one window over the ids."""
+    from qonnx.runners.ort import OrtRunner
+    from qonnx.tasks.lm import perplexity
+
+    with OrtRunner(str(Path(folder) / "model.onnx"), "cpu", None, config) as r:
+        return perplexity(r, ids, 512, 256)[0]
+
+
+def test_budget_search_holds_and_is_recorded(tiny_lm_onnx, texts, tmp_path):
+    from transformers import AutoTokenizer
+
+    # a budget no 4-bit build can break: the first step (everything at 4 bits) is the answer
+    loose = _quantize(tiny_lm_onnx, texts, tmp_path / "loose", 1000)
+    assert loose.exit_code == 0, loose.output
+    rec = json.loads((tmp_path / "loose" / "manifest.json").read_text())["settings"]["budget_search"]
+    assert rec["eight_bit_units"] == [] and len(rec["steps"]) == 1 and rec["ranking"]
+    first = rec["steps"][0]["increase_pct"]
+    assert first > 0  # 4-bit weights cost something on a random model
+    # half of that: some units must go to 8 bits, and the saved model must hold the budget when
+    # measured independently on the validation text
+    budget = first / 2
+    res = _quantize(tiny_lm_onnx, texts, tmp_path / "mid", budget)
+    assert res.exit_code == 0, res.output
+    assert f"budget +{budget}" in res.output
+    data = json.loads((tmp_path / "mid" / "manifest.json").read_text())
+    rec = data["settings"]["budget_search"]
+    assert rec["eight_bit_units"] and rec["increase_pct"] <= budget
+    assert [s["eight_bit_units"] for s in rec["steps"]][:2] == [0, 1]
+    tok = AutoTokenizer.from_pretrained(tiny_lm_onnx)
+    config = json.loads((tiny_lm_onnx / "config.json").read_text())
+    ids = tok((texts / "valid.txt").read_text())["input_ids"][:2048]
+    ref, got = _ppl(tiny_lm_onnx, ids, config), _ppl(tmp_path / "mid", ids, config)
+    assert 100 * (got / ref - 1) == pytest.approx(rec["increase_pct"], abs=1e-3)
+    import onnx
+
+    ops = [n for n in onnx.load(str(tmp_path / "mid" / "model.onnx"), load_external_data=False).graph.node
+           if n.op_type == "MatMulNBits"]
+    bits = {a.i for n in ops for a in n.attribute if a.name == "bits"}
+    assert bits == {4, 8}
+
+
+def test_budget_not_met_writes_nothing(tiny_lm_onnx, texts, tmp_path):
+    # a negative change is out of reach of every mix: exit 2, nothing written
+    res = _quantize(tiny_lm_onnx, texts, tmp_path / "none", 0)
+    if res.exit_code == 0:  # 8-bit everywhere may round to exactly FP32's perplexity on a tiny model
+        rec = json.loads((tmp_path / "none" / "manifest.json").read_text())["settings"]["budget_search"]
+        assert rec["increase_pct"] <= 0
+    else:
+        assert res.exit_code == 2 and "no mix of 4- and 8-bit MatMuls" in res.output, res.output
+        assert not (tmp_path / "none").exists()
+
+
+def test_budget_refusals(tiny_lm_onnx, tiny_classifier_onnx, texts, tmp_path):
+    runner = CliRunner()
+    same = runner.invoke(main, ["quantize", str(tiny_lm_onnx), "-m", "int4-weight", "--max-perplexity-increase", "5",
+                                "--calibration", str(texts / "calib.txt"), "--validation", str(texts / "calib.txt")])
+    assert same.exit_code != 0 and "is the --calibration data" in same.output
+    wrong = runner.invoke(main, ["quantize", str(tiny_lm_onnx), "-m", "int8-dynamic", "--max-perplexity-increase", "5"])
+    assert wrong.exit_code != 0 and "applies to int4-weight" in wrong.output
+    cls = runner.invoke(main, ["quantize", str(tiny_classifier_onnx), "-m", "int4-weight", "-o", str(tmp_path / "c"),
+                               "--max-perplexity-increase", "5", "--calibration", str(texts / "calib.txt"),
+                               "--validation", str(texts / "valid.txt")])
+    assert cls.exit_code != 0 and "for language models" in cls.output
+    nodata = runner.invoke(main, ["quantize", str(tiny_lm_onnx), "-m", "int4-weight", "-o", str(tmp_path / "n"),
+                                  "--max-perplexity-increase", "5"])
+    assert nodata.exit_code != 0 and "needs --calibration" in nodata.output
+    assert not (tmp_path / "c").exists() and not (tmp_path / "n").exists()
