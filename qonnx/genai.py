@@ -28,11 +28,13 @@ log = logging.getLogger(__name__)
 # keeps the most sensitive MatMuls at 8 bits and the rest at 4.
 RECIPES = {"fp32": ("fp32", []), "int4": ("int4", []),
            "int4-mixed": ("int4", ["--extra_options", "int4_algo_config=k_quant_mixed"])}
-# qonnx's own build on the builder's fp32 graph: GPTQ 4-bit with the most useful layers at 8 bits,
-# searched until validation perplexity is within the budget (qonnx.analysis.lm_budget)
+# qonnx's own builds on the builder's fp32 graph: int8 (every MatMul 8-bit blockwise, round to
+# nearest, MatMulNBits), and int4-budget (GPTQ 4-bit with the most useful layers at 8 bits,
+# searched until validation perplexity is within the budget: qonnx.analysis.lm_budget)
+INT8 = "int8"
 BUDGETED = "int4-budget"
 DEFAULT_BUDGET_PCT = 10.0
-PRECISIONS = (*RECIPES, BUDGETED)
+PRECISIONS = (*RECIPES, INT8, BUDGETED)
 KEY_LIBRARIES = ("qonnx", "onnxruntime-genai", "onnxruntime", "onnx", "torch", "transformers")
 BUILD_TIMEOUT_S = 3600
 
@@ -124,8 +126,8 @@ def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3, cfg
     with store.atomic_dir(out, overwrite=overwrite, protect=[source.path]) as tmp:
         settings = {"precision": precision, "execution_provider": "cpu",
                     "builder_args": list(RECIPES.get(precision, RECIPES["fp32"]))}
-        if budget:
-            settings.update(_build_budgeted(source, tmp, budget))
+        if precision in (INT8, BUDGETED):
+            settings.update(_build_from_fp32(source, tmp, budget))
         else:
             log.info("building %s with onnxruntime-genai's model builder (%s)", source.name, precision)
             (tmp / "builder.log").write_text(_run_builder(source, precision, tmp))
@@ -142,18 +144,22 @@ def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3, cfg
     return {**data, "output": str(out), "reused": False}
 
 
-def _build_budgeted(source, tmp: Path, budget) -> dict:
-    """The builder's fp32 folder (built or reused), its side files copied, and the searched
-    mixed 4/8-bit model.onnx written into tmp."""
+def _build_from_fp32(source, tmp: Path, budget) -> dict:
+    """qonnx's own build on the builder's fp32 folder (built or reused): its side files copied,
+    model.onnx written into tmp, 8-bit everywhere (budget None) or searched within the budget."""
     import shutil
 
     from .analysis import lm_budget
 
-    key, cal_ids, val_ids, prov = budget
     fp32 = Path(build(source, "fp32")["output"])
     for f in fp32.iterdir():
         if not f.name.startswith("model.onnx") and f.name not in ("manifest.json", "builder.log"):
             shutil.copy2(f, tmp / f.name)
+    if budget is None:
+        lm_budget.eight_bit(fp32 / "model.onnx", tmp / "model.onnx")
+        return {"built_from": str(fp32), "bits": 8, "block_size": 32, "algorithm": "rtn, symmetric",
+                "accuracy_level": lm_budget.ACCURACY_LEVEL}
+    key, cal_ids, val_ids, prov = budget
     log.info("searching a mixed 4/8-bit build of %s within +%s %% perplexity", source.name,
              key["max_perplexity_increase_pct"])
     record = lm_budget.search(fp32 / "model.onnx", tmp / "model.onnx", key["max_perplexity_increase_pct"],

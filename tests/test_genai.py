@@ -36,7 +36,7 @@ def test_export_genai_matches_pytorch_and_is_reused(tiny_lm, tmp_path):
 def test_genai_rows_beside_the_others(tiny_lm, corpus, tmp_path):
     cfg = CompareConfig(model=str(tiny_lm), output=tmp_path / "run", dataset=str(corpus), eval_tokens=256,
                         window=64, stride=32, max_new_tokens=8, latency_samples=5, warmup=1,
-                        variants=["torch-fp32", "onnx-fp32", "genai-fp32", "genai-int4", "genai-int4-mixed"])
+                        variants=["torch-fp32", "onnx-fp32", "genai-fp32", "genai-int8", "genai-int4", "genai-int4-mixed"])
     rows = {r["variant"]: r for r in compare(cfg)["rows"]}
     for name, r in rows.items():
         assert r["status"] == "ok", (name, r["reason"])
@@ -45,6 +45,11 @@ def test_genai_rows_beside_the_others(tiny_lm, corpus, tmp_path):
     assert fp32["agreement"] == 1.0 and fp32["decode_tokens_per_s"] > 0 and fp32["ttft_ms"]["p50"] > 0
     assert fp32["samples"][0] == ref["samples"][0]  # the Generator decodes the same greedy tokens
     assert rows["genai-int4"]["size_mb"] < fp32["size_mb"]
+    int8 = rows["genai-int8"]  # qonnx's 8-bit MatMulNBits on the builder's graph: close to FP32
+    assert int8["perplexity"] == pytest.approx(fp32["perplexity"], rel=0.02) and int8["size_mb"] < fp32["size_mb"]
+    graph = __import__("onnx").load(str(Path(int8["artifact"]) / "model.onnx"), load_external_data=False).graph
+    assert {a.i for n in graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "bits"} == {8}
+    assert not [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in {i.name for i in graph.initializer}]
     assert Path(fp32["artifact"]).name.startswith("genai-fp32-")
 
 

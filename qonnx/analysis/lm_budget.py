@@ -85,14 +85,12 @@ class MixedBuilder:
 
     def build(self, four, eight, out: Path):
         import onnx
-        from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
-        from ..store import scratch_cwd
         from ..variants.gptq import matmul_nbits
 
         m = onnx.ModelProto()
         m.CopyFrom(self.model)
-        four, eight = set(four), set(eight)
+        four = set(four)
         for i, n in enumerate(list(m.graph.node)):
             if n.name in four:
                 c, s, z = self.codes[n.name]
@@ -100,25 +98,50 @@ class MixedBuilder:
                 m.graph.node.remove(m.graph.node[i])
                 m.graph.node.insert(i, node)
                 m.graph.initializer.extend(inits)
-        if eight:
-            algo = DefaultWeightOnlyQuantConfig(block_size=self.block, is_symmetric=True, bits=8,
-                                                accuracy_level=ACCURACY_LEVEL, op_types_to_quantize=("MatMul",))
-            q = MatMulNBitsQuantizer(m, bits=8, block_size=self.block, is_symmetric=True, accuracy_level=ACCURACY_LEVEL,
-                                     algo_config=algo, op_types_to_quantize=("MatMul",),
-                                     nodes_to_exclude=[n.name for n in m.graph.node
-                                                       if n.op_type == "MatMul" and n.name not in eight])
-            with scratch_cwd():
-                q.process()
-            m = q.model.model
-        used = {i for n in m.graph.node for i in n.input}
-        keep = [i for i in m.graph.initializer if i.name in used]
-        del m.graph.initializer[:]
-        m.graph.initializer.extend(keep)
-        out = Path(out).resolve()
-        for f in (out, Path(str(out) + ".data")):  # onnx appends to an existing data file
-            f.unlink(missing_ok=True)
-        onnx.save_model(m, str(out), save_as_external_data=True, location=out.name + ".data")
-        return out
+        return save(to_eight_bit(m, eight, self.block), out)
+
+
+def to_eight_bit(m, eight, block=32):
+    """m with the MatMuls named in `eight` as 8-bit MatMulNBits (round to nearest, symmetric)."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
+
+    from ..store import scratch_cwd
+
+    eight = set(eight)
+    if not eight:
+        return m
+    algo = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, bits=8,
+                                        accuracy_level=ACCURACY_LEVEL, op_types_to_quantize=("MatMul",))
+    q = MatMulNBitsQuantizer(m, bits=8, block_size=block, is_symmetric=True, accuracy_level=ACCURACY_LEVEL,
+                             algo_config=algo, op_types_to_quantize=("MatMul",),
+                             nodes_to_exclude=[n.name for n in m.graph.node if n.op_type == "MatMul" and n.name not in eight])
+    with scratch_cwd():
+        q.process()
+    return q.model.model
+
+
+def save(m, out: Path) -> Path:
+    """Save with the weights in out.data, dropping initializers no node reads."""
+    import onnx
+
+    used = {i for n in m.graph.node for i in n.input}
+    keep = [i for i in m.graph.initializer if i.name in used]
+    del m.graph.initializer[:]
+    m.graph.initializer.extend(keep)
+    out = Path(out).resolve()
+    for f in (out, Path(str(out) + ".data")):  # onnx appends to an existing data file
+        f.unlink(missing_ok=True)
+    onnx.save_model(m, str(out), save_as_external_data=True, location=out.name + ".data")
+    return out
+
+
+def eight_bit(src, out, block=32) -> Path:
+    """Every weighted MatMul of src as 8-bit MatMulNBits, written to out."""
+    import onnx
+
+    m = onnx.load(str(src))
+    nodes, _ = weighted_matmuls(m, block)
+    return save(to_eight_bit(m, [n.name for n in nodes], block), out)
 
 
 def layer_units(names):
@@ -174,8 +197,15 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
     reference = perplexity(src, val_ids, window, stride, threads, config)
     probe = val_ids[:window]
     ref_logits = window_logits(src, probe, threads, config)
+    import time
+
+    t0 = time.monotonic()
+    log.info("budget search: FP32 perplexity %.3f on %d validation tokens; GPTQ 4-bit codes next", reference,
+             len(val_ids))
     builder = MixedBuilder(onnx.load(str(src)), calib_ids, config, block, samples, length)
     units = layer_units(builder.nodes)
+    log.info("budget search: GPTQ codes of %d MatMuls after %.0f s; ranking %d units (each at 8 bits, the rest 4)",
+             len(builder.nodes), time.monotonic() - t0, len(units))
     record = {"budget": {"max_perplexity_increase_pct": limit_pct}, "validation_tokens": len(val_ids),
               "calibration": {"samples": samples, "tokens_per_sample": length},
               "reference_perplexity": reference, "four_bit": f"GPTQ, asymmetric, block {block}",
@@ -194,6 +224,9 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
             record["ranking"].append({"unit": u, "kl": kl(ref_logits, window_logits(build([u])[0], probe, threads, config))})
             if on_step:
                 on_step({"ranked": u, **record["ranking"][-1]})
+            done = len(record["ranking"])
+            if done % max(1, len(units) // 4) == 0 or done == len(units):
+                log.info("budget search: ranked %d/%d units, %.0f s elapsed", done, len(units), time.monotonic() - t0)
         ranked = [r["unit"] for r in sorted(record["ranking"], key=lambda r: r["kl"])]
         def step(k):
             _, eight = build(ranked[:k])

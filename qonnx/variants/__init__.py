@@ -74,9 +74,10 @@ VARIANTS = {v.name: v for v in [
     *(_onnx(m) for m in METHODS),
     _onnx("int4-weight", "onnx-int4-rtn", options=(("algorithm", "rtn"),), notes={}),
     # onnxruntime-genai's model builder, each its own recipe unchanged (genai-int4, its default RTN
-    # INT4, is the anchor the other LM rows are held against; int4-mixed is k_quant_mixed); CPU only
+    # INT4, is the anchor the other LM rows are held against; int4-mixed is k_quant_mixed); genai-int8
+    # is qonnx's 8-bit MatMulNBits on the builder's fp32 graph (0.11's builder has no int8); CPU only
     *(Variant(f"genai-{p}", "genai", p, kinds=("lm",), default_for=("lm",), devices=("cpu",),
-              needs=(req.ort_provider, req.genai)) for p in ("fp32", "int4", "int4-mixed")),
+              needs=(req.ort_provider, req.genai)) for p in ("fp32", "int8", "int4", "int4-mixed")),
     # qonnx's mixed 4/8-bit build on the builder's fp32 graph, held to --max-perplexity-increase
     # [10 %]: not in the default matrix (its search takes about 3 minutes on demo:smollm2)
     Variant("genai-int4-budget", "genai", "int4-budget", kinds=("lm",), default_for=(), devices=("cpu",),

@@ -64,9 +64,10 @@ def build(src, out, cfg, config, lm_budget=None, **_):
 def budgeted(src, out, cfg, config, cal_ids, val_ids, provenance):
     """--max-perplexity-increase: GPTQ 4-bit with the most useful layers at 8 bits, searched on
     the validation text (qonnx.analysis.lm_budget)."""
+    import onnx
+
     from ..analysis import lm_budget
     from .graph import materialize_transposed_weights
-    import onnx
 
     src, out = Path(src).resolve(), Path(out).resolve()
     model = onnx.load(str(src))
