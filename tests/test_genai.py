@@ -50,6 +50,9 @@ def test_genai_rows_beside_the_others(tiny_lm, corpus, tmp_path):
     graph = __import__("onnx").load(str(Path(int8["artifact"]) / "model.onnx"), load_external_data=False).graph
     assert {a.i for n in graph.node if n.op_type == "MatMulNBits" for a in n.attribute if a.name == "bits"} == {8}
     assert not [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in {i.name for i in graph.initializer}]
+    # the tied embedding reads the 8-bit lm_head blocks instead of an FP32 copy of the table
+    assert "GatherBlockQuantized" in {n.op_type for n in graph.node} and "lm_head.MatMul.weight" not in {
+        i.name for i in graph.initializer}
     assert Path(fp32["artifact"]).name.startswith("genai-fp32-")
 
 

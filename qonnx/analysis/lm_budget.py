@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from ..variants.graph import share_tied_embedding
 from .budget import BudgetNotMet
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,9 @@ class MixedBuilder:
                 m.graph.node.remove(m.graph.node[i])
                 m.graph.node.insert(i, node)
                 m.graph.initializer.extend(inits)
-        return save(to_eight_bit(m, eight, self.block), out)
+        m = to_eight_bit(m, eight, self.block)
+        share_tied_embedding(m, bits=8)  # an 8-bit tied lm_head also serves the embedding lookup
+        return save(m, out)
 
 
 def to_eight_bit(m, eight, block=32):
@@ -141,7 +144,9 @@ def eight_bit(src, out, block=32) -> Path:
 
     m = onnx.load(str(src))
     nodes, _ = weighted_matmuls(m, block)
-    return save(to_eight_bit(m, [n.name for n in nodes], block), out)
+    m = to_eight_bit(m, [n.name for n in nodes], block)
+    share_tied_embedding(m, bits=8)
+    return save(m, out)
 
 
 def layer_units(names):

@@ -90,7 +90,8 @@ def materialize_transposed_weights(model):
 def share_tied_embedding(model, bits):
     """Point the embedding Gather at the quantized lm_head blob instead of an FP32 table.
 
-    After materialize_transposed_weights and MatMulNBits, a tied embedding is stored twice: the
+    After materialize_transposed_weights and MatMulNBits (or in the genai builder's graph, where the
+    lookup reads Transpose(lm_head weight)), a tied embedding is stored twice: the
     FP32 table for the lookup and a quantized copy for the output projection. MatMulNBits keeps
     B = W^T as blocks along the hidden axis per vocabulary row, which is the layout
     GatherBlockQuantized reads, so the lookup can use the same bytes. Returns the tables shared.
@@ -99,13 +100,20 @@ def share_tied_embedding(model, bits):
     from onnx import helper, numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
     shared = 0
     for node in list(model.graph.node):
-        if node.op_type != "Gather" or node.input[0] not in inits:
+        t = producers.get(node.input[0]) if node.op_type == "Gather" else None
+        if node.op_type != "Gather":
             continue
-        table = node.input[0]
-        mm = next((n for n in model.graph.node if n.op_type == "MatMulNBits"
-                   and n.input[1] == f"{table}.transposed_Q{bits}"), None)
+        if node.input[0] in inits:  # optimum: Gather(table), lm_head = MatMul(table.transposed)
+            table, blob_name = node.input[0], f"{node.input[0]}.transposed_Q{bits}"
+        elif t is not None and t.op_type == "Transpose" and t.input[0] in inits:
+            # onnxruntime-genai's builder: lm_head = MatMul(W), Gather(Transpose(W))
+            table, blob_name = t.input[0], f"{t.input[0]}_Q{bits}"
+        else:
+            continue
+        mm = next((n for n in model.graph.node if n.op_type == "MatMulNBits" and n.input[1] == blob_name), None)
         if mm is None or len(mm.input) > 3 and mm.input[3]:
             continue  # not tied, or asymmetric (zero points): leave it alone
         attrs = {a.name: a.i for a in mm.attribute}
@@ -124,6 +132,8 @@ def share_tied_embedding(model, bits):
         for i, n in enumerate([helper.make_node("Reshape", [blob, shape.name], [flat_blob]),
                                helper.make_node("Reshape", [scales, shape.name], [flat_scales]), gbq]):
             model.graph.node.insert(idx + i, n)
+        if t is not None and t.op_type == "Transpose" and all(t.output[0] not in n.input for n in model.graph.node):
+            model.graph.node.remove(t)
         if all(table not in n.input for n in model.graph.node):
             model.graph.initializer.remove(inits[table])
         shared += 1
