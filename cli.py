@@ -154,7 +154,9 @@ def demo_list():
 @click.option("--exporter", default="optimum", show_default=True,
               help="optimum | genai (decoder LMs: onnxruntime-genai's model builder, fused attention; "
                    "needs qonnx[genai]).")
-@click.option("--precision", default="fp32", show_default=True, help="genai: fp32 | int4 (default RTN) | int4-mixed (k_quant_mixed: 4 and 8 bits).")
+@click.option("--precision", default="fp32", show_default=True, help="genai: fp32 | int4 (the builder's default RTN) | int4-mixed (its k_quant_mixed) | int8 "
+                   "(qonnx: 8-bit MatMulNBits) | int4-budget (qonnx: GPTQ 4-bit + 8-bit layers within +10 % "
+                   "perplexity on the demo's validation text).")
 @handle_errors
 def export(model, output, task, opset, atol, overwrite, exporter, precision):
     """Export MODEL (folder, hub id or demo:NAME) to ONNX and check it against PyTorch."""

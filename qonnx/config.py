@@ -20,7 +20,7 @@ class ExportConfig:
     atol: float = 1e-3
     overwrite: bool = False
     exporter: str = "optimum"    # or genai: onnxruntime-genai's model builder (decoder LMs)
-    precision: str = "fp32"      # genai: fp32 | int4 | int4-mixed (qonnx.genai.RECIPES)
+    precision: str = "fp32"      # genai: fp32 | int4 | int4-mixed | int8 | int4-budget (qonnx.genai.PRECISIONS)
 
     def __post_init__(self):
         if self.exporter not in EXPORTERS:

@@ -90,6 +90,10 @@ def _budget_inputs(source, cfg):
     from .config import QuantizeConfig
     from .models import load_tokenizer
 
+    if cfg is None and not source.demo:
+        raise ConfigError(f"the int4-budget build of {source.name} needs calibration and validation text: run "
+                          f"qonnx compare {source.name} --variants genai-int4-budget --calibration FILE "
+                          "--validation FILE [--max-perplexity-increase P]")
     limit = cfg.max_perplexity_increase if cfg and cfg.max_perplexity_increase is not None else DEFAULT_BUDGET_PCT
     qcfg = QuantizeConfig(onnx_dir=source.path, method="int4-weight", max_perplexity_increase=limit,
                           calibration=getattr(cfg, "calibration", None), validation=getattr(cfg, "validation", None),

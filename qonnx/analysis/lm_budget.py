@@ -18,6 +18,7 @@ the whole validation text.
 import logging
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -202,8 +203,6 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
     reference = perplexity(src, val_ids, window, stride, threads, config)
     probe = val_ids[:window]
     ref_logits = window_logits(src, probe, threads, config)
-    import time
-
     t0 = time.monotonic()
     log.info("budget search: FP32 perplexity %.3f on %d validation tokens; GPTQ 4-bit codes next", reference,
              len(val_ids))
@@ -219,7 +218,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
                               f"{len(probe)} validation tokens (lower: the unit matters more)",
               "ranking": [], "steps": []}
     with tempfile.TemporaryDirectory(prefix="qonnx-lmbudget-") as tmp:
-        path = Path(tmp) / "model.onnx"
+        path = Path(tmp) / out.name  # the data file's name is written into the graph
 
         def build(eight_units):
             eight = [n for u in eight_units for n in units[u]]
@@ -233,6 +232,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
             if done % max(1, len(units) // 4) == 0 or done == len(units):
                 log.info("budget search: ranked %d/%d units, %.0f s elapsed", done, len(units), time.monotonic() - t0)
         ranked = [r["unit"] for r in sorted(record["ranking"], key=lambda r: r["kl"])]
+
         def step(k):
             _, eight = build(ranked[:k])
             p = perplexity(path, val_ids, window, stride, threads, config)
