@@ -217,7 +217,9 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
               "ranking_view": f"everything 4-bit but this unit at 8 bits; KL divergence from FP32 on the first "
                               f"{len(probe)} validation tokens (lower: the unit matters more)",
               "ranking": [], "steps": []}
-    with tempfile.TemporaryDirectory(prefix="qonnx-lmbudget-") as tmp:
+    # the steps' builds live beside `out` (an atomic .partial folder): a killed search leaves them
+    # where qonnx's clean-up of partial folders finds them, not in /tmp
+    with tempfile.TemporaryDirectory(prefix=".lmbudget-", dir=out.parent) as tmp:
         path = Path(tmp) / out.name  # the data file's name is written into the graph
 
         def build(eight_units):
