@@ -143,3 +143,6 @@ def test_ship_this_is_the_fastest_row_within_the_budget():
           {"variant": "onnx-int4", "perplexity": 54.0, "perplexity_change_pct": 35.0, "decode_tokens_per_s": 90},
           {"variant": "onnx-int8", "perplexity": 40.4, "perplexity_change_pct": 1.0, "decode_tokens_per_s": 70}]
     assert summary.recommend(_doc("lm", lm))["row"]["variant"] == "onnx-int8"
+    # a run's --max-perplexity-increase is the budget it is read against (the setting's own name)
+    loose = summary.recommend(_doc("lm", lm, max_perplexity_increase=40.0))
+    assert loose["row"]["variant"] == "onnx-int4" and "the run's budget (max perplexity increase 40.0 %)" in loose["text"]

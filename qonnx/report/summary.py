@@ -1,7 +1,7 @@
 """Reading a results document: which row to ship, and how runs differ from each other."""
 
 # the quality budget a run is read against when it set none itself
-DEFAULT_BUDGET = {"classification": ("max_accuracy_drop", 0.01), "lm": ("max_perplexity_increase_pct", 5.0)}
+DEFAULT_BUDGET = {"classification": ("max_accuracy_drop", 0.01), "lm": ("max_perplexity_increase", 5.0)}
 
 # (key, label, format, better, threshold): a change counts where it passes the threshold,
 # relative ("5%") or absolute (a number), so noise is not marked
@@ -46,7 +46,7 @@ def recommend(doc) -> dict:
     rows = [r for r in doc["rows"] if r["status"] == "ok"]
     loss = (lambda r: r.get("perplexity_change_pct")) if lm else (lambda r: r.get("accuracy_drop"))
     within = [r for r in rows if loss(r) is not None and loss(r) <= limit + 1e-9]  # 0.885 - 0.875 is 1 point
-    which = (f"the run's budget ({key.replace('_', ' ')} {limit})" if given else
+    which = (f"the run's budget ({key.replace('_', ' ')} {limit}{' %' if lm else ''})" if given else
              f"the default budget ({'perplexity +' + format(limit, 'g') + ' %' if lm else f'{limit * 100:g} accuracy point'} "
              "against the reference; this run set none)")
     if not within:
