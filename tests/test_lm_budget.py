@@ -146,3 +146,25 @@ def test_budget_refusals(tiny_lm_onnx, tiny_classifier_onnx, texts, tmp_path):
                                   "--max-perplexity-increase", "5"])
     assert nodata.exit_code != 0 and "needs --calibration" in nodata.output
     assert not (tmp_path / "c").exists() and not (tmp_path / "n").exists()
+
+
+def test_budget_on_a_model_with_fewer_positions_than_the_window(texts, tmp_path):
+    """GPT-2 with 256 positions: the search's windows shrink to fit (they were 512 and crashed
+    ONNX Runtime's position Gather); its Conv1D layers export as Gemm, which stays FP32, said so."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from conftest import _tokenizer
+    from qonnx.config import ExportConfig
+    from qonnx.export import export
+
+    folder = tmp_path / "gpt2"
+    folder.mkdir()
+    tok = _tokenizer(folder)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=64, n_layer=1, n_head=2, n_positions=256)).save_pretrained(folder)
+    export(ExportConfig(model=str(folder), output=tmp_path / "onnx"))
+    res = _quantize(tmp_path / "onnx", texts, tmp_path / "q", 1000)
+    assert res.exit_code == 0, res.output
+    rec = json.loads((tmp_path / "q" / "manifest.json").read_text())["settings"]["budget_search"]
+    assert rec["window"] == 256 and rec["stride"] <= 128

@@ -45,6 +45,10 @@ def weighted_matmuls(model, block):
             else:
                 log.info("%s: input size %d is not a multiple of %d; left FP32", n.name,
                          inits[n.input[1]].dims[0], block)
+    gemms = [n for n in model.graph.node if n.op_type == "Gemm" and len(n.input) > 1 and n.input[1] in inits]
+    if gemms:
+        log.warning("%d Gemm node(s) with weights (e.g. GPT-2's Conv1D) stay FP32: MatMulNBits replaces MatMul only",
+                    len(gemms))
     return out, {n.name: numpy_helper.to_array(inits[n.input[1]]) for n in out}
 
 
@@ -200,6 +204,10 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
     import onnx
 
     src, out = Path(src).resolve(), Path(out).resolve()
+    positions = (config or {}).get("max_position_embeddings") or (config or {}).get("n_positions")
+    if positions and positions < max(window, length):  # a model that takes fewer positions (GPT-2: 1024)
+        window = length = positions
+        stride = min(stride, max(1, positions // 2))
     reference = perplexity(src, val_ids, window, stride, threads, config)
     probe = val_ids[:window]
     ref_logits = window_logits(src, probe, threads, config)
@@ -211,6 +219,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
     log.info("budget search: GPTQ codes of %d MatMuls after %.0f s; ranking %d units (each at 8 bits, the rest 4)",
              len(builder.nodes), time.monotonic() - t0, len(units))
     record = {"budget": {"max_perplexity_increase_pct": limit_pct}, "validation_tokens": len(val_ids),
+              "window": window, "stride": stride,
               "calibration": {"samples": samples, "tokens_per_sample": length},
               "reference_perplexity": reference, "four_bit": f"GPTQ, asymmetric, block {block}",
               "eight_bit": f"round to nearest, symmetric, block {block}",

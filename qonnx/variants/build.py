@@ -59,6 +59,14 @@ def _validation(cfg, src_manifest, src_dir, config, lm):
     return validation_batches(spec, load_tokenizer(src_dir), config.get("label2id") or {}, cfg)
 
 
+def _ort_errors() -> tuple:
+    """ONNX Runtime's own exception classes (they derive from Exception, not RuntimeError)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    return tuple(getattr(state, n) for n in ("Fail", "InvalidArgument", "RuntimeException", "InvalidGraph")
+                 if hasattr(state, n))
+
+
 def _lm_budget(cfg, src_manifest, src_dir, lm):
     from ..analysis.lm_budget import budget_texts
     from ..errors import ConfigError
@@ -111,7 +119,7 @@ def quantize(cfg) -> dict:
             with store.scratch_cwd():
                 settings = method_module(cfg.method).build(src_dir / "model.onnx", tmp / "model.onnx",
                                                            cfg, config, **kwargs)
-        except (ValueError, RuntimeError, KeyError) as e:  # ORT quantizer rejects the graph
+        except (ValueError, RuntimeError, KeyError, *_ort_errors()) as e:  # ORT rejects the graph
             raise ModelError(f"{cfg.method} quantization of {src_dir} failed: "
                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         report = check_variant(src_dir, tmp, task, config)
