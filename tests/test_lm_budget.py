@@ -168,3 +168,7 @@ def test_budget_on_a_model_with_fewer_positions_than_the_window(texts, tmp_path)
     assert res.exit_code == 0, res.output
     rec = json.loads((tmp_path / "q" / "manifest.json").read_text())["settings"]["budget_search"]
     assert rec["window"] == 256 and rec["stride"] <= 128
+    assert rec["gemm_left_fp32"] == 4  # c_attn, attn c_proj, c_fc, mlp c_proj of the one layer
+    plain = CliRunner().invoke(main, ["quantize", str(tmp_path / "onnx"), "-m", "int4-weight", "-o", str(tmp_path / "p")])
+    assert plain.exit_code == 0, plain.output
+    assert json.loads((tmp_path / "p" / "manifest.json").read_text())["settings"]["gemm_left_fp32"] == 4

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..variants.graph import share_tied_embedding
+from ..variants.int4_weight import fp32_gemms
 from .budget import BudgetNotMet
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,6 @@ def weighted_matmuls(model, block):
             else:
                 log.info("%s: input size %d is not a multiple of %d; left FP32", n.name,
                          inits[n.input[1]].dims[0], block)
-    gemms = [n for n in model.graph.node if n.op_type == "Gemm" and len(n.input) > 1 and n.input[1] in inits]
-    if gemms:
-        log.warning("%d Gemm node(s) with weights (e.g. GPT-2's Conv1D) stay FP32: MatMulNBits replaces MatMul only",
-                    len(gemms))
     return out, {n.name: numpy_helper.to_array(inits[n.input[1]]) for n in out}
 
 
@@ -219,7 +216,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
     log.info("budget search: GPTQ codes of %d MatMuls after %.0f s; ranking %d units (each at 8 bits, the rest 4)",
              len(builder.nodes), time.monotonic() - t0, len(units))
     record = {"budget": {"max_perplexity_increase_pct": limit_pct}, "validation_tokens": len(val_ids),
-              "window": window, "stride": stride,
+              "window": window, "stride": stride, "gemm_left_fp32": fp32_gemms(builder.model),
               "calibration": {"samples": samples, "tokens_per_sample": length},
               "reference_perplexity": reference, "four_bit": f"GPTQ, asymmetric, block {block}",
               "eight_bit": f"round to nearest, symmetric, block {block}",

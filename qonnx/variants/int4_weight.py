@@ -42,6 +42,7 @@ def build(src, out, cfg, config, lm_budget=None, **_):
 
     src, out = Path(src).resolve(), Path(out).resolve()  # the ORT calls run in a scratch cwd
     model = onnx.load(str(src))
+    gemm = fp32_gemms(model)
     untied = materialize_transposed_weights(model)
     # a tied output projection (lm_head = embedding^T) is quantized by rtn, symmetric, so that the
     # embedding lookup can read the same 4-bit blocks instead of keeping its own copy
@@ -58,7 +59,21 @@ def build(src, out, cfg, config, lm_budget=None, **_):
     save(model, out)
     return {"bits": 4, "block_size": cfg.block_size, "algorithm": cfg.algorithm,
             "tied_head_and_gather_algorithm": "rtn", "accuracy_level": ACCURACY_LEVEL,
-            "op_types": ["MatMul", "Gather"], "untied_matmuls": untied, "shared_embeddings": shared}
+            "op_types": ["MatMul", "Gather"], "untied_matmuls": untied, "shared_embeddings": shared,
+            "gemm_left_fp32": gemm}
+
+
+def fp32_gemms(model) -> int:
+    """How many weighted Gemm nodes (GPT-2's Conv1D exports as Gemm) stay FP32: MatMulNBits
+    replaces MatMul only. Said in the log and recorded, never silent."""
+    import logging
+
+    inits = {i.name for i in model.graph.initializer}
+    n = sum(1 for g in model.graph.node if g.op_type == "Gemm" and len(g.input) > 1 and g.input[1] in inits)
+    if n:
+        logging.getLogger(__name__).warning("%d Gemm node(s) with weights (e.g. GPT-2's Conv1D) stay FP32: "
+                                            "MatMulNBits replaces MatMul only", n)
+    return n
 
 
 def budgeted(src, out, cfg, config, cal_ids, val_ids, provenance):
