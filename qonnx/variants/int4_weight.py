@@ -82,7 +82,6 @@ def budgeted(src, out, cfg, config, cal_ids, val_ids, provenance):
     import onnx
 
     from ..analysis import lm_budget
-    from .graph import materialize_transposed_weights
 
     src, out = Path(src).resolve(), Path(out).resolve()
     model = onnx.load(str(src))
