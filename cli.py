@@ -180,7 +180,9 @@ def export(model, output, task, opset, atol, overwrite, exporter, precision):
 @click.option("--num-samples", type=int, default=128, show_default=True, help="Calibration samples.")
 @click.option("--text-column", help="Text column of the calibration file [text].")
 @click.option("--per-channel/--per-tensor", default=None,
-              help="INT8 weight scales [int8-dynamic fused: per channel; int8-static: per tensor].")
+              help="INT8 weight scales [int8-dynamic fused and int8-static: per channel].")
+@click.option("--static-ffn-out", default="dynamic", show_default=True,
+              help="int8-static: FFN output projections (GELU outliers) as dynamic INT8, or static like the rest.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing calibration samples.")
 @click.option("--block-size", type=int, default=32, show_default=True, help="int4-weight block size.")
 @click.option("--algorithm", default="hqq", show_default=True, help="int4-weight: hqq | rtn")
@@ -191,14 +193,14 @@ def export(model, output, task, opset, atol, overwrite, exporter, precision):
                 "--validation is at most this fraction (0.005 = half a point); exit 2 if none does.")
 @handle_errors
 def quantize(onnx_dir, method, output, calibration, calibration_method, num_samples, text_column,
-             per_channel, seed, block_size, algorithm, int8_scheme, overwrite, **budget):
+             per_channel, static_ffn_out, seed, block_size, algorithm, int8_scheme, overwrite, **budget):
     """Build a deployable quantized variant of an FP32 ONNX export folder."""
     from qonnx.config import QuantizeConfig
     from qonnx.variants import quantize as run
 
     data = run(QuantizeConfig(onnx_dir=onnx_dir, method=method, output=output, calibration=calibration,
                               calibration_method=calibration_method, num_samples=num_samples,
-                              per_channel=per_channel, seed=seed, block_size=block_size,
+                              per_channel=per_channel, static_ffn_out=static_ffn_out, seed=seed, block_size=block_size,
                               algorithm=algorithm, text_column=text_column, int8_scheme=int8_scheme,
                               overwrite=overwrite, **budget))
     search = (data.get("settings") or {}).get("budget_search")

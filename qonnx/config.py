@@ -49,6 +49,7 @@ class QuantizeConfig:
     calibration_method: str = "minmax"
     num_samples: int = 128
     per_channel: bool | None = None  # None: the method's default (see each method)
+    static_ffn_out: str = "dynamic"  # int8-static: FFN output projections dynamic INT8, or static
     seed: int = 0
     block_size: int = 32
     algorithm: str = "hqq"
@@ -74,6 +75,8 @@ class QuantizeConfig:
             raise unknown("quantization method", self.method, METHODS)
         if self.calibration_method not in CALIBRATION_METHODS:
             raise unknown("calibration method", self.calibration_method, CALIBRATION_METHODS)
+        if self.static_ffn_out not in ("dynamic", "static"):
+            raise unknown("--static-ffn-out", self.static_ffn_out, ("dynamic", "static"))
         if self.algorithm not in INT4_ALGORITHMS:
             raise unknown("INT4 algorithm", self.algorithm, INT4_ALGORITHMS)
         if self.int8_scheme not in INT8_SCHEMES:

@@ -61,9 +61,10 @@ def args(d, method, budget, out):
             "--validation-label-column", "gold", "-o", str(out)]
 
 
-def test_search_meets_the_budget_and_plain_onnxruntime_agrees(fragile, tmp_path):
+@pytest.mark.parametrize("method", ["int8-dynamic", "int8-static"])
+def test_search_meets_the_budget_and_plain_onnxruntime_agrees(fragile, tmp_path, method):
     out = tmp_path / "q"
-    r = CliRunner().invoke(main, args(fragile, "int8-dynamic", 0.0, out))
+    r = CliRunner().invoke(main, args(fragile, method, 0.0, out))
     assert r.exit_code == 0, r.output
     search = json.loads((out / "manifest.json").read_text())["settings"]["budget_search"]
     assert search["steps"][0]["kept_fp32"] == [] and search["steps"][0]["accuracy_drop"] > 0  # INT8 hurts here
@@ -77,7 +78,7 @@ def test_search_meets_the_budget_and_plain_onnxruntime_agrees(fragile, tmp_path)
 
 def test_an_unreachable_budget_exits_2_and_writes_nothing(fragile, tmp_path):
     out = tmp_path / "q"
-    r = CliRunner().invoke(main, args(fragile, "int8-static", 0.0, out))
+    r = CliRunner().invoke(main, args(fragile, "int8-static", 0.0, out) + ["--per-tensor", "--static-ffn-out", "static"])
     assert r.exit_code == 2, r.output
     assert "no set of FP32 units meets --max-accuracy-drop 0.0: the best step kept" in r.output
     assert not out.exists() and not list(tmp_path.glob(".q.partial-*"))

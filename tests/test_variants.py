@@ -59,6 +59,34 @@ def test_int8_static_records_calibration_provenance(tiny_classifier_onnx, tmp_pa
     assert again["settings"]["calibration"]["sample_sha256"] == cal["sample_sha256"]
 
 
+def _qdq_scales(path):
+    m = onnx.load(str(path))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in m.graph.initializer}
+    return [float(inits[n.input[1]]) for n in m.graph.node if n.op_type == "QuantizeLinear"]
+
+
+def test_int8_static_recipe_fused_with_dynamic_ffn_out(tiny_classifier_onnx, tmp_path, calib_file):
+    """The encoder recipe: fused graph with its activations calibrated (QuantizeLinear on the MatMul
+    inputs after Attention/SkipLayerNorm), FFN outputs dynamic INT8; --static-ffn-out static puts
+    them back in QDQ. Entropy really runs its histogram search (ORT's quantize_static alone would
+    bin 128 into 128, the MinMax ranges)."""
+    kw = dict(calibration=str(calib_file), num_samples=10)
+    out, data = build(tiny_classifier_onnx, "int8-static", tmp_path, **kw)
+    s = data["settings"]
+    assert s["graph"]["fused"] and s["graph"]["fused_ops"]["Attention"] >= 1 and s["per_channel"] is True
+    assert s["dynamic_nodes"] and all("output/dense" in n and "attention" not in n for n in s["dynamic_nodes"])
+    found = ops(out / "model.onnx")
+    assert {"Attention", "QuantizeLinear", "MatMulInteger", "DynamicQuantizeLinear"} <= found
+    static = quantize(QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int8-static", output=tmp_path / "s",
+                                     static_ffn_out="static", **kw))
+    assert static["settings"]["dynamic_nodes"] == [] and "MatMulInteger" not in ops(tmp_path / "s" / "model.onnx")
+    assert len(_qdq_scales(tmp_path / "s" / "model.onnx")) > len(_qdq_scales(out / "model.onnx"))
+    ent = quantize(QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int8-static", output=tmp_path / "e",
+                                  calibration_method="entropy", **kw))
+    assert ent["settings"]["calibrator"]["num_bins"] == 2048
+    assert _qdq_scales(tmp_path / "e" / "model.onnx") != _qdq_scales(out / "model.onnx")
+
+
 def test_int8_static_without_calibration_is_a_clear_error(tiny_classifier_onnx, tmp_path):
     with pytest.raises(ConfigError, match="int8-static needs calibration data"):
         build(tiny_classifier_onnx, "int8-static", tmp_path)

@@ -89,20 +89,13 @@ def validation_batches(spec, tok, label2id, cfg, batch_size=1):
     return batches, np.asarray(d.labels), d
 
 
-def budgeted(method, src, out, cfg, config, tokenizer, validation, calibration_texts=None) -> dict:
-    """The variant build under --max-accuracy-drop: the searched model, and its record."""
-    from .. import calibration
-
+def budgeted(method, src, out, cfg, validation, ctx=None) -> dict:
+    """The variant build under --max-accuracy-drop: the searched model, and its record. For
+    int8-static, ctx is the variant's context (graph, ranges, recipe; int8_static.context)."""
     batches, labels, _ = validation
-    from ..variants.int8_static import METHODS
-
-    ctx = {"block_size": cfg.block_size, "calibrate_method": METHODS[cfg.calibration_method]}
-    if method == "int8-static":
-        import onnxruntime as ort
-
-        names = [i.name for i in ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()]
-        ctx["reader"] = lambda: calibration.TextReader(calibration_texts, tokenizer, names, None)
+    ctx = ctx or {"block_size": cfg.block_size}
     record = search(method, src, out, cfg.max_accuracy_drop, batches, labels, ctx)
-    how = ("QDQ, MinMax calibration" if method == "int8-static" else "per-channel weights with reduce_range")
-    return {"graph": "unfused export graph (node names map to units)", "scheme": how,
-            "budget_search": record}
+    if method == "int8-static":
+        return {"budget_search": record}
+    return {"graph": "unfused export graph (node names map to units)",
+            "scheme": "per-channel weights with reduce_range", "budget_search": record}

@@ -42,16 +42,10 @@ def quantize_nodes(method, src, dst, nodes, all_nodes, lm, ctx):
         if method == "int8-dynamic" and not lm:  # per-channel with reduce_range, as the variant
             quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
                              reduce_range=True, nodes_to_quantize=nodes, extra_options={"DefaultTensorType": 1})
-        elif method == "int8-static":
-            from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+        elif method == "int8-static":  # the variant's recipe, with the ranges calibrated once
+            from ..variants.int8_static import quantize
 
-            from ..variants.int8_static import OP_TYPES
-
-            quantize_static(str(src), str(dst), ctx["reader"](), quant_format=QuantFormat.QDQ,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            op_types_to_quantize=OP_TYPES, nodes_to_quantize=nodes,
-                            calibrate_method=getattr(CalibrationMethod, ctx.get("calibrate_method", "MinMax")),
-                            extra_options={"CalibTensorRangeSymmetric": False})
+            quantize(src, dst, ctx["ranges"], ctx["method"], nodes, ctx["per_channel"], ctx["dynamic"])
         else:  # MatMulNBits: int4-weight (rtn), or the LM int8 blockwise scheme
             import onnx
             from onnxruntime.quantization.matmul_nbits_quantizer import (
@@ -239,8 +233,13 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
         texts = texts[:cfg.num_calibration_samples]
         import onnxruntime as ort
 
+        from ..variants.int8_static import calibrate, ffn_out_nodes
+
         names = [i.name for i in ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()]
-        ctx["reader"] = lambda: calibration.TextReader(texts, tok, names, None)
+        # the variant's recipe (MinMax ranges, per-channel weights, FFN outputs dynamic) on the
+        # export's unfused graph, whose node names map to units; ranges calibrated once, kept
+        ctx.update(method="minmax", per_channel=True, dynamic=ffn_out_nodes(all_nodes),
+                   ranges=calibrate(fp32, calibration.TextReader(texts, tok, names, None), "minmax", out))
     if lm:
         ids = tok("\n\n".join(evald.texts))["input_ids"][:cfg.eval_tokens]
         evaluate = lambda path: _lm_eval(path, ids, cfg, config)  # noqa: E731

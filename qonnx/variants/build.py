@@ -38,6 +38,7 @@ def variant_key(cfg, src_manifest, calibration_prov=None, validation_selection=N
     if validation_selection:  # the budget's validation rows, by content
         settings["validation"] = validation_selection.get("rows_sha256")
     export_id = src_manifest.get("key") or src_manifest.get("files")
+    settings["recipe"] = getattr(method_module(cfg.method), "RECIPE", None)  # a changed recipe rebuilds
     return store.digest({"export": export_id, "settings": settings,
                          "versions": {k: v.get(k) for k in KEY_LIBRARIES}})
 

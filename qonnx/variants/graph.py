@@ -15,24 +15,48 @@ FUSABLE = {"bert": "bert", "roberta": "bert", "distilbert": "bert", "xlm-roberta
            "electra": "bert", "camembert": "bert", "mpnet": "bert"}
 
 
-def fuse(src: Path, config: dict):
-    """Return (onnx ModelProto, fusion record). Falls back to the unfused graph, and says so."""
+def fuse(src: Path, config: dict, embeddings=True):
+    """Return (onnx ModelProto, fusion record). Falls back to the unfused graph, and says so.
+
+    embeddings=False leaves the embedding Gathers unfused (no EmbedLayerNormalization), so a
+    static quantizer can store their tables in INT8: they are most of a small encoder's bytes."""
     import onnx
 
     mtype = config.get("model_type", "")
     if mtype not in FUSABLE:
         return onnx.load(str(src)), {"fused": False, "reason": f"no fusion rules for model_type '{mtype}'"}
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions(FUSABLE[mtype])
+    options.enable_embed_layer_norm = embeddings
     src = Path(src).resolve()
     with scratch_cwd():
         opt = optimize_model(str(src), model_type=FUSABLE[mtype],
                              num_heads=config.get("num_attention_heads", 0),
-                             hidden_size=config.get("hidden_size", 0), opt_level=0)
+                             hidden_size=config.get("hidden_size", 0), opt_level=0,
+                             optimization_options=options)
     stats = {k: v for k, v in opt.get_fused_operator_statistics().items() if v}
     if not any(o.domain == "com.microsoft" for o in opt.model.opset_import):
         opt.model.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
     return opt.model, {"fused": True, "optimizer_model_type": FUSABLE[mtype], "fused_ops": stats}
+
+
+def type_fused_outputs(model) -> int:
+    """Declare the float type of each fused (com.microsoft) node's main output.
+
+    ONNX's shape inference does not know these ops, so their outputs carry no type; ONNX Runtime's
+    calibrator then skips them and the MatMuls they feed would get no activation scale. The first
+    output of Attention, SkipLayerNormalization, BiasGelu, FastGelu ... is the float activation."""
+    import onnx
+
+    known = {v.name for v in (*model.graph.value_info, *model.graph.input, *model.graph.output)}
+    added = 0
+    for node in model.graph.node:
+        if node.domain == "com.microsoft" and node.output and node.output[0] not in known:
+            model.graph.value_info.append(onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, None))
+            added += 1
+    return added
 
 
 def save(model, path: Path):

@@ -74,7 +74,7 @@ def build(src, out, cfg, config, lm=False, tokenizer=None, validation=None, **_)
     if cfg.max_accuracy_drop is not None:  # keep the most damaging units FP32 until within budget
         from ..analysis.budget import budgeted
 
-        return budgeted("int8-dynamic", src, out, cfg, config, tokenizer, validation)
+        return budgeted("int8-dynamic", src, out, cfg, validation)
     scheme = resolve_scheme(cfg, lm)
     settings = (blockwise if scheme == "blockwise" else fused)(src, out, cfg, config)
     return {"scheme": scheme, **settings}
