@@ -78,6 +78,9 @@ def budget_options(drop_help):
         click.option("--validation-label-column", default="label", show_default=True),
         click.option("--validation-samples", type=int, default=300, show_default=True,
                      help="Validation rows: a seeded sample stratified by label."),
+        click.option("--search-time-limit", type=float,
+                     help="Seconds the --max-accuracy-drop search may take (calibration choices, ranking, "
+                          "steps); past it, exit 2 with the best step [no limit]."),
     ]
 
     def apply(fn):
@@ -212,6 +215,9 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
                    f"{', '.join(search['eight_bit_units']) or 'none'}) after {len(search['steps'])} step(s)")
     elif search:
         kept = ", ".join(search["kept_fp32"]) or "none"
+        if search.get("calibration"):
+            c = search["calibration"]
+            kept += f"; calibration {c['method']}, per-{'channel' if c['per_channel'] else 'tensor'} weights"
         click.echo(f"budget {search['budget']['max_accuracy_drop']}: drop {search['accuracy_drop']:+.4f} on "
                    f"{search['validation_rows']} validation rows with {len(search['kept_fp32'])} unit(s) kept FP32 "
                    f"({kept}) after {len(search['steps'])} step(s)")

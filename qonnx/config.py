@@ -40,8 +40,40 @@ class ExportConfig:
             raise ConfigError(f"--atol must be positive, got {self.atol}")
 
 
+@dataclass(kw_only=True)
+class Budget:
+    """The quality budgets quantize and compare share."""
+    # an accuracy budget (int8-static, int8-dynamic on classifiers): keep units FP32 until the drop
+    # on the validation split is within it (qonnx.analysis.budget)
+    max_accuracy_drop: float | None = None
+    validation: str | None = None          # [the demo's train split; LMs: its validation text]
+    validation_text_column: str = "text"
+    validation_label_column: str = "label"
+    validation_samples: int = 300
+    search_time_limit: float | None = None  # seconds the accuracy-budget search may take [no limit]
+    # a perplexity budget (int4-weight on LMs), in percent: mixed 4/8-bit MatMulNBits searched
+    # until validation perplexity is within it (qonnx.analysis.lm_budget)
+    max_perplexity_increase: float | None = None
+
+    def check_budget(self, others):
+        """others: ((path, flag), ...): data the validation rows must not be."""
+        if self.max_accuracy_drop is not None:
+            if not 0 <= self.max_accuracy_drop < 1:
+                raise ConfigError(f"--max-accuracy-drop is a fraction (0.005 = half a point), got {self.max_accuracy_drop}")
+            if self.validation_samples < 1:
+                raise ConfigError(f"--validation-samples must be at least 1, got {self.validation_samples}")
+        if self.search_time_limit is not None and self.search_time_limit <= 0:
+            raise ConfigError(f"--search-time-limit is in seconds, more than 0, got {self.search_time_limit}")
+        if self.max_perplexity_increase is not None and not 0 <= self.max_perplexity_increase <= 1000:
+            raise ConfigError(f"--max-perplexity-increase is in percent (5 = +5 %), got {self.max_perplexity_increase}")
+        if self.max_accuracy_drop is not None or self.max_perplexity_increase is not None:
+            for other, what in others:
+                if self.validation and other and _same_file(self.validation, other):
+                    raise ConfigError(f"--validation is the {what} data; the budget must be checked on other data.")
+
+
 @dataclass
-class QuantizeConfig:
+class QuantizeConfig(Budget):
     onnx_dir: Path
     method: str
     output: Path | None = None
@@ -56,16 +88,6 @@ class QuantizeConfig:
     text_column: str | None = None  # calibration file's text column [text]
     int8_scheme: str = "auto"
     overwrite: bool = False
-    # an accuracy budget (int8-static, int8-dynamic on classifiers): keep units FP32 until the drop
-    # on the validation split is within it (qonnx.analysis.budget)
-    max_accuracy_drop: float | None = None
-    validation: str | None = None          # [the demo's train split]
-    validation_text_column: str = "text"
-    validation_label_column: str = "label"
-    validation_samples: int = 300
-    # a perplexity budget (int4-weight on LMs), in percent: mixed 4/8-bit MatMulNBits searched
-    # until validation perplexity is within it (qonnx.analysis.lm_budget)
-    max_perplexity_increase: float | None = None
 
     def __post_init__(self):
         from .variants import METHODS
@@ -85,33 +107,17 @@ class QuantizeConfig:
             raise ConfigError(f"--num-samples must be at least 1, got {self.num_samples}")
         if self.block_size < 16 or self.block_size & (self.block_size - 1):
             raise ConfigError(f"--block-size must be a power of two >= 16, got {self.block_size}")
-        if self.max_accuracy_drop is not None:
-            if self.method not in ("int8-static", "int8-dynamic"):
-                raise ConfigError(f"--max-accuracy-drop applies to int8-static and int8-dynamic, not {self.method}")
-            if not 0 <= self.max_accuracy_drop < 1:
-                raise ConfigError(f"--max-accuracy-drop is a fraction (0.005 = half a point), got {self.max_accuracy_drop}")
-            if self.validation_samples < 1:
-                raise ConfigError(f"--validation-samples must be at least 1, got {self.validation_samples}")
-            if self.validation and self.calibration and _same_file(self.validation, self.calibration):
-                raise ConfigError("--validation is the calibration data; the budget must be checked on other rows.")
-        if self.max_perplexity_increase is not None:
-            if self.method != "int4-weight":
-                raise ConfigError(f"--max-perplexity-increase applies to int4-weight, not {self.method}")
-            _check_ppl_budget(self.max_perplexity_increase, self.validation, ((self.calibration, "--calibration"),))
+        if self.max_accuracy_drop is not None and self.method not in ("int8-static", "int8-dynamic"):
+            raise ConfigError(f"--max-accuracy-drop applies to int8-static and int8-dynamic, not {self.method}")
+        if self.max_perplexity_increase is not None and self.method != "int4-weight":
+            raise ConfigError(f"--max-perplexity-increase applies to int4-weight, not {self.method}")
+        self.check_budget(((self.calibration, "--calibration"),))
         if self.output is not None:
             self.output = Path(self.output)
 
 
-def _check_ppl_budget(limit, validation, others):
-    if not 0 <= limit <= 1000:
-        raise ConfigError(f"--max-perplexity-increase is in percent (5 = +5 %), got {limit}")
-    for other, what in others:
-        if validation and other and _same_file(validation, other):
-            raise ConfigError(f"--validation is the {what} data; the budget must be checked on other text.")
-
-
 @dataclass
-class CompareConfig:
+class CompareConfig(Budget):
     model: str = "demo:sentiment"
     output: Path | None = None  # [$QONNX_ARTIFACTS/runs/NAME-TIME]
     dataset: str | None = None
@@ -145,14 +151,6 @@ class CompareConfig:
     address: str | None = None            # ray: auto, host:port or ray://host:port [a local cluster]
     concurrent_rows: bool = False         # ray: allow rows timed at the same time on one node
     mlflow: str | None = None             # tracking URI: every row becomes an MLflow run
-    # an accuracy budget for every INT8 variant compare builds (classifiers): quantize's search
-    max_accuracy_drop: float | None = None
-    validation: str | None = None         # [the demo's train split]
-    validation_text_column: str = "text"
-    validation_label_column: str = "label"
-    validation_samples: int = 300
-    # a perplexity budget for onnx-int4-weight and genai-int4-budget (LMs), in percent
-    max_perplexity_increase: float | None = None
 
     def __post_init__(self):
         from .runners.ort import PROVIDERS
@@ -192,15 +190,7 @@ class CompareConfig:
             self.batch_sizes = [1]
         if self.batch_sizes and not self.sequence_lengths:
             self.sequence_lengths = [128]
-        if self.max_accuracy_drop is not None:
-            if not 0 <= self.max_accuracy_drop < 1:
-                raise ConfigError(f"--max-accuracy-drop is a fraction (0.005 = half a point), got {self.max_accuracy_drop}")
-            for other, what in ((self.dataset, "--dataset"), (self.calibration, "--calibration")):
-                if self.validation and other and _same_file(self.validation, other):
-                    raise ConfigError(f"--validation is the {what} data; the budget must be checked on other rows.")
-        if self.max_perplexity_increase is not None:
-            _check_ppl_budget(self.max_perplexity_increase, self.validation,
-                              ((self.dataset, "--dataset"), (self.calibration, "--calibration")))
+        self.check_budget(((self.dataset, "--dataset"), (self.calibration, "--calibration")))
         if self.executor not in EXECUTORS:
             raise unknown("executor", self.executor, EXECUTORS)
         if self.executor == "local" and (self.address or self.concurrent_rows):

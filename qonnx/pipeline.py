@@ -118,7 +118,7 @@ def artifact_for(source, variant, cfg) -> Path:
         budget = {"max_accuracy_drop": cfg.max_accuracy_drop, "validation": cfg.validation,
                   "validation_text_column": cfg.validation_text_column,
                   "validation_label_column": cfg.validation_label_column,
-                  "validation_samples": cfg.validation_samples}
+                  "validation_samples": cfg.validation_samples, "search_time_limit": cfg.search_time_limit}
     if cfg.max_perplexity_increase is not None and v.mode == "int4-weight" and not dict(v.options):
         budget = {"max_perplexity_increase": cfg.max_perplexity_increase, "validation": cfg.validation,
                   "validation_text_column": cfg.validation_text_column}

@@ -74,6 +74,21 @@ def test_search_meets_the_budget_and_plain_onnxruntime_agrees(fragile, tmp_path,
     gold = pd.read_csv(fragile / "val.csv")["gold"].map({"negative": 0, "positive": 1}).to_numpy()
     assert (_predict(out, TEXTS) == gold).mean() == pytest.approx(1.0 - search["accuracy_drop"])
     assert f"with {len(search['kept_fp32'])} unit(s) kept FP32" in r.output
+    if method == "int8-static":  # every calibration choice tried with all units quantized, configured first
+        settings = json.loads((out / "manifest.json").read_text())["settings"]
+        whole = [s["calibration"] for s in search["steps"] if not s["kept_fp32"]]
+        assert whole[0] == {"method": "minmax", "per_channel": True} and len(whole) == 6
+        assert len({(c["method"], c["per_channel"]) for c in whole}) == 6
+        assert search["calibration"] == search["steps"][-1]["calibration"]
+        assert (settings["calibration_method"], settings["per_channel"]) == tuple(search["calibration"].values())
+
+
+def test_a_search_past_its_time_limit_exits_2_and_writes_nothing(fragile, tmp_path):
+    out = tmp_path / "q"
+    r = CliRunner().invoke(main, args(fragile, "int8-static", 0.0, out) + ["--search-time-limit", "0.001"])
+    assert r.exit_code == 2, r.output
+    assert "(time limit of 0.001 s reached): the best step kept 0 unit(s)" in r.output
+    assert not out.exists() and not list(tmp_path.glob(".q.partial-*"))
 
 
 def test_an_unreachable_budget_exits_2_and_writes_nothing(fragile, tmp_path):
@@ -87,7 +102,7 @@ def test_an_unreachable_budget_exits_2_and_writes_nothing(fragile, tmp_path):
 @pytest.mark.parametrize("more,msg", [
     (["-m", "fp16", "--max-accuracy-drop", "0.01"], "--max-accuracy-drop applies to int8-static and int8-dynamic"),
     (["-m", "int8-static", "--max-accuracy-drop", "0.01", "--validation", "{cal}", "--calibration", "{cal}"],
-     "--validation is the calibration data"),
+     "--validation is the --calibration data"),
     (["-m", "int8-dynamic", "--max-accuracy-drop", "0.01"], "--max-accuracy-drop needs --validation"),
 ])
 def test_bad_budget_input(fragile, tmp_path, more, msg):

@@ -10,6 +10,7 @@
 import logging
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,55 +26,98 @@ class BudgetNotMet(QonnxError):
     exit_code = 2
 
 
-def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=None) -> dict:
+def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=None, time_limit=None) -> dict:
     """Write the model that meets the budget to `out`; return the search record."""
     import onnx
 
     src = Path(src)
+    start = time.monotonic()
     graph_units = units(onnx.load(str(src), load_external_data=False))
     all_nodes = [n for ns in graph_units.values() for n in ns]
     ref = S.classify(src, batches, threads)
     record = {"budget": {"max_accuracy_drop": limit}, "validation_rows": int(len(labels)),
               "reference_accuracy": float((ref.argmax(-1) == labels).mean()), "steps": [], "ranking": []}
+    if time_limit:
+        record["budget"]["search_time_limit_s"] = time_limit
     with tempfile.TemporaryDirectory(prefix="qonnx-budget-") as tmp:
-        def build(nodes, name):
+        def build(nodes, name, c):
             dst = Path(tmp) / f"{name}.onnx"
-            S.quantize_nodes(method, src, dst, nodes, all_nodes, False, ctx)
+            S.quantize_nodes(method, src, dst, nodes, all_nodes, False, c)
             return dst, S.classification_metrics(ref, S.classify(dst, batches, threads), labels)
 
-        def step(kept):
+        def out_of_time():
+            if time_limit and time.monotonic() - start > time_limit:
+                record["stopped"] = f"time limit of {time_limit:g} s reached"
+                return True
+            return False
+
+        def step(kept, c, calib=None):
             keep = {n for u in kept for n in graph_units[u]}
-            dst, m = build([n for n in all_nodes if n not in keep], f"step{len(kept)}")
-            entry = {"kept_fp32": list(kept), **m}
+            dst, m = build([n for n in all_nodes if n not in keep], f"step{len(record['steps'])}", c)
+            entry = {"kept_fp32": list(kept), **({"calibration": calib} if calib else {}), **m}
             record["steps"].append(entry)
-            log.info("budget search: %d unit(s) kept FP32, accuracy drop %+.4f (budget %.4f)",
-                     len(kept), m["accuracy_drop"], limit)
+            log.info("budget search: %d unit(s) kept FP32%s, accuracy drop %+.4f (budget %.4f)", len(kept),
+                     f" ({calib['method']}, per-{'channel' if calib['per_channel'] else 'tensor'})" if calib else "",
+                     m["accuracy_drop"], limit)
             if on_step:
                 on_step(entry)
             if m["accuracy_drop"] <= limit + 1e-9:
                 shutil.copyfile(dst, out)
-                record["kept_fp32"] = list(kept)
-                record["kept_nodes"] = sorted(keep)
-                record["accuracy_drop"] = m["accuracy_drop"]
+                record.update(kept_fp32=list(kept), kept_nodes=sorted(keep), accuracy_drop=m["accuracy_drop"])
+                if calib:
+                    record["calibration"] = calib
                 return True
             dst.unlink()
             return False
 
-        if step([]):
-            return record
-        for u, ns in graph_units.items():  # the damage of each unit alone
-            dst, m = build(ns, "only")
+        # 1. everything quantized; for int8-static under each calibration choice, the configured first
+        choices = calibration_choices(ctx) if method == "int8-static" else [None]
+        best = None
+        for calib in choices:
+            if best is not None and out_of_time():
+                break
+            c = with_calibration(ctx, calib)
+            if step([], c, calib):
+                return record
+            if best is None or record["steps"][-1]["kl"] < best[1]:
+                best = (c, record["steps"][-1]["kl"], calib)
+        ctx, calib = best[0], best[2]
+        # 2. the damage of each unit alone, under the best calibration; then the top k kept FP32
+        for u, ns in graph_units.items():
+            if out_of_time():
+                break
+            dst, m = build(ns, "only", ctx)
             record["ranking"].append({"unit": u, **m})
             dst.unlink()
         ranked = [r["unit"] for r in sorted(record["ranking"], key=lambda r: (-r["kl"], -r["accuracy_drop"]))]
-        for k in range(1, len(ranked)):  # all units kept would be the FP32 model, not a variant
-            if step(ranked[:k]):
-                return record
+        for k in range(1, len(ranked) if "stopped" not in record else 0):  # all kept would be FP32 itself
+            if out_of_time() or step(ranked[:k], ctx, calib):
+                break
+        if "kept_fp32" in record:
+            return record
     best = min(record["steps"], key=lambda s: s["accuracy_drop"])
-    raise BudgetNotMet(f"no set of FP32 units meets --max-accuracy-drop {limit}: the best step kept "
+    why = f" ({record['stopped']})" if "stopped" in record else ""
+    raise BudgetNotMet(f"no set of FP32 units meets --max-accuracy-drop {limit}{why}: the best step kept "
                        f"{len(best['kept_fp32'])} unit(s) in FP32 and lost {best['accuracy_drop']:.4f} on "
                        f"{len(labels)} validation rows (FP32 accuracy {record['reference_accuracy']:.4f}). "
                        "Nothing was written.")
+
+
+def calibration_choices(ctx) -> list:
+    """int8-static's calibration choices, the configured one first: methods x per-channel weights."""
+    first = {"method": ctx["method"], "per_channel": ctx["per_channel"]}
+    if "ranges_for" not in ctx:
+        return [first]
+    from ..variants.int8_static import METHODS
+
+    return [first] + [{"method": m, "per_channel": pc} for m in METHODS for pc in (True, False)
+                      if {"method": m, "per_channel": pc} != first]
+
+
+def with_calibration(ctx, calib) -> dict:
+    if calib is None or "ranges_for" not in ctx:
+        return ctx
+    return {**ctx, **calib, "ranges": ctx["ranges_for"](calib["method"])}
 
 
 def validation_batches(spec, tok, label2id, cfg, batch_size=1):
@@ -94,7 +138,8 @@ def budgeted(method, src, out, cfg, validation, ctx=None) -> dict:
     int8-static, ctx is the variant's context (graph, ranges, recipe; int8_static.context)."""
     batches, labels, _ = validation
     ctx = ctx or {"block_size": cfg.block_size}
-    record = search(method, src, out, cfg.max_accuracy_drop, batches, labels, ctx)
+    record = search(method, src, out, cfg.max_accuracy_drop, batches, labels, ctx,
+                    time_limit=cfg.search_time_limit)
     if method == "int8-static":
         return {"budget_search": record}
     return {"graph": "unfused export graph (node names map to units)",

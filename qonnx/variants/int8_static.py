@@ -103,7 +103,7 @@ def quantize(pre, dst, ranges, method, nodes, per_channel=True, dynamic=()):
 def settings(cfg, ctx) -> dict:
     return {"format": "QDQ", "activation_type": "uint8", "weight_type": "int8",
             "per_channel": ctx["per_channel"], "op_types": OP_TYPES, "graph": ctx["graph"],
-            "calibration_method": cfg.calibration_method, "calibrator": CALIBRATORS[cfg.calibration_method],
+            "calibration_method": ctx["method"], "calibrator": CALIBRATORS[ctx["method"]],
             "ffn_out": cfg.static_ffn_out, "dynamic_nodes": ctx["dynamic"], "recipe": RECIPE}
 
 
@@ -116,11 +116,17 @@ def context(src, tmp, cfg, config, tokenizer, texts, lm) -> dict:
 
     pre, record = graph(src, tmp, config, lm)
     inputs = ort.InferenceSession(str(pre), providers=["CPUExecutionProvider"]).get_inputs()
-    reader = calibration.TextReader(texts, tokenizer, [i.name for i in inputs],
-                                    past_shapes(inputs, config) if lm else None)
+    shapes = past_shapes(inputs, config) if lm else None
+    ranges = {}
+
+    def ranges_for(method):  # each calibration method's ranges, computed once
+        if method not in ranges:
+            reader = calibration.TextReader(texts, tokenizer, [i.name for i in inputs], shapes)
+            ranges[method] = calibrate(pre, reader, method, tmp)
+        return ranges[method]
     nodes = weighted_nodes(onnx.load(str(pre), load_external_data=False))
     return {"pre": pre, "graph": record, "method": cfg.calibration_method, "nodes": nodes,
-            "ranges": calibrate(pre, reader, cfg.calibration_method, tmp),
+            "ranges": ranges_for(cfg.calibration_method), "ranges_for": ranges_for,
             "per_channel": True if cfg.per_channel is None else bool(cfg.per_channel),
             "dynamic": ffn_out_nodes(nodes) if cfg.static_ffn_out == "dynamic" else []}
 
@@ -135,7 +141,10 @@ def build(src, out, cfg, config, tokenizer=None, lm=False, texts=None, provenanc
         if cfg.max_accuracy_drop is not None:  # keep the most damaging units FP32 until within budget
             from ..analysis.budget import budgeted
 
-            return {**settings(cfg, ctx), **budgeted("int8-static", ctx["pre"], out, cfg, validation, ctx),
-                    "calibration": provenance}
+            found = budgeted("int8-static", ctx["pre"], out, cfg, validation, ctx)
+            chosen = found["budget_search"].get("calibration")  # the search may pick another calibration
+            if chosen:
+                ctx = {**ctx, **chosen}
+            return {**settings(cfg, ctx), **found, "calibration": provenance}
         quantize(ctx["pre"], out, ctx["ranges"], ctx["method"], ctx["nodes"], ctx["per_channel"], ctx["dynamic"])
         return {**settings(cfg, ctx), "calibration": provenance}
