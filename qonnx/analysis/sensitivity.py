@@ -212,6 +212,12 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     evald = data.load(spec, lm=lm, label2id=config.get("label2id") or {}, text_column=cfg.text_column,
                       label_column=cfg.label_column, split=cfg.split,
                       max_samples=None if lm else cfg.max_samples, seed=cfg.seed)
+    settings = _settings(cfg, fp32, name, task)
+    if cfg.method == "int8-static":  # the variant's own graph (fused for encoders): its units are what it quantizes
+        from ..variants.int8_static import graph as static_graph
+
+        scratch = tempfile.TemporaryDirectory(prefix="qonnx-sensitivity-")  # removed when analyze returns
+        fp32, settings["graph"] = static_graph(fp32, scratch.name, config, lm)
     graph = onnx.load(str(fp32), load_external_data=False)
     graph_units = units(graph)
     if _matmul_only(cfg.method, lm):
@@ -219,7 +225,6 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
         graph_units = {u: [n for n in ns if n in matmuls] for u, ns in graph_units.items()}
         graph_units = {u: ns for u, ns in graph_units.items() if ns}
     all_nodes = [n for ns in graph_units.values() for n in ns]
-    settings = _settings(cfg, fp32, name, task)
     out = Path(cfg.output) if cfg.output else default_output(demo, name, cfg.method)
     done = _open_output(cfg, out, settings)
     ctx = {"block_size": cfg.block_size}
@@ -236,10 +241,9 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
         from ..variants.int8_static import calibrate, ffn_out_nodes
 
         names = [i.name for i in ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()]
-        # the variant's recipe (MinMax ranges, per-channel weights, FFN outputs dynamic) on the
-        # export's unfused graph, whose node names map to units; ranges calibrated once, kept
+        # the variant's recipe (MinMax ranges, per-channel weights, FFN outputs dynamic); ranges calibrated once
         ctx.update(method="minmax", per_channel=True, dynamic=ffn_out_nodes(all_nodes),
-                   ranges=calibrate(fp32, calibration.TextReader(texts, tok, names, None), "minmax", out))
+                   ranges=calibrate(fp32, calibration.TextReader(texts, tok, names, None), "minmax", scratch.name))
     if lm:
         ids = tok("\n\n".join(evald.texts))["input_ids"][:cfg.eval_tokens]
         evaluate = lambda path: _lm_eval(path, ids, cfg, config)  # noqa: E731
