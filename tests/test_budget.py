@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pandas as pd
 import pytest
@@ -74,8 +75,13 @@ def test_search_meets_the_budget_and_plain_onnxruntime_agrees(fragile, tmp_path,
     gold = pd.read_csv(fragile / "val.csv")["gold"].map({"negative": 0, "positive": 1}).to_numpy()
     assert (_predict(out, TEXTS) == gold).mean() == pytest.approx(1.0 - search["accuracy_drop"])
     assert f"with {len(search['kept_fp32'])} unit(s) kept FP32" in r.output
+    settings = json.loads((out / "manifest.json").read_text())["settings"]
+    assert settings.get("graph", settings)["fused"] is True  # searched on the plain build's fused graph
+    if method == "int8-dynamic":  # step 0 is the plain build; fused attention is a unit of its own
+        assert "QAttention" in {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node} \
+            or "layer 0 attn-in" in search["kept_fp32"] or "layer 1 attn-in" in search["kept_fp32"]
+        assert {r["unit"] for r in search["ranking"]} >= {"embeddings", "head", "layer 0 attn-in", "layer 1 ffn-out"}
     if method == "int8-static":  # every calibration choice tried with all units quantized, configured first
-        settings = json.loads((out / "manifest.json").read_text())["settings"]
         whole = [s["calibration"] for s in search["steps"] if not s["kept_fp32"]]
         assert whole[0] == {"method": "minmax", "per_channel": True} and len(whole) == 6
         assert len({(c["method"], c["per_channel"]) for c in whole}) == 6

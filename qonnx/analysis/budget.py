@@ -32,7 +32,7 @@ def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=
 
     src = Path(src)
     start = time.monotonic()
-    graph_units = units(onnx.load(str(src), load_external_data=False))
+    graph_units = units(onnx.load(str(src), load_external_data=False), fused=ctx.get("fused_ops", False))
     all_nodes = [n for ns in graph_units.values() for n in ns]
     ref = S.classify(src, batches, threads)
     record = {"budget": {"max_accuracy_drop": limit}, "validation_rows": int(len(labels)),
@@ -140,7 +140,4 @@ def budgeted(method, src, out, cfg, validation, ctx=None) -> dict:
     ctx = ctx or {"block_size": cfg.block_size}
     record = search(method, src, out, cfg.max_accuracy_drop, batches, labels, ctx,
                     time_limit=cfg.search_time_limit)
-    if method == "int8-static":
-        return {"budget_search": record}
-    return {"graph": "unfused export graph (node names map to units)",
-            "scheme": "per-channel weights with reduce_range", "budget_search": record}
+    return {"budget_search": record}

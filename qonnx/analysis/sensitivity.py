@@ -40,8 +40,10 @@ def quantize_nodes(method, src, dst, nodes, all_nodes, lm, ctx):
         return
     with scratch_cwd():
         if method == "int8-dynamic" and not lm:  # per-channel with reduce_range, as the variant
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                             reduce_range=True, nodes_to_quantize=nodes, extra_options={"DefaultTensorType": 1})
+            # ORT turns a Gemm into NAME_MatMul + Add before quantizing it: name both
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                             nodes_to_quantize=nodes + [f"{n}_MatMul" for n in nodes],
+                             extra_options={"DefaultTensorType": 1})
         elif method == "int8-static":  # the variant's recipe, with the ranges calibrated once
             from ..variants.int8_static import quantize
 

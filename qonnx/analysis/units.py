@@ -24,14 +24,23 @@ ROLES = [
 LAYER = re.compile(r"(?<![a-z])(?:layers?|h|blocks?|layer_\w+?)[./_](\d+)(?:/|$|\.)")
 
 
-def weighted_nodes(model):
-    """Names of the nodes that carry weights a quantizer would touch, in graph order."""
+# fused ops (ONNX Runtime's transformer optimizer) whose weights dynamic INT8 quantizes: the input
+# that holds the weight (Attention's packed QKV, EmbedLayerNormalization's word table)
+FUSED_WEIGHT = {"Attention": 1, "EmbedLayerNormalization": 2}
+
+
+def weighted_nodes(model, fused=False):
+    """Names of the nodes that carry weights a quantizer would touch, in graph order; fused=True
+    also the fused ops of FUSED_WEIGHT (dynamic INT8 quantizes them; static QDQ leaves them float)."""
     inits = {i.name for i in model.graph.initializer}
     out = []
     for n in model.graph.node:
         if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in inits:
             out.append(n.name)
         elif n.op_type == "Gather" and n.input and n.input[0] in inits:
+            out.append(n.name)
+        elif fused and n.op_type in FUSED_WEIGHT and len(n.input) > FUSED_WEIGHT[n.op_type] \
+                and n.input[FUSED_WEIGHT[n.op_type]] in inits:
             out.append(n.name)
     return out
 
@@ -52,10 +61,10 @@ def unit_name(layer, r) -> str:
     return f"layer {layer} {r}" if layer is not None else r
 
 
-def units(model) -> "OrderedDict[str, list]":
+def units(model, fused=False) -> "OrderedDict[str, list]":
     """{unit name: node names}, embeddings first, then layers in order, head and other last."""
     found = {}
-    for name in weighted_nodes(model):
+    for name in weighted_nodes(model, fused):
         found.setdefault(role(name), []).append(name)
     order = {"embeddings": -2, "head": 10**6, "other": 10**6 + 1}
 

@@ -59,6 +59,28 @@ def type_fused_outputs(model) -> int:
     return added
 
 
+def name_fused_nodes(model) -> int:
+    """Name fused Attention and EmbedLayerNormalization nodes by layer and role (the optimizer calls
+    them Attention_0 ...), so analysis.units places them: an Attention takes the layer of the node
+    that reads its output (that layer's attention output projection)."""
+    from ..analysis.units import role
+
+    readers = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+    renamed = 0
+    for n in model.graph.node:
+        if n.op_type == "EmbedLayerNormalization":
+            n.name, renamed = f"/embeddings/{n.name}", renamed + 1
+        elif n.op_type == "Attention":
+            layers = [role(r.name)[0] for r in readers.get(n.output[0], [])]
+            layer = next((x for x in layers if x is not None), None)
+            if layer is not None:
+                n.name, renamed = f"/layer.{layer}/attention/qkv/{n.name}", renamed + 1
+    return renamed
+
+
 def save(model, path: Path):
     """Save a ModelProto; weights over 2 GB go to an external data file beside it."""
     import onnx

@@ -16,7 +16,7 @@ Two schemes, chosen by model kind unless `--int8-scheme` says otherwise:
 import tempfile
 from pathlib import Path
 
-from .graph import fuse, materialize_transposed_weights, save, scratch_cwd, share_tied_embedding
+from .graph import fuse, materialize_transposed_weights, name_fused_nodes, save, scratch_cwd, share_tied_embedding
 
 UNACCEL_CUDA = "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"
 NOTES = {"cuda": UNACCEL_CUDA}
@@ -69,12 +69,27 @@ def blockwise(src, out, cfg, config):
             "shared_embeddings": shared}
 
 
+def budgeted(src, out, cfg, config, validation):
+    """--max-accuracy-drop: the search runs on the same fused graph as the plain build, its fused
+    nodes named by layer so units map (QAttention and the embeddings are units too)."""
+    from ..analysis import budget
+
+    model, fusion = fuse(src, config)
+    if fusion["fused"]:
+        name_fused_nodes(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        graph = Path(tmp) / "graph.onnx"
+        save(model, graph)
+        found = budget.budgeted("int8-dynamic", graph, out, cfg, validation,
+                                {"block_size": cfg.block_size, "fused_ops": fusion["fused"]})
+    return {"scheme": "fused", "weight_type": "int8", "per_channel": True, "reduce_range": True,
+            **fusion, **found}
+
+
 def build(src, out, cfg, config, lm=False, tokenizer=None, validation=None, **_):
     src, out = Path(src).resolve(), Path(out).resolve()  # the ORT calls run in a scratch cwd
     if cfg.max_accuracy_drop is not None:  # keep the most damaging units FP32 until within budget
-        from ..analysis.budget import budgeted
-
-        return budgeted("int8-dynamic", src, out, cfg, validation)
+        return budgeted(src, out, cfg, config, validation)
     scheme = resolve_scheme(cfg, lm)
     settings = (blockwise if scheme == "blockwise" else fused)(src, out, cfg, config)
     return {"scheme": scheme, **settings}
