@@ -264,7 +264,8 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
               help="local | ray (needs qonnx[cluster]): where the rows are measured.")
 @click.option("--address", help="ray: the cluster (auto, host:port, ray://host:port) [a new local cluster].")
 @click.option("--concurrent-rows", is_flag=True,
-              help="ray: let a node time several rows at once (faster, but they share its cores).")
+              help="Measure several rows at once on a machine, as many as --threads fits in its cores (ray: "
+                   "per node); faster, but their timings share the cores: for accuracy, not speed.")
 @click.option("--mlflow", is_flag=False, flag_value="default",
               help="Log every row as an MLflow run (needs qonnx[tracking]); URI, or a .db file or folder "
                    "[$MLFLOW_TRACKING_URI, else ARTIFACTS/mlflow.db].")

@@ -149,7 +149,7 @@ class CompareConfig(Budget):
     sequence_lengths: list = field(default_factory=list)
     executor: str = "local"               # local | ray (qonnx.bench.ray_executor)
     address: str | None = None            # ray: auto, host:port or ray://host:port [a local cluster]
-    concurrent_rows: bool = False         # ray: allow rows timed at the same time on one node
+    concurrent_rows: bool = False         # rows measured at the same time on one machine (they share its cores)
     mlflow: str | None = None             # tracking URI: every row becomes an MLflow run
 
     def __post_init__(self):
@@ -193,8 +193,8 @@ class CompareConfig(Budget):
         self.check_budget(((self.dataset, "--dataset"), (self.calibration, "--calibration")))
         if self.executor not in EXECUTORS:
             raise unknown("executor", self.executor, EXECUTORS)
-        if self.executor == "local" and (self.address or self.concurrent_rows):
-            raise ConfigError("--address and --concurrent-rows are for --executor ray.")
+        if self.executor == "local" and self.address:
+            raise ConfigError("--address is for --executor ray.")
         if self.threads is None:
             self.threads = usable_cores()
 

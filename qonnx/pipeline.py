@@ -157,6 +157,27 @@ def local_map(jobs):
         yield key, *run_worker(work, job), None
 
 
+def concurrent_map(n):
+    """A local executor running up to n workers at once (their timings then share the cores: for
+    measurements of accuracy, such as the robustness analysis). Jobs are drawn lazily, in order."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    def run(jobs):
+        todo, running = iter(jobs), {}
+        with ThreadPoolExecutor(n) as pool:
+            while True:
+                for key, work, job in todo:
+                    running[pool.submit(run_worker, work, job)] = key
+                    if len(running) >= n:
+                        break
+                if not running:
+                    return
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    yield running.pop(f), *f.result(), None
+    return run
+
+
 def prepare_row(run, source, variant, provider, shared, env):
     """(row, job): the row with what is known before measuring, and the worker's job; job is None
     when the build failed (the row then says why)."""
@@ -266,6 +287,10 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
 
         preflight(cfg.mlflow)
     executor = local_map
+    if cfg.concurrent_rows and cfg.executor == "local":
+        from .config import usable_cores
+
+        executor = concurrent_map(max(1, usable_cores() // cfg.threads))
     if cfg.executor == "ray":
         from .bench.ray_executor import RayExecutor
 

@@ -116,7 +116,7 @@ def test_lm_curves_are_prefill_passes(tiny_lm, tmp_path):
     ("sequence_lengths", ["long"], "--sequence-lengths takes whole numbers of at least 1"),
     ("batch_sizes", [1.5], "--batch-sizes takes whole numbers"),
     ("executor", "slurm", "Unknown executor 'slurm'"),
-    ("address", "auto", "--address and --concurrent-rows are for --executor ray"),
+    ("address", "auto", "--address is for --executor ray"),
 ])
 def test_bad_axis_values(option, value, message):
     with pytest.raises(ConfigError, match=message):

@@ -30,8 +30,11 @@ log = logging.getLogger(__name__)
 MARKER = "qonnx_analysis"
 KIND = "robustness"
 SCHEMA_VERSION = 1
-# latency is not what this analysis measures: the fewest timed calls compare accepts to be useful
+# latency is not what this analysis measures: the fewest timed calls compare accepts to be useful,
+# and single-thread workers run side by side (worker start-up, imports and model loading, was most
+# of the time with one worker at a time)
 LATENCY_SAMPLES, WARMUP = 10, 1
+ACCURACY_ONLY = {"threads": 1, "concurrent_rows": True}
 # settings a rerun into the same folder may change (each rate folder is its own compare run)
 FREE_TO_CHANGE = ("output", "rates", "variants", "providers")
 
@@ -169,7 +172,8 @@ def robustness(cfg: RobustnessConfig, on_row=None) -> dict:
                      changed, eligible, 100 * changed / max(eligible, 1), len(texts),
                      "resuming" if resume else "measuring", len(planned), run_dir)
             ccfg = cfg.compare_config(dataset=str(path.resolve()), max_samples=None, output=run_dir,
-                                      resume=resume, latency_samples=LATENCY_SAMPLES, warmup=WARMUP)
+                                      resume=resume, latency_samples=LATENCY_SAMPLES, warmup=WARMUP,
+                                      **ACCURACY_ONLY)
             runs[rate] = pipeline.compare(ccfg, on_row=(lambda r, rate=rate: on_row(rate, r)) if on_row else None)
     except pipeline.Interrupted:
         raise pipeline.Interrupted(f"interrupted; finished rates and rows are kept in {out}. Run the same "
