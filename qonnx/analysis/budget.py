@@ -1,11 +1,14 @@
 """An accuracy budget, enforced by search: keep the most damaging units in FP32, fewest first.
 
-1. Quantize everything; measure the accuracy drop against the FP32 export on a validation split
-   (neither the calibration data nor the eval set). Within the budget: done.
+1. Quantize everything; measure the accuracy drop against the FP32 graph on a validation split
+   (neither the calibration data nor the eval set). Within the budget: done. For int8-static,
+   each other calibration choice (method x per-channel weights) is tried the same way, and the
+   best (lowest KL divergence) carries on.
 2. Otherwise rank the units by the damage each does alone (the sensitivity analysis's `only`
    view, KL divergence against FP32), then keep the top 1, 2, 3 ... units in FP32 until the drop
    is within the budget. Every step is recorded; the model of the first step within the budget is
-   the result. No step within it: BudgetNotMet, saying what the best step reached.
+   the result. No step within it, or the time limit reached: BudgetNotMet, saying what the best
+   step reached.
 """
 import logging
 import shutil
