@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 from . import data, export, models, store, tasks
 from .cache import sha256_file, write_json
-from .config import CompareConfig, QuantizeConfig
+from .config import CompareConfig, QuantizeConfig, usable_cores
 from .envinfo import collect
 from .errors import ConfigError, DataError, QonnxError
 from .report.schema import Row
@@ -288,8 +288,6 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
         preflight(cfg.mlflow)
     executor = local_map
     if cfg.concurrent_rows and cfg.executor == "local":
-        from .config import usable_cores
-
         executor = concurrent_map(max(1, usable_cores() // cfg.threads))
     if cfg.executor == "ray":
         from .bench.ray_executor import RayExecutor

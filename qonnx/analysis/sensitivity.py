@@ -215,11 +215,19 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
                       label_column=cfg.label_column, split=cfg.split,
                       max_samples=None if lm else cfg.max_samples, seed=cfg.seed)
     settings = _settings(cfg, fp32, name, task)
-    if cfg.method == "int8-static":  # the variant's own graph (fused for encoders): its units are what it quantizes
-        from ..variants.int8_static import graph as static_graph
+    ctx = {"block_size": cfg.block_size}
+    if cfg.method == "int8-static":  # the variant's own graph (fused for encoders), recipe and ranges
+        from ..config import QuantizeConfig
+        from ..variants import int8_static
 
+        calib = cfg.calibration or (f"demo:{demo}:calibration" if demo else None)
+        if not calib:
+            raise ConfigError("int8-static needs --calibration (a file or demo split).")
+        texts = data.load(calib, lm=True, text_column="text" if calib.startswith("demo:") else cfg.text_column).texts
         scratch = tempfile.TemporaryDirectory(prefix="qonnx-sensitivity-")  # removed when analyze returns
-        fp32, settings["graph"] = static_graph(fp32, scratch.name, config, lm)
+        ctx.update(int8_static.context(fp32, scratch.name, QuantizeConfig(onnx_dir=fp32.parent, method="int8-static"),
+                                       config, tok, texts[:cfg.num_calibration_samples], lm))
+        fp32, settings["graph"] = ctx["pre"], ctx["graph"]
     graph = onnx.load(str(fp32), load_external_data=False)
     graph_units = units(graph)
     if _matmul_only(cfg.method, lm):
@@ -229,23 +237,6 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     all_nodes = [n for ns in graph_units.values() for n in ns]
     out = Path(cfg.output) if cfg.output else default_output(demo, name, cfg.method)
     done = _open_output(cfg, out, settings)
-    ctx = {"block_size": cfg.block_size}
-    if cfg.method == "int8-static":
-        from .. import calibration
-
-        calib = cfg.calibration or (f"demo:{demo}:calibration" if demo else None)
-        if not calib:
-            raise ConfigError("int8-static needs --calibration (a file or demo split).")
-        texts = data.load(calib, lm=True, text_column="text" if calib.startswith("demo:") else cfg.text_column).texts
-        texts = texts[:cfg.num_calibration_samples]
-        import onnxruntime as ort
-
-        from ..variants.int8_static import calibrate, ffn_out_nodes
-
-        names = [i.name for i in ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).get_inputs()]
-        # the variant's recipe (MinMax ranges, per-channel weights, FFN outputs dynamic); ranges calibrated once
-        ctx.update(method="minmax", per_channel=True, dynamic=ffn_out_nodes(all_nodes),
-                   ranges=calibrate(fp32, calibration.TextReader(texts, tok, names, None), "minmax", scratch.name))
     if lm:
         ids = tok("\n\n".join(evald.texts))["input_ids"][:cfg.eval_tokens]
         evaluate = lambda path: _lm_eval(path, ids, cfg, config)  # noqa: E731

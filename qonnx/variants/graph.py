@@ -42,7 +42,7 @@ def fuse(src: Path, config: dict, embeddings=True):
     return opt.model, {"fused": True, "optimizer_model_type": FUSABLE[mtype], "fused_ops": stats}
 
 
-def type_fused_outputs(model) -> int:
+def type_fused_outputs(model):
     """Declare the float type of each fused (com.microsoft) node's main output.
 
     ONNX's shape inference does not know these ops, so their outputs carry no type; ONNX Runtime's
@@ -51,15 +51,12 @@ def type_fused_outputs(model) -> int:
     import onnx
 
     known = {v.name for v in (*model.graph.value_info, *model.graph.input, *model.graph.output)}
-    added = 0
     for node in model.graph.node:
         if node.domain == "com.microsoft" and node.output and node.output[0] not in known:
             model.graph.value_info.append(onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, None))
-            added += 1
-    return added
 
 
-def name_fused_nodes(model) -> int:
+def name_fused_nodes(model):
     """Name fused Attention and EmbedLayerNormalization nodes by layer and role (the optimizer calls
     them Attention_0 ...), so analysis.units places them: an Attention takes the layer of the node
     that reads its output (that layer's attention output projection)."""
@@ -69,16 +66,14 @@ def name_fused_nodes(model) -> int:
     for n in model.graph.node:
         for i in n.input:
             readers.setdefault(i, []).append(n)
-    renamed = 0
     for n in model.graph.node:
         if n.op_type == "EmbedLayerNormalization":
-            n.name, renamed = f"/embeddings/{n.name}", renamed + 1
+            n.name = f"/embeddings/{n.name}"
         elif n.op_type == "Attention":
             layers = [role(r.name)[0] for r in readers.get(n.output[0], [])]
             layer = next((x for x in layers if x is not None), None)
             if layer is not None:
-                n.name, renamed = f"/layer.{layer}/attention/qkv/{n.name}", renamed + 1
-    return renamed
+                n.name = f"/layer.{layer}/attention/qkv/{n.name}"
 
 
 def save(model, path: Path):
