@@ -218,6 +218,10 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
         if search.get("calibration"):
             c = search["calibration"]
             kept += f"; calibration {c['method']}, per-{'channel' if c['per_channel'] else 'tensor'} weights"
+        elif search.get("weights") == "mixed":
+            kept += f"; per-channel weights in {', '.join(search['per_channel_units'])}, per-tensor elsewhere"
+        elif search.get("weights"):
+            kept += f"; {search['weights']} weights"
         click.echo(f"budget {search['budget']['max_accuracy_drop']}: drop {search['accuracy_drop']:+.4f} on "
                    f"{search['validation_rows']} validation rows with {len(search['kept_fp32'])} unit(s) kept FP32 "
                    f"({kept}) after {len(search['steps'])} step(s)")

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from qonnx.analysis.budget import steps
 
 TEXTS = [f"{a} {b} {c}" for a in ["the film", "the food", "a day", "this movie", "the service", "it"]
          for b in ["was", "is", "seemed"] for c in ["a delight", "boring", "great", "awful", "fine", "a mess"]]
@@ -69,7 +70,7 @@ def test_search_meets_the_budget_and_plain_onnxruntime_agrees(fragile, tmp_path,
     assert r.exit_code == 0, r.output
     search = json.loads((out / "manifest.json").read_text())["settings"]["budget_search"]
     assert search["steps"][0]["kept_fp32"] == [] and search["steps"][0]["accuracy_drop"] > 0  # INT8 hurts here
-    assert search["accuracy_drop"] <= 0.0 and 1 <= len(search["kept_fp32"]) < 10
+    assert search["accuracy_drop"] <= 0.0 and len(search["kept_fp32"]) < 10
     assert search["budget"] == {"max_accuracy_drop": 0.0} and search["validation_rows"] == len(TEXTS)
     # independent: the saved folder, plain onnxruntime, the validation file
     gold = pd.read_csv(fragile / "val.csv")["gold"].map({"negative": 0, "positive": 1}).to_numpy()
@@ -77,10 +78,27 @@ def test_search_meets_the_budget_and_plain_onnxruntime_agrees(fragile, tmp_path,
     assert f"with {len(search['kept_fp32'])} unit(s) kept FP32" in r.output
     settings = json.loads((out / "manifest.json").read_text())["settings"]
     assert settings.get("graph", settings)["fused"] is True  # searched on the plain build's fused graph
-    if method == "int8-dynamic":  # step 0 is the plain build; fused attention is a unit of its own
-        assert "QAttention" in {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node} \
-            or "layer 0 attn-in" in search["kept_fp32"] or "layer 1 attn-in" in search["kept_fp32"]
-        assert {r["unit"] for r in search["ranking"]} >= {"embeddings", "head", "layer 0 attn-in", "layer 1 ffn-out"}
+    if method == "int8-dynamic":  # per-tensor first, then per-channel where per-tensor does not hold
+        first = search["steps"][0]
+        assert (first["weights"], first["per_channel_units"]) == ("per-tensor", [])
+        units = [r["unit"] for r in search["ranking_per_tensor"]]
+        assert set(units) >= {"embeddings", "head", "layer 0 attn-in", "layer 1 ffn-out"}  # fused attention too
+        refined = [s["per_channel_units"] for s in search["steps"][1:] if not s["kept_fp32"]]
+        assert [len(u) for u in refined] == steps(len(units))[1:len(refined) + 1], search["steps"]
+        assert all(u == refined[-1][:len(u)] for u in refined)  # the most damaging first, one ranking
+        assert settings["per_channel_units"] == search["per_channel_units"]
+        assert settings["per_channel"] == {"per-tensor": False, "per-channel": True}.get(search["weights"], "mixed")
+        if search["weights"] == "mixed":
+            assert not search["kept_fp32"] and "per-tensor elsewhere" in r.output
+        if search["kept_fp32"]:  # FP32 units only once per-channel everywhere was not enough; they
+            # start from the granularity step closest to FP32 (lowest KL)
+            assert len(refined[-1]) == len(units) and {r["unit"] for r in search["ranking"]} == set(units)
+            grain = [s for s in search["steps"] if not s["kept_fp32"]]
+            assert search["per_channel_units"] == min(grain, key=lambda s: s["kl"])["per_channel_units"]
+        # the per-channel units hold per-channel scales in the saved model, the rest one scale
+        scales = {i.name: len(i.dims) and i.dims[0] for i in onnx.load(str(out / "model.onnx")).graph.initializer
+                  if i.name.endswith("_scale") and i.data_type == onnx.TensorProto.FLOAT}
+        assert any(v and v > 1 for v in scales.values()) == bool(search["per_channel_units"])
     if method == "int8-static":  # every calibration choice tried with all units quantized, configured first
         whole = [s["calibration"] for s in search["steps"] if not s["kept_fp32"]]
         assert whole[0] == {"method": "minmax", "per_channel": True} and len(whole) == 6
@@ -148,3 +166,11 @@ def test_compare_budget_refuses_an_lm_and_the_eval_set(fragile, tiny_lm, tmp_pat
                                   "--validation", str(fragile / "val.csv"), "--max-accuracy-drop", "0.01",
                                   "-o", str(tmp_path / "b")])
     assert r.exit_code == 1 and "--validation is the --dataset data" in r.output, r.output
+
+
+def test_int8_dynamic_weights_fixed_by_the_user_are_not_searched(fragile, tmp_path):
+    out = tmp_path / "q"
+    r = CliRunner().invoke(main, args(fragile, "int8-dynamic", 0.0, out) + ["--per-channel"])
+    assert r.exit_code == 0, r.output
+    search = json.loads((out / "manifest.json").read_text())["settings"]["budget_search"]
+    assert {s["weights"] for s in search["steps"]} == {"per-channel"} and "ranking_per_tensor" not in search

@@ -3,7 +3,10 @@
 1. Quantize everything; measure the accuracy drop against the FP32 graph on a validation split
    (neither the calibration data nor the eval set). Within the budget: done. For int8-static,
    each other calibration choice (method x per-channel weights) is tried the same way, and the
-   best (lowest KL divergence) carries on.
+   best (lowest KL divergence) carries on. For int8-dynamic, per-tensor weights where they hold,
+   finer where they do not: first per-tensor everywhere (the fastest), then the units that
+   per-tensor damages most (alone, by KL) per-channel, 1, 2, 4 ... of them, up to all of them
+   (the plain build); the step with the lowest KL carries on.
 2. Otherwise rank the units by the damage each does alone (the sensitivity analysis's `only`
    view, KL divergence against FP32), then keep the top 1, 2, 3 ... units in FP32 until the drop
    is within the budget. Every step is recorded; the model of the first step within the budget is
@@ -54,47 +57,74 @@ def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=
                 return True
             return False
 
-        def step(kept, c, calib=None):
+        def step(kept, c, choice=None):
+            """choice: {"calibration": ...} (int8-static) or granularity(...) (int8-dynamic)."""
             keep = {n for u in kept for n in graph_units[u]}
             dst, m = build([n for n in all_nodes if n not in keep], f"step{len(record['steps'])}", c)
-            entry = {"kept_fp32": list(kept), **({"calibration": calib} if calib else {}), **m}
+            entry = {"kept_fp32": list(kept), **(choice or {}), **m}
             record["steps"].append(entry)
             log.info("budget search: %d unit(s) kept FP32%s, accuracy drop %+.4f (budget %.4f)", len(kept),
-                     f" ({calib['method']}, per-{'channel' if calib['per_channel'] else 'tensor'})" if calib else "",
-                     m["accuracy_drop"], limit)
+                     describe(choice), m["accuracy_drop"], limit)
             if on_step:
                 on_step(entry)
             if m["accuracy_drop"] <= limit + 1e-9:
                 shutil.copyfile(dst, out)
-                record.update(kept_fp32=list(kept), kept_nodes=sorted(keep), accuracy_drop=m["accuracy_drop"])
-                if calib:
-                    record["calibration"] = calib
+                record.update(kept_fp32=list(kept), kept_nodes=sorted(keep), accuracy_drop=m["accuracy_drop"],
+                              **(choice or {}))
                 return True
             dst.unlink()
             return False
 
-        # 1. everything quantized; for int8-static under each calibration choice, the configured first
-        choices = calibration_choices(ctx) if method == "int8-static" else [None]
-        best = None
-        for calib in choices:
-            if best is not None and out_of_time():
-                break
-            c = with_calibration(ctx, calib)
-            if step([], c, calib):
+        def rank(c, into):
+            """Units by the damage each does alone under ctx c, most damaging first."""
+            for u, ns in graph_units.items():
+                if out_of_time():
+                    break
+                dst, m = build(ns, "only", c)
+                into.append({"unit": u, **m})
+                dst.unlink()
+            return [r["unit"] for r in sorted(into, key=lambda r: (-r["kl"], -r["accuracy_drop"]))]
+
+        # 1. everything quantized: int8-static under each calibration choice (the configured first);
+        #    int8-dynamic per-tensor, then per-channel for the units per-tensor damages most
+        if method == "int8-dynamic":
+            n, weights = len(graph_units), ctx.get("weights", "search")  # or --per-channel / --per-tensor
+            tried = []  # (kl, ctx, choice) of each granularity step: the best carries on
+            coarse = {**ctx, "per_tensor": set(all_nodes)}
+            if weights == "per-channel":
+                tried.append((0, ctx, granularity(list(graph_units), n)))
+            elif step([], coarse, granularity([], n)):
                 return record
-            if best is None or record["steps"][-1]["kl"] < best[1]:
-                best = (c, record["steps"][-1]["kl"], calib)
-        ctx, calib = best[0], best[2]
-        # 2. the damage of each unit alone, under the best calibration; then the top k kept FP32
-        for u, ns in graph_units.items():
-            if out_of_time():
-                break
-            dst, m = build(ns, "only", ctx)
-            record["ranking"].append({"unit": u, **m})
-            dst.unlink()
-        ranked = [r["unit"] for r in sorted(record["ranking"], key=lambda r: (-r["kl"], -r["accuracy_drop"]))]
+            else:
+                tried.append((record["steps"][-1]["kl"], coarse, granularity([], n)))
+            if weights == "search":
+                record["ranking_per_tensor"] = []
+                finer = rank(coarse, record["ranking_per_tensor"])
+                for k in (steps(len(finer))[1:] if "stopped" not in record else []):
+                    if out_of_time():
+                        break
+                    c = {**ctx, "per_tensor": {x for u in finer[k:] for x in graph_units[u]}}
+                    if step([], c, granularity(finer[:k], n)):
+                        return record
+                    tried.append((record["steps"][-1]["kl"], c, granularity(finer[:k], n)))
+            best = min(tried, key=lambda t: t[0])[1:]
+        else:
+            choices = calibration_choices(ctx) if method == "int8-static" else [None]
+            best = None
+            for calib in choices:
+                if best is not None and out_of_time():
+                    break
+                c = with_calibration(ctx, calib)
+                if step([], c, calib and {"calibration": calib}):
+                    return record
+                if best is None or record["steps"][-1]["kl"] < best[1]:
+                    best = (c, record["steps"][-1]["kl"], calib)
+            best = (best[0], best[2] and {"calibration": best[2]})
+        ctx, choice = best
+        # 2. the damage of each unit alone, under the best choice; then the top k kept FP32
+        ranked = rank(ctx, record["ranking"])
         for k in range(1, len(ranked) if "stopped" not in record else 0):  # all kept would be FP32 itself
-            if out_of_time() or step(ranked[:k], ctx, calib):
+            if out_of_time() or step(ranked[:k], ctx, choice):
                 break
         if "kept_fp32" in record:
             return record
@@ -104,6 +134,32 @@ def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=
                        f"{len(best['kept_fp32'])} unit(s) in FP32 and lost {best['accuracy_drop']:.4f} on "
                        f"{len(labels)} validation rows (FP32 accuracy {record['reference_accuracy']:.4f}). "
                        "Nothing was written.")
+
+
+def steps(n):
+    """How many MatMuls each step keeps at 8 bits: 0, 1, 2, 4, ... and finally all of them."""
+    k, out = 1, [0]
+    while k < n:
+        out.append(k)
+        k *= 2
+    return out + [n]
+
+
+def granularity(per_channel_units, n) -> dict:
+    """int8-dynamic's weight granularity at a step: the units with per-channel weights."""
+    weights = "per-tensor" if not per_channel_units else "per-channel" if len(per_channel_units) == n else "mixed"
+    return {"weights": weights, "per_channel_units": list(per_channel_units)}
+
+
+def describe(choice) -> str:
+    if not choice:
+        return ""
+    if "calibration" in choice:
+        c = choice["calibration"]
+        return f" ({c['method']}, per-{'channel' if c['per_channel'] else 'tensor'})"
+    if choice["weights"] == "mixed":
+        return f" (per-channel weights in {len(choice['per_channel_units'])} unit(s), per-tensor in the rest)"
+    return f" ({choice['weights']} weights everywhere)"
 
 
 def calibration_choices(ctx) -> list:

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import ModelError
 from ..variants.graph import share_tied_embedding
 from ..variants.int4_weight import fp32_gemms
-from .budget import BudgetNotMet
+from .budget import BudgetNotMet, steps
 
 log = logging.getLogger(__name__)
 
@@ -167,15 +167,6 @@ def kl(ref_logits, logits):
 
     p, q = log_softmax(ref_logits), log_softmax(logits)
     return float((np.exp(p) * (p - q)).sum(-1).mean())
-
-
-def steps(n):
-    """How many MatMuls each step keeps at 8 bits: 0, 1, 2, 4, ... and finally all of them."""
-    k, out = 1, [0]
-    while k < n:
-        out.append(k)
-        k *= 2
-    return out + [n]
 
 
 def perplexity(path, ids, window, stride, threads, config):

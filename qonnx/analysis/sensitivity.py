@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 
 def quantize_nodes(method, src, dst, nodes, all_nodes, lm, ctx):
     """Write dst: src with exactly `nodes` quantized by `method`."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     nodes = list(nodes)
     if not nodes:  # ORT reads an empty nodes_to_quantize as "all nodes": nothing to quantize here
         import shutil
@@ -39,11 +37,8 @@ def quantize_nodes(method, src, dst, nodes, all_nodes, lm, ctx):
         shutil.copyfile(src, dst)
         return
     with scratch_cwd():
-        if method == "int8-dynamic" and not lm:  # per-channel with reduce_range, as the variant
-            # ORT turns a Gemm into NAME_MatMul + Add before quantizing it: name both
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                             nodes_to_quantize=nodes + [f"{n}_MatMul" for n in nodes],
-                             extra_options={"DefaultTensorType": 1})
+        if method == "int8-dynamic" and not lm:
+            dynamic_nodes(src, dst, nodes, set(ctx.get("per_tensor", ())))
         elif method == "int8-static":  # the variant's recipe, with the ranges calibrated once
             from ..variants.int8_static import quantize
 
@@ -63,6 +58,24 @@ def quantize_nodes(method, src, dst, nodes, all_nodes, lm, ctx):
                                      nodes_to_exclude=[n for n in all_nodes if n not in set(nodes)])
             q.process()
             onnx.save(q.model.model, str(dst))
+
+
+def dynamic_nodes(src, dst, nodes, per_tensor=frozenset()):
+    """Dynamic INT8 of `nodes`: weights per channel with reduce_range, as the variant, except the
+    nodes in `per_tensor` (one weight scale, full range). Two passes of quantize_dynamic when mixed:
+    each touches only the nodes it is given, by name (ORT turns a Gemm into NAME_MatMul + Add
+    before quantizing it, so both names are given)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    passes = [(True, [n for n in nodes if n not in per_tensor]), (False, [n for n in nodes if n in per_tensor])]
+    passes = [(pc, ns) for pc, ns in passes if ns]  # an empty list would mean every node to ORT
+    with tempfile.TemporaryDirectory(prefix="qonnx-dyn-") as tmp:
+        for i, (per_channel, ns) in enumerate(passes):
+            to = dst if i == len(passes) - 1 else Path(tmp) / "stage.onnx"
+            quantize_dynamic(str(src), str(to), weight_type=QuantType.QInt8, per_channel=per_channel,
+                             reduce_range=per_channel, nodes_to_quantize=ns + [f"{n}_MatMul" for n in ns],
+                             extra_options={"DefaultTensorType": 1})
+            src = to
 
 
 def _op_counts(path) -> dict:

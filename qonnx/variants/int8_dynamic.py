@@ -71,19 +71,24 @@ def blockwise(src, out, cfg, config):
 
 def budgeted(src, out, cfg, config, validation):
     """--max-accuracy-drop: the search runs on the same fused graph as the plain build, its fused
-    nodes named by layer so units map (QAttention and the embeddings are units too)."""
+    nodes named by layer so units map (QAttention and the embeddings are units too). Weights
+    per-tensor where that holds the budget, per-channel where it does not (budget.search), unless
+    --per-channel or --per-tensor fixes them."""
     from ..analysis import budget
 
     model, fusion = fuse(src, config)
     if fusion["fused"]:
         name_fused_nodes(model)
+    weights = {None: "search", True: "per-channel", False: "per-tensor"}[cfg.per_channel]
     with tempfile.TemporaryDirectory() as tmp:
         graph = Path(tmp) / "graph.onnx"
         save(model, graph)
         found = budget.budgeted("int8-dynamic", graph, out, cfg, validation,
-                                {"block_size": cfg.block_size, "fused_ops": fusion["fused"]})
-    return {"scheme": "fused", "weight_type": "int8", "per_channel": True, "reduce_range": True,
-            **fusion, **found}
+                                {"block_size": cfg.block_size, "fused_ops": fusion["fused"], "weights": weights})
+    search = found["budget_search"]
+    per_channel = {"per-channel": True, "per-tensor": False}.get(search["weights"], "mixed")
+    return {"scheme": "fused", "weight_type": "int8", "per_channel": per_channel, "reduce_range": per_channel,
+            "per_channel_units": search["per_channel_units"], **fusion, **found}
 
 
 def build(src, out, cfg, config, lm=False, tokenizer=None, validation=None, **_):
