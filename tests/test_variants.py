@@ -44,6 +44,15 @@ def test_int8_dynamic_is_smaller_and_fused(tiny_classifier_onnx, tmp_path):
     assert data["settings"]["per_channel"] is True  # the default for the fused scheme
     assert ops(out / "model.onnx") & {"DynamicQuantizeMatMul", "QAttention", "MatMulInteger"}
     assert (out / "model.onnx").stat().st_size < (tiny_classifier_onnx / "model.onnx").stat().st_size
+    # the classifier head (pooler, classifier) stays FP32: its Gemms and their float weights are there
+    head = data["settings"]["fp32_nodes"]
+    assert len(head) == 2 and all("pooler" in n or "classifier" in n for n in head)
+    m = onnx.load(str(out / "model.onnx"))
+    inits = {i.name: i.data_type for i in m.graph.initializer}
+    # (ORT's quantizer splits every Gemm into NAME_MatMul + Add, the excluded ones too)
+    gemms = [n for n in m.graph.node if n.name in head or n.name in [f"{h}_MatMul" for h in head]]
+    assert {n.op_type for n in gemms} <= {"Gemm", "MatMul"} and len(gemms) == 2
+    assert all(inits[n.input[1]] == onnx.TensorProto.FLOAT for n in gemms)
 
 
 def test_int8_static_records_calibration_provenance(tiny_classifier_onnx, tmp_path, calib_file):

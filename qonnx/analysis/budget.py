@@ -39,6 +39,8 @@ def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=
     src = Path(src)
     start = time.monotonic()
     graph_units = units(onnx.load(str(src), load_external_data=False), fused=ctx.get("fused_ops", False))
+    for u in ctx.get("fp32_units", ()):  # never quantized by the variant (int8-dynamic's classifier head)
+        graph_units.pop(u, None)
     all_nodes = [n for ns in graph_units.values() for n in ns]
     ref = S.classify(src, batches, threads)
     record = {"budget": {"max_accuracy_drop": limit}, "validation_rows": int(len(labels)),
