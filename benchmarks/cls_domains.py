@@ -7,8 +7,11 @@ onnxruntime session (2 threads) and asked one sentence at a time, as deployed. A
 demo:sentiment's 2,000 test sentences (movie snippets) and on VADER's tweets, Amazon and NYT
 snippets (|rating| >= 0.5, a seeded 1,000 of each; neither calibration nor validation saw them).
 Then batch-1 latency, interleaved: every folder timed on the same 300 test sentences in turns,
-the order reversed each round; the median over rounds of each round's p50, and its ratio to the
-first folder. Prints the CPU model and flags first.
+the order reversed each round; the median over rounds of each round's p50, and its speed ratio
+to the first folder (and to --anchor, e.g. the Optimum recipe's folder) as the median of the
+per-round ratios with their range: each round times every folder within seconds, so its ratios
+hold while this shared machine drifts between slower and faster phases. Prints the CPU model and
+flags first. --timing-only skips the accuracy pass (for repeated speed runs).
 """
 import argparse
 import csv
@@ -57,14 +60,18 @@ def main():
     ap.add_argument("folders", nargs="+", help="ONNX folders; the first is the reference (FP32)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--other", type=int, default=1000, help="sentences per other domain")
+    ap.add_argument("--anchor", help="a folder of the list to give speed ratios against, too")
+    ap.add_argument("--timing-only", action="store_true", help="skip the accuracy pass")
     args = ap.parse_args()
+    if args.anchor and args.anchor not in args.folders:
+        ap.error(f"--anchor {args.anchor} is not one of the folders")
     from qonnx.envinfo import cpu
 
     info = cpu()
     print(f"CPU: {info['model']} ({info['cores']} cores), flags: {', '.join(info['flags']) or 'none of note'}")
     data = datasets(args.other)
     sessions = {f: session(f) for f in args.folders}
-    for f, (s, feed) in sessions.items():
+    for f, (s, feed) in ([] if args.timing_only else sessions.items()):
         acc = {d: np.mean([s.run(None, feed(t))[0].argmax(-1)[0] == y for t, y in rows]) for d, rows in data.items()}
         mib = sum(p.stat().st_size for p in Path(f).iterdir() if p.suffix in (".onnx", ".data")) / 2**20
         print(f"{f}: " + ", ".join(f"{d} {a:.4f}" for d, a in acc.items()) + f", {mib:.1f} MiB", flush=True)
@@ -83,10 +90,13 @@ def main():
                 sessions[f][0].run(None, x)
                 times.append(time.perf_counter() - t0)
             p50[f].append(np.median(times) * 1000)
-    ref = np.median(p50[order[0]])
+    def ratio(f, base):  # the median of the per-round speed ratios, and their range
+        r = np.array(p50[base]) / np.array(p50[f])
+        return f"{np.median(r):.2f}x {'the first' if base == order[0] else 'the anchor'} ({r.min():.2f}-{r.max():.2f})"
     for f in order:
         m = np.median(p50[f])
-        print(f"{f}: p50 {m:.2f} ms (rounds {', '.join(f'{v:.2f}' for v in p50[f])}), {ref / m:.2f}x the first")
+        print(f"{f}: p50 {m:.2f} ms (rounds {', '.join(f'{v:.2f}' for v in p50[f])}), {ratio(f, order[0])}"
+              + (f", {ratio(f, args.anchor)}" if args.anchor else ""))
 
 
 if __name__ == "__main__":
