@@ -47,7 +47,8 @@ def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=
               "reference_accuracy": float((ref.argmax(-1) == labels).mean()), "steps": [], "ranking": []}
     if time_limit:
         record["budget"]["search_time_limit_s"] = time_limit
-    with tempfile.TemporaryDirectory(prefix="qonnx-budget-") as tmp:
+    # inside the build's own folder: a killed search leaves its steps where the next build removes them
+    with tempfile.TemporaryDirectory(prefix=".budget-", dir=Path(out).parent) as tmp:
         def build(nodes, name, c):
             dst = Path(tmp) / f"{name}.onnx"
             S.quantize_nodes(method, src, dst, nodes, all_nodes, False, c)

@@ -69,7 +69,7 @@ def dynamic_nodes(src, dst, nodes, per_tensor=frozenset()):
 
     passes = [(True, [n for n in nodes if n not in per_tensor]), (False, [n for n in nodes if n in per_tensor])]
     passes = [(pc, ns) for pc, ns in passes if ns]  # an empty list would mean every node to ORT
-    with tempfile.TemporaryDirectory(prefix="qonnx-dyn-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=".dyn-", dir=Path(dst).parent) as tmp:
         for i, (per_channel, ns) in enumerate(passes):
             to = dst if i == len(passes) - 1 else Path(tmp) / "stage.onnx"
             quantize_dynamic(str(src), str(to), weight_type=QuantType.QInt8, per_channel=per_channel,

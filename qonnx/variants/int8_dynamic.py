@@ -43,7 +43,7 @@ def fused(src, out, cfg, config):
     per_channel = True if cfg.per_channel is None else cfg.per_channel
     model, fusion = fuse(src, config)
     head = head_nodes(model)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix=".work-", dir=Path(out).parent) as tmp:
         fused = Path(tmp) / "fused.onnx"
         save(model, fused)
         with scratch_cwd():  # (ORT renames a Gemm it quantizes NAME_MatMul: exclude both names)
@@ -69,7 +69,7 @@ def blockwise(src, out, cfg, config):
     with scratch_cwd():
         q.process()
     shared = share_tied_embedding(q.model.model, bits=8)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix=".work-", dir=Path(out).parent) as tmp:
         stage = Path(tmp) / "matmul8.onnx"
         save(q.model.model, stage)
         with scratch_cwd():
@@ -92,7 +92,7 @@ def budgeted(src, out, cfg, config, validation):
     if fusion["fused"]:
         name_fused_nodes(model)
     weights = {None: "search", True: "per-channel", False: "per-tensor"}[cfg.per_channel]
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix=".work-", dir=Path(out).parent) as tmp:
         graph = Path(tmp) / "graph.onnx"
         save(model, graph)
         found = budget.budgeted("int8-dynamic", graph, out, cfg, validation,
