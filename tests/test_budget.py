@@ -156,6 +156,8 @@ def test_compare_builds_every_int8_row_within_the_budget(fragile, tmp_path):
     search = json.loads((Path(rows["onnx-int8-dynamic"]["artifact"]) / "manifest.json").read_text())["settings"]["budget_search"]
     assert search["steps"][0]["accuracy_drop"] > 0 and search["accuracy_drop"] <= 0.0 and search["kept_fp32"]
     assert rows["onnx-int8-dynamic"]["accuracy"] == rows["onnx-fp32"]["accuracy"]
+    page = (out / "report.html").read_text()  # the method notes say the rows were searched, on what data
+    assert "Accuracy budget (onnx-int8-dynamic, onnx-int8-static)" in page and str(fragile / "val.csv") in page
 
 
 def test_compare_budget_refuses_an_lm_and_the_eval_set(fragile, tiny_lm, tmp_path):

@@ -90,6 +90,14 @@ def method_notes(kind, s):
                      f"{sel.get('rows_sha256')}) at batch {s.get('batch_size')} (padded to the longest "
                      f"in each batch, max 128 tokens); throughput from that pass; latency at batch 1 "
                      f"over {s.get('latency_samples')} requests.")
+        if s.get("max_accuracy_drop") is not None:
+            where = s.get("validation") or "the demo's train split"
+            notes.append(f"Accuracy budget (onnx-int8-dynamic, onnx-int8-static): each build searched until its "
+                         f"accuracy drop against FP32 on {s.get('validation_samples')} validation rows ({where}; "
+                         f"never these eval rows) was at most {s['max_accuracy_drop']:g} (int8-dynamic: "
+                         "per-tensor weights where that held, per-channel where not; then units kept FP32); "
+                         "each artifact's manifest holds the steps. The accuracy column is data the search "
+                         "never saw, so a row may miss the budget here.")
     else:
         notes.append(f"Perplexity: first {s.get('eval_tokens')} tokens, window {s.get('window')}, "
                      f"stride {s.get('stride')}, each scored token weighted equally; identical for "
