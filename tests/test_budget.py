@@ -176,3 +176,7 @@ def test_int8_dynamic_weights_fixed_by_the_user_are_not_searched(fragile, tmp_pa
     assert r.exit_code == 0, r.output
     search = json.loads((out / "manifest.json").read_text())["settings"]["budget_search"]
     assert {s["weights"] for s in search["steps"]} == {"per-channel"} and "ranking_per_tensor" not in search
+    assert search["steps"][0]["kept_fp32"] == []  # everything quantized first, as asked
+    r = CliRunner().invoke(main, args(fragile, "int8-dynamic", 0.9, tmp_path / "easy") + ["--per-channel"])
+    easy = json.loads((tmp_path / "easy" / "manifest.json").read_text())["settings"]["budget_search"]
+    assert r.exit_code == 0 and len(easy["steps"]) == 1 and easy["kept_fp32"] == [], r.output

@@ -94,12 +94,10 @@ def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=
             n, weights = len(graph_units), ctx.get("weights", "search")  # or --per-channel / --per-tensor
             tried = []  # (kl, ctx, choice) of each granularity step: the best carries on
             coarse = {**ctx, "per_tensor": set(all_nodes)}
-            if weights == "per-channel":
-                tried.append((0, ctx, granularity(list(graph_units), n)))
-            elif step([], coarse, granularity([], n)):
+            first = (ctx, granularity(list(graph_units), n)) if weights == "per-channel" else (coarse, granularity([], n))
+            if step([], *first):
                 return record
-            else:
-                tried.append((record["steps"][-1]["kl"], coarse, granularity([], n)))
+            tried.append((record["steps"][-1]["kl"], *first))
             if weights == "search":
                 record["ranking_per_tensor"] = []
                 finer = rank(coarse, record["ranking_per_tensor"])
