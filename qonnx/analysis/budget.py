@@ -138,7 +138,7 @@ def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=
 
 
 def steps(n):
-    """How many MatMuls each step keeps at 8 bits: 0, 1, 2, 4, ... and finally all of them."""
+    """Step sizes of a search over n ranked units (refined, or kept at 8 bits): 0, 1, 2, 4, ... n."""
     k, out = 1, [0]
     while k < n:
         out.append(k)
