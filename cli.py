@@ -183,7 +183,8 @@ def export(model, output, task, opset, atol, overwrite, exporter, precision):
 @click.option("--num-samples", type=int, default=128, show_default=True, help="Calibration samples.")
 @click.option("--text-column", help="Text column of the calibration file [text].")
 @click.option("--per-channel/--per-tensor", default=None,
-              help="INT8 weight scales [int8-dynamic fused and int8-static: per channel].")
+              help="INT8 weight scales [int8-dynamic fused and int8-static: per channel; int8-dynamic "
+                   "with --max-accuracy-drop: per tensor where that holds, per channel where not].")
 @click.option("--static-ffn-out", default="dynamic", show_default=True,
               help="int8-static: FFN output projections (GELU outliers) as dynamic INT8, or static like the rest.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing calibration samples.")
@@ -192,8 +193,9 @@ def export(model, output, task, opset, atol, overwrite, exporter, precision):
 @click.option("--int8-scheme", default="auto", show_default=True,
               help="int8-dynamic: fused (encoders) | blockwise (decoders) | auto")
 @click.option("--overwrite", is_flag=True, help="Replace a qonnx artifact already in --output.")
-@budget_options("int8-static/int8-dynamic on classifiers: keep the most damaging units FP32 until the drop on "
-                "--validation is at most this fraction (0.005 = half a point); exit 2 if none does.")
+@budget_options("int8-static/int8-dynamic on classifiers: search calibration (int8-static) or per-tensor/"
+                "per-channel weights (int8-dynamic), then keep the most damaging units FP32, until the drop "
+                "on --validation is at most this fraction (0.005 = half a point); exit 2 if none does.")
 @handle_errors
 def quantize(onnx_dir, method, output, calibration, calibration_method, num_samples, text_column,
              per_channel, static_ffn_out, seed, block_size, algorithm, int8_scheme, overwrite, **budget):
@@ -274,7 +276,7 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
               help="Log every row as an MLflow run (needs qonnx[tracking]); URI, or a .db file or folder "
                    "[$MLFLOW_TRACKING_URI, else ARTIFACTS/mlflow.db].")
 @budget_options("Classifiers: build every INT8 variant within this accuracy drop on --validation (0.005 = "
-                "half a point), keeping the most damaging units FP32; a row fails where none does.")
+                "half a point), searched as in `quantize --max-accuracy-drop`; a row fails where none does.")
 @click.option("--config", "config_file", type=click.Path(),
               help="YAML/JSON file with these options (names as here: batch-size or batch_size); flags win.")
 @click.option("--resume", is_flag=True, help="Finish a run in --output, measuring only rows not yet ok.")
