@@ -81,7 +81,7 @@ def ffn_out_nodes(nodes) -> list:
 
 def quantize(pre, dst, ranges, method, nodes, per_channel=True, dynamic=()):
     """Write dst: `nodes` of pre quantized, static QDQ from `ranges` except `dynamic` (dynamic INT8)."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     static = [n for n in nodes if n not in set(dynamic)]
     dynamic = [n for n in dynamic if n in set(nodes)]
@@ -95,9 +95,10 @@ def quantize(pre, dst, ranges, method, nodes, per_channel=True, dynamic=()):
                             calibration_cache_path=str(ranges), extra_options={"CalibTensorRangeSymmetric": False})
         else:
             shutil.copyfile(pre, stage)
-        if dynamic:
-            quantize_dynamic(str(stage), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                             reduce_range=True, nodes_to_quantize=dynamic, extra_options={"DefaultTensorType": 1})
+        if dynamic:  # per-channel with reduce_range, as the int8-dynamic variant
+            from .int8_dynamic import dynamic_nodes
+
+            dynamic_nodes(stage, dst, dynamic)
 
 
 def settings(cfg, ctx) -> dict:
