@@ -7,8 +7,10 @@ machine that drifts by 10-20 % (the same genai-int4 folder measured 157 and 186 
 passes here). This loads every ok ONNX/genai row of the run at once and times them in turns,
 `--rounds` times, reversing the order each round (4 prompts x 32 greedy tokens per turn, the
 prompts and loop of compare). It prints the CPU, each row's median decode tokens/s, its ratio to
-genai-int4 (onnxruntime-genai's builder, default INT4) and the row's perplexity change from the
-run, and writes DIR/decode_benchmark.json.
+genai-int4 (onnxruntime-genai's builder, default INT4) as the median of the per-round ratios with
+their range (each round times every row within seconds, so a slow phase of the machine slows both
+sides of a round's ratio; a ratio of two medians can pair one row's slow rounds with another's fast
+ones), and the row's perplexity change from the run, and writes DIR/decode_benchmark.json.
 """
 import argparse
 import json
@@ -71,14 +73,17 @@ def main():
     c = cpu()
     print(f"CPU: {c.get('model')} ({c.get('cores')} cores; {', '.join(c.get('flags', []))}); "
           f"{args.threads} threads, {args.rounds} interleaved rounds")
-    anchor = statistics.median(speeds[ANCHOR])
     out = {"cpu": c, "threads": args.threads, "rounds": args.rounds, "anchor": ANCHOR, "rows": {}}
-    print(f"{'row':24s} {'tok/s':>7s} {'x ' + ANCHOR:>14s} {'ppl change':>11s}")
+    print(f"{'row':24s} {'tok/s':>7s} {'x ' + ANCHOR + ' (range)':>22s} {'ppl change':>11s}")
     for r in rows:
         v, med = r["variant"], statistics.median(speeds[r["variant"]])
+        ratios = [a / b for a, b in zip(speeds[v], speeds[ANCHOR])]
+        ratio = statistics.median(ratios)
         ppl = r.get("perplexity_change_pct")
-        out["rows"][v] = {"median_tok_s": med, "all": speeds[v], "ratio": med / anchor, "perplexity_change_pct": ppl}
-        print(f"{v:24s} {med:7.1f} {med / anchor:14.2f} {'' if ppl is None else f'{ppl:+.2f} %':>11s}")
+        out["rows"][v] = {"median_tok_s": med, "all": speeds[v], "ratio": ratio, "round_ratios": ratios,
+                          "perplexity_change_pct": ppl}
+        spread = f"{ratio:.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+        print(f"{v:24s} {med:7.1f} {spread:>22s} {'' if ppl is None else f'{ppl:+.2f} %':>11s}")
     (args.run_dir / "decode_benchmark.json").write_text(json.dumps(out, indent=1))
     print(f"wrote {args.run_dir / 'decode_benchmark.json'}")
 

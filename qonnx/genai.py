@@ -54,10 +54,13 @@ def missing() -> str:
 
 
 def genai_key(source, precision, budget=None) -> str:
+    from .analysis.lm_budget import RECIPE
+
     v = versions()
     return store.digest({"source": store.tree_digest(source.path), "task": source.task, "precision": precision,
                          "builder": "onnxruntime-genai", "versions": {k: v.get(k) for k in KEY_LIBRARIES},
-                         **({"budget": budget} if budget else {})})
+                         **({"budget": budget} if budget else {}),
+                         **({"recipe": RECIPE} if precision in (INT8, BUDGETED) else {})})
 
 
 def default_output(source, precision, budget=None) -> Path:
@@ -161,7 +164,8 @@ def _build_from_fp32(source, tmp: Path, budget) -> dict:
             shutil.copy2(f, tmp / f.name)
     if budget is None:
         lm_budget.eight_bit(fp32 / "model.onnx", tmp / "model.onnx")
-        return {"built_from": str(fp32), "bits": 8, "block_size": 32, "algorithm": "rtn, symmetric",
+        return {"built_from": str(fp32), "bits": 8, "block_size": "128 or 64 where they divide the input size, else 32",
+                "algorithm": "rtn, symmetric",
                 "accuracy_level": lm_budget.ACCURACY_LEVEL}
     key, cal_ids, val_ids, prov = budget
     log.info("searching a mixed 4/8-bit build of %s within +%s %% perplexity", source.name,

@@ -8,21 +8,11 @@ from click.testing import CliRunner
 
 from cli import main
 from qonnx.parity import PROBE_TEXTS
-from qonnx.variants.gptq import _params, gptq, matmul_nbits
+from qonnx.variants.gptq import gptq, matmul_nbits, rtn
 
 
 def _dequant(codes, scales, zeros, group):
     return (codes.astype(np.float64) - np.repeat(zeros, group, 0)) * np.repeat(scales, group, 0)
-
-
-def _rtn(W, group):
-    K, N = W.shape
-    codes, scales, zeros = np.zeros((K, N), np.uint8), np.zeros((K // group, N)), np.zeros((K // group, N))
-    for g in range(K // group):
-        s, z = _params(W[g * group:(g + 1) * group].astype(np.float64), 4, False)
-        scales[g], zeros[g] = s, z
-        codes[g * group:(g + 1) * group] = np.clip(np.round(W[g * group:(g + 1) * group] / s) + z, 0, 15)
-    return codes, scales, zeros
 
 
 def test_gptq_beats_round_to_nearest_on_correlated_inputs():
@@ -36,10 +26,55 @@ def test_gptq_beats_round_to_nearest_on_correlated_inputs():
     def err(codes, scales, zeros):
         return float(((X @ (W - _dequant(codes, scales, zeros, 32))) ** 2).mean())
 
-    g, r = err(*gptq(W, H, group=32)), err(*_rtn(W, 32))
+    g, r = err(*gptq(W, H, group=32)), err(*rtn(W, group=32))
     assert g < 0.5 * r, (g, r)
     # with no correlation between inputs (H diagonal and equal) GPTQ has nothing to compensate
-    assert err(*gptq(W, np.eye(K), group=32)) == pytest.approx(err(*_rtn(W, 32)), rel=0.05)
+    assert err(*gptq(W, np.eye(K), group=32)) == pytest.approx(err(*rtn(W, group=32)), rel=0.05)
+
+
+def test_round_to_nearest_keeps_a_q4_1_grid():
+    """Weights born as Q4_1 (each group of 32: min + d * q, a float offset) as in demo:smollm2:
+    round to nearest keeps each group's own grid (scale d); GPTQ's updates move it."""
+    rng = np.random.default_rng(2)
+    K, N, n = 128, 32, 512
+    lo = -rng.uniform(0.5, 1.5, (K // 32, N))
+    d = -lo / rng.uniform(4, 11, (K // 32, N))  # zero inside every group's range, off the integer grid
+    W = np.repeat(lo, 32, 0) + np.repeat(d, 32, 0) * rng.integers(0, 16, (K, N))
+    W[::32], W[1::32] = lo, lo + 15 * d  # each group holds its min and its max
+    X = rng.standard_normal((n, K)) @ (0.3 * rng.standard_normal((K, K)) + np.eye(K))
+    H = 2 * X.T @ X / n
+    np.testing.assert_allclose(rtn(W, group=32)[1], d, rtol=1e-9)
+    assert not np.allclose(gptq(W, H, group=32)[1], d, rtol=1e-3)
+    # round to nearest is GPTQ without correlations to compensate
+    for a, b in zip(rtn(W, group=32), gptq(W, np.eye(K), group=32, damp=0)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_eight_bit_blocks_follow_the_input_size(tmp_path):
+    """8-bit MatMulNBits in blocks of 128 or 64 where they divide K (faster), else the 4-bit block."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from qonnx.analysis.lm_budget import to_eight_bit
+
+    rng = np.random.default_rng(3)
+    nodes, inits, x, sizes = [], [], "x", [256, 192, 96, 64]
+    for i, (k, n) in enumerate(zip(sizes, sizes[1:] + [48])):
+        inits.append(numpy_helper.from_array(rng.standard_normal((k, n)).astype(np.float32), f"w{i}"))
+        nodes.append(helper.make_node("MatMul", [x, f"w{i}"], [f"y{i}"], name=f"mm{i}"))
+        x = f"y{i}"
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 256])],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [2, 48])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    q = to_eight_bit(model, ["mm0", "mm1", "mm2"], 32)
+    blocks = {n.name: {a.name: a.i for a in n.attribute}["block_size"] for n in q.graph.node if n.op_type == "MatMulNBits"}
+    assert sorted(blocks.values()) == [32, 64, 128] and len(blocks) == 3  # K 256 -> 128, 192 -> 64, 96 -> 32
+    assert [n.op_type for n in q.graph.node].count("MatMul") == 1  # mm3 was not asked for
+    xs = rng.standard_normal((2, 256)).astype(np.float32)
+    ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": xs})[0]
+    got = ort.InferenceSession(q.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": xs})[0]
+    np.testing.assert_allclose(got, ref, rtol=0.05, atol=0.05 * np.abs(ref).max())
 
 
 @pytest.mark.parametrize("sym", [False, True])
@@ -97,6 +132,10 @@ def test_budget_search_holds_and_is_recorded(tiny_lm_onnx, texts, tmp_path):
     assert rec["eight_bit_units"] == [] and len(rec["steps"]) == 1 and rec["ranking"]
     first = rec["steps"][0]["increase_pct"]
     assert first > 0  # 4-bit weights cost something on a random model
+    # every unit's 4-bit recipe was measured (KL, everything else 4-bit) and the lowest kept
+    trials, chosen = rec["four_bit_recipes"], rec["four_bit_recipe"]
+    assert set(trials) == set(chosen) == {r["unit"] for r in rec["ranking"]}
+    assert all(set(t) == {"gptq", "rtn"} and chosen[u] == min(t, key=t.get) for u, t in trials.items())
     # half of that: some units must go to 8 bits, and the saved model must hold the budget when
     # measured independently on the validation text
     budget = first / 2

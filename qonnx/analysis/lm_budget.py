@@ -1,13 +1,14 @@
 """A perplexity budget for a decoder LM, enforced by search: mixed 4/8-bit MatMulNBits.
 
 1. One calibration pass collects each weighted MatMul's input statistics (X^T X); every MatMul
-   gets GPTQ 4-bit codes (variants.gptq).
+   gets 4-bit codes by each recipe of variants.gptq.FOUR_BIT (GPTQ, round to nearest); each unit
+   (below) keeps the recipe with the lowest KL divergence from FP32, everything else 4-bit.
 2. Units are transformer layers (all their MatMuls) and the head. Each is ranked by what keeping
    it at 8 bits buys: everything else 4-bit, KL divergence of the logits from FP32 on the first
    window of the validation text. (A proxy without a model run, GPTQ's relative output error,
    ranked every up_proj first on demo:smollm2 and needed 128 of 151 MatMuls at 8 bits for 10 %.)
-3. Steps keep the 1, 2, 4, 8 ... most useful units at 8 bits (round to nearest, blocks;
-   MatMulNBits, the fast kernel, not FP32) and the rest at 4, and measure perplexity on a
+3. Steps keep the 1, 2, 4, 8 ... most useful units at 8 bits (round to nearest, blocks of 64 or
+   128 where the input size allows: eight_bit_block; MatMulNBits, the fast kernel, not FP32) and the rest at 4, and measure perplexity on a
    validation text (neither the calibration text nor the evaluation corpus) against the FP32
    graph on the same text. The first step within the budget is the result; every step is recorded.
    None within it: BudgetNotMet, saying what the best step reached.
@@ -31,6 +32,7 @@ from .budget import BudgetNotMet, steps
 log = logging.getLogger(__name__)
 
 ACCURACY_LEVEL = 4  # int8 activations in the CPU kernel, as every MatMulNBits variant of qonnx
+RECIPE = 3  # in the keys of the builds that use this module; 3: the 4-bit recipe measured per unit, 8-bit blocks of 64/128
 
 
 def weighted_matmuls(model, block):
@@ -72,19 +74,28 @@ def calibration_feeds(model, ids, samples, length, config):
 
 
 class MixedBuilder:
-    """GPTQ 4-bit codes of every MatMul, computed once; build(four, eight) writes the model with
-    the MatMuls in `four` at 4 bits, those in `eight` at 8 bits, the rest as they are."""
+    """The 4-bit codes of every MatMul by each recipe of variants.gptq.FOUR_BIT, computed once;
+    use(names, recipe) sets the recipe of those MatMuls (at first: the first recipe); build(four,
+    eight) writes the model with the MatMuls in `four` at 4 bits, those in `eight` at 8 bits, the
+    rest as they are."""
 
     def __init__(self, model, calib_ids, config, block=32, samples=8, length=512):
-        from ..variants.gptq import gptq, hessians
+        from ..variants.gptq import FOUR_BIT, hessians
 
         self.model, self.block = model, block
         nodes, weights = weighted_matmuls(model, block)
         if not nodes:
             raise ModelError("no MatMul with a constant weight to quantize in this graph")
         H = hessians(model, calibration_feeds(model, calib_ids, samples, length, config), nodes)
-        self.codes = {n.name: gptq(weights[n.name], H[n.input[0]], bits=4, group=block) for n in nodes}
+        self.recipes = {r: {n.name: f(weights[n.name], H[n.input[0]], block) for n in nodes}
+                        for r, f in FOUR_BIT.items()}
         self.nodes = [n.name for n in nodes]
+        self.codes, self.recipe = {}, {}
+        self.use(self.nodes, next(iter(self.recipes)))
+
+    def use(self, names, recipe):
+        for n in names:
+            self.codes[n], self.recipe[n] = self.recipes[recipe][n], recipe
 
     def build(self, four, eight, out: Path):
         import onnx
@@ -106,23 +117,39 @@ class MixedBuilder:
         return save(m, out)
 
 
+def eight_bit_block(k, block=32):
+    """The 8-bit block along an input of size k: the largest of 128 and 64 that divides k, else
+    `block`. 8-bit MatMulNBits with block 32 decoded slower than 4-bit: on demo:smollm2 the same
+    mixed build went from 0.86x to 0.93x genai-int4 with 8-bit blocks of 64 (perplexity +9.26 ->
+    +9.40 %), and ONNX Runtime's kernel for the 576 x 49,152 head took 841 us at block 32, 566 at 64
+    (4-bit, 32: 430)."""
+    return next((b for b in (128, 64) if k % b == 0), block)
+
+
 def to_eight_bit(m, eight, block=32):
-    """m with the MatMuls named in `eight` as 8-bit MatMulNBits (round to nearest, symmetric)."""
+    """m with the MatMuls named in `eight` as 8-bit MatMulNBits (round to nearest, symmetric),
+    each in blocks of eight_bit_block(its input size)."""
+    from onnx import numpy_helper
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
     from ..store import scratch_cwd
 
-    eight = set(eight)
-    if not eight:
-        return m
-    algo = DefaultWeightOnlyQuantConfig(block_size=block, is_symmetric=True, bits=8,
-                                        accuracy_level=ACCURACY_LEVEL, op_types_to_quantize=("MatMul",))
-    q = MatMulNBitsQuantizer(m, bits=8, block_size=block, is_symmetric=True, accuracy_level=ACCURACY_LEVEL,
-                             algo_config=algo, op_types_to_quantize=("MatMul",),
-                             nodes_to_exclude=[n.name for n in m.graph.node if n.op_type == "MatMul" and n.name not in eight])
-    with scratch_cwd():
-        q.process()
-    return q.model.model
+    inits = {i.name: i for i in m.graph.initializer}
+    by_block = {}
+    for n in m.graph.node:
+        if n.op_type == "MatMul" and n.name in set(eight) and n.input[1] in inits:
+            by_block.setdefault(eight_bit_block(numpy_helper.to_array(inits[n.input[1]]).shape[0], block), set()).add(n.name)
+    for b, names in sorted(by_block.items()):
+        algo = DefaultWeightOnlyQuantConfig(block_size=b, is_symmetric=True, bits=8,
+                                            accuracy_level=ACCURACY_LEVEL, op_types_to_quantize=("MatMul",))
+        q = MatMulNBitsQuantizer(m, bits=8, block_size=b, is_symmetric=True, accuracy_level=ACCURACY_LEVEL,
+                                 algo_config=algo, op_types_to_quantize=("MatMul",),
+                                 nodes_to_exclude=[n.name for n in m.graph.node
+                                                   if n.op_type == "MatMul" and n.name not in names])
+        with scratch_cwd():
+            q.process()
+        m = q.model.model
+    return m
 
 
 def save(m, out: Path) -> Path:
@@ -200,17 +227,22 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
     probe = val_ids[:window]
     ref_logits = window_logits(src, probe, threads, config)
     t0 = time.monotonic()
-    log.info("budget search: FP32 perplexity %.3f on %d validation tokens; GPTQ 4-bit codes next", reference,
+    log.info("budget search: FP32 perplexity %.3f on %d validation tokens; 4-bit codes next", reference,
              len(val_ids))
     builder = MixedBuilder(onnx.load(str(src)), calib_ids, config, block, samples, length)
     units = layer_units(builder.nodes)
-    log.info("budget search: GPTQ codes of %d MatMuls after %.0f s; ranking %d units (each at 8 bits, the rest 4)",
-             len(builder.nodes), time.monotonic() - t0, len(units))
+    log.info("budget search: 4-bit codes of %d MatMuls (%s) after %.0f s", len(builder.nodes),
+             ", ".join(builder.recipes), time.monotonic() - t0)
     record = {"budget": {"max_perplexity_increase_pct": limit_pct}, "validation_tokens": len(val_ids),
               "window": window, "stride": stride, "gemm_left_fp32": fp32_gemms(builder.model),
               "calibration": {"samples": samples, "tokens_per_sample": length},
-              "reference_perplexity": reference, "four_bit": f"GPTQ, asymmetric, block {block}",
-              "eight_bit": f"round to nearest, symmetric, block {block}",
+              "reference_perplexity": reference,
+              "four_bit": f"asymmetric, block {block}; per unit, the recipe in four_bit_recipes (KL from FP32 "
+                          "on the probe window, everything 4-bit, the unit by that recipe, the rest by the first) "
+                          "with the lowest KL",
+              "four_bit_recipes": {},
+              "eight_bit": "round to nearest, symmetric, blocks of 128 or 64 where they divide the input size, "
+                           f"else {block}",
               "ranking_view": f"everything 4-bit but this unit at 8 bits; KL divergence from FP32 on the first "
                               f"{len(probe)} validation tokens (lower: the unit matters more)",
               "ranking": [], "steps": []}
@@ -222,6 +254,25 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
         def build(eight_units):
             eight = [n for u in eight_units for n in units[u]]
             return builder.build([n for n in builder.nodes if n not in set(eight)], eight, path), eight
+
+        # the 4-bit recipe of each unit, measured: everything 4-bit by the first recipe, then each
+        # unit alone by each other recipe; a unit keeps the recipe with the lowest KL from FP32
+        first, *others = builder.recipes
+        base = kl(ref_logits, window_logits(build([])[0], probe, threads, config))
+        for u in units:
+            trials = {first: base}
+            for r in others:
+                builder.use(units[u], r)
+                trials[r] = kl(ref_logits, window_logits(build([])[0], probe, threads, config))
+            builder.use(units[u], first)
+            record["four_bit_recipes"][u] = trials
+        for u, trials in record["four_bit_recipes"].items():
+            builder.use(units[u], min(trials, key=trials.get))
+        record["four_bit_recipe"] = {u: builder.recipe[units[u][0]] for u in units}
+        counts = {r: list(record["four_bit_recipe"].values()).count(r) for r in builder.recipes}
+        builder.recipes = None  # the codes not chosen are no longer needed
+        log.info("budget search: 4-bit recipe per unit (%s) after %.0f s; ranking %d units (each at 8 bits, the "
+                 "rest 4)", ", ".join(f"{r}: {c}" for r, c in counts.items()), time.monotonic() - t0, len(units))
 
         for u in units:
             record["ranking"].append({"unit": u, "kl": kl(ref_logits, window_logits(build([u])[0], probe, threads, config))})
