@@ -52,7 +52,6 @@ def test_round_to_nearest_keeps_a_q4_1_grid():
 
 def test_eight_bit_blocks_follow_the_input_size(tmp_path):
     """8-bit MatMulNBits in blocks of 128 or 64 where they divide K (faster), else the 4-bit block."""
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
