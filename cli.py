@@ -70,7 +70,8 @@ def budget_options(drop_help):
     options = [
         click.option("--max-accuracy-drop", type=float, help=drop_help),
         click.option("--max-perplexity-increase", type=float,
-                     help="LMs, int4-weight: GPTQ 4-bit with the most useful layers at 8 bits, searched until "
+                     help="LMs, int4-weight: 4-bit (GPTQ or round to nearest, measured per layer) with the most "
+                          "useful layers at 8 bits, searched until "
                           "perplexity on --validation is at most this many percent above FP32; exit 2 if none is."),
         click.option("--validation", help="The budget's data, neither calibration nor eval data: labelled rows "
                                           "(classifiers) or text (LMs) [the demo's train / validation split]."),
@@ -158,7 +159,7 @@ def demo_list():
               help="optimum | genai (decoder LMs: onnxruntime-genai's model builder, fused attention; "
                    "needs qonnx[genai]).")
 @click.option("--precision", default="fp32", show_default=True, help="genai: fp32 | int4 (the builder's default RTN) | int4-mixed (its k_quant_mixed) | int8 "
-                   "(qonnx: 8-bit MatMulNBits) | int4-budget (qonnx: GPTQ 4-bit + 8-bit layers within +10 % "
+                   "(qonnx: 8-bit MatMulNBits) | int4-budget (qonnx: 4-bit + 8-bit layers within +10 % "
                    "perplexity on the demo's validation text).")
 @handle_errors
 def export(model, output, task, opset, atol, overwrite, exporter, precision):

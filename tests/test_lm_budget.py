@@ -1,4 +1,4 @@
-"""A perplexity budget for LMs: GPTQ 4-bit codes, mixed 4/8-bit MatMulNBits, the search."""
+"""A perplexity budget for LMs: 4-bit codes (GPTQ or round to nearest), mixed 4/8-bit MatMulNBits, the search."""
 import json
 from pathlib import Path
 
