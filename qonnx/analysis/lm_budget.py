@@ -8,9 +8,9 @@
    window of the validation text. (A proxy without a model run, GPTQ's relative output error,
    ranked every up_proj first on demo:smollm2 and needed 128 of 151 MatMuls at 8 bits for 10 %.)
 3. Steps keep the 1, 2, 4, 8 ... most useful units at 8 bits (round to nearest, blocks of 64 or
-   128 where the input size allows: eight_bit_block; MatMulNBits, the fast kernel, not FP32) and the rest at 4, and measure perplexity on a
-   validation text (neither the calibration text nor the evaluation corpus) against the FP32
-   graph on the same text. The first step within the budget is the result; every step is recorded.
+   128 where the input size allows: eight_bit_block; MatMulNBits, the fast kernel, not FP32) and
+   the rest at 4, and measure perplexity on a validation text (neither the calibration text nor
+   the evaluation corpus) against the FP32 graph on the same text. The first step within the budget is the result; every step is recorded.
    None within it: BudgetNotMet, saying what the best step reached.
 
 The ranking is measured on one window; the budget itself is always checked by the perplexity of
@@ -135,16 +135,14 @@ def eight_bit_block(k, block=32):
 def to_eight_bit(m, eight, block=32):
     """m with the MatMuls named in `eight` as 8-bit MatMulNBits (round to nearest, symmetric),
     each in blocks of eight_bit_block(its input size)."""
-    from onnx import numpy_helper
     from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
 
     from ..store import scratch_cwd
 
-    inits = {i.name: i for i in m.graph.initializer}
-    by_block = {}
+    inits, eight, by_block = {i.name: i for i in m.graph.initializer}, set(eight), {}
     for n in m.graph.node:
-        if n.op_type == "MatMul" and n.name in set(eight) and n.input[1] in inits:
-            by_block.setdefault(eight_bit_block(numpy_helper.to_array(inits[n.input[1]]).shape[0], block), set()).add(n.name)
+        if n.op_type == "MatMul" and n.name in eight and n.input[1] in inits:
+            by_block.setdefault(eight_bit_block(inits[n.input[1]].dims[0], block), set()).add(n.name)
     for b, names in sorted(by_block.items()):
         algo = DefaultWeightOnlyQuantConfig(block_size=b, is_symmetric=True, bits=8,
                                             accuracy_level=ACCURACY_LEVEL, op_types_to_quantize=("MatMul",))

@@ -16,7 +16,7 @@ NOTES = {"cpu": "HQQ keeps float zero points, for which ONNX Runtime's CPU MatMu
                 "accurate but slow here; onnx-int4-rtn is the fast one"}
 
 ACCURACY_LEVEL = 4
-RECIPE = 2  # in the variant key; 2: the --max-perplexity-increase build's 4-bit recipe and 8-bit blocks (lm_budget)
+RECIPE = 3  # in the variant key: analysis.lm_budget.RECIPE, the --max-perplexity-increase build's recipe
 
 
 def build(src, out, cfg, config, lm_budget=None, **_):
@@ -97,5 +97,5 @@ def budgeted(src, out, cfg, config, cal_ids, val_ids, provenance):
     finally:
         for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
             f.unlink(missing_ok=True)
-    return {"bits": "4 and 8 (mixed)", "block_size": cfg.block_size, "algorithm": "gptq or rtn per unit (budget_search.four_bit_recipe) + 8-bit rtn",
-            "accuracy_level": ACCURACY_LEVEL, "budget_search": record, "data": provenance}
+    return {"bits": "4 and 8 (mixed)", "block_size": cfg.block_size,
+            "algorithm": "gptq or rtn per unit (budget_search.four_bit_recipe) + 8-bit rtn", "accuracy_level": ACCURACY_LEVEL, "budget_search": record, "data": provenance}
