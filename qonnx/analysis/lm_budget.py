@@ -10,8 +10,9 @@
 3. Steps keep the 1, 2, 4, 8 ... most useful units at 8 bits (round to nearest, blocks of 64 or
    128 where the input size allows: eight_bit_block; MatMulNBits, the fast kernel, not FP32) and
    the rest at 4, and measure perplexity on a validation text (neither the calibration text nor
-   the evaluation corpus) against the FP32 graph on the same text. The first step within the budget is the result; every step is recorded.
-   None within it: BudgetNotMet, saying what the best step reached.
+   the evaluation corpus) against the FP32 graph on the same text. The first step within the
+   budget is the result; every step is recorded. None within it: BudgetNotMet, saying what the
+   best step reached.
 
 The ranking is measured on one window; the budget itself is always checked by the perplexity of
 the whole validation text.
