@@ -162,6 +162,14 @@ def scratch_cwd():
             os.chdir(before)
 
 
+def work_dir(folder, name="work"):
+    """A temporary folder for a build's intermediate files inside `folder` (the build's own
+    .partial folder, or beside its output): a build killed with -9 leaves them where the next build
+    of the same target removes them, never in /tmp. Use as a context manager, like
+    tempfile.TemporaryDirectory, which it is."""
+    return tempfile.TemporaryDirectory(prefix=f".{name}-", dir=Path(folder))
+
+
 # -- verification ----------------------------------------------------------------------------
 
 def _verified_path(folder: Path) -> Path:

@@ -15,13 +15,13 @@
 """
 import logging
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import QonnxError
+from ..store import work_dir
 from . import sensitivity as S
 from .units import units
 
@@ -48,7 +48,7 @@ def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=
     if time_limit:
         record["budget"]["search_time_limit_s"] = time_limit
     # inside the build's own folder: a killed search leaves its steps where the next build removes them
-    with tempfile.TemporaryDirectory(prefix=".budget-", dir=Path(out).parent) as tmp:
+    with work_dir(Path(out).parent, "budget") as tmp:
         def build(nodes, name, c):
             dst = Path(tmp) / f"{name}.onnx"
             S.quantize_nodes(method, src, dst, nodes, all_nodes, False, c)

@@ -19,13 +19,13 @@ the whole validation text.
 """
 import logging
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ModelError
+from ..store import work_dir
 from ..variants.graph import share_tied_embedding
 from ..variants.int4_weight import fp32_gemms
 from .budget import BudgetNotMet, steps
@@ -253,7 +253,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
               "ranking": [], "steps": []}
     # the steps' builds live beside `out` (an atomic .partial folder): a killed search leaves them
     # where qonnx's clean-up of partial folders finds them, not in /tmp
-    with tempfile.TemporaryDirectory(prefix=".lmbudget-", dir=out.parent) as tmp:
+    with work_dir(out.parent, "lmbudget") as tmp:
         path = Path(tmp) / out.name  # the data file's name is written into the graph
 
         def build(eight_units):

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import SensitivityConfig  # noqa: F401  (the config of this analysis)
 from ..errors import ConfigError
-from ..store import scratch_cwd
+from ..store import scratch_cwd, work_dir
 from .units import units
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,7 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
                                          for view in cfg.views for u, ns in graph_units.items()]
     finished = {(d["view"], d["unit"]) for d in done}
     results = list(done)
-    with progress() as bar, tempfile.TemporaryDirectory(prefix=".sensitivity-", dir=out) as tmp:
+    with progress() as bar, work_dir(out, "sensitivity") as tmp:
         task_bar = bar.add_task(f"{cfg.method} sensitivity of {len(graph_units)} units", total=len(plan))
         for view, unit, nodes in plan:
             if (view, unit) in finished:

@@ -15,9 +15,9 @@ Two schemes, chosen by model kind unless `--int8-scheme` says otherwise:
   Decoder activations carry outliers that one scale per tensor cannot hold: on demo:smollm2 the
   per-tensor (fused-style) scheme raised perplexity by 83 %, the blockwise one by 0.4 % (measured, see README).
 """
-import tempfile
 from pathlib import Path
 
+from ..store import work_dir
 from .graph import fuse, materialize_transposed_weights, name_fused_nodes, save, scratch_cwd, share_tied_embedding
 
 UNACCEL_CUDA = "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"
@@ -44,7 +44,7 @@ def fused(src, out, cfg, config):
     per_channel = True if cfg.per_channel is None else cfg.per_channel
     model, fusion = fuse(src, config)
     head = head_nodes(model)
-    with tempfile.TemporaryDirectory(prefix=".work-", dir=Path(out).parent) as tmp:
+    with work_dir(Path(out).parent) as tmp:
         fused = Path(tmp) / "fused.onnx"
         save(model, fused)
         with scratch_cwd():  # (ORT renames a Gemm it quantizes NAME_MatMul: exclude both names)
@@ -65,7 +65,7 @@ def dynamic_nodes(src, dst, nodes, per_tensor=frozenset()):
 
     passes = [(True, [n for n in nodes if n not in per_tensor]), (False, [n for n in nodes if n in per_tensor])]
     passes = [(pc, ns) for pc, ns in passes if ns]  # an empty list would mean every node to ORT
-    with tempfile.TemporaryDirectory(prefix=".dyn-", dir=Path(dst).parent) as tmp:
+    with work_dir(Path(dst).parent, "dyn") as tmp:
         for i, (per_channel, ns) in enumerate(passes):
             to = dst if i == len(passes) - 1 else Path(tmp) / "stage.onnx"
             quantize_dynamic(str(src), str(to), weight_type=QuantType.QInt8, per_channel=per_channel,
@@ -88,7 +88,7 @@ def blockwise(src, out, cfg, config):
     with scratch_cwd():
         q.process()
     shared = share_tied_embedding(q.model.model, bits=8)
-    with tempfile.TemporaryDirectory(prefix=".work-", dir=Path(out).parent) as tmp:
+    with work_dir(Path(out).parent) as tmp:
         stage = Path(tmp) / "matmul8.onnx"
         save(q.model.model, stage)
         with scratch_cwd():
@@ -111,7 +111,7 @@ def budgeted(src, out, cfg, config, validation):
     if fusion["fused"]:
         name_fused_nodes(model)
     weights = {None: "search", True: "per-channel", False: "per-tensor"}[cfg.per_channel]
-    with tempfile.TemporaryDirectory(prefix=".work-", dir=Path(out).parent) as tmp:
+    with work_dir(Path(out).parent) as tmp:
         graph = Path(tmp) / "graph.onnx"
         save(model, graph)
         found = budget.budgeted("int8-dynamic", graph, out, cfg, validation,

@@ -14,11 +14,11 @@ calibration cache: quantize_static cannot pass histogram sizes to the entropy ca
 bins 128 into 128, which is MinMax), and one calibration serves every build of a budget search.
 """
 import shutil
-import tempfile
 from pathlib import Path
 
 from .. import calibration
 from ..errors import ConfigError
+from ..store import work_dir
 from . import requires
 from .graph import fuse, save, scratch_cwd, type_fused_outputs
 
@@ -64,7 +64,7 @@ def calibrate(pre, reader, method, tmp) -> Path:
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
     cache = Path(tmp) / f"calibration-ranges-{method}.json"
-    with scratch_cwd(), tempfile.TemporaryDirectory(prefix=".work-", dir=tmp) as work:
+    with scratch_cwd(), work_dir(tmp) as work:
         cal = create_calibrator(Path(pre), OP_TYPES, augmented_model_path=str(Path(work) / "augmented.onnx"),
                                 calibrate_method=getattr(CalibrationMethod, METHODS[method]),
                                 extra_options=CALIBRATORS[method])
@@ -85,7 +85,7 @@ def quantize(pre, dst, ranges, method, nodes, per_channel=True, dynamic=()):
 
     static = [n for n in nodes if n not in set(dynamic)]
     dynamic = [n for n in dynamic if n in set(nodes)]
-    with tempfile.TemporaryDirectory(prefix=".work-", dir=Path(dst).parent) as tmp, scratch_cwd():
+    with work_dir(Path(dst).parent) as tmp, scratch_cwd():
         stage = Path(tmp) / "static.onnx" if dynamic else Path(dst)
         if static:  # ORT reads an empty nodes_to_quantize as "every node"
             quantize_static(str(pre), str(stage), None, quant_format=QuantFormat.QDQ,
@@ -137,7 +137,7 @@ def build(src, out, cfg, config, tokenizer=None, lm=False, texts=None, provenanc
         raise ConfigError("int8-static needs calibration data: pass --calibration FILE (csv/tsv/"
                           "jsonl/json/parquet/txt) or a demo split such as demo:sentiment:calibration")
     src, out = Path(src).resolve(), Path(out).resolve()  # the ORT calls below run in a scratch cwd
-    with tempfile.TemporaryDirectory(prefix=".work-", dir=out.parent) as tmp:  # in the build's folder
+    with work_dir(out.parent) as tmp:
         ctx = context(src, tmp, cfg, config, tokenizer, texts, lm)
         if cfg.max_accuracy_drop is not None:  # keep the most damaging units FP32 until within budget
             from ..analysis.budget import budgeted
