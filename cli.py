@@ -70,9 +70,9 @@ def budget_options(drop_help):
     options = [
         click.option("--max-accuracy-drop", type=float, help=drop_help),
         click.option("--max-perplexity-increase", type=float,
-                     help="LMs, int4-weight: 4-bit (GPTQ or round to nearest, measured per layer) with the most "
-                          "useful layers at 8 bits, searched until "
-                          "perplexity on --validation is at most this many percent above FP32; exit 2 if none is."),
+                     help="LMs, int4-weight: 8-bit with the least sensitive layers at 4 bits (blocks of 128; GPTQ "
+                          "or round to nearest, measured per layer), as many as keep "
+                          "perplexity on --validation at most this many percent above FP32; exit 2 if none does."),
         click.option("--validation", help="The budget's data, neither calibration nor eval data: labelled rows "
                                           "(classifiers) or text (LMs) [the demo's train / validation split]."),
         click.option("--validation-text-column", default="text", show_default=True),
@@ -189,7 +189,7 @@ def export(model, output, task, opset, atol, overwrite, exporter, precision):
 @click.option("--static-ffn-out", default="dynamic", show_default=True,
               help="int8-static: FFN output projections (GELU outliers) as dynamic INT8, or static like the rest.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for drawing calibration samples.")
-@click.option("--block-size", type=int, default=32, show_default=True, help="int4-weight block size.")
+@click.option("--block-size", type=int, default=32, show_default=True, help="int4-weight block size (--max-perplexity-increase uses 128).")
 @click.option("--algorithm", default="hqq", show_default=True, help="int4-weight: hqq | rtn")
 @click.option("--int8-scheme", default="auto", show_default=True,
               help="int8-dynamic: fused (encoders) | blockwise (decoders) | auto")

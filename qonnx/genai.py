@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 RECIPES = {"fp32": ("fp32", []), "int4": ("int4", []),
            "int4-mixed": ("int4", ["--extra_options", "int4_algo_config=k_quant_mixed"])}
 # qonnx's own builds on the builder's fp32 graph: int8 (every MatMul 8-bit blockwise, round to
-# nearest, MatMulNBits), and int4-budget (GPTQ 4-bit with the most useful layers at 8 bits,
-# searched until validation perplexity is within the budget: qonnx.analysis.lm_budget)
+# nearest, MatMulNBits, blocks of 128), and int4-budget (8-bit with the least sensitive layers at
+# 4 bits, as many as keep validation perplexity within the budget: qonnx.analysis.lm_budget)
 INT8 = "int8"
 BUDGETED = "int4-budget"
 DEFAULT_BUDGET_PCT = 10.0
@@ -164,7 +164,7 @@ def _build_from_fp32(source, tmp: Path, budget) -> dict:
             shutil.copy2(f, tmp / f.name)
     if budget is None:
         lm_budget.eight_bit(fp32 / "model.onnx", tmp / "model.onnx")
-        return {"built_from": str(fp32), "bits": 8, "block_size": "128 or 64 where they divide the input size, else 32",
+        return {"built_from": str(fp32), "bits": 8, "block_size": lm_budget.BLOCK,
                 "algorithm": "rtn, symmetric",
                 "accuracy_level": lm_budget.ACCURACY_LEVEL}
     key, cal_ids, val_ids, prov = budget

@@ -50,12 +50,14 @@ def test_round_to_nearest_keeps_a_q4_1_grid():
         np.testing.assert_array_equal(a, b)
 
 
-def test_eight_bit_blocks_follow_the_input_size(tmp_path):
-    """8-bit MatMulNBits in blocks of 128 or 64 where they divide K (faster), else the 4-bit block."""
+def test_both_widths_pad_the_input_to_blocks_of_128(tmp_path):
+    """The budget's MatMulNBits use blocks of 128 at 4 and 8 bits, K padded (256, 192 and 96 here),
+    and the graph still computes the float result; a tied head's 8-bit blob also serves the lookup."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from qonnx.analysis.lm_budget import to_eight_bit
+    from qonnx.analysis.lm_budget import BLOCK, replace, weighted_matmuls
+    from qonnx.variants.gptq import FOUR_BIT, eight_bit_codes
 
     rng = np.random.default_rng(3)
     nodes, inits, x, sizes = [], [], "x", [256, 192, 96, 64]
@@ -66,36 +68,67 @@ def test_eight_bit_blocks_follow_the_input_size(tmp_path):
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 256])],
                               [helper.make_tensor_value_info(x, TensorProto.FLOAT, [2, 48])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    q = to_eight_bit(model, ["mm0", "mm1", "mm2"], 32)
-    blocks = {n.name: {a.name: a.i for a in n.attribute}["block_size"] for n in q.graph.node if n.op_type == "MatMulNBits"}
-    assert sorted(blocks.values()) == [32, 64, 128] and len(blocks) == 3  # K 256 -> 128, 192 -> 64, 96 -> 32
+    _, W = weighted_matmuls(model)
+    plan = {"mm0": (8, eight_bit_codes(W["mm0"], BLOCK)), "mm1": (4, FOUR_BIT["rtn"](W["mm1"], None, BLOCK)),
+            "mm2": (8, eight_bit_codes(W["mm2"], BLOCK))}
+    q = replace(helper.make_model(graph, opset_imports=model.opset_import), plan, {k: w.shape[0] for k, w in W.items()},
+                BLOCK)
+    attrs = {n.name: {a.name: a.i for a in n.attribute} for n in q.graph.node if n.op_type == "MatMulNBits"}
+    assert {a["block_size"] for a in attrs.values()} == {BLOCK} and [a["K"] for a in attrs.values()] == [256, 192, 96]
     assert [n.op_type for n in q.graph.node].count("MatMul") == 1  # mm3 was not asked for
     xs = rng.standard_normal((2, 256)).astype(np.float32)
     ref = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": xs})[0]
     got = ort.InferenceSession(q.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": xs})[0]
-    np.testing.assert_allclose(got, ref, rtol=0.05, atol=0.05 * np.abs(ref).max())
+    np.testing.assert_allclose(got, ref, rtol=0.1, atol=0.1 * np.abs(ref).max())
 
 
 @pytest.mark.parametrize("sym", [False, True])
-def test_matmul_nbits_runs_the_codes_gptq_chose(sym, tmp_path):
-    """The packed node computes x @ dequantized codes in ONNX Runtime (no re-quantization)."""
+@pytest.mark.parametrize("K,group", [(64, 32), (320, 128)])
+def test_matmul_nbits_runs_the_codes_gptq_chose(sym, K, group, tmp_path):
+    """The packed node computes x @ dequantized codes in ONNX Runtime (no re-quantization), also with
+    K padded to whole groups and an odd number of 4-bit zero points per column (320 = 2.5 x 128)."""
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
+    from qonnx.variants.gptq import padded
+
     rng = np.random.default_rng(1)
-    K, N = 64, 40
+    N = 40
     W = rng.standard_normal((K, N)).astype(np.float32)
     x = rng.standard_normal((3, K)).astype(np.float32)
-    codes, scales, zeros = gptq(W, 2 * np.eye(K), group=32, sym=sym)
+    codes, scales, zeros = gptq(*padded(W, 2 * np.eye(K), group), group=group, sym=sym)
     mm = helper.make_node("MatMul", ["x", "W"], ["y"], name="mm")
-    node, inits = matmul_nbits(mm, W.shape, codes, scales, zeros, 4, 32, sym, 0)
+    node, inits = matmul_nbits(mm, K, codes, scales, zeros, 4, group, sym, 0)
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, K])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, N])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
     onnx.save(model, str(tmp_path / "m.onnx"))
     y = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    np.testing.assert_allclose(y, x @ _dequant(codes, scales, zeros, 32), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(y, x @ _dequant(codes, scales, zeros, group)[:K], rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def sharp_lm_onnx(tmp_path_factory):
+    """A tiny Llama whose weights are large enough (initializer range 0.3) that 4-bit rounding moves
+    its perplexity (at 0.02, the default, the logits are near uniform and 4 bits cost nothing)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from conftest import _tokenizer
+    from qonnx.config import ExportConfig
+    from qonnx.export import export
+
+    folder = tmp_path_factory.mktemp("sharp-llama")
+    tok = _tokenizer(folder)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, intermediate_size=128, max_position_embeddings=512, pad_token_id=0,
+                      bos_token_id=2, eos_token_id=3, tie_word_embeddings=True, initializer_range=0.3)
+    LlamaForCausalLM(cfg).eval().save_pretrained(folder)
+    out = tmp_path_factory.mktemp("exports") / "sharp-llama-onnx"
+    export(ExportConfig(model=str(folder), output=out))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -121,41 +154,43 @@ def _ppl(folder, ids, config):
         return perplexity(r, ids, 512, 256)[0]
 
 
-def test_budget_search_holds_and_is_recorded(tiny_lm_onnx, texts, tmp_path):
+def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path):
     from transformers import AutoTokenizer
 
     # a budget no 4-bit build can break: the first step (everything at 4 bits) is the answer
-    loose = _quantize(tiny_lm_onnx, texts, tmp_path / "loose", 1000)
+    loose = _quantize(sharp_lm_onnx, texts, tmp_path / "loose", 1000)
     assert loose.exit_code == 0, loose.output
     rec = json.loads((tmp_path / "loose" / "manifest.json").read_text())["settings"]["budget_search"]
     assert rec["eight_bit_units"] == [] and len(rec["steps"]) == 1 and rec["ranking"]
     first = rec["steps"][0]["increase_pct"]
     assert first > 0  # 4-bit weights cost something on a random model
-    # every unit's 4-bit recipe was measured (KL, everything else 4-bit) and the lowest kept
+    # every unit's 4-bit recipe was measured (KL, everything else 8-bit), the lowest kept, and
+    # that KL ranks the unit
     trials, chosen = rec["four_bit_recipes"], rec["four_bit_recipe"]
     assert set(trials) == set(chosen) == {r["unit"] for r in rec["ranking"]}
     assert all(set(t) == {"gptq", "rtn"} and chosen[u] == min(t, key=t.get) for u, t in trials.items())
-    # half of that: some units must go to 8 bits, and the saved model must hold the budget when
+    assert all(r["kl"] == min(trials[r["unit"]].values()) for r in rec["ranking"])
+    # 60 % of that: some units must go to 8 bits, and the saved model must hold the budget when
     # measured independently on the validation text
-    budget = first / 2
-    res = _quantize(tiny_lm_onnx, texts, tmp_path / "mid", budget)
+    budget = round(0.6 * first, 3)
+    res = _quantize(sharp_lm_onnx, texts, tmp_path / "mid", budget)
     assert res.exit_code == 0, res.output
     assert f"budget +{budget}" in res.output
     data = json.loads((tmp_path / "mid" / "manifest.json").read_text())
     rec = data["settings"]["budget_search"]
     assert rec["eight_bit_units"] and rec["increase_pct"] <= budget
     assert [s["eight_bit_units"] for s in rec["steps"]][:2] == [0, 1]
-    tok = AutoTokenizer.from_pretrained(tiny_lm_onnx)
-    config = json.loads((tiny_lm_onnx / "config.json").read_text())
+    tok = AutoTokenizer.from_pretrained(sharp_lm_onnx)
+    config = json.loads((sharp_lm_onnx / "config.json").read_text())
     ids = tok((texts / "valid.txt").read_text())["input_ids"][:2048]
-    ref, got = _ppl(tiny_lm_onnx, ids, config), _ppl(tmp_path / "mid", ids, config)
+    ref, got = _ppl(sharp_lm_onnx, ids, config), _ppl(tmp_path / "mid", ids, config)
     assert 100 * (got / ref - 1) == pytest.approx(rec["increase_pct"], abs=1e-3)
     import onnx
 
     ops = [n for n in onnx.load(str(tmp_path / "mid" / "model.onnx"), load_external_data=False).graph.node
            if n.op_type == "MatMulNBits"]
     bits = {a.i for n in ops for a in n.attribute if a.name == "bits"}
-    assert bits == {4, 8}
+    assert bits == {4, 8}, [(s["eight_bit_units"], s["increase_pct"]) for s in rec["steps"]]
 
 
 def test_budget_not_met_writes_nothing(tiny_lm_onnx, texts, tmp_path):

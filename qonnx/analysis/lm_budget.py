@@ -1,18 +1,17 @@
 """A perplexity budget for a decoder LM, enforced by search: mixed 4/8-bit MatMulNBits.
 
-1. One calibration pass collects each weighted MatMul's input statistics (X^T X); every MatMul
-   gets 4-bit codes by each recipe of variants.gptq.FOUR_BIT (GPTQ, round to nearest); each unit
-   (below) keeps the recipe with the lowest KL divergence from FP32, everything else 4-bit.
-2. Units are transformer layers (all their MatMuls) and the head. Each is ranked by what keeping
-   it at 8 bits buys: everything else 4-bit, KL divergence of the logits from FP32 on the first
-   window of the validation text. (A proxy without a model run, GPTQ's relative output error,
-   ranked every up_proj first on demo:smollm2 and needed 128 of 151 MatMuls at 8 bits for 10 %.)
-3. Steps keep the 1, 2, 4, 8 ... most useful units at 8 bits (round to nearest, blocks of 64 or
-   128 where the input size allows: eight_bit_block; MatMulNBits, the fast kernel, not FP32) and
-   the rest at 4, and measure perplexity on a validation text (neither the calibration text nor
-   the evaluation corpus) against the FP32 graph on the same text. The first step within the
-   budget is the result; every step is recorded. None within it: BudgetNotMet, saying what the
-   best step reached.
+1. One calibration pass collects each weighted MatMul's input statistics (X^T X); every MatMul gets
+   8-bit codes (round to nearest, symmetric) and 4-bit codes by each recipe of variants.gptq.FOUR_BIT
+   (GPTQ, round to nearest; asymmetric), all in blocks of BLOCK along the input.
+2. Units are transformer layers (all their MatMuls) and the head. Each is measured at 4 bits by
+   each recipe with everything else at 8 bits: KL divergence of the logits from FP32 on the first
+   window of the validation text. A unit keeps its recipe with the lowest KL, and that KL ranks it
+   (higher: the unit is more useful at 8 bits).
+3. Steps keep the 1, 2, 4, 8 ... most useful units at 8 bits and the rest at 4, and measure
+   perplexity on a validation text (neither the calibration text nor the evaluation corpus)
+   against the FP32 graph on the same text. The first step within the budget (the most units at 4
+   bits) is the result; every step is recorded. None within it: BudgetNotMet, saying what the best
+   step reached.
 
 The ranking is measured on one window; the budget itself is always checked by the perplexity of
 the whole validation text.
@@ -33,22 +32,22 @@ from .budget import BudgetNotMet, steps
 log = logging.getLogger(__name__)
 
 ACCURACY_LEVEL = 4  # int8 activations in the CPU kernel, as every MatMulNBits variant of qonnx
-RECIPE = 3  # in the keys of the builds that use this module; 3: the 4-bit recipe measured per unit, 8-bit blocks of 64/128
+RECIPE = 4  # in the keys of the builds that use this module; 4: both widths in blocks of 128, ranked from 8 bits
+# Both widths' block along the input (K padded to whole blocks, as MatMulNBits allows). On
+# demo:smollm2 (2-core AMD EPYC, genai's generator, interleaved rounds) every MatMul at 4 bits in
+# blocks of 128 (head 8) decoded at 1.16x genai-int4 (4-bit, block 32) and everything 8-bit in
+# blocks of 128 at 0.95-0.97x (+0.9 % perplexity): a mix of the two can be both closer to FP32
+# and faster than the 4-bit anchor, which 4-bit blocks of 32 (our codes or the builder's) cannot.
+BLOCK = 128
 
 
-def weighted_matmuls(model, block):
-    """MatMul nodes with a 2-D initializer weight whose input size is a multiple of block."""
+def weighted_matmuls(model):
+    """MatMul nodes with a 2-D initializer weight, and {name: weight}."""
     from onnx import numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}
-    out = []
-    for n in model.graph.node:
-        if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2:
-            if inits[n.input[1]].dims[0] % block == 0:
-                out.append(n)
-            else:
-                log.info("%s: input size %d is not a multiple of %d; left FP32", n.name,
-                         inits[n.input[1]].dims[0], block)
+    out = [n for n in model.graph.node
+           if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2]
     return out, {n.name: numpy_helper.to_array(inits[n.input[1]]) for n in out}
 
 
@@ -79,23 +78,25 @@ def _compact(codes, scales, zeros):
 
 
 class MixedBuilder:
-    """The 4-bit codes of every MatMul by each recipe of variants.gptq.FOUR_BIT, computed once;
-    use(names, recipe) sets the recipe of those MatMuls (at first: the first recipe); build(four,
-    eight) writes the model with the MatMuls in `four` at 4 bits, those in `eight` at 8 bits, the
-    rest as they are."""
+    """The 8-bit codes and the 4-bit codes by each recipe of variants.gptq.FOUR_BIT of every MatMul,
+    computed once; use(names, recipe) sets the 4-bit recipe of those MatMuls (at first: the first
+    recipe); build(four, eight, out) writes the model with the MatMuls in `four` at 4 bits, those in
+    `eight` at 8 bits, the rest as they are."""
 
-    def __init__(self, model, calib_ids, config, block=32, samples=8, length=512):
-        from ..variants.gptq import FOUR_BIT, hessians
+    def __init__(self, model, calib_ids, config, block=BLOCK, samples=8, length=512):
+        from ..variants.gptq import FOUR_BIT, eight_bit_codes, hessians
 
         self.model, self.block = model, block
-        nodes, weights = weighted_matmuls(model, block)
+        nodes, weights = weighted_matmuls(model)
         if not nodes:
             raise ModelError("no MatMul with a constant weight to quantize in this graph")
         H = hessians(model, calibration_feeds(model, calib_ids, samples, length, config), nodes)
-        # codes kept as the node stores them (uint8 codes and zero points, float32 scales): two
-        # recipes held at once cost about 2.3 bytes per weight, not 5 in float64
+        # codes kept as the node stores them (uint8 codes and zero points, float32 scales): about
+        # 3 bytes per weight for the three code sets, not 5 each in float64
         self.recipes = {r: {n.name: _compact(*f(weights[n.name], H[n.input[0]], block)) for n in nodes}
                         for r, f in FOUR_BIT.items()}
+        self.eight = {n.name: _compact(*eight_bit_codes(weights[n.name], block)) for n in nodes}
+        self.inputs = {n.name: weights[n.name].shape[0] for n in nodes}
         self.nodes = [n.name for n in nodes]
         self.codes, self.recipe = {}, {}
         self.use(self.nodes, next(iter(self.recipes)))
@@ -107,54 +108,42 @@ class MixedBuilder:
     def build(self, four, eight, out: Path):
         import onnx
 
-        from ..variants.gptq import matmul_nbits
-
         m = onnx.ModelProto()
         m.CopyFrom(self.model)
-        four = set(four)
-        for i, n in enumerate(list(m.graph.node)):
-            if n.name in four:
-                c, s, z = self.codes[n.name]
-                node, inits = matmul_nbits(n, c.shape, c, s, z, 4, self.block, False, ACCURACY_LEVEL)
-                m.graph.node.remove(m.graph.node[i])
-                m.graph.node.insert(i, node)
-                m.graph.initializer.extend(inits)
-        m = to_eight_bit(m, eight, self.block)
-        share_tied_embedding(m, bits=8)  # an 8-bit tied lm_head also serves the embedding lookup
+        plan = {**{n: (8, self.eight[n]) for n in eight}, **{n: (4, self.codes[n]) for n in four}}
+        replace(m, plan, self.inputs, self.block)
         return save(m, out)
 
 
-def eight_bit_block(k, block=32):
-    """The 8-bit block along an input of size k: the largest of 128 and 64 that divides k, else
-    `block`. 8-bit MatMulNBits with block 32 decoded slower than 4-bit: on demo:smollm2 the same
-    mixed build went from 0.86x to 0.93x genai-int4 with 8-bit blocks of 64 (perplexity +9.26 ->
-    +9.40 %), and ONNX Runtime's kernel for the 576 x 49,152 head took 841 us at block 32, 566 at 64
-    (4-bit, 32: 430)."""
-    return next((b for b in (128, 64) if k % b == 0), block)
+def replace(m, plan, inputs, block):
+    """m with each MatMul named in plan ({name: (bits, (codes, scales, zero points))}) as
+    MatMulNBits (8 bits symmetric, 4 asymmetric) and an 8-bit tied lm_head serving the embedding
+    lookup too."""
+    from ..variants.gptq import matmul_nbits
 
-
-def to_eight_bit(m, eight, block=32):
-    """m with the MatMuls named in `eight` as 8-bit MatMulNBits (round to nearest, symmetric),
-    each in blocks of eight_bit_block(its input size)."""
-    from onnxruntime.quantization.matmul_nbits_quantizer import DefaultWeightOnlyQuantConfig, MatMulNBitsQuantizer
-
-    from ..store import scratch_cwd
-
-    inits, eight, by_block = {i.name: i for i in m.graph.initializer}, set(eight), {}
-    for n in m.graph.node:
-        if n.op_type == "MatMul" and n.name in eight and n.input[1] in inits:
-            by_block.setdefault(eight_bit_block(inits[n.input[1]].dims[0], block), set()).add(n.name)
-    for b, names in sorted(by_block.items()):
-        algo = DefaultWeightOnlyQuantConfig(block_size=b, is_symmetric=True, bits=8,
-                                            accuracy_level=ACCURACY_LEVEL, op_types_to_quantize=("MatMul",))
-        q = MatMulNBitsQuantizer(m, bits=8, block_size=b, is_symmetric=True, accuracy_level=ACCURACY_LEVEL,
-                                 algo_config=algo, op_types_to_quantize=("MatMul",),
-                                 nodes_to_exclude=[n.name for n in m.graph.node
-                                                   if n.op_type == "MatMul" and n.name not in names])
-        with scratch_cwd():
-            q.process()
-        m = q.model.model
+    for i, n in enumerate(list(m.graph.node)):
+        if n.name in plan:
+            bits, (c, s, z) = plan[n.name]
+            node, inits = matmul_nbits(n, inputs[n.name], c, s, z, bits, block, bits == 8, ACCURACY_LEVEL)
+            m.graph.node.remove(m.graph.node[i])
+            m.graph.node.insert(i, node)
+            m.graph.initializer.extend(inits)
+    share_tied_embedding(m, bits=8)
     return m
+
+
+def eight_bit(src, out, block=BLOCK) -> Path:
+    """Every weighted MatMul of src as 8-bit MatMulNBits (round to nearest, symmetric, blocks of
+    `block`), written to out."""
+    import onnx
+
+    from ..variants.gptq import eight_bit_codes
+
+    m = onnx.load(str(src))
+    nodes, weights = weighted_matmuls(m)
+    plan = {n.name: (8, _compact(*eight_bit_codes(weights[n.name], block))) for n in nodes}
+    replace(m, plan, {k: w.shape[0] for k, w in weights.items()}, block)
+    return save(m, out)
 
 
 def save(m, out: Path) -> Path:
@@ -170,17 +159,6 @@ def save(m, out: Path) -> Path:
         f.unlink(missing_ok=True)
     onnx.save_model(m, str(out), save_as_external_data=True, location=out.name + ".data")
     return out
-
-
-def eight_bit(src, out, block=32) -> Path:
-    """Every weighted MatMul of src as 8-bit MatMulNBits, written to out."""
-    import onnx
-
-    m = onnx.load(str(src))
-    nodes, _ = weighted_matmuls(m, block)
-    m = to_eight_bit(m, [n.name for n in nodes], block)
-    share_tied_embedding(m, bits=8)
-    return save(m, out)
 
 
 def layer_units(names):
@@ -217,7 +195,7 @@ def window_logits(path, ids, threads, config):
         return r.step(x, np.ones_like(x))[0][0]
 
 
-def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512, stride=256,
+def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
            threads=None, samples=8, length=512, on_step=None) -> dict:
     """Write the first mixed build within limit_pct (perplexity increase in percent on val_ids)
     to `out` (model.onnx + its .data); return the search record."""
@@ -232,24 +210,23 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
     probe = val_ids[:window]
     ref_logits = window_logits(src, probe, threads, config)
     t0 = time.monotonic()
-    log.info("budget search: FP32 perplexity %.3f on %d validation tokens; 4-bit codes next", reference,
+    log.info("budget search: FP32 perplexity %.3f on %d validation tokens; 4- and 8-bit codes next", reference,
              len(val_ids))
     builder = MixedBuilder(onnx.load(str(src)), calib_ids, config, block, samples, length)
     units = layer_units(builder.nodes)
-    log.info("budget search: 4-bit codes of %d MatMuls (%s) after %.0f s", len(builder.nodes),
+    log.info("budget search: codes of %d MatMuls (4-bit: %s; 8-bit) after %.0f s", len(builder.nodes),
              ", ".join(builder.recipes), time.monotonic() - t0)
     record = {"budget": {"max_perplexity_increase_pct": limit_pct}, "validation_tokens": len(val_ids),
               "window": window, "stride": stride, "gemm_left_fp32": fp32_gemms(builder.model),
               "calibration": {"samples": samples, "tokens_per_sample": length},
               "reference_perplexity": reference,
-              "four_bit": f"asymmetric, block {block}; per unit, the recipe in four_bit_recipes (KL from FP32 "
-                          "on the probe window, everything 4-bit, the unit by that recipe, the rest by the first) "
+              "four_bit": f"asymmetric, blocks of {block} (K padded); per unit, the recipe in four_bit_recipes "
                           "with the lowest KL",
               "four_bit_recipes": {},
-              "eight_bit": "round to nearest, symmetric, blocks of 128 or 64 where they divide the input size, "
-                           f"else {block}",
-              "ranking_view": f"everything 4-bit but this unit at 8 bits; KL divergence from FP32 on the first "
-                              f"{len(probe)} validation tokens (lower: the unit matters more)",
+              "eight_bit": f"round to nearest, symmetric, blocks of {block} (K padded)",
+              "ranking_view": f"everything 8-bit but this unit at 4 bits (by each recipe; the lowest counts); KL "
+                              f"divergence from FP32 on the first {len(probe)} validation tokens (higher: the unit "
+                              "matters more)",
               "ranking": [], "steps": []}
     # the steps' builds live beside `out` (an atomic .partial folder): a killed search leaves them
     # where qonnx's clean-up of partial folders finds them, not in /tmp
@@ -260,33 +237,28 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=32, window=512
             eight = [n for u in eight_units for n in units[u]]
             return builder.build([n for n in builder.nodes if n not in set(eight)], eight, path), eight
 
-        # the 4-bit recipe of each unit, measured: everything 4-bit by the first recipe, then each
-        # unit alone by each other recipe; a unit keeps the recipe with the lowest KL from FP32
-        first, *others = builder.recipes
-        base = kl(ref_logits, window_logits(build([])[0], probe, threads, config))
+        # each unit alone at 4 bits by each recipe, everything else 8-bit: the unit keeps the recipe
+        # with the lowest KL from FP32, and that KL ranks it
+        record["eight_bit_kl"] = kl(ref_logits, window_logits(build(units)[0], probe, threads, config))
         for u in units:
-            trials = {first: base}
-            for r in others:
+            trials = {}
+            for r in builder.recipes:
                 builder.use(units[u], r)
-                trials[r] = kl(ref_logits, window_logits(build([])[0], probe, threads, config))
-            builder.use(units[u], first)
-            record["four_bit_recipes"][u] = trials
-        for u, trials in record["four_bit_recipes"].items():
+                trials[r] = kl(ref_logits, window_logits(build([v for v in units if v != u])[0], probe, threads,
+                                                         config))
             builder.use(units[u], min(trials, key=trials.get))
-        record["four_bit_recipe"] = {u: builder.recipe[units[u][0]] for u in units}
-        counts = {r: list(record["four_bit_recipe"].values()).count(r) for r in builder.recipes}
-        builder.recipes = None  # the codes not chosen are no longer needed
-        log.info("budget search: 4-bit recipe per unit (%s) after %.0f s; ranking %d units (each at 8 bits, the "
-                 "rest 4)", ", ".join(f"{r}: {c}" for r, c in counts.items()), time.monotonic() - t0, len(units))
-
-        for u in units:
-            record["ranking"].append({"unit": u, "kl": kl(ref_logits, window_logits(build([u])[0], probe, threads, config))})
+            record["four_bit_recipes"][u] = trials
+            record["ranking"].append({"unit": u, "kl": min(trials.values())})
             if on_step:
                 on_step({"ranked": u, **record["ranking"][-1]})
             done = len(record["ranking"])
             if done % max(1, len(units) // 4) == 0 or done == len(units):
                 log.info("budget search: ranked %d/%d units, %.0f s elapsed", done, len(units), time.monotonic() - t0)
-        ranked = [r["unit"] for r in sorted(record["ranking"], key=lambda r: r["kl"])]
+        record["four_bit_recipe"] = {u: builder.recipe[units[u][0]] for u in units}
+        counts = {r: list(record["four_bit_recipe"].values()).count(r) for r in builder.recipes}
+        builder.recipes = None  # the codes not chosen are no longer needed
+        log.info("budget search: 4-bit recipe per unit: %s", ", ".join(f"{r}: {c}" for r, c in counts.items()))
+        ranked = [r["unit"] for r in sorted(record["ranking"], key=lambda r: -r["kl"])]
 
         def step(k):
             _, eight = build(ranked[:k])

@@ -116,11 +116,11 @@ def method_notes(kind, s):
             rows = "onnx-int4-weight and genai-int4-budget" if limit is not None else "genai-int4-budget"
             where = s.get("validation") or "the demo's validation split"
             pct = 10.0 if limit is None else limit
-            notes.append(f"Perplexity budget ({rows}): 4-bit (GPTQ or round to nearest, measured per layer) with the "
-                         f"most useful layers at 8 bits, "
-                         f"searched until perplexity on the validation text ({where}; never this eval "
-                         f"corpus) was within +{pct:g} % of FP32 on that text; each artifact's manifest "
-                         "holds the steps. The perplexity column is text the search never saw.")
+            notes.append(f"Perplexity budget ({rows}): 8-bit with the least sensitive layers at 4 bits (blocks "
+                         "of 128; GPTQ or round to nearest, measured per layer), as many as keep perplexity on the "
+                         f"validation text ({where}; never this eval corpus) within +{pct:g} % of FP32 on that "
+                         "text; each artifact's manifest holds the steps. The perplexity column is text the search "
+                         "never saw.")
     return notes
 
 

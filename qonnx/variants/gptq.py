@@ -33,17 +33,28 @@ def hessians(model, feeds, nodes) -> dict:
 
 
 def _params(w, bits, sym):
-    """Scale and zero point per column of a group of rows (asymmetric: the range holds 0)."""
+    """Scale and zero point per column of a group of rows. Symmetric: the value of largest magnitude
+    lands exactly on the lowest code (its sign in the scale), as ONNX Runtime's quantizer does;
+    asymmetric: the range holds 0."""
     maxq = 2**bits - 1
-    lo, hi = np.minimum(w.min(0), 0), np.maximum(w.max(0), 0)
     if sym:
-        hi = np.maximum(-lo, hi)
-        scale = np.where(hi > 0, 2 * hi / maxq, 1.0)
-        zero = np.full_like(scale, (maxq + 1) // 2)
+        v = np.take_along_axis(w, np.abs(w).argmax(0)[None], 0)[0]
+        scale = np.where(v != 0, v / -(2 ** (bits - 1)), 1.0)
+        zero = np.full_like(scale, 2 ** (bits - 1))
     else:
+        lo, hi = np.minimum(w.min(0), 0), np.maximum(w.max(0), 0)
         scale = np.where(hi > lo, (hi - lo) / maxq, 1.0)
         zero = np.clip(np.round(-lo / scale), 0, maxq)
     return scale, zero
+
+
+def padded(weight, hessian, group):
+    """weight [K, N] (and its Hessian) grown to whole groups with zero rows, as MatMulNBits pads K:
+    a zero input channel, which GPTQ treats as dead and whose codes dequantize to 0."""
+    pad = -weight.shape[0] % group
+    if not pad:
+        return weight, hessian
+    return np.pad(weight, ((0, pad), (0, 0))), None if hessian is None else np.pad(hessian, ((0, pad), (0, pad)))
 
 
 def gptq(weight, hessian, bits=4, group=32, sym=False, block=128, damp=0.01):
@@ -93,17 +104,38 @@ def rtn(weight, bits=4, group=32, sym=False):
 # min/max grid with a float offset), every MatMul at 4 bits but the head (8 bits) raised validation
 # perplexity by 31.9 % with GPTQ and 22.2 % by round to nearest, which keeps each block's grid,
 # although GPTQ had the smaller layer output error (the quantity it minimizes) in 150 of 151
-# MatMuls: so the choice is measured on the model, not predicted.
-FOUR_BIT = {"gptq": lambda W, H, g: gptq(W, H, 4, g),
-            "rtn": lambda W, H, g: rtn(W, 4, g)}
+# MatMuls: so the choice is measured on the model, not predicted. K is padded to whole groups.
+FOUR_BIT = {"gptq": lambda W, H, g: gptq(*padded(W, H, g), 4, g),
+            "rtn": lambda W, H, g: rtn(padded(W, None, g)[0], 4, g)}
 
 
-def matmul_nbits(node, weight_shape, codes, scales, zeros, bits, group, sym, accuracy_level):
-    """(MatMulNBits node, its initializers) holding exactly these codes."""
-    from onnxruntime.quantization.neural_compressor.weight_only import make_matmul_weight_only_node
+def eight_bit_codes(weight, group):
+    """Symmetric 8-bit round to nearest, K padded to whole groups."""
+    return rtn(padded(weight, None, group)[0], 8, group, sym=True)
 
-    K, N = weight_shape
-    return make_matmul_weight_only_node(
-        node=node, weight_shape=weight_shape, num_bits=bits, group_size=group, k_blocks=K // group,
-        q_weight=np.ascontiguousarray(codes.T).reshape(-1, group), scale=scales.T.reshape(-1, 1).astype(np.float32),
-        zero_point=None if sym else zeros.T.reshape(-1, 1).astype(np.uint8), accuracy_level=accuracy_level)
+
+def matmul_nbits(node, K, codes, scales, zeros, bits, group, sym, accuracy_level):
+    """(MatMulNBits node, its initializers) holding exactly these codes: codes [Kp, N], Kp the input
+    size K padded to whole groups, scales and zero points [Kp / group, N]. 4-bit zero points are
+    packed two a byte per column (an odd count padded), the layout the kernel reads."""
+    from onnx import helper, numpy_helper
+
+    Kp, N = codes.shape
+    blocks = Kp // group
+    q = np.ascontiguousarray(codes.T, dtype=np.uint8)
+    blob = (q[:, 0::2] | q[:, 1::2] << 4) if bits == 4 else q
+    base = node.input[1]
+    inits = [numpy_helper.from_array(np.ascontiguousarray(blob).reshape(N, blocks, group * bits // 8),
+                                     f"{base}_Q{bits}"),  # the name ORT gives it (share_tied_embedding)
+             numpy_helper.from_array(np.ascontiguousarray(scales.T, dtype=np.float32), f"{base}_scale")]
+    if not sym:
+        z = np.ascontiguousarray(zeros.T, dtype=np.uint8)
+        if bits == 4:
+            z = np.pad(z, ((0, 0), (0, blocks % 2)), constant_values=8)
+            z = np.ascontiguousarray(z[:, 0::2] | z[:, 1::2] << 4)
+        inits.append(numpy_helper.from_array(z, f"{base}_zp"))
+    attrs = {"K": K, "N": N, "bits": bits, "block_size": group}
+    if accuracy_level:
+        attrs["accuracy_level"] = accuracy_level
+    return helper.make_node("MatMulNBits", [node.input[0]] + [i.name for i in inits], list(node.output),
+                            name=f"{node.name}_Q{bits}", domain="com.microsoft", **attrs), inits

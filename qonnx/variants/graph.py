@@ -158,20 +158,25 @@ def share_tied_embedding(model, bits):
         if mm is None or len(mm.input) > 3 and mm.input[3]:
             continue  # not tied, or asymmetric (zero points): leave it alone
         attrs = {a.name: a.i for a in mm.attribute}
-        if attrs["K"] % attrs["block_size"]:
-            continue  # padded blocks: the blob is wider than the table
         blob, scales = mm.input[1], mm.input[2]
         shape = numpy_helper.from_array(np.array([attrs["N"], -1], dtype=np.int64), f"{table}.shared_shape")
         model.graph.initializer.append(shape)
         flat_blob, flat_scales = f"{blob}.as_table", f"{scales}.as_table"
-        gbq = helper.make_node(
-            "GatherBlockQuantized", [flat_blob, node.input[1], flat_scales], list(node.output),
+        pad = -attrs["K"] % attrs["block_size"]  # padded blocks: rows wider than the table, cut by a Slice
+        rows = f"{node.output[0]}.padded" if pad else node.output[0]
+        gbq = [helper.make_node(
+            "GatherBlockQuantized", [flat_blob, node.input[1], flat_scales], [rows],
             name=f"{node.name}_shared", domain="com.microsoft", gather_axis=0, quantize_axis=1,
-            block_size=attrs["block_size"], bits=bits)
+            block_size=attrs["block_size"], bits=bits)]
+        if pad:
+            cut = [numpy_helper.from_array(np.array(v, dtype=np.int64), f"{table}.shared_{k}")
+                   for k, v in (("starts", [0]), ("ends", [attrs["K"]]), ("axes", [-1]))]
+            model.graph.initializer.extend(cut)
+            gbq.append(helper.make_node("Slice", [rows] + [c.name for c in cut], list(node.output)))
         idx = list(model.graph.node).index(node)
         model.graph.node.remove(node)
         for i, n in enumerate([helper.make_node("Reshape", [blob, shape.name], [flat_blob]),
-                               helper.make_node("Reshape", [scales, shape.name], [flat_scales]), gbq]):
+                               helper.make_node("Reshape", [scales, shape.name], [flat_scales]), *gbq]):
             model.graph.node.insert(idx + i, n)
         if t is not None and t.op_type == "Transpose" and all(t.output[0] not in n.input for n in model.graph.node):
             model.graph.node.remove(t)

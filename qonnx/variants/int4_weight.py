@@ -16,7 +16,7 @@ NOTES = {"cpu": "HQQ keeps float zero points, for which ONNX Runtime's CPU MatMu
                 "accurate but slow here; onnx-int4-rtn is the fast one"}
 
 ACCURACY_LEVEL = 4
-RECIPE = 3  # in the variant key: analysis.lm_budget.RECIPE, the --max-perplexity-increase build's recipe
+RECIPE = 4  # in the variant key: analysis.lm_budget.RECIPE, the --max-perplexity-increase build's recipe
 
 
 def build(src, out, cfg, config, lm_budget=None, **_):
@@ -78,8 +78,8 @@ def fp32_gemms(model) -> int:
 
 
 def budgeted(src, out, cfg, config, cal_ids, val_ids, provenance):
-    """--max-perplexity-increase: 4-bit (GPTQ or round to nearest, measured per unit)
-    with the most useful layers at 8 bits, searched on the validation text (qonnx.analysis.lm_budget)."""
+    """--max-perplexity-increase: 8-bit with the least sensitive layers at 4 bits (GPTQ or round to
+    nearest, measured per unit), searched on the validation text (qonnx.analysis.lm_budget)."""
     import onnx
 
     from ..analysis import lm_budget
@@ -92,10 +92,9 @@ def budgeted(src, out, cfg, config, cal_ids, val_ids, provenance):
         src = untied
     del model
     try:
-        record = lm_budget.search(src, out, cfg.max_perplexity_increase, cal_ids, val_ids, config,
-                                  block=cfg.block_size, threads=None)
+        record = lm_budget.search(src, out, cfg.max_perplexity_increase, cal_ids, val_ids, config, threads=None)
     finally:
         for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
             f.unlink(missing_ok=True)
-    return {"bits": "4 and 8 (mixed)", "block_size": cfg.block_size,
+    return {"bits": "4 and 8 (mixed)", "block_size": lm_budget.BLOCK,
             "algorithm": "gptq or rtn per unit (budget_search.four_bit_recipe) + 8-bit rtn", "accuracy_level": ACCURACY_LEVEL, "budget_search": record, "data": provenance}
