@@ -112,8 +112,11 @@ def method_notes(kind, s):
                      "Generator's own greedy search and KV-cache handling included, as for the other rows' "
                      "loop in qonnx).")
         limit = s.get("max_perplexity_increase")
-        if limit is not None or "genai-int4-budget" in (s.get("variants") or []):
-            rows = "onnx-int4-weight and genai-int4-budget" if limit is not None else "genai-int4-budget"
+        asked = s.get("variants") or ["onnx-int4-weight"]  # the LM default matrix has no genai-int4-budget
+        budgeted = [v for v in ("onnx-int4-weight", "genai-int4-budget")
+                    if v in asked and (limit is not None or v == "genai-int4-budget")]
+        if budgeted:
+            rows = " and ".join(budgeted)
             where = s.get("validation") or "the demo's validation split"
             pct = 10.0 if limit is None else limit
             notes.append(f"Perplexity budget ({rows}): 8-bit with the least sensitive layers at 4 bits (blocks "
