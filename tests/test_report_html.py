@@ -146,3 +146,17 @@ def test_ship_this_is_the_fastest_row_within_the_budget():
     # a run's --max-perplexity-increase is the budget it is read against (the setting's own name)
     loose = summary.recommend(_doc("lm", lm, max_perplexity_increase=40.0))
     assert loose["row"]["variant"] == "onnx-int4" and "the run's budget (max perplexity increase 40.0 %)" in loose["text"]
+
+
+@pytest.mark.parametrize("variants,limit,named", [
+    (["genai-int4", "genai-int4-budget"], 5.0, "(genai-int4-budget)"),
+    (["onnx-int4-weight", "genai-int4-budget"], 5.0, "(onnx-int4-weight and genai-int4-budget)"),
+    (None, 5.0, "(onnx-int4-weight)"),  # the LM default matrix: onnx-int4-weight, no genai-int4-budget
+    (["genai-int4-budget"], None, "(genai-int4-budget)"),  # its own default budget
+    (["onnx-int4-weight"], None, None)])
+def test_the_budget_note_names_the_rows_that_were_searched(variants, limit, named):
+    from qonnx.report import method_notes
+
+    notes = [n for n in method_notes("lm", {"variants": variants, "max_perplexity_increase": limit})
+             if n.startswith("Perplexity budget")]
+    assert [n.split(":")[0] for n in notes] == ([f"Perplexity budget {named}"] if named else [])
