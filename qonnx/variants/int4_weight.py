@@ -16,7 +16,16 @@ NOTES = {"cpu": "HQQ keeps float zero points, for which ONNX Runtime's CPU MatMu
                 "accurate but slow here; onnx-int4-rtn is the fast one"}
 
 ACCURACY_LEVEL = 4
-RECIPE = 4  # in the variant key: analysis.lm_budget.RECIPE, the --max-perplexity-increase build's recipe
+
+
+def __getattr__(name):
+    """RECIPE (read into the variant key by variants.build) is the LM budget search's own number,
+    looked up when asked: analysis.lm_budget imports this module, so it cannot be imported here."""
+    if name == "RECIPE":
+        from ..analysis.lm_budget import RECIPE
+
+        return RECIPE
+    raise AttributeError(name)
 
 
 def build(src, out, cfg, config, lm_budget=None, **_):
@@ -97,4 +106,5 @@ def budgeted(src, out, cfg, config, cal_ids, val_ids, provenance):
         for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
             f.unlink(missing_ok=True)
     return {"bits": "4 and 8 (mixed)", "block_size": lm_budget.BLOCK,
-            "algorithm": "gptq or rtn per unit (budget_search.four_bit_recipe) + 8-bit rtn", "accuracy_level": ACCURACY_LEVEL, "budget_search": record, "data": provenance}
+            "algorithm": "gptq or rtn per unit (budget_search.four_bit_recipe) + 8-bit rtn",
+            "accuracy_level": ACCURACY_LEVEL, "budget_search": record, "data": provenance}
