@@ -285,7 +285,7 @@ def quantize(onnx_dir, method, output, calibration, calibration_method, num_samp
 def compare(config_file, **kw):
     """Measure every variant of MODEL on each provider: quality, agreement, latency, memory, size."""
     from qonnx.config import CompareConfig
-    from qonnx.pipeline import compare as run
+    from qonnx.run.compare import compare as run
 
     results = run(CompareConfig(**with_file(config_file, kw, CompareConfig)), on_row=row_line())
     finish_compare(results)
@@ -297,7 +297,7 @@ def with_file(config_file, given, cls) -> dict:
         return given
     from click.core import ParameterSource
 
-    from qonnx.bench import configfile
+    from qonnx.config import file as configfile
 
     ctx = click.get_current_context()
     merged = configfile.options(configfile.read(config_file), cls, config_file)
@@ -342,7 +342,7 @@ def sweep(sweep_file, output, resume, **flags):
     shapes.csv and curves.png over all of them. See examples/sweep.yaml."""
     from rich.console import Console
 
-    from qonnx.bench import sweep as sweeps
+    from qonnx import sweep as sweeps
 
     err = Console(stderr=True)
     plan = sweeps.load(sweep_file, {k: v for k, v in flags.items() if v is not None}, output, resume)

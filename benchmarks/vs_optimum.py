@@ -45,8 +45,8 @@ def main():
     from qonnx import models, report, store
     from qonnx.config import CompareConfig
     from qonnx.envinfo import cpu
-    from qonnx.pipeline import Run, compare, run_worker
-    from qonnx.report.schema import Row
+    from qonnx.run.compare import Run, compare, run_worker
+    from qonnx.schema import Row
 
     out = Path(args.output or store.root() / "benchmarks" / f"vs-optimum-{time.strftime('%Y%m%d-%H%M%S')}")
     os.environ["QONNX_ARTIFACTS"] = str(out / "artifacts")

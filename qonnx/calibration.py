@@ -8,8 +8,8 @@ import random
 
 import numpy as np
 
-from . import data
-from .errors import DataError
+from qonnx import data
+from qonnx.errors import DataError
 
 MAX_LENGTH = 128
 

@@ -7,7 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DataError
+from qonnx import demo
+from qonnx.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,6 @@ def columns(spec: str) -> list:
 
 def _demo_file(spec: str) -> Path:
     """demo:NAME[:SPLIT] -> the split file of a built demo (SPLIT defaults to test)."""
-    from . import demo
-
     parts = spec.split(":")
     name, split = parts[1], (parts[2] if len(parts) > 2 else "test")
     folder = demo.ensure(name) / "data"

@@ -1,4 +1,5 @@
 """User-facing errors: printed as one line by the CLI, exit status 1, no traceback."""
+import difflib
 
 
 class QonnxError(Exception):
@@ -23,8 +24,6 @@ class ParityError(QonnxError):
 
 def did_you_mean(name, choices):
     """Return ' Did you mean X?' for the closest choice, or ''."""
-    import difflib
-
     close = difflib.get_close_matches(name, list(choices), n=1)
     return f" Did you mean '{close[0]}'?" if close else ""
 
@@ -34,3 +33,8 @@ def unknown(kind, name, choices):
     return ConfigError(
         f"Unknown {kind} '{name}'.{did_you_mean(name, choices)} Available: {', '.join(choices)}"
     )
+
+
+class Interrupted(QonnxError):
+    """Ctrl-C or SIGTERM during a run; finished rows are on disk."""
+    exit_code = 130

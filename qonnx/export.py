@@ -8,10 +8,10 @@ versions that shape its bytes: `qonnx export` and `qonnx compare` share it.
 import logging
 from pathlib import Path
 
-from . import manifest, models, parity, store
-from .config import ExportConfig
-from .envinfo import versions
-from .errors import ModelError, ParityError
+from qonnx import genai, manifest, models, parity, store
+from qonnx.config import ExportConfig
+from qonnx.envinfo import versions
+from qonnx.errors import ModelError, ParityError
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +46,11 @@ def _optimum_export(source, out, opset):
         raise ModelError(f"optimum's export of {source.name} produced no model.onnx")
 
 
-def check_parity(source, onnx_path, threads=None):
-    from transformers import AutoTokenizer
-
-    from .runners.ort import OrtRunner
-    from .runners.torch import TorchRunner
-
-    tok = AutoTokenizer.from_pretrained(source.path)
-    with TorchRunner(source.path, source.task, threads=threads) as ref, \
-            OrtRunner(onnx_path, config=source.config, threads=threads) as cand:
-        return parity.check(source.task, ref, cand, tok, parity.probe_texts(source))
-
-
 def export(cfg: ExportConfig, source=None) -> dict:
     """Export cfg.model to ONNX into cfg.output (default: the artifact store); returns the
     manifest, with `output` and `reused`. An intact export with the same key is reused."""
     source = source or models.resolve(cfg.model, cfg.task)
     if cfg.exporter == "genai":
-        from . import genai
-
         return genai.build(source, cfg.precision, cfg.output, cfg.overwrite, cfg.atol)
     key = export_key(source, cfg.opset)
     out = Path(cfg.output) if cfg.output else default_output(source, cfg.opset)
@@ -76,7 +62,7 @@ def export(cfg: ExportConfig, source=None) -> dict:
         log.info("exporting %s (%s) with optimum", source.name, source.task)
         with store.scratch_cwd():
             _optimum_export(source, tmp, cfg.opset)
-        report = check_parity(source, tmp / "model.onnx")
+        report = parity.check_export(source, tmp / "model.onnx")
         ok = report["max_abs_diff"] <= cfg.atol
         if not ok:
             raise ParityError(

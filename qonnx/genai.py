@@ -17,9 +17,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import manifest, store
-from .envinfo import versions
-from .errors import ConfigError, ModelError, ParityError
+from qonnx import manifest, store
+from qonnx.config import QuantizeConfig
+from qonnx.config.choices import GENAI_PRECISIONS as PRECISIONS
+from qonnx.envinfo import versions
+from qonnx.errors import ConfigError, ModelError, ParityError
+from qonnx.models import load_tokenizer
+from qonnx.parity import check_export
+from qonnx.variants.int4_weight import RECIPE
+from qonnx.variants.requires import genai_problem as missing
+from qonnx.variants.search import lm_budget
+from qonnx.variants.search.lm_budget import budget_texts
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +38,11 @@ RECIPES = {"fp32": ("fp32", []), "int4": ("int4", []),
            "int4-mixed": ("int4", ["--extra_options", "int4_algo_config=k_quant_mixed"])}
 # qonnx's own builds on the builder's fp32 graph: int8 (every MatMul 8-bit blockwise, round to
 # nearest, MatMulNBits, blocks of 128), and int4-budget (8-bit with the least sensitive layers at
-# 4 bits, as many as keep validation perplexity within the budget: qonnx.analysis.lm_budget)
+# 4 bits, as many as keep validation perplexity within the budget: qonnx.variants.search.lm_budget)
 INT8 = "int8"
 BUDGETED = "int4-budget"
 DEFAULT_BUDGET_PCT = 10.0
-PRECISIONS = (*RECIPES, INT8, BUDGETED)
+assert set(PRECISIONS) == {*RECIPES, INT8, BUDGETED}
 KEY_LIBRARIES = ("qonnx", "onnxruntime-genai", "onnxruntime", "onnx", "torch", "transformers")
 BUILD_TIMEOUT_S = 3600
 
@@ -44,18 +52,7 @@ class UnsupportedModel(ModelError):
     skip = True
 
 
-def missing() -> str:
-    """'' when onnxruntime-genai can be imported, else why not."""
-    import importlib.util
-
-    if importlib.util.find_spec("onnxruntime_genai") is None:
-        return "onnxruntime-genai is not installed (pip install 'qonnx[genai]')"
-    return ""
-
-
 def genai_key(source, precision, budget=None) -> str:
-    from .analysis.lm_budget import RECIPE
-
     v = versions()
     return store.digest({"source": store.tree_digest(source.path), "task": source.task, "precision": precision,
                          "builder": "onnxruntime-genai", "versions": {k: v.get(k) for k in KEY_LIBRARIES},
@@ -89,9 +86,6 @@ def _run_builder(source, precision, out: Path):
 
 def _budget_inputs(source, cfg):
     """(budget settings for the key, calibration ids, validation ids) of the int4-budget build."""
-    from .analysis.lm_budget import budget_texts
-    from .config import QuantizeConfig
-    from .models import load_tokenizer
 
     if cfg is None and not source.demo:
         raise ConfigError(f"the int4-budget build of {source.name} needs calibration and validation text: run "
@@ -112,10 +106,8 @@ def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3, cfg
     """Build (or reuse) the builder's folder for source at precision; returns its manifest with
     `output` and `reused`. int4-budget is qonnx's search on the fp32 folder, with the budget,
     calibration and validation text of cfg (a CompareConfig) or the defaults."""
-    from .export import check_parity
-
     if precision not in PRECISIONS:
-        from .errors import unknown
+        from qonnx.errors import unknown
 
         raise unknown("genai precision", precision, PRECISIONS)
     if not source.is_lm:
@@ -138,7 +130,7 @@ def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3, cfg
         else:
             log.info("building %s with onnxruntime-genai's model builder (%s)", source.name, precision)
             (tmp / "builder.log").write_text(_run_builder(source, precision, tmp))
-        report = check_parity(source, tmp / "model.onnx")
+        report = check_export(source, tmp / "model.onnx")
         passed = report["max_abs_diff"] <= atol
         if precision == "fp32" and not passed:
             raise ParityError(f"the genai fp32 build of {source.name} differs from PyTorch by "
@@ -155,8 +147,6 @@ def _build_from_fp32(source, tmp: Path, budget) -> dict:
     """qonnx's own build on the builder's fp32 folder (built or reused): its side files copied,
     model.onnx written into tmp, 8-bit everywhere (budget None) or searched within the budget."""
     import shutil
-
-    from .analysis import lm_budget
 
     fp32 = Path(build(source, "fp32")["output"])
     for f in fp32.iterdir():

@@ -8,8 +8,8 @@ import json
 import time
 from pathlib import Path
 
-from .cache import hash_tree, write_json
-from .envinfo import versions
+from qonnx.cache import hash_tree, write_json
+from qonnx.envinfo import versions
 
 SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
               "special_tokens_map.json", "vocab.txt", "merges.txt", "vocab.json",

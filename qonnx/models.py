@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from .errors import ModelError, did_you_mean
+from qonnx.errors import ModelError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def _download(hub_id: str) -> Path:
 def resolve(name: str, task: str | None = None) -> ModelSource:
     demo = ""
     if name.startswith(DEMO_PREFIX):
-        from . import demo as demos
+        from qonnx import demo as demos
 
         demo = name[len(DEMO_PREFIX):]
         path = demos.ensure(demo) / "model"

@@ -8,6 +8,10 @@ import logging
 
 import numpy as np
 
+from qonnx.models import is_lm_task
+from qonnx.runners.ort import OrtRunner
+from qonnx.runners.torch import TorchRunner
+
 log = logging.getLogger(__name__)
 
 LENGTHS = (8, 32, 128)
@@ -87,7 +91,15 @@ def summarize(cases):
 
 
 def check(source_task, ref, cand, tok, texts):
-    from .models import is_lm_task
-
     fn = causal_lm if is_lm_task(source_task) else classifier
     return fn(ref, cand, tok, texts)
+
+
+def check_export(source, onnx_path, threads=None):
+    """An exported folder's model.onnx against PyTorch on the model's own probe texts."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(source.path)
+    with TorchRunner(source.path, source.task, threads=threads) as ref, \
+            OrtRunner(onnx_path, config=source.config, threads=threads) as cand:
+        return check(source.task, ref, cand, tok, probe_texts(source))

@@ -20,8 +20,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .cache import cache_dir, hash_tree, sha256_file, write_json
-from .errors import ConfigError, QonnxError
+from qonnx.cache import cache_dir, hash_tree, sha256_file, write_json
+from qonnx.errors import ConfigError, QonnxError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import logging
 import os
 from pathlib import Path
 
-from . import store
-from .errors import ConfigError
+from qonnx import store
+from qonnx.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

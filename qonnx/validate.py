@@ -1,7 +1,8 @@
 """A pass/fail gate over a compare run, for CI before edge deployment."""
 from dataclasses import dataclass
 
-from .errors import ConfigError, DataError
+from qonnx.errors import ConfigError, DataError
+from qonnx.schema import read as load_results
 
 
 @dataclass
@@ -53,8 +54,6 @@ def validate(cfg: ValidateConfig):
 
     Bad input (ConfigError/DataError, exit 1) and a failed gate (exit 2) stay apart: a limit the
     run cannot measure, such as --max-perplexity-increase on a classification run, is bad input."""
-    from .pipeline import load_results
-
     kind, all_rows = _checked(load_results(cfg.run_dir), cfg.run_dir)
     for other, (_, flag, attr) in QUALITY.items():
         if other != kind and getattr(cfg, attr) is not None:

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from qonnx.analysis.budget import steps
+from qonnx.variants.search.budget import steps
 
 TEXTS = [f"{a} {b} {c}" for a in ["the film", "the food", "a day", "this movie", "the service", "it"]
          for b in ["was", "is", "seemed"] for c in ["a delight", "boring", "great", "awful", "fine", "a mess"]]

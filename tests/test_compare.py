@@ -9,7 +9,7 @@ from cli import main
 from qonnx.config import CompareConfig
 from qonnx.errors import ConfigError
 from qonnx.parity import PROBE_TEXTS
-from qonnx.pipeline import compare
+from qonnx.run.compare import compare
 
 ROW_FIELDS = {"variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "agreement",
               "latency_ms", "speedup", "throughput_per_s", "peak_memory_mb", "size_mb",

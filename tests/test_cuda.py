@@ -32,7 +32,7 @@ def test_compare_on_cuda(tiny_classifier, tmp_path):
 
     from qonnx.config import CompareConfig
     from qonnx.parity import PROBE_TEXTS
-    from qonnx.pipeline import compare
+    from qonnx.run.compare import compare
 
     f = tmp_path / "d.csv"
     pd.DataFrame({"text": PROBE_TEXTS, "label": [0, 1] * 4}).to_csv(f, index=False)

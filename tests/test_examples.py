@@ -5,7 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qonnx.bench import configfile, sweep
+from qonnx import sweep
+from qonnx.config import file as configfile
 from qonnx.config import CompareConfig
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

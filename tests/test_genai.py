@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from cli import main
 from qonnx.config import CompareConfig
 from qonnx.parity import PROBE_TEXTS
-from qonnx.pipeline import compare
+from qonnx.run.compare import compare
 
 pytest.importorskip("onnxruntime_genai", reason="the genai extra is not installed: pip install 'qonnx[genai]'")
 

@@ -56,7 +56,7 @@ def test_both_widths_pad_the_input_to_blocks_of_128(tmp_path):
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from qonnx.analysis.lm_budget import BLOCK, replace, weighted_matmuls
+    from qonnx.variants.search.lm_budget import BLOCK, replace, weighted_matmuls
     from qonnx.variants.gptq import FOUR_BIT, eight_bit_codes
 
     rng = np.random.default_rng(3)

@@ -5,7 +5,7 @@ import pytest
 
 import tiny
 from qonnx.config import CompareConfig
-from qonnx.pipeline import compare
+from qonnx.run.compare import compare
 
 SENTENCES = ["the film was a delight", "boring predictable mess", "it rained all day", "great good fine",
              "i would not recommend this restaurant", "what a boring movie", "love the service", "awful food"]

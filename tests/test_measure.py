@@ -4,7 +4,7 @@ import pytest
 
 from qonnx.errors import DataError
 from qonnx.measure.latency import Latency
-from qonnx.report.schema import Row, dump, load
+from qonnx.schema import Row, dump, load
 
 
 @pytest.mark.parametrize("n,p90,p99", [(4, False, False), (50, True, False), (100, True, True)])

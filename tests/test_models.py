@@ -195,7 +195,7 @@ def test_export_and_quantize(arch, tmp_path):
     assert done["parity"]["passed"], done["parity"]
     import onnx
 
-    from qonnx.analysis.units import units  # every weighted node has a layer and a role (sensitivity)
+    from qonnx.variants.units import units  # every weighted node has a layer and a role (sensitivity)
 
     found = units(onnx.load(str(onnx_dir / "model.onnx"), load_external_data=False))
     assert not [u for u in found if u.endswith("other")], list(found)

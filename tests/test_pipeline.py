@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from cli import main
 from qonnx.config import CompareConfig
 from qonnx.errors import ConfigError, DataError
-from qonnx.pipeline import compare, load_results
+from qonnx.run.compare import compare, load_results
 
 WORDS = "the film was a delight good great awful boring predictable mess it rained all day".split()
 
@@ -128,7 +128,7 @@ def test_resume_refuses_another_machine(run, monkeypatch, tmp_path):
     cfg, _ = run
     import shutil
 
-    from qonnx import pipeline
+    from qonnx.run import compare as pipeline
 
     copy = tmp_path / "run"
     shutil.copytree(cfg.output, copy)
@@ -218,7 +218,7 @@ def _start(tiny_classifier, user_files, out, env_extra=None):
 def _workers(parent_pid):
     import psutil
 
-    return [p for p in psutil.process_iter(["cmdline"]) if "qonnx.worker" in " ".join(p.info["cmdline"] or [])
+    return [p for p in psutil.process_iter(["cmdline"]) if "qonnx.run.worker" in " ".join(p.info["cmdline"] or [])
             and str(parent_pid) == p.environ().get("QONNX_PARENT_PID")]
 
 

@@ -77,7 +77,7 @@ def test_compare_on_a_users_file_agrees_with_plain_onnxruntime(tmp_path, monkeyp
     onnxruntime on the rows the run recorded, with the run's batch size."""
     from qonnx import demo
     from qonnx.config import CompareConfig
-    from qonnx.pipeline import compare
+    from qonnx.run.compare import compare
 
     monkeypatch.setenv("QONNX_ARTIFACTS", str(tmp_path / "store"))
     test = pd.read_csv(demo.ensure("sentiment") / "data" / "test.csv")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from cli import main
 from qonnx.config import CompareConfig
-from qonnx.pipeline import compare
+from qonnx.run.compare import compare
 from qonnx.report import summary
 
 TEXTS = ["the film was a delight", "boring predictable mess", "it rained all day", "great good fine",

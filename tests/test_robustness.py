@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from qonnx.analysis import noise
+from qonnx import noise
 from qonnx.config import CompareConfig, RobustnessConfig
 from qonnx.errors import ConfigError
-from qonnx.pipeline import compare
+from qonnx.run.compare import compare
 
 TEXTS = ["The film was a delight from start to finish, I would recommend it.",
          "Service slow and food cold; I would not recommend this restaurant to anyone!",

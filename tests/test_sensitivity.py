@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from cli import main
 from qonnx.analysis.sensitivity import SensitivityConfig, analyze
-from qonnx.analysis.units import units
+from qonnx.variants.units import units
 
 TEXTS = ["the film was a delight", "boring predictable mess", "it rained all day", "great good fine",
          "i would not recommend this restaurant", "what a boring movie", "love the service", "awful food"]

@@ -165,7 +165,7 @@ def test_export_then_compare_exports_once(tiny_classifier, tmp_path, monkeypatch
     import pandas as pd
 
     from qonnx.config import CompareConfig
-    from qonnx.pipeline import compare
+    from qonnx.run.compare import compare
 
     monkeypatch.setenv("QONNX_ARTIFACTS", str(tmp_path / "store"))
     r = CliRunner().invoke(main, ["export", str(tiny_classifier)])

@@ -7,11 +7,12 @@ import yaml
 from click.testing import CliRunner
 
 from cli import main
-from qonnx.bench import configfile, sweep
+from qonnx import sweep
+from qonnx.config import file as configfile
 from qonnx.config import CompareConfig
 from qonnx.errors import ConfigError
 from qonnx.parity import PROBE_TEXTS
-from qonnx.pipeline import compare
+from qonnx.run.compare import compare
 
 FAST = {"latency_samples": 5, "warmup": 1, "batch_size": 8}
 

@@ -55,7 +55,7 @@ def test_onnx_and_torch_perplexity_agree(tiny_lm, tiny_lm_onnx):
 def test_compare_lm_rows(tiny_lm, tmp_path):
     from qonnx.config import CompareConfig
     from qonnx.parity import PROBE_TEXTS
-    from qonnx.pipeline import compare
+    from qonnx.run.compare import compare
 
     text = tmp_path / "corpus.txt"
     text.write_text("\n".join(PROBE_TEXTS * 5))

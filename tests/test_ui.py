@@ -28,7 +28,7 @@ def run_dir(tiny_classifier, tmp_path_factory):
     """A tiny compare run: onnx-fp32 and the torch-fp32 reference."""
     import pandas as pd
 
-    from qonnx.pipeline import compare
+    from qonnx.run.compare import compare
 
     d = tmp_path_factory.mktemp("ui-run")
     pd.DataFrame({"text": SENTENCES, "label": ["positive", "negative"] * 4}).to_csv(d / "eval.csv", index=False)

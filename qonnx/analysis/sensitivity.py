@@ -9,62 +9,36 @@ next-token agreement for LMs. Units are quantized in the export's (unfused) grap
 map to modules; the variants quantize the same weights, in a fused graph for encoders.
 Every finished unit is appended to units.jsonl, so an interrupted analysis resumes.
 """
+import collections
 import json
 import logging
 import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
-from ..config import SensitivityConfig  # noqa: F401  (the config of this analysis)
-from ..errors import ConfigError
-from ..store import scratch_cwd, work_dir
-from .units import units
+from qonnx import data, models
+from qonnx.analysis import sensitivity_report
+from qonnx.config import QuantizeConfig, SensitivityConfig
+from qonnx.config.parts import demo_split
+from qonnx.errors import ConfigError
+from qonnx.export import ensure
+from qonnx.measure.quality import classification_metrics, classify, lm_eval, lm_metrics
+from qonnx.progress import progress
+from qonnx.run.rundir import changed, default_run_dir
+from qonnx.store import tree_digest, work_dir
+from qonnx.tasks.classification import encode
+from qonnx.variants import int8_static
+from qonnx.variants.partial import quantize_nodes
+from qonnx.variants.units import units
 
 log = logging.getLogger(__name__)
 
 
-# -- building: quantize a set of nodes, the rest stays FP32 -----------------------------------
-
-def quantize_nodes(method, src, dst, nodes, all_nodes, lm, ctx):
-    """Write dst: src with exactly `nodes` quantized by `method`."""
-    nodes = list(nodes)
-    if not nodes:  # ORT reads an empty nodes_to_quantize as "all nodes": nothing to quantize here
-        import shutil
-
-        shutil.copyfile(src, dst)
-        return
-    with scratch_cwd():
-        if method == "int8-dynamic" and not lm:  # as the variant, with per-tensor weights where ctx says
-            from ..variants.int8_dynamic import dynamic_nodes
-
-            dynamic_nodes(src, dst, nodes, set(ctx.get("per_tensor", ())))
-        elif method == "int8-static":  # the variant's recipe, with the ranges calibrated once
-            from ..variants.int8_static import quantize
-
-            quantize(src, dst, ctx["ranges"], ctx["method"], nodes, ctx["per_channel"], ctx["dynamic"])
-        else:  # MatMulNBits: int4-weight (rtn), or the LM int8 blockwise scheme
-            import onnx
-            from onnxruntime.quantization.matmul_nbits_quantizer import (
-                DefaultWeightOnlyQuantConfig,
-                MatMulNBitsQuantizer,
-            )
-
-            bits = 4 if method == "int4-weight" else 8
-            algo = DefaultWeightOnlyQuantConfig(block_size=ctx["block_size"], is_symmetric=True, accuracy_level=4,
-                                                bits=bits, op_types_to_quantize=("MatMul",))
-            q = MatMulNBitsQuantizer(onnx.load(str(src)), bits=bits, block_size=ctx["block_size"], is_symmetric=True,
-                                     accuracy_level=4, algo_config=algo, op_types_to_quantize=("MatMul",),
-                                     nodes_to_exclude=[n for n in all_nodes if n not in set(nodes)])
-            q.process()
-            onnx.save(q.model.model, str(dst))
-
-
 def _op_counts(path) -> dict:
-    import collections
-
     import onnx
 
     return collections.Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
@@ -75,55 +49,9 @@ def _matmul_only(method, lm):
     return method == "int4-weight" or (method == "int8-dynamic" and lm)
 
 
-# -- evaluating: outputs on the held-out split, compared with FP32 ----------------------------
-
-def _runner(path, threads):
-    from ..runners.ort import OrtRunner
-
-    return OrtRunner(path, threads=threads)
-
-
-def classify(path, batches, threads):
-    with _runner(path, threads) as r:
-        return np.concatenate([r.logits(b) for b in batches]).astype(np.float64)
-
-
-def classification_metrics(ref, logits, labels) -> dict:
-    from ..tasks.lm import log_softmax
-
-    logp, logq = log_softmax(ref), log_softmax(logits)
-    kl = float(np.mean(np.sum(np.exp(logp) * (logp - logq), -1)))
-    acc, ref_acc = float((logits.argmax(-1) == labels).mean()), float((ref.argmax(-1) == labels).mean())
-    return {"accuracy": acc, "accuracy_drop": ref_acc - acc,
-            "agreement": float((logits.argmax(-1) == ref.argmax(-1)).mean()), "kl": max(kl, 0.0)}
-
-
-def _lm_eval(path, ids, cfg, config):
-    from ..tasks.lm import perplexity
-
-    with _runner(path, cfg.threads) as r:
-        r.config = config
-        ppl, _, preds = perplexity(r, ids, cfg.window, cfg.stride)
-    return ppl, preds
-
-
-def lm_metrics(ref, out) -> dict:
-    (ref_ppl, ref_preds), (ppl, preds) = ref, out
-    return {"perplexity": ppl, "perplexity_change_pct": 100.0 * (ppl / ref_ppl - 1),
-            "agreement": float((preds == ref_preds).mean())}
-
-
-def damage(m) -> float:
-    """One number to sort by: KL for classifiers (finer than accuracy on a few hundred rows), the
-    perplexity change for LMs."""
-    return m.get("kl", m.get("perplexity_change_pct", 0.0))
-
-
 # -- the analysis -----------------------------------------------------------------------------
 
 def _settings(cfg, fp32, source_name, task):
-    from ..store import tree_digest
-
     s = {k: v for k, v in asdict(cfg).items() if k not in ("output", "resume")}
     s.update(output=None, model=cfg.model, source=source_name, task=task, export=str(fp32),
              export_digest=tree_digest(fp32.parent), views=list(cfg.views))
@@ -145,8 +73,8 @@ def _open_output(cfg, out: Path, settings) -> list:
     if held:
         before = json.loads(state.read_text()).get("settings")
         if before != settings:
-            changed = sorted(k for k in set(before or {}) | set(settings) if (before or {}).get(k) != settings.get(k))
-            raise ConfigError(f"--resume: the settings differ from the analysis in {out} ({', '.join(changed)}); "
+            raise ConfigError(f"--resume: the settings differ from the analysis in {out} "
+                              f"({', '.join(changed(before or {}, settings))}); "
                               "choose another -o folder.")
         for stale in out.glob(".sensitivity-*"):  # scratch of a run killed mid-build (ours)
             shutil.rmtree(stale, ignore_errors=True)
@@ -166,9 +94,6 @@ def _open_output(cfg, out: Path, settings) -> list:
 
 def _source(cfg):
     """(name, task, is_lm, fp32 model.onnx, tokenizer folder, config, demo name)."""
-    from .. import models
-    from ..export import ensure
-
     folder = Path(cfg.model).expanduser()
     manifest = folder / "manifest.json"
     if folder.is_dir() and (folder / "model.onnx").is_file() and manifest.is_file():
@@ -186,26 +111,17 @@ def _source(cfg):
 
 
 def default_output(demo, name, method) -> Path:
-    from types import SimpleNamespace
-
-    from ..pipeline import default_run_dir
-
     return default_run_dir(SimpleNamespace(demo=demo, name=name), f"sensitivity-{method}")
 
 
 def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     import onnx
 
-    from .. import data
-    from ..models import load_tokenizer
-    from ..progress import progress
-    from ..tasks.classification import encode
-
     name, task, lm, fp32, tok_dir, config, demo = _source(cfg)
     if lm and cfg.method == "int8-static":
         raise ConfigError("int8-static sensitivity is for classifiers; for LMs use int8-dynamic or int4-weight.")
-    tok = load_tokenizer(tok_dir)
-    spec = cfg.dataset or (f"demo:{demo}:{cfg.split}" if demo else None)
+    tok = models.load_tokenizer(tok_dir)
+    spec = demo_split(cfg.dataset, demo, cfg.split)
     if not spec:
         raise ConfigError(f"Give the held-out data with --dataset for {name}.")
     evald = data.load(spec, lm=lm, label2id=config.get("label2id") or {}, text_column=cfg.text_column,
@@ -214,10 +130,7 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     settings = _settings(cfg, fp32, name, task)
     ctx = {"block_size": cfg.block_size}
     if cfg.method == "int8-static":  # the variant's own graph (fused for encoders), recipe and ranges
-        from ..config import QuantizeConfig
-        from ..variants import int8_static
-
-        calib = cfg.calibration or (f"demo:{demo}:calibration" if demo else None)
+        calib = demo_split(cfg.calibration, demo, "calibration")
         if not calib:
             raise ConfigError("int8-static needs --calibration (a file or demo split).")
         texts = data.load(calib, lm=True, text_column="text" if calib.startswith("demo:") else cfg.text_column).texts
@@ -236,7 +149,7 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     done = _open_output(cfg, out, settings)
     if lm:
         ids = tok("\n\n".join(evald.texts))["input_ids"][:cfg.eval_tokens]
-        evaluate = lambda path: _lm_eval(path, ids, cfg, config)  # noqa: E731
+        evaluate = lambda path: lm_eval(path, ids, cfg, config)  # noqa: E731
         metrics = lm_metrics
         labels = None
     else:
@@ -276,7 +189,6 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
            "units": {u: ns for u, ns in graph_units.items()},
            "reference": {"perplexity": ref[0]} if lm else {"accuracy": float((ref.argmax(-1) == labels).mean())},
            "settings": settings, "results": results}
-    from . import sensitivity_report
 
     sensitivity_report.write(out, doc)
     return {**doc, "output": str(out)}

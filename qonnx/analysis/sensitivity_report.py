@@ -2,8 +2,8 @@
 import re
 from pathlib import Path
 
-from ..cache import write_json
-from .units import GROUPS
+from qonnx.cache import write_json
+from qonnx.variants.units import GROUPS
 
 UNIT = re.compile(r"layer (\d+) (.+)")
 

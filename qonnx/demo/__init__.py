@@ -8,9 +8,10 @@ import logging
 from importlib import import_module
 from pathlib import Path
 
-from .. import store
-from ..cache import cache_dir
-from ..errors import unknown
+from qonnx import manifest, store
+from qonnx.cache import cache_dir
+from qonnx.errors import unknown
+from qonnx.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,6 @@ def ensure(name, force=False) -> Path:
     if not problem:
         return folder
     log.warning("building demo:%s (%s); this runs once and is cached in %s", name, problem, folder)
-    from .. import manifest
-    from ..progress import progress
 
     module = import_module(f".{DEMOS[name][0]}", __name__)
     downloads = cache_dir() / "downloads"

@@ -6,8 +6,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import sha256_file
-from ..errors import QonnxError
+from qonnx.cache import sha256_file
+from qonnx.errors import QonnxError
 
 log = logging.getLogger(__name__)
 

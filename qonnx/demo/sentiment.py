@@ -10,9 +10,9 @@ import random
 import zipfile
 from pathlib import Path
 
-from ..cache import write_json
-from .fetch import Pinned, fetch
-from .vader import VADER, read_ground_truth
+from qonnx.cache import write_json
+from qonnx.demo.fetch import Pinned, fetch
+from qonnx.demo.vader import VADER, read_ground_truth
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import logging
 import zipfile
 from pathlib import Path
 
-from ..cache import sha256_file, write_json
-from ..errors import QonnxError
-from .fetch import Pinned, fetch
-from .vader import VADER, read_ground_truth
+from qonnx.cache import sha256_file, write_json
+from qonnx.demo.fetch import Pinned, fetch
+from qonnx.demo.vader import VADER, read_ground_truth
+from qonnx.errors import QonnxError
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 import io
 import tarfile
 
-from .fetch import Pinned
+from qonnx.demo.fetch import Pinned
 
 VADER = Pinned("vaderSentiment", "3.3.2",
                "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9", sdist=True)

@@ -10,26 +10,12 @@ import math
 from html import escape
 from pathlib import Path
 
-from . import summary
-from .summary import value as get
+from qonnx.report import summary, tables
+from qonnx.report.columns import display
+from qonnx.report.columns import value as get
 
 GENERATOR = "qonnx report"
 PLOTS = ("latency.png", "decode.png", "accuracy.png", "size.png", "memory.png", "curves.png")
-
-# (key, header with unit, format); key "a.b" reads row[a][b]
-COLUMNS = {
-    "classification": [("accuracy", "accuracy", ".4f"), ("accuracy_drop", "drop vs ref", "+.4f"),
-                       ("agreement", "agreement", ".3f"), ("latency_ms.p50", "p50 ms", ".2f"),
-                       ("latency_ms.p90", "p90 ms", ".2f"), ("latency_ms.p99", "p99 ms", ".2f"),
-                       ("latency_ms.n", "n", "d"), ("speedup", "speedup ×", ".2f"),
-                       ("throughput_per_s", "throughput /s", ".1f")],
-    "lm": [("perplexity", "perplexity", ".2f"), ("perplexity_change_pct", "ppl change %", "+.2f"),
-           ("agreement", "agreement", ".3f"), ("ttft_ms.p50", "TTFT p50 ms", ".1f"),
-           ("decode_tokens_per_s", "decode tok/s", ".1f"), ("speedup", "speedup ×", ".2f"),
-           ("weight_memory_mb", "weights MiB", ".0f")],
-}
-TAIL = [("peak_memory_mb", "peak MiB", ".0f"), ("peak_increment_mb", "model MiB", ".0f"),
-        ("size_mb", "size MiB", ".1f"), ("size_reduction", "size red. ×", ".2f")]
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1500px;color:#1c1c1c;padding:0 16px}
@@ -74,13 +60,8 @@ def fmt(v, spec):
     return format(int(v), spec) if spec == "d" else format(v, spec)
 
 
-ROBUST = [("robust_accuracy", "typo accuracy", ".4f"), ("robust_drop", "typo drop vs ref", "+.4f")]
-
-
 def columns(kind, rows=()):
-    robust = ROBUST if any(r.get("robust_accuracy") is not None for r in rows) else []
-    return ([("variant", "variant", "s"), ("provider", "provider", "s"), ("status", "status", "s")]
-            + COLUMNS[kind][:2] + robust + COLUMNS[kind][2:] + TAIL)
+    return [(c.key, c.long, c.fmt) for c in display(kind, rows)]
 
 
 def _cell(row, key, spec):
@@ -214,8 +195,6 @@ def _summary(doc):
 
 def render(doc, run_dir) -> str:
     """The page of one run (a results document as results.json holds it)."""
-    from . import tables
-
     s, run_dir = doc["settings"], Path(run_dir)
     head = (f"<h1>qonnx compare: {escape(str(s.get('model')))}</h1>"
             f'<p class="sub">Task {escape(str(s.get("task")))}; data {escape(str(s.get("dataset_source")))}; '

@@ -23,13 +23,6 @@ THRESHOLDS_TEXT = ("0.005 accuracy, 1 % perplexity or size, 5 % for timings and 
 NOT_COMPARED = {"output", "resume", "created", "dataset_source"}
 
 
-def value(row, key):
-    """row[key], or row[a][b] for a key 'a.b' (latency_ms.p50)."""
-    a, _, b = key.partition(".")
-    v = (row or {}).get(a)
-    return v.get(b) if b and isinstance(v, dict) else (None if b else v)
-
-
 def budget(doc):
     """(settings key, limit, whether the run set it)."""
     kind = doc["settings"]["kind"]

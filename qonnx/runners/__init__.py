@@ -4,4 +4,4 @@
   attention_mask, maybe token_type_ids) -> numpy float32 logits.
 - `step(input_ids, attention_mask, past)` for a causal LM -> (last logits, all logits, new past).
 """
-from .base import Runner  # noqa: F401
+from qonnx.runners.base import Runner  # noqa: F401

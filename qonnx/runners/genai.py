@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from .ort import OrtRunner
+from qonnx.runners.ort import OrtRunner
 
 NO_TOKEN = 2**31 - 1  # an end-of-sequence id that no vocabulary has
 

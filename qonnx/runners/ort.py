@@ -3,8 +3,8 @@ import logging
 
 import numpy as np
 
-from ..errors import ConfigError, ModelError
-from .base import Runner
+from qonnx.errors import ConfigError, ModelError
+from qonnx.runners.base import Runner
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def provider_problem(provider: str) -> str:
     if provider not in PROVIDERS:
         return f"unknown provider '{provider}' (choose from {', '.join(PROVIDERS)})"
     if PROVIDERS[provider] not in available_providers():
-        from ..envinfo import ort_install_problem
+        from qonnx.envinfo import ort_install_problem
 
         fix = ort_install_problem() or "install onnxruntime-gpu on a CUDA machine (make setup GPU=1)"
         return (f"ONNX Runtime here has no {PROVIDERS[provider]} (available: "
@@ -130,7 +130,7 @@ def kv_dims(config: dict):
     so an ONNX worker stays free of it); a raw config.json is normalized on demand."""
     config = config or {}
     if "num_attention_heads" not in config and config.get("model_type"):
-        from ..models import with_shape
+        from qonnx.models import with_shape
 
         config = with_shape(config)
     heads = config.get("num_attention_heads")

@@ -3,8 +3,9 @@ import logging
 
 import numpy as np
 
-from ..errors import ConfigError, ModelError
-from .base import Runner
+from qonnx.errors import ConfigError, ModelError
+from qonnx.models import is_lm_task
+from qonnx.runners.base import Runner
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,6 @@ def cuda_problem() -> str:
 
 def auto_class(task):
     import transformers
-
-    from ..models import is_lm_task
 
     return (transformers.AutoModelForCausalLM if is_lm_task(task)
             else transformers.AutoModelForSequenceClassification)

@@ -6,12 +6,12 @@ variant gets the same token ids, and workers need no tokenizer), `measure(runner
 """
 from importlib import import_module
 
+from qonnx.models import is_lm_task
+
 TASKS = {"classification": "classification", "lm": "lm"}
 
 
 def kind(task: str) -> str:
-    from ..models import is_lm_task
-
     return "lm" if is_lm_task(task) else "classification"
 
 

@@ -4,8 +4,8 @@ import time
 
 import numpy as np
 
-from ..measure import shapes
-from ..measure.latency import Latency
+from qonnx.measure import shapes
+from qonnx.measure.latency import Latency
 
 MAX_LENGTH = 128
 
@@ -16,7 +16,7 @@ def encode(tok, texts):
 
 
 def prepare(tok, data, job) -> dict:
-    texts, bs, n = data["texts"], job["batch_size"], job["latency_samples"]
+    texts, bs, n = data["texts"], job.batch_size, job.latency_samples
     arrays = {"labels": np.asarray(data["labels"], dtype=np.int64)}
     for b, i in enumerate(range(0, len(texts), bs)):
         arrays.update({f"batch{b:05d}.{k}": v for k, v in encode(tok, texts[i:i + bs]).items()})
@@ -24,8 +24,8 @@ def prepare(tok, data, job) -> dict:
     for u in range(min(n, len(texts))):
         arrays.update({f"single{u:05d}.{k}": v for k, v in encode(tok, [texts[u]]).items()})
     arrays["request_order"] = np.arange(n, dtype=np.int64) % min(n, len(texts))
-    if job.get("batch_sizes"):
-        arrays.update(shapes.classification_inputs(tok, texts, job["batch_sizes"], job["sequence_lengths"], n))
+    if job.batch_sizes:
+        arrays.update(shapes.classification_inputs(tok, texts, job.batch_sizes, job.sequence_lengths, n))
     return arrays
 
 
@@ -50,8 +50,8 @@ def measure(runner, arrays, job):
     runner.synchronize()
     elapsed = time.perf_counter() - t0
     logits = np.concatenate(logits)
-    seconds = runner.latency(runner.logits, singles, job["warmup"])
-    return {"shapes": shapes.measure(runner, arrays) if job.get("batch_sizes") else None,
+    seconds = runner.latency(runner.logits, singles, job.warmup)
+    return {"shapes": shapes.measure(runner, arrays) if job.batch_sizes else None,
             "accuracy": float((logits.argmax(-1) == labels).mean()),
             "throughput_per_s": len(labels) / elapsed,
             "latency_ms": Latency.from_values(seconds).to_dict(),

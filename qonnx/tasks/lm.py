@@ -7,8 +7,8 @@ exp(mean negative log-likelihood), every scored token weighted equally.
 """
 import numpy as np
 
-from ..measure import shapes
-from ..measure.latency import Latency
+from qonnx.measure import shapes
+from qonnx.measure.latency import Latency
 
 PROMPTS = [
     "The history of the city begins",
@@ -65,27 +65,27 @@ def generate(runner, ids, new_tokens):
 
 
 def prepare(tok, data, job) -> dict:
-    ids = tok(data["corpus"])["input_ids"][: job["eval_tokens"]]
+    ids = tok(data["corpus"])["input_ids"][: job.eval_tokens]
     if len(ids) < 2:
-        from ..errors import DataError
+        from qonnx.errors import DataError
 
         raise DataError(f"{data['source']} holds {len(ids)} token(s); perplexity needs at least 2.")
     arrays = {"corpus": np.asarray(ids, dtype=np.int64)}
     for i, prompt in enumerate(PROMPTS):
         arrays[f"prompt{i}"] = np.asarray(tok(prompt)["input_ids"], dtype=np.int64)
-    if job.get("batch_sizes"):
-        arrays.update(shapes.lm_inputs(ids, job["batch_sizes"], job["sequence_lengths"]))
+    if job.batch_sizes:
+        arrays.update(shapes.lm_inputs(ids, job.batch_sizes, job.sequence_lengths))
     return arrays
 
 
 def measure(runner, arrays, job):
-    ppl, scored, preds = perplexity(runner, arrays["corpus"].tolist(), job["window"], job["stride"])
-    curves = shapes.measure(runner, arrays, lm=True) if job.get("batch_sizes") else None  # before generation
+    ppl, scored, preds = perplexity(runner, arrays["corpus"].tolist(), job.window, job.stride)
+    curves = shapes.measure(runner, arrays, lm=True) if job.batch_sizes else None  # before generation
     prompts = [arrays[k] for k in sorted(k for k in arrays if k.startswith("prompt"))]
     generate(runner, prompts[0], 4)  # warm-up
     ttfts, decode_s, decoded, generated = [], 0.0, 0, []
     for ids in prompts:
-        ttft, dt, out = generate(runner, ids, job["max_new_tokens"])
+        ttft, dt, out = generate(runner, ids, job.max_new_tokens)
         ttfts.append(ttft)
         decode_s += dt
         decoded += len(out) - 1

@@ -19,7 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
+from qonnx.errors import ConfigError, DataError
+from qonnx.ui import app, plan
+from qonnx.ui.workers import Pool
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +101,6 @@ def serve(cfg: UiConfig, on_ready=None):
     """Build the variants and the page, serve until interrupted (Ctrl-C or SIGTERM), then stop
     the server and every worker. on_ready(url) is called once the server answers."""
     require_gradio()
-    from . import app, plan
-    from .workers import Pool
 
     p = plan.from_run(cfg.run_dir) if cfg.run_dir else plan.from_model(cfg.target)
     if not cfg.loopback:

@@ -3,7 +3,8 @@ label and probabilities (classifiers) or the continuation and tokens/s (LMs), an
 with the FP32 reference."""
 import numpy as np
 
-from ..errors import ConfigError
+from qonnx.errors import ConfigError
+from qonnx.tasks.classification import encode
 
 
 def inputs(plan, text) -> dict:
@@ -13,8 +14,6 @@ def inputs(plan, text) -> dict:
         if ids.size == 0:
             raise ConfigError("The tokenizer makes no tokens of this text; type something else.")
         return {"ids": ids, "new_tokens": plan.max_new_tokens}
-    from ..tasks.classification import encode
-
     return encode(plan.tokenizer, [text])
 
 
@@ -28,7 +27,7 @@ def _read(plan, entry, status, got) -> dict:
         a["token_ids"] = [int(i) for i in got["ids"]]
         a["continuation"] = plan.tokenizer.decode(got["ids"])  # as compare shows its samples
     else:
-        from ..tasks.lm import log_softmax
+        from qonnx.tasks.lm import log_softmax
 
         probs = np.exp(log_softmax(np.asarray(got["logits"])))
         names = plan.labels if len(plan.labels) == len(probs) else [f"LABEL_{i}" for i in range(len(probs))]
@@ -40,7 +39,7 @@ def _read(plan, entry, status, got) -> dict:
 def _agree(kind, ref, a):
     """Agreement of answer a with the reference answer (both ok)."""
     if kind == "lm":
-        from ..measure.deviation import token_agreement
+        from qonnx.measure.deviation import token_agreement
 
         return token_agreement(ref["token_ids"], a["token_ids"])["agreement"], None
     diff = np.abs(np.subtract(list(ref["probabilities"].values()), list(a["probabilities"].values())))

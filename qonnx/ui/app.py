@@ -3,9 +3,11 @@ table and plots). Everything shown comes from qonnx.ui.answers and the run folde
 import html
 from urllib.parse import quote
 
-from ..errors import QonnxError
-from ..tasks.classification import MAX_LENGTH
-from . import answers
+from qonnx.errors import QonnxError
+from qonnx.report.tables import display_rows, reasons
+from qonnx.tasks.classification import MAX_LENGTH
+from qonnx.tasks.lm import PROMPTS
+from qonnx.ui import answers
 
 CSS = """
 .qonnx-cells { display: grid !important; grid-template-columns: repeat(auto-fit, minmax(260px, 1fr)); }
@@ -91,8 +93,6 @@ def run_tab(plan):
     import gradio as gr
     import pandas as pd
 
-    from ..report.tables import display_rows, reasons
-
     if plan.results is None:
         gr.Markdown("Started on a model, not on a run. For the measured table and plots: "
                     f"`qonnx compare {plan.title} -o RUN` and then `qonnx ui RUN`.")
@@ -112,8 +112,6 @@ def run_tab(plan):
 
 def build(plan, pool, timeout_s):
     import gradio as gr
-
-    from ..tasks.lm import PROMPTS
 
     ref = plan.reference
     with gr.Blocks(title=f"qonnx ui · {plan.title}", analytics_enabled=False) as demo:

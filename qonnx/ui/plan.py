@@ -3,8 +3,14 @@ dynamic INT8 variant and the PyTorch FP32 reference."""
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
-from ..errors import DataError, QonnxError
+from qonnx import models, tasks
+from qonnx.config import CompareConfig, usable_cores
+from qonnx.errors import DataError, QonnxError
+from qonnx.schema import read as load_results
+from qonnx.variants import VARIANTS, requires
+from qonnx.variants.artifact import artifact_for
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +32,12 @@ class Entry:
     def name(self) -> str:
         return f"{self.variant}@{self.provider}"
 
-    def job(self, plan) -> dict:
-        """What qonnx.worker.make_runner needs, plus the task kind."""
+    def job(self, plan) -> SimpleNamespace:
+        """What qonnx.run.worker.make_runner needs, plus the task kind."""
         art = Path(self.artifact)
-        return {"runtime": self.runtime, "mode": self.mode, "provider": self.provider, "task": plan.task,
+        return SimpleNamespace(**{"runtime": self.runtime, "mode": self.mode, "provider": self.provider, "task": plan.task,
                 "kind": plan.kind, "threads": plan.threads, "config": plan.config,
-                "model_path": str(art / "model.onnx" if self.runtime != "torch" else art)}
+                "model_path": str(art / "model.onnx" if self.runtime != "torch" else art)})
 
 
 @dataclass
@@ -48,8 +54,6 @@ class Plan:
     results: dict | None = None
 
     def __post_init__(self):
-        from .. import models
-
         self.config = models.ModelSource(self.title, self.model_path, self.task).config
         self.tokenizer = models.load_tokenizer(self.model_path)
 
@@ -71,8 +75,6 @@ class Plan:
 
 def provider_problem(runtime, provider) -> str:
     """Why this machine cannot run a row's runtime on its provider: the registry's own checks."""
-    from ..variants import requires
-
     if provider == "cpu":
         return ""
     return (requires.torch_device if runtime == "torch" else requires.ort_provider)(None, provider, None)
@@ -94,9 +96,6 @@ def model_folder(doc, run_dir) -> Path:
 
 
 def from_run(run_dir) -> Plan:
-    from ..config import usable_cores
-    from ..pipeline import load_results
-    from ..variants import VARIANTS
 
     run_dir = Path(run_dir).resolve()
     doc = load_results(run_dir)
@@ -121,10 +120,6 @@ def from_run(run_dir) -> Plan:
 
 def from_model(name) -> Plan:
     """Resolve the model, then the FP32 export and INT8 variant from the store (built once)."""
-    from .. import models, tasks
-    from ..config import CompareConfig, usable_cores
-    from ..pipeline import artifact_for
-    from ..variants import VARIANTS
 
     source = models.resolve(name)
     plan = Plan(title=name, task=source.task, kind=tasks.kind(source.task), model_path=source.path,

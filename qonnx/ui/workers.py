@@ -18,6 +18,9 @@ import time
 from collections import deque
 from multiprocessing import connection, get_context
 
+from qonnx.errors import QonnxError
+from qonnx.run.worker import PARENT_ENV, die_with_parent, make_runner
+
 log = logging.getLogger(__name__)
 
 TURN_S = 10.0       # the longest one variant has the CPU to itself before the next one starts
@@ -26,16 +29,14 @@ STOP_WAIT_S = 3.0   # how long close() waits for a worker before killing it
 
 # -- in the worker process ---------------------------------------------------------------------
 def _reason(e) -> str:
-    from ..errors import QonnxError
-
     text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
     return text if isinstance(e, QonnxError) else f"{type(e).__name__}: {text}"
 
 
 def _call(runner, job, inputs):
     """(result, seconds of the model call) for one request."""
-    if job["kind"] == "lm":
-        from ..tasks.lm import generate
+    if job.kind == "lm":
+        from qonnx.tasks.lm import generate
 
         ttft, decode_s, ids = generate(runner, inputs["ids"], inputs["new_tokens"])
         return {"ids": ids, "ttft_ms": ttft * 1e3,
@@ -47,8 +48,6 @@ def _call(runner, job, inputs):
 def worker_main(job, conn, parent_pid):
     """The worker's loop (the target of a spawned process)."""
     import warnings
-
-    from ..worker import PARENT_ENV, die_with_parent, make_runner
 
     os.environ[PARENT_ENV] = str(parent_pid)
     die_with_parent()
@@ -72,7 +71,7 @@ def worker_main(job, conn, parent_pid):
                     loading.load()
                     runner = loading
                     extra["load_s"] = time.perf_counter() - t0
-                    _call(runner, job, {**inputs, "new_tokens": 2} if job["kind"] == "lm" else inputs)  # warm-up
+                    _call(runner, job, {**inputs, "new_tokens": 2} if job.kind == "lm" else inputs)  # warm-up
                 conn.send(("ready", rid, None))
                 nxt = conn.recv()
                 while nxt is not None and nxt[0] == "go" and nxt[1] != rid:

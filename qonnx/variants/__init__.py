@@ -1,97 +1,12 @@
-"""The variant registry: every row kind `qonnx compare` measures, and every method `qonnx
-quantize` builds, is one entry here. CLI choices, default matrices, skip reasons, notes and
-artifact keys all come from it.
+"""Variants: one module per quantization method, the registry of rows, the build that keys,
+stores and checks them, and the budget searches beside them (search/).
 
-Adding an ONNX method: a module in this package with `build(src, out, cfg, config, **kw)` and
-optional KINDS, DEFAULT_FOR, NOTES, NEEDS, then one line in METHODS. Its `onnx-NAME` variant
-is registered from that module.
+Adding an ONNX method: a module here with `build(src, out, cfg, config, **kw) -> settings` and,
+where they differ from the defaults, KINDS, DEFAULT_FOR, NOTES, NEEDS, NEEDS_CALIBRATION and
+RECIPE; then one line in qonnx.config.choices.METHODS. Its `onnx-NAME` row, its CLI choice and its
+place in the default matrix follow from the module.
 """
-import logging
-from dataclasses import dataclass
-from importlib import import_module
+from qonnx.variants.build import quantize
+from qonnx.variants.registry import DEFAULT_ORDER, METHODS, VARIANTS, Variant, defaults, method_module, register
 
-from . import requires as req
-
-log = logging.getLogger(__name__)
-
-KINDS = ("classification", "lm")
-
-# method name -> module (one line per method)
-METHODS = {"fp16": "fp16", "int8-dynamic": "int8_dynamic", "int8-static": "int8_static",
-           "int4-weight": "int4_weight"}
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    runtime: str                 # "torch", "onnx" or "genai" (onnxruntime-genai's builder and Generator)
-    mode: str                    # torch mode (fp32/fp16/bf16/int8-dynamic/bnb-int4) or ONNX method
-    kinds: tuple = KINDS         # task kinds it applies to
-    default_for: tuple = KINDS   # task kinds whose default matrix includes it
-    devices: tuple = ("cpu", "cuda")
-    notes: tuple = ()            # (provider, why a number may look slow there)
-    options: tuple = ()          # QuantizeConfig settings, as (name, value) pairs
-    needs: tuple = ()            # requirement checks (variants.requires)
-
-    def skip_reason(self, provider, kind, ctx) -> str:
-        if kind not in self.kinds:
-            return f"{self.name} applies to {' and '.join(self.kinds)} models only"
-        if provider not in self.devices:
-            return f"{self.name} runs on {', '.join(self.devices)} only"
-        for check in self.needs:
-            reason = check(self, provider, ctx)
-            if reason:
-                return reason
-        return ""
-
-    def note(self, provider) -> str:
-        return dict(self.notes).get(provider, "")
-
-
-def method_module(method):
-    return import_module(f".{METHODS[method]}", __name__)
-
-
-def _onnx(method, name=None, options=(), notes=None, default_for=None):
-    """The variant of an ONNX method, described by its module (KINDS, DEFAULT_FOR, NOTES, NEEDS)."""
-    m = method_module(method)
-    kinds = getattr(m, "KINDS", KINDS)
-    return Variant(name or f"onnx-{method}", "onnx", method, kinds=kinds,
-                   default_for=default_for if default_for is not None else getattr(m, "DEFAULT_FOR", kinds),
-                   notes=tuple((notes if notes is not None else getattr(m, "NOTES", {})).items()),
-                   options=options, needs=(req.ort_provider,) + tuple(getattr(m, "NEEDS", ())))
-
-
-_TORCH = (req.torch_device,)
-VARIANTS = {v.name: v for v in [
-    Variant("torch-fp32", "torch", "fp32", needs=_TORCH),
-    Variant("torch-fp16", "torch", "fp16", notes=tuple(method_module("fp16").NOTES.items()), needs=_TORCH),
-    Variant("torch-bf16", "torch", "bf16", needs=_TORCH + (req.cpu_bf16,)),
-    Variant("torch-int8-dynamic", "torch", "int8-dynamic", devices=("cpu",), default_for=("classification",),
-            needs=_TORCH),
-    Variant("bnb-int4", "torch", "bnb-int4", needs=_TORCH + (req.bitsandbytes,)),
-    Variant("onnx-fp32", "onnx", "fp32", needs=(req.ort_provider,)),
-    *(_onnx(m) for m in METHODS),
-    _onnx("int4-weight", "onnx-int4-rtn", options=(("algorithm", "rtn"),), notes={}),
-    # onnxruntime-genai's model builder, each its own recipe unchanged (genai-int4, its default RTN
-    # INT4, is the anchor the other LM rows are held against; int4-mixed is k_quant_mixed); genai-int8
-    # is qonnx's 8-bit MatMulNBits on the builder's fp32 graph (0.11's builder has no int8); CPU only
-    *(Variant(f"genai-{p}", "genai", p, kinds=("lm",), default_for=("lm",), devices=("cpu",),
-              needs=(req.ort_provider, req.genai)) for p in ("fp32", "int8", "int4", "int4-mixed")),
-    # qonnx's mixed 4/8-bit build on the builder's fp32 graph, held to --max-perplexity-increase
-    # [10 %]: not in the default matrix (its search takes about 3 minutes on demo:smollm2)
-    Variant("genai-int4-budget", "genai", "int4-budget", kinds=("lm",), default_for=(), devices=("cpu",),
-            needs=(req.ort_provider, req.genai)),
-]}
-DEFAULT_ORDER = list(VARIANTS)
-
-
-def defaults(kind) -> list:
-    return [v.name for v in VARIANTS.values() if kind in v.default_for]
-
-
-def quantize(cfg) -> dict:
-    """Build one ONNX variant from an FP32 export folder (see variants.build)."""
-    from .build import quantize as run
-
-    return run(cfg)
+__all__ = ["quantize", "DEFAULT_ORDER", "METHODS", "VARIANTS", "Variant", "defaults", "method_module", "register"]

@@ -8,22 +8,24 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from .. import manifest, store
-from ..envinfo import versions
-from ..errors import ModelError
-from ..models import is_lm_task
-from . import METHODS, method_module
+from qonnx import calibration, manifest, store
+from qonnx.config.parts import demo_split
+from qonnx.envinfo import versions
+from qonnx.errors import ModelError
+from qonnx.models import is_lm_task, load_tokenizer
+from qonnx.variants.checks import check_variant, load_export
+from qonnx.variants.registry import method_module
+from qonnx.variants.search import budget, lm_budget
 
 log = logging.getLogger(__name__)
 
 KEY_LIBRARIES = ("qonnx", "onnx", "onnxruntime")
-NOT_IN_KEY = ("onnx_dir", "output", "overwrite")
+NOT_IN_KEY = ("onnx_dir", "output", "overwrite", "threads")  # none of these changes the bytes
 
 
 def calibration_spec(cfg, src_manifest):
     """The calibration source and its text column: --calibration, else the demo's split."""
-    demo = src_manifest.get("source", {}).get("demo")
-    spec = cfg.calibration or (f"demo:{demo}:calibration" if demo else None)
+    spec = demo_split(cfg.calibration, src_manifest.get("source", {}).get("demo"), "calibration")
     column = cfg.text_column or "text"
     return spec, column
 
@@ -43,23 +45,6 @@ def variant_key(cfg, src_manifest, calibration_prov=None, validation_selection=N
                          "versions": {k: v.get(k) for k in KEY_LIBRARIES}})
 
 
-def _validation(cfg, src_manifest, src_dir, config, lm):
-    """(batches, labels, data) of the budget's validation split: --validation, else the demo's
-    train split (neither its calibration nor its test rows)."""
-    from ..analysis.budget import validation_batches
-    from ..errors import ConfigError
-    from ..models import load_tokenizer
-
-    if lm:
-        raise ConfigError("--max-accuracy-drop is for classifiers; an LM's budget is --max-perplexity-increase.")
-    demo = src_manifest.get("source", {}).get("demo")
-    spec = cfg.validation or (f"demo:{demo}:train" if demo else None)
-    if not spec:
-        raise ConfigError("--max-accuracy-drop needs --validation: labelled rows that are neither the calibration "
-                          "data nor the set you will evaluate on.")
-    return validation_batches(spec, load_tokenizer(src_dir), config.get("label2id") or {}, cfg)
-
-
 def _ort_errors() -> tuple:
     """ONNX Runtime's own exception classes (they derive from Exception, not RuntimeError)."""
     from onnxruntime.capi import onnxruntime_pybind11_state as state
@@ -68,24 +53,9 @@ def _ort_errors() -> tuple:
                  if hasattr(state, n))
 
 
-def _lm_budget(cfg, src_manifest, src_dir, lm):
-    from ..analysis.lm_budget import budget_texts
-    from ..errors import ConfigError
-    from ..models import load_tokenizer
-
-    if not lm:
-        raise ConfigError("--max-perplexity-increase is for language models; a classifier's budget is "
-                          "--max-accuracy-drop.")
-    return budget_texts(cfg, src_manifest.get("source", {}).get("demo"), load_tokenizer(src_dir))
-
-
 def quantize(cfg) -> dict:
-    """Build (or reuse) one variant; returns its manifest with `output` and `reused`."""
-    from transformers import AutoTokenizer
-
-    from .. import calibration
-    from .checks import check_variant, load_export
-
+    """Build (or reuse) one variant; returns its manifest with `output` and `reused`. With a budget
+    (--max-accuracy-drop, --max-perplexity-increase) the method's search (search/) builds it."""
     src_dir = Path(cfg.onnx_dir).resolve()
     if Path(src_dir).is_dir():
         store.ensure_intact(src_dir, "ONNX export")
@@ -97,13 +67,14 @@ def quantize(cfg) -> dict:
         spec, column = calibration_spec(cfg, src_manifest)
         if spec:
             texts, prov = calibration.select(spec, cfg.num_samples, cfg.seed, lm, column)
-    validation, lm_budget = None, None
+    cfg.check_kind(lm)
+    validation, texts_lm = None, None
     if cfg.max_accuracy_drop is not None:
-        validation = _validation(cfg, src_manifest, src_dir, config, lm)
+        validation = budget.validation(cfg, src_manifest, src_dir, config)
     selection = validation[2].selection if validation else None
     if cfg.max_perplexity_increase is not None:
-        lm_budget = _lm_budget(cfg, src_manifest, src_dir, lm)
-        prov, selection = lm_budget[2]["calibration"], lm_budget[2]["validation"]
+        texts_lm = lm_budget.budget_texts(cfg, src_manifest.get("source", {}).get("demo"), load_tokenizer(src_dir))
+        prov, selection = texts_lm[2]["calibration"], texts_lm[2]["validation"]
     key = variant_key(cfg, src_manifest, prov, selection)
     out = cfg.output or Path(src_dir).parent / f"onnx-{cfg.method}-{key}"
     if manifest.read(out).get("key") == key and store.reuse(out):
@@ -113,13 +84,17 @@ def quantize(cfg) -> dict:
     with store.atomic_dir(out, overwrite=overwrite, protect=[src_dir]) as tmp:
         manifest.copy_side_files(src_dir, tmp)
         log.info("building %s from %s", cfg.method, src_dir)
-        kwargs = {"lm": lm, "validation": validation, "lm_budget": lm_budget}
+        kwargs = {"lm": lm}
         if texts is not None or validation is not None:
-            kwargs.update(tokenizer=AutoTokenizer.from_pretrained(src_dir), texts=texts, provenance=prov)
+            kwargs.update(tokenizer=load_tokenizer(src_dir), texts=texts, provenance=prov)
+        build = method_module(cfg.method).build
+        if validation is not None:  # keep the most damaging units FP32 until within budget
+            build, kwargs["validation"] = budget.build, validation
+        if texts_lm is not None:  # 8-bit with the least sensitive layers at 4 bits, within budget
+            build, kwargs["texts"] = lm_budget.build, texts_lm
         try:
             with store.scratch_cwd():
-                settings = method_module(cfg.method).build(src_dir / "model.onnx", tmp / "model.onnx",
-                                                           cfg, config, **kwargs)
+                settings = build(src_dir / "model.onnx", tmp / "model.onnx", cfg, config, **kwargs)
         except (ValueError, RuntimeError, KeyError, *_ort_errors()) as e:  # ORT rejects the graph
             raise ModelError(f"{cfg.method} quantization of {src_dir} failed: "
                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
@@ -132,5 +107,3 @@ def quantize(cfg) -> dict:
                               parity={"reference": "onnx-fp32", **report})
     return {**data, "output": str(out), "reused": False}
 
-
-__all__ = ["quantize", "METHODS"]

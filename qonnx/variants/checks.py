@@ -3,14 +3,14 @@ import json
 import math
 from pathlib import Path
 
-from ..errors import ModelError
+from qonnx import manifest, parity
+from qonnx.errors import ModelError
+from qonnx.runners.ort import OrtRunner
 
 
 def load_export(src_dir: Path):
     """(manifest, config) of an FP32 export folder, with clear errors for what is wrong."""
     import onnx
-
-    from .. import manifest
 
     src_dir = Path(src_dir)
     if not src_dir.is_dir():
@@ -31,8 +31,6 @@ def check_variant(src_dir, out_dir, task, config):
     """Parity of the new variant against the FP32 export on real text; NaN/Inf is an error."""
     from transformers import AutoTokenizer
 
-    from .. import parity
-    from ..runners.ort import OrtRunner
 
     tok = AutoTokenizer.from_pretrained(src_dir)
     with OrtRunner(Path(src_dir) / "model.onnx", config=config) as ref, \

@@ -6,7 +6,7 @@ breaks BERT graphs at load time).
 """
 from pathlib import Path
 
-from .graph import fuse, save, scratch_cwd
+from qonnx.variants.graph import fuse, save, scratch_cwd
 
 UNACCEL_CPU = ("FP16 arithmetic is not accelerated on this CPU provider: most ops run through casts, "
                "so this number reflects the graph, not FP16 speed")

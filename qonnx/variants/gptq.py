@@ -99,7 +99,7 @@ def rtn(weight, bits=4, group=32, sym=False):
     return codes.reshape(K, N).astype(np.uint8), scales, zeros
 
 
-# 4-bit code recipes the LM budget search measures, unit by unit (qonnx.analysis.lm_budget): on
+# 4-bit code recipes the LM budget search measures, unit by unit (qonnx.variants.search.lm_budget): on
 # demo:smollm2, whose FP32 weights are a dequantized Q4_1 file (every block of 32 on its own
 # min/max grid with a float offset), every MatMul at 4 bits but the head (8 bits) raised validation
 # perplexity by 31.9 % with GPTQ and 22.2 % by round to nearest, which keeps each block's grid,

@@ -5,7 +5,8 @@ from pathlib import Path
 # ONNX Runtime's graph tools (symbolic shape inference, the fp16 converter, the quantizers) can
 # leave sym_shape_infer_temp.onnx or uuid-named .data files in the current directory: every call
 # to one runs inside scratch_cwd(), with absolute paths. One implementation, shared with export.
-from ..store import scratch_cwd
+from qonnx.store import scratch_cwd
+from qonnx.variants.units import role
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,8 @@ def type_fused_outputs(model):
 
 def name_fused_nodes(model):
     """Name fused Attention and EmbedLayerNormalization nodes by layer and role (the optimizer calls
-    them Attention_0 ...), so analysis.units places them: an Attention takes the layer of the node
+    them Attention_0 ...), so variants.units places them: an Attention takes the layer of the node
     that reads its output (that layer's attention output projection)."""
-    from ..analysis.units import role
-
     readers = {}
     for n in model.graph.node:
         for i in n.input:
@@ -76,13 +75,21 @@ def name_fused_nodes(model):
                 n.name = f"/layer.{layer}/attention/qkv/{n.name}"
 
 
-def save(model, path: Path):
-    """Save a ModelProto; weights over 2 GB go to an external data file beside it."""
+def save(model, path, external=None, prune=False) -> Path:
+    """Save a ModelProto; its weights go to PATH.data beside it when `external` (default: only when
+    they pass 2 GB, protobuf's limit). prune drops initializers that no node reads."""
     import onnx
 
-    big = model.ByteSize() > 2**31 - 2**20
-    onnx.save_model(model, str(path), save_as_external_data=big,
-                    location=path.name + ".data" if big else None)
+    if prune:
+        used = {i for n in model.graph.node for i in n.input}
+        keep = [i for i in model.graph.initializer if i.name in used]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(keep)
+    path = Path(path).resolve()
+    big = model.ByteSize() > 2**31 - 2**20 if external is None else external
+    Path(str(path) + ".data").unlink(missing_ok=True)  # onnx appends to an existing data file
+    onnx.save_model(model, str(path), save_as_external_data=big, location=path.name + ".data" if big else None)
+    return path
 
 
 def onnx_size_mb(folder: Path) -> float:

@@ -9,7 +9,7 @@ GPTQ in ONNX Runtime goes through Intel Neural Compressor, which qonnx does not 
 """
 from pathlib import Path
 
-from .graph import materialize_transposed_weights, save, scratch_cwd, share_tied_embedding
+from qonnx.variants.graph import materialize_transposed_weights, save, scratch_cwd, share_tied_embedding
 
 DEFAULT_FOR = ("lm",)
 NOTES = {"cpu": "HQQ keeps float zero points, for which ONNX Runtime's CPU MatMulNBits has no fast kernel: "
@@ -18,19 +18,10 @@ NOTES = {"cpu": "HQQ keeps float zero points, for which ONNX Runtime's CPU MatMu
 ACCURACY_LEVEL = 4
 
 
-def __getattr__(name):
-    """RECIPE (read into the variant key by variants.build) is the LM budget search's own number,
-    looked up when asked: analysis.lm_budget imports this module, so it cannot be imported here."""
-    if name == "RECIPE":
-        from ..analysis.lm_budget import RECIPE
-
-        return RECIPE
-    raise AttributeError(name)
+RECIPE = 4  # in the variant key (the LM budget search's too): a recipe change never reuses an older build
 
 
-def build(src, out, cfg, config, lm_budget=None, **_):
-    if cfg.max_perplexity_increase is not None:
-        return budgeted(src, out, cfg, config, *lm_budget)
+def build(src, out, cfg, config, **_):
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import (
         DefaultWeightOnlyQuantConfig,
@@ -84,27 +75,3 @@ def fp32_gemms(model) -> int:
         logging.getLogger(__name__).warning("%d Gemm node(s) with weights (e.g. GPT-2's Conv1D) stay FP32: "
                                             "MatMulNBits replaces MatMul only", n)
     return n
-
-
-def budgeted(src, out, cfg, config, cal_ids, val_ids, provenance):
-    """--max-perplexity-increase: 8-bit with the least sensitive layers at 4 bits (GPTQ or round to
-    nearest, measured per unit), searched on the validation text (qonnx.analysis.lm_budget)."""
-    import onnx
-
-    from ..analysis import lm_budget
-
-    src, out = Path(src).resolve(), Path(out).resolve()
-    model = onnx.load(str(src))
-    if materialize_transposed_weights(model):  # a tied lm_head gets a weight of its own
-        untied = out.parent / "untied.onnx"
-        onnx.save_model(model, str(untied), save_as_external_data=True, location="untied.onnx.data")
-        src = untied
-    del model
-    try:
-        record = lm_budget.search(src, out, cfg.max_perplexity_increase, cal_ids, val_ids, config, threads=None)
-    finally:
-        for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
-            f.unlink(missing_ok=True)
-    return {"bits": "4 and 8 (mixed)", "block_size": lm_budget.BLOCK,
-            "algorithm": "gptq or rtn per unit (budget_search.four_bit_recipe) + 8-bit rtn",
-            "accuracy_level": ACCURACY_LEVEL, "budget_search": record, "data": provenance}

@@ -17,8 +17,9 @@ Two schemes, chosen by model kind unless `--int8-scheme` says otherwise:
 """
 from pathlib import Path
 
-from ..store import work_dir
-from .graph import fuse, materialize_transposed_weights, name_fused_nodes, save, scratch_cwd, share_tied_embedding
+from qonnx.store import work_dir
+from qonnx.variants.graph import fuse, materialize_transposed_weights, save, scratch_cwd, share_tied_embedding
+from qonnx.variants.units import units
 
 UNACCEL_CUDA = "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"
 NOTES = {"cuda": UNACCEL_CUDA}
@@ -33,8 +34,6 @@ def resolve_scheme(cfg, lm):
 
 def head_nodes(model) -> list:
     """The classifier head's weighted nodes (pooler, classifier): left FP32 by the fused scheme."""
-    from ..analysis.units import units
-
     return units(model, fused=True).get("head", [])
 
 
@@ -100,33 +99,8 @@ def blockwise(src, out, cfg, config):
             "shared_embeddings": shared}
 
 
-def budgeted(src, out, cfg, config, validation):
-    """--max-accuracy-drop: the search runs on the same fused graph as the plain build, its fused
-    nodes named by layer so units map (QAttention and the embeddings are units too). Weights
-    per-tensor where that holds the budget, per-channel where it does not (budget.search), unless
-    --per-channel or --per-tensor fixes them."""
-    from ..analysis import budget
-
-    model, fusion = fuse(src, config)
-    if fusion["fused"]:
-        name_fused_nodes(model)
-    weights = {None: "search", True: "per-channel", False: "per-tensor"}[cfg.per_channel]
-    with work_dir(Path(out).parent) as tmp:
-        graph = Path(tmp) / "graph.onnx"
-        save(model, graph)
-        found = budget.budgeted("int8-dynamic", graph, out, cfg, validation,
-                                {"block_size": cfg.block_size, "fused_ops": fusion["fused"], "weights": weights,
-                                 "fp32_units": ["head"]})
-    search = found["budget_search"]
-    per_channel = {"per-channel": True, "per-tensor": False}.get(search["weights"], "mixed")
-    return {"scheme": "fused", "weight_type": "int8", "per_channel": per_channel, "reduce_range": per_channel,
-            "per_channel_units": search["per_channel_units"], "fp32_nodes": head_nodes(model), **fusion, **found}
-
-
-def build(src, out, cfg, config, lm=False, tokenizer=None, validation=None, **_):
+def build(src, out, cfg, config, lm=False, **_):
     src, out = Path(src).resolve(), Path(out).resolve()  # the ORT calls run in a scratch cwd
-    if cfg.max_accuracy_drop is not None:  # keep the most damaging units FP32 until within budget
-        return budgeted(src, out, cfg, config, validation)
     scheme = resolve_scheme(cfg, lm)
     settings = (blockwise if scheme == "blockwise" else fused)(src, out, cfg, config)
     return {"scheme": scheme, **settings}

@@ -16,11 +16,13 @@ bins 128 into 128, which is MinMax), and one calibration serves every build of a
 import shutil
 from pathlib import Path
 
-from .. import calibration
-from ..errors import ConfigError
-from ..store import work_dir
-from . import requires
-from .graph import fuse, save, scratch_cwd, type_fused_outputs
+from qonnx import calibration
+from qonnx.errors import ConfigError
+from qonnx.runners.ort import empty_past
+from qonnx.store import work_dir
+from qonnx.variants import requires
+from qonnx.variants.graph import fuse, save, scratch_cwd, type_fused_outputs
+from qonnx.variants.units import role, weighted_nodes
 
 NOTES = {"cuda": "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"}
 NEEDS = (requires.calibration_data,)
@@ -36,8 +38,6 @@ FFN_OUT = ("dynamic", "static")
 
 
 def past_shapes(sess_inputs, config):
-    from ..runners.ort import empty_past
-
     return {k: v.shape for k, v in empty_past(sess_inputs, 1, config).items()}
 
 
@@ -74,8 +74,6 @@ def calibrate(pre, reader, method, tmp) -> Path:
 
 
 def ffn_out_nodes(nodes) -> list:
-    from ..analysis.units import role
-
     return [n for n in nodes if role(n)[1] == "ffn-out"]
 
 
@@ -96,7 +94,7 @@ def quantize(pre, dst, ranges, method, nodes, per_channel=True, dynamic=()):
         else:
             shutil.copyfile(pre, stage)
         if dynamic:  # per-channel with reduce_range, as the int8-dynamic variant
-            from .int8_dynamic import dynamic_nodes
+            from qonnx.variants.int8_dynamic import dynamic_nodes
 
             dynamic_nodes(stage, dst, dynamic)
 
@@ -112,8 +110,6 @@ def context(src, tmp, cfg, config, tokenizer, texts, lm) -> dict:
     """What every build from this export shares: the graph, its ranges, the recipe's node sets."""
     import onnx
     import onnxruntime as ort
-
-    from ..analysis.units import weighted_nodes
 
     pre, record = graph(src, tmp, config, lm)
     inputs = ort.InferenceSession(str(pre), providers=["CPUExecutionProvider"]).get_inputs()
@@ -132,20 +128,16 @@ def context(src, tmp, cfg, config, tokenizer, texts, lm) -> dict:
             "dynamic": ffn_out_nodes(nodes) if cfg.static_ffn_out == "dynamic" else []}
 
 
-def build(src, out, cfg, config, tokenizer=None, lm=False, texts=None, provenance=None, validation=None, **_):
+def check_texts(texts):
     if not texts:
         raise ConfigError("int8-static needs calibration data: pass --calibration FILE (csv/tsv/"
                           "jsonl/json/parquet/txt) or a demo split such as demo:sentiment:calibration")
+
+
+def build(src, out, cfg, config, tokenizer=None, lm=False, texts=None, provenance=None, **_):
+    check_texts(texts)
     src, out = Path(src).resolve(), Path(out).resolve()  # the ORT calls below run in a scratch cwd
     with work_dir(out.parent) as tmp:
         ctx = context(src, tmp, cfg, config, tokenizer, texts, lm)
-        if cfg.max_accuracy_drop is not None:  # keep the most damaging units FP32 until within budget
-            from ..analysis.budget import budgeted
-
-            found = budgeted("int8-static", ctx["pre"], out, cfg, validation, ctx)
-            chosen = found["budget_search"].get("calibration")  # the search may pick another calibration
-            if chosen:
-                ctx = {**ctx, **chosen}
-            return {**settings(cfg, ctx), **found, "calibration": provenance}
         quantize(ctx["pre"], out, ctx["ranges"], ctx["method"], ctx["nodes"], ctx["per_channel"], ctx["dynamic"])
         return {**settings(cfg, ctx), "calibration": provenance}

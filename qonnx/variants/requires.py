@@ -3,18 +3,18 @@
 A variant lists its checks in the registry; compare turns a reason into a skipped row."""
 import importlib.util
 
+from qonnx.envinfo import cpu
+from qonnx.runners.ort import provider_problem
+from qonnx.runners.torch import cuda_problem
+
 
 def ort_provider(variant, provider, ctx):
-    from ..runners.ort import provider_problem
-
     return provider_problem(provider)
 
 
 def torch_device(variant, provider, ctx):
     if provider != "cuda":
         return ""
-    from ..runners.torch import cuda_problem
-
     return cuda_problem()
 
 
@@ -24,15 +24,18 @@ def bitsandbytes(variant, provider, ctx):
     return ""
 
 
-def genai(variant, provider, ctx):
-    from ..genai import missing
+def genai_problem() -> str:
+    """'' when onnxruntime-genai can be imported, else why not."""
+    if importlib.util.find_spec("onnxruntime_genai") is None:
+        return "onnxruntime-genai is not installed (pip install 'qonnx[genai]')"
+    return ""
 
-    return missing()
+
+def genai(variant, provider, ctx):
+    return genai_problem()
 
 
 def cpu_bf16(variant, provider, ctx):
-    from ..envinfo import cpu
-
     if provider == "cpu" and not {"AVX512-BF16", "AMX-BF16"} & set(cpu()["flags"]):
         return "this CPU has no BF16 instructions (AVX512-BF16 or AMX); torch would emulate them"
     return ""

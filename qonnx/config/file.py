@@ -11,7 +11,7 @@ import types
 import typing
 from pathlib import Path
 
-from ..errors import ConfigError
+from qonnx.errors import ConfigError
 
 NOT_IN_FILES = ("resume",)  # a property of one invocation, not of the experiment
 

@@ -1,4 +1,4 @@
-"""One (variant, provider) measured in a fresh process: `python -m qonnx.worker JOB.json`.
+"""One (variant, provider) measured in a fresh process: `python -m qonnx.run.worker JOB.json`.
 
 The job file names the model, the runtime and the prepared inputs (token ids, made once by the
 parent); the worker writes result.json and the raw outputs (outputs.npy) beside it. Each variant
@@ -15,6 +15,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
+from qonnx import tasks
+from qonnx.config import Job
+from qonnx.measure import memory
+from qonnx.runners.torch import TorchRunner
 
 PARENT_ENV = "QONNX_PARENT_PID"
 
@@ -34,17 +39,15 @@ def die_with_parent():
 
 
 def make_runner(job):
-    if job["runtime"] == "genai":
-        from .runners.genai import GenaiRunner
+    if job.runtime == "genai":
+        from qonnx.runners.genai import GenaiRunner
 
-        return GenaiRunner(job["model_path"], job["provider"], job["threads"], job["config"])
-    if job["runtime"] == "onnx":
-        from .runners.ort import OrtRunner
+        return GenaiRunner(job.model_path, job.provider, job.threads, job.config)
+    if job.runtime == "onnx":
+        from qonnx.runners.ort import OrtRunner
 
-        return OrtRunner(job["model_path"], job["provider"], job["threads"], job["config"])
-    from .runners.torch import TorchRunner
-
-    return TorchRunner(job["model_path"], job["task"], job["mode"], job["provider"], job["threads"])
+        return OrtRunner(job.model_path, job.provider, job.threads, job.config)
+    return TorchRunner(job.model_path, job.task, job.mode, job.provider, job.threads)
 
 
 def weight_mb(runner):
@@ -55,11 +58,9 @@ def weight_mb(runner):
 
 
 def run(job_path: Path):
-    from . import tasks
-    from .measure import memory
 
-    job = json.loads(job_path.read_text())
-    with np.load(job["inputs_path"]) as f:
+    job = Job.read(job_path)
+    with np.load(job.inputs_path) as f:
         arrays = {k: f[k] for k in f.files}
     runner = make_runner(job)
     runner.import_runtime()  # the runtime's libraries belong to the baseline, not to the model
@@ -69,13 +70,13 @@ def run(job_path: Path):
     load_s = time.perf_counter() - t0
     load_peak = memory.peak_rss_mb()
     separate = memory.reset_peak()
-    result = tasks.module(job["kind"]).measure(runner, arrays, job)
+    result = tasks.module(job.kind).measure(runner, arrays, job)
     inference_peak = memory.peak_rss_mb()
     np.save(job_path.parent / "outputs.npy", result.pop("outputs"))
-    if job["runtime"] == "onnx" and job["provider"] == "cuda":
-        from .runners.ort import placement
+    if job.runtime == "onnx" and job.provider == "cuda":
+        from qonnx.runners.ort import placement
 
-        result["placement"] = placement(job["model_path"], job["provider"], runner.last_feed)
+        result["placement"] = placement(job.model_path, job.provider, runner.last_feed)
     peak = max(load_peak, inference_peak)
     result.update({"load_s": load_s, "baseline_mb": baseline, "load_peak_mb": load_peak,
                    "inference_peak_mb": inference_peak if separate else None,

@@ -17,7 +17,10 @@ import time
 from collections import deque
 from pathlib import Path
 
-from ..errors import ConfigError
+from qonnx.config import usable_cores
+from qonnx.envinfo import collect
+from qonnx.errors import ConfigError
+from qonnx.run.executors import run_worker
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +41,6 @@ class NodeRunner:
 
         import ray
 
-        from ..envinfo import collect
-
         ctx = ray.get_runtime_context()
         self.node = {"hostname": socket.gethostname(), "node_id": ctx.get_node_id(),
                      "ip": ray.util.get_node_ip_address(), "pid": os.getpid()}
@@ -47,12 +48,10 @@ class NodeRunner:
         self.env = collect()
 
     def measure(self, work, job):
-        from ..pipeline import run_worker
-
         node = {**self.node, "retried": self.restarted, "environment": self.env}
         self.restarted = False
-        if not Path(job["model_path"]).exists():
-            return None, (f"{job['model_path']} is not visible on node {self.node['hostname']}: the ray "
+        if not Path(job.model_path).exists():
+            return None, (f"{job.model_path} is not visible on node {self.node['hostname']}: the ray "
                           "executor needs the run folder and artifacts on a filesystem every node sees"), node
         result, failure = run_worker(Path(work), job)
         return result, failure, node
@@ -93,8 +92,6 @@ class RayExecutor:
             if self.address:
                 ray.init(address=self.address, **kwargs)
             else:  # a cluster of this machine alone, started for this run and stopped after it
-                from ..config import usable_cores
-
                 ray.init(num_cpus=usable_cores(), **kwargs)
         except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError ...
             hint = ("; if the cluster uses token authentication, set RAY_AUTH_MODE=token (the token from "
@@ -141,7 +138,7 @@ class RayExecutor:
         free, running = self._actors(ray), {}
         while jobs or running:
             for slot in list(free):
-                pick = next((j for j in jobs if j[2]["provider"] != "cuda" or slot[1]["gpus"] >= 1), None)
+                pick = next((j for j in jobs if j[2].provider != "cuda" or slot[1]["gpus"] >= 1), None)
                 if pick is None:
                     continue
                 jobs.remove(pick)
@@ -150,7 +147,7 @@ class RayExecutor:
                 free.remove(slot)
             if not running:  # what is left fits no node
                 for key, _, job in jobs:
-                    yield key, None, (f"no node of the Ray cluster can run a {job['provider']} row (none has a GPU)"
+                    yield key, None, (f"no node of the Ray cluster can run a {job.provider} row (none has a GPU)"
                                       if free else "ray: every node process died; no node is left"), None
                 return
             (ref,), _ = ray.wait(list(running), num_returns=1)

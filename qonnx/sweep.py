@@ -20,11 +20,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import store
-from ..cache import write_json
-from ..config import CompareConfig
-from ..errors import ConfigError
-from . import configfile
+from qonnx import schema, store
+from qonnx.cache import write_json
+from qonnx.config import CompareConfig
+from qonnx.config import file as configfile
+from qonnx.errors import ConfigError
+from qonnx.report.plots import curves, shape_table
+from qonnx.report.tables import frame
+from qonnx.run.compare import compare
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +130,6 @@ def run(sweep: Sweep, on_row=None, on_point=None) -> dict:
     """Measure every point (each a compare run); returns the sweep document (sweep.json)."""
     import yaml
 
-    from ..pipeline import compare
-
     folder = Path(sweep.output) if sweep.output else store.root() / "runs" / (
         f"{safe_name(sweep.name)}-sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     _claim(folder, sweep.resume)
@@ -161,9 +162,6 @@ def combine(folder: Path, doc: dict):
     """sweep.csv (every row of every point), shapes.csv and curves.png."""
     import pandas as pd
 
-    from ..report import schema
-    from ..report.plots import curves, shape_table
-    from ..report.tables import frame
 
     rows, shapes = [], []
     for p in doc["points"]:

@@ -16,6 +16,7 @@
 The ranking is measured on one window; the budget itself is always checked by the perplexity of
 the whole validation text.
 """
+import hashlib
 import logging
 import shutil
 import time
@@ -23,21 +24,24 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
-from ..store import work_dir
-from ..variants.graph import share_tied_embedding
-from ..variants.int4_weight import fp32_gemms
-from .budget import BudgetNotMet, steps
+from qonnx import calibration, data
+from qonnx.config.parts import demo_split
+from qonnx.errors import ConfigError, ModelError
+from qonnx.runners.ort import OrtRunner, empty_past
+from qonnx.store import work_dir
+from qonnx.tasks.lm import log_softmax
+from qonnx.tasks.lm import perplexity as ppl
+from qonnx.variants.gptq import FOUR_BIT, eight_bit_codes, hessians, matmul_nbits
+from qonnx.variants.graph import materialize_transposed_weights, save, share_tied_embedding
+from qonnx.variants.int4_weight import ACCURACY_LEVEL, fp32_gemms
+from qonnx.variants.search.budget import BudgetNotMet, steps
+from qonnx.variants.units import role
 
 log = logging.getLogger(__name__)
 
-ACCURACY_LEVEL = 4  # int8 activations in the CPU kernel, as every MatMulNBits variant of qonnx
-RECIPE = 4  # in the keys of the builds that use this module; 4: both widths in blocks of 128, ranked from 8 bits
-# Both widths' block along the input (K padded to whole blocks, as MatMulNBits allows). On
-# demo:smollm2 (2-core AMD EPYC, genai's generator, interleaved rounds) every MatMul at 4 bits in
-# blocks of 128 (head 8) decoded at 1.16x genai-int4 (4-bit, block 32) and everything 8-bit in
-# blocks of 128 at 0.95-0.97x (+0.9 % perplexity): a mix of the two can be both closer to FP32
-# and faster than the 4-bit anchor, which 4-bit blocks of 32 (our codes or the builder's) cannot.
+# RECIPE and ACCURACY_LEVEL are int4-weight's: this search is how that method builds within a budget.
+# Both widths' block along the input (K padded to whole blocks, as MatMulNBits allows); why 128:
+# docs/budgets.md, and the decode timings behind it in docs/benchmarks.md.
 BLOCK = 128
 
 
@@ -54,8 +58,6 @@ def weighted_matmuls(model):
 def calibration_feeds(model, ids, samples, length, config):
     """Feeds of `samples` windows of `length` tokens for a causal LM graph (no past)."""
     import onnxruntime as ort
-
-    from ..runners.ort import empty_past
 
     inputs = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).get_inputs()
     names = {i.name for i in inputs}
@@ -84,8 +86,6 @@ class MixedBuilder:
     `eight` at 8 bits, the rest as they are."""
 
     def __init__(self, model, calib_ids, config, block=BLOCK, samples=8, length=512):
-        from ..variants.gptq import FOUR_BIT, eight_bit_codes, hessians
-
         self.model, self.block = model, block
         nodes, weights = weighted_matmuls(model)
         if not nodes:
@@ -112,15 +112,13 @@ class MixedBuilder:
         m.CopyFrom(self.model)
         plan = {**{n: (8, self.eight[n]) for n in eight}, **{n: (4, self.codes[n]) for n in four}}
         replace(m, plan, self.inputs, self.block)
-        return save(m, out)
+        return save(m, out, external=True, prune=True)
 
 
 def replace(m, plan, inputs, block):
     """m with each MatMul named in plan ({name: (bits, (codes, scales, zero points))}) as
     MatMulNBits (8 bits symmetric, 4 asymmetric) and an 8-bit tied lm_head serving the embedding
     lookup too."""
-    from ..variants.gptq import matmul_nbits
-
     for i, n in enumerate(list(m.graph.node)):
         if n.name in plan:
             bits, (c, s, z) = plan[n.name]
@@ -137,34 +135,15 @@ def eight_bit(src, out, block=BLOCK) -> Path:
     `block`), written to out."""
     import onnx
 
-    from ..variants.gptq import eight_bit_codes
-
     m = onnx.load(str(src))
     nodes, weights = weighted_matmuls(m)
     plan = {n.name: (8, _compact(*eight_bit_codes(weights[n.name], block))) for n in nodes}
     replace(m, plan, {k: w.shape[0] for k, w in weights.items()}, block)
-    return save(m, out)
-
-
-def save(m, out: Path) -> Path:
-    """Save with the weights in out.data, dropping initializers no node reads."""
-    import onnx
-
-    used = {i for n in m.graph.node for i in n.input}
-    keep = [i for i in m.graph.initializer if i.name in used]
-    del m.graph.initializer[:]
-    m.graph.initializer.extend(keep)
-    out = Path(out).resolve()
-    for f in (out, Path(str(out) + ".data")):  # onnx appends to an existing data file
-        f.unlink(missing_ok=True)
-    onnx.save_model(m, str(out), save_as_external_data=True, location=out.name + ".data")
-    return out
+    return save(m, out, external=True, prune=True)
 
 
 def layer_units(names):
     """{unit: MatMul names}: one unit per transformer layer (all its MatMuls), the head, other."""
-    from .units import role
-
     out = {}
     for n in names:
         layer, r = role(n)
@@ -173,23 +152,17 @@ def layer_units(names):
 
 
 def kl(ref_logits, logits):
-    from ..tasks.lm import log_softmax
-
     p, q = log_softmax(ref_logits), log_softmax(logits)
     return float((np.exp(p) * (p - q)).sum(-1).mean())
 
 
 def perplexity(path, ids, window, stride, threads, config):
-    from ..runners.ort import OrtRunner
-    from ..tasks.lm import perplexity as ppl
 
     with OrtRunner(str(path), "cpu", threads, config) as r:
         return ppl(r, ids, window, stride)[0]
 
 
 def window_logits(path, ids, threads, config):
-    from ..runners.ort import OrtRunner
-
     x = np.asarray(ids, dtype=np.int64)[None]
     with OrtRunner(str(path), "cpu", threads, config) as r:
         return r.step(x, np.ones_like(x))[0][0]
@@ -305,11 +278,9 @@ def budget_texts(cfg, demo, tokenizer):
     """(calibration ids, validation ids, provenance) for --max-perplexity-increase: --calibration
     (else the demo's calibration split) for GPTQ, --validation (else the demo's validation split)
     for the search; never the evaluation corpus."""
-    from .. import calibration, data
-    from ..errors import ConfigError
 
-    cal_spec = cfg.calibration or (f"demo:{demo}:calibration" if demo else None)
-    val_spec = cfg.validation or (f"demo:{demo}:validation" if demo else None)
+    cal_spec = demo_split(cfg.calibration, demo, "calibration")
+    val_spec = demo_split(cfg.validation, demo, "validation")
     if not cal_spec or not val_spec:
         raise ConfigError("--max-perplexity-increase needs --calibration (text for GPTQ) and --validation (text the "
                           "budget is checked on); neither may be the text you will evaluate on.")
@@ -319,8 +290,30 @@ def budget_texts(cfg, demo, tokenizer):
     val_ids = tokenizer(val.corpus)["input_ids"][:VALIDATION_TOKENS]
     if len(val_ids) < 2:
         raise ConfigError(f"--validation {val_spec} holds {len(val_ids)} token(s); the budget needs at least 2.")
-    import hashlib
-
     digest = hashlib.sha256(np.asarray(val_ids, dtype=np.int64).tobytes()).hexdigest()[:16]
     return cal_ids, val_ids, {"calibration": prov, "validation": {"source": val.source, "tokens": len(val_ids),
                                                                   "rows_sha256": digest}}
+
+
+def build(src, out, cfg, config, texts=None, **_) -> dict:
+    """int4-weight within --max-perplexity-increase: 8-bit with the least sensitive layers at 4 bits
+    (GPTQ or round to nearest, measured per unit), searched on the validation text. texts:
+    budget_texts(...)."""
+    import onnx
+
+    cal_ids, val_ids, provenance = texts
+    src, out = Path(src).resolve(), Path(out).resolve()
+    model = onnx.load(str(src))
+    if materialize_transposed_weights(model):  # a tied lm_head gets a weight of its own
+        untied = out.parent / "untied.onnx"
+        onnx.save_model(model, str(untied), save_as_external_data=True, location="untied.onnx.data")
+        src = untied
+    del model
+    try:
+        record = search(src, out, cfg.max_perplexity_increase, cal_ids, val_ids, config, threads=cfg.threads)
+    finally:
+        for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
+            f.unlink(missing_ok=True)
+    return {"bits": "4 and 8 (mixed)", "block_size": BLOCK,
+            "algorithm": "gptq or rtn per unit (budget_search.four_bit_recipe) + 8-bit rtn",
+            "accuracy_level": ACCURACY_LEVEL, "budget_search": record, "data": provenance}

@@ -5,9 +5,11 @@ which layout a file has, artifact paths are absolute, and `units` names every un
 memory are MiB, 2**20 bytes, although the fields end in _mb).
 """
 import dataclasses
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ..errors import DataError
+from qonnx.errors import DataError
 
 SCHEMA_VERSION = 2
 UNITS = {"size_mb": "MiB", "peak_memory_mb": "MiB", "peak_increment_mb": "MiB", "load_peak_mb": "MiB",
@@ -100,3 +102,15 @@ def dump(results: dict) -> dict:
     return {"schema_version": SCHEMA_VERSION, "units": UNITS,
             **{k: v for k, v in results.items() if k not in ("rows", "schema_version", "units")},
             "rows": [r.to_dict() for r in results["rows"]]}
+
+
+def read(run_dir) -> dict:
+    """The results document of a compare run folder, checked (report, validate, ui, sweep read it)."""
+    path = Path(run_dir) / "results.json"
+    if not path.is_file():
+        raise DataError(f"{run_dir} holds no results.json; run `qonnx compare -o {run_dir}` first.")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DataError(f"{path} is not valid JSON: {e}") from None
+    return dump(load(doc, str(path)))

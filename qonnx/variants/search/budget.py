@@ -20,10 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import QonnxError
-from ..store import work_dir
-from . import sensitivity as S
-from .units import units
+from qonnx import data, models
+from qonnx.config.parts import demo_split
+from qonnx.errors import ConfigError, QonnxError
+from qonnx.measure.quality import classification_metrics, classify
+from qonnx.store import work_dir
+from qonnx.tasks.classification import encode
+from qonnx.variants import int8_dynamic, int8_static
+from qonnx.variants.graph import fuse, name_fused_nodes, save
+from qonnx.variants.partial import quantize_nodes
+from qonnx.variants.units import units
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +48,7 @@ def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=
     for u in ctx.get("fp32_units", ()):  # never quantized by the variant (int8-dynamic's classifier head)
         graph_units.pop(u, None)
     all_nodes = [n for ns in graph_units.values() for n in ns]
-    ref = S.classify(src, batches, threads)
+    ref = classify(src, batches, threads)
     record = {"budget": {"max_accuracy_drop": limit}, "validation_rows": int(len(labels)),
               "reference_accuracy": float((ref.argmax(-1) == labels).mean()), "steps": [], "ranking": []}
     if time_limit:
@@ -51,8 +57,8 @@ def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=
     with work_dir(Path(out).parent, "budget") as tmp:
         def build(nodes, name, c):
             dst = Path(tmp) / f"{name}.onnx"
-            S.quantize_nodes(method, src, dst, nodes, all_nodes, False, c)
-            return dst, S.classification_metrics(ref, S.classify(dst, batches, threads), labels)
+            quantize_nodes(method, src, dst, nodes, all_nodes, False, c)
+            return dst, classification_metrics(ref, classify(dst, batches, threads), labels)
 
         def out_of_time():
             if time_limit and time.monotonic() - start > time_limit:
@@ -168,9 +174,7 @@ def calibration_choices(ctx) -> list:
     first = {"method": ctx["method"], "per_channel": ctx["per_channel"]}
     if "ranges_for" not in ctx:
         return [first]
-    from ..variants.int8_static import METHODS
-
-    return [first] + [{"method": m, "per_channel": pc} for m in METHODS for pc in (True, False)
+    return [first] + [{"method": m, "per_channel": pc} for m in int8_static.METHODS for pc in (True, False)
                       if {"method": m, "per_channel": pc} != first]
 
 
@@ -184,20 +188,70 @@ def validation_batches(spec, tok, label2id, cfg, batch_size=1):
     """(batches, labels) of the validation split: a seeded stratified sample, encoded once. Batch 1
     by default: dynamic INT8 scales activations over the whole input tensor, padding included, so
     its answers depend on which texts share a batch; one text per call is how it is deployed."""
-    from .. import data
-    from ..tasks.classification import encode
-
     d = data.load(spec, lm=False, label2id=label2id, text_column=cfg.validation_text_column,
                   label_column=cfg.validation_label_column, max_samples=cfg.validation_samples, seed=cfg.seed)
     batches = [encode(tok, d.texts[i:i + batch_size]) for i in range(0, len(d.texts), batch_size)]
     return batches, np.asarray(d.labels), d
 
 
+def validation(cfg, src_manifest, src_dir, config):
+    """(batches, labels, data) of the budget's validation split: --validation, else the demo's
+    train split (neither its calibration nor its test rows)."""
+    spec = demo_split(cfg.validation, src_manifest.get("source", {}).get("demo"), "train")
+    if not spec:
+        raise ConfigError("--max-accuracy-drop needs --validation: labelled rows that are neither the calibration "
+                          "data nor the set you will evaluate on.")
+    return validation_batches(spec, models.load_tokenizer(src_dir), config.get("label2id") or {}, cfg)
+
+
 def budgeted(method, src, out, cfg, validation, ctx=None) -> dict:
-    """The variant build under --max-accuracy-drop: the searched model, and its record. For
-    int8-static, ctx is the variant's context (graph, ranges, recipe; int8_static.context)."""
+    """The search under --max-accuracy-drop: the searched model written to out, and its record.
+    For int8-static, ctx is the variant's context (graph, ranges, recipe; int8_static.context)."""
     batches, labels, _ = validation
     ctx = ctx or {"block_size": cfg.block_size}
-    record = search(method, src, out, cfg.max_accuracy_drop, batches, labels, ctx,
+    record = search(method, src, out, cfg.max_accuracy_drop, batches, labels, ctx, threads=cfg.threads,
                     time_limit=cfg.search_time_limit)
     return {"budget_search": record}
+
+
+def build_int8_dynamic(src, out, cfg, config, validation):
+    """int8-dynamic within the budget: the search runs on the same fused graph as the plain build,
+    its fused nodes named by layer so units map (QAttention and the embeddings are units too).
+    Weights per-tensor where that holds the budget, per-channel where it does not (search), unless
+    --per-channel or --per-tensor fixes them."""
+    model, fusion = fuse(src, config)
+    if fusion["fused"]:
+        name_fused_nodes(model)
+    weights = {None: "search", True: "per-channel", False: "per-tensor"}[cfg.per_channel]
+    with work_dir(Path(out).parent) as tmp:
+        graph = Path(tmp) / "graph.onnx"
+        save(model, graph)
+        found = budgeted("int8-dynamic", graph, out, cfg, validation,
+                         {"block_size": cfg.block_size, "fused_ops": fusion["fused"], "weights": weights,
+                          "fp32_units": ["head"]})
+    search = found["budget_search"]
+    per_channel = {"per-channel": True, "per-tensor": False}.get(search["weights"], "mixed")
+    return {"scheme": "fused", "weight_type": "int8", "per_channel": per_channel, "reduce_range": per_channel,
+            "per_channel_units": search["per_channel_units"], "fp32_nodes": int8_dynamic.head_nodes(model),
+            **fusion, **found}
+
+
+def build_int8_static(src, out, cfg, config, validation, tokenizer=None, lm=False, texts=None, provenance=None):
+    """int8-static within the budget: the variant's own graph, ranges and recipe (its context);
+    the search may choose another calibration method or weight granularity."""
+    int8_static.check_texts(texts)
+    with work_dir(out.parent) as tmp:
+        ctx = int8_static.context(src, tmp, cfg, config, tokenizer, texts, lm)
+        found = budgeted("int8-static", ctx["pre"], out, cfg, validation, ctx)
+        chosen = found["budget_search"].get("calibration")
+        if chosen:
+            ctx = {**ctx, **chosen}
+        return {**int8_static.settings(cfg, ctx), **found, "calibration": provenance}
+
+
+def build(src, out, cfg, config, lm=False, validation=None, **kw) -> dict:
+    """The accuracy-budgeted build of cfg.method (int8-dynamic or int8-static): its settings."""
+    src, out = Path(src).resolve(), Path(out).resolve()  # the ORT calls run in a scratch cwd
+    if cfg.method == "int8-dynamic":
+        return build_int8_dynamic(src, out, cfg, config, validation)
+    return build_int8_static(src, out, cfg, config, validation, lm=lm, **kw)

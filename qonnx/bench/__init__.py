@@ -1,1 +1,0 @@
-"""Runs as files: config and sweep files, executors (local, Ray), tracking."""

@@ -1,0 +1,78 @@
+"""The one column spec of a results table: the console table, report.md, report.html and
+results.csv all read it. A Column names the row field it shows, its short header (console,
+Markdown), its long header with the unit (HTML), its number format and what it means."""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str          # the row field; "a.b" reads row[a][b]
+    short: str        # console and Markdown header
+    long: str         # HTML header, with its unit
+    fmt: str          # format spec; "s" text, "d" whole number
+    meaning: str = ""
+    suffix: str = ""  # appended to the console/Markdown value (speedup 2.00x)
+
+
+def value(row, key):
+    """row[key], or row[a][b] for a key 'a.b' (latency_ms.p50); None where absent."""
+    a, _, b = key.partition(".")
+    v = (row or {}).get(a)
+    return v.get(b) if b and isinstance(v, dict) else (None if b else v)
+
+
+NAME = [Column("variant", "variant", "variant", "s", "the row: runtime and method"),
+        Column("provider", "provider", "provider", "s", "cpu or cuda"),
+        Column("status", "status", "status", "s", "ok, failed or skipped (reason in the row)")]
+QUALITY = {
+    "classification": [
+        Column("accuracy", "accuracy", "accuracy", ".4f", "fraction correct on the eval rows"),
+        Column("accuracy_drop", "drop", "drop vs ref", "+.4f", "the reference's accuracy minus the row's")],
+    "lm": [
+        Column("perplexity", "ppl", "perplexity", ".2f", "perplexity on the eval text"),
+        Column("perplexity_change_pct", "ppl Δ%", "ppl change %", "+.2f", "percent above the reference")],
+}
+ROBUST = [Column("robust_accuracy", "typo acc", "typo accuracy", ".4f", "accuracy with typos (--robustness-rate)"),
+          Column("robust_drop", "typo drop", "typo drop vs ref", "+.4f", "the reference's typo accuracy minus the row's")]
+AGREEMENT = Column("agreement", "agree", "agreement", ".3f", "top-1 agreement with the reference's outputs")
+SPEED = {
+    "classification": [
+        Column("latency_ms.p50", "p50 ms", "p50 ms", ".2f", "batch-1 latency, median"),
+        Column("latency_ms.p90", "p90 ms", "p90 ms", ".2f", "batch-1 latency, 90th percentile"),
+        Column("latency_ms.p99", "p99 ms", "p99 ms", ".2f", "batch-1 latency, 99th percentile"),
+        Column("latency_ms.n", "n", "n", "d", "timed calls"),
+        Column("speedup", "speedup", "speedup ×", ".2f", "torch-fp32's p50 over the row's", "x"),
+        Column("throughput_per_s", "thru/s", "throughput /s", ".1f", "samples per second in the accuracy pass")],
+    "lm": [
+        Column("ttft_ms.p50", "TTFT p50 ms", "TTFT p50 ms", ".1f", "time to first token, median"),
+        Column("decode_tokens_per_s", "decode tok/s", "decode tok/s", ".1f", "greedy decode tokens per second"),
+        Column("speedup", "speedup", "speedup ×", ".2f", "decode tokens/s over torch-fp32's", "x"),
+        Column("weight_memory_mb", "weights MiB", "weights MiB", ".0f", "weights as held")],
+}
+TAIL = [Column("peak_memory_mb", "peak MiB", "peak MiB", ".0f", "peak resident memory of the worker"),
+        Column("peak_increment_mb", "model MiB", "model MiB", ".0f", "peak minus the worker's baseline"),
+        Column("size_mb", "size MiB", "size MiB", ".1f", "the model's files (torch: in-memory weights)"),
+        Column("size_reduction", "size red.", "size red. ×", ".2f", "same-runtime FP32 size over the row's", "x")]
+
+# results.csv: these row fields, nested ones flattened (latency_ms_p50 ...)
+CSV = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "robust_accuracy", "robust_drop",
+       "perplexity", "perplexity_change_pct", "agreement", "max_logit_diff", "latency_ms", "ttft_ms",
+       "speedup", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb",
+       "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb", "cuda_peak_mb",
+       "memory_reduction", "size_mb", "size_reduction", "load_s", "note", "artifact"]
+
+
+def display(kind, rows=()) -> list:
+    """The columns of a results table of `kind`; the typo columns only where a row has them."""
+    robust = ROBUST if kind == "classification" and any(r.get("robust_accuracy") is not None for r in rows) else []
+    return NAME + QUALITY[kind] + robust + [AGREEMENT] + SPEED[kind] + TAIL
+
+
+def text(row, col) -> str:
+    """A cell as the console and Markdown show it ('' where there is no value)."""
+    v = value(row, col.key)
+    if col.fmt == "s":
+        return "" if v is None else str(v)
+    if v is None or v == "":
+        return ""
+    return (str(v) if col.fmt == "d" else format(v, col.fmt)) + col.suffix

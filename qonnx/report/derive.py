@@ -1,0 +1,125 @@
+"""Figures derived from the measured rows: ratios and agreement against the FP32 reference, the
+row order, and the notes that say how every figure was measured."""
+from pathlib import Path
+
+import numpy as np
+
+from qonnx.measure.deviation import agreement, token_agreement
+from qonnx.variants.registry import DEFAULT_ORDER
+
+
+def _ok(rows, variant, provider=None):
+    return next((r for r in rows if r.variant == variant and r.ok and provider in (None, r.provider)), None)
+
+
+def _ratio(a, b):
+    return float(a) / float(b) if a and b else None
+
+
+def _derive(row, rows, kind, ref):
+    base = _ok(rows, "torch-fp32", row.provider)
+    same_rt_fp32 = _ok(rows, "torch-fp32" if row.runtime == "torch" else "onnx-fp32") or ref
+    if kind == "classification":
+        row.accuracy_drop = ref.accuracy - row.accuracy if ref else None
+        if base:
+            row.speedup = _ratio(base.latency_ms["p50"], row.latency_ms["p50"])
+    else:
+        if ref:
+            row.perplexity_change_pct = 100.0 * (row.perplexity / ref.perplexity - 1)
+        if base:
+            row.speedup = _ratio(row.decode_tokens_per_s, base.decode_tokens_per_s)
+    if base:  # the model's own memory (peak minus the worker's baseline), not the interpreter's
+        row.memory_reduction = _ratio(base.peak_increment_mb, row.peak_increment_mb)
+    if same_rt_fp32:
+        row.size_reduction = _ratio(same_rt_fp32.size_mb, row.size_mb)
+    if ref and row.outputs and Path(row.outputs).is_file() and ref.outputs and Path(ref.outputs).is_file():
+        a, b = np.load(ref.outputs), np.load(row.outputs)
+        try:
+            found = token_agreement(a, b) if kind == "lm" else agreement(a, b)
+        except ValueError as e:
+            row.agreement_error = str(e)
+        else:
+            for k, v in found.items():
+                setattr(row, k, v)
+
+
+def assemble(rows, meta) -> dict:
+    """Results with typed rows (schema.Row), derived figures filled in, in registry order."""
+    kind = meta["settings"]["kind"]
+    ref = _ok(rows, "torch-fp32", "cpu") or _ok(rows, "torch-fp32") or _ok(rows, "onnx-fp32")
+    for row in rows:
+        if row.ok:
+            _derive(row, rows, kind, ref)
+    order = {v: i for i, v in enumerate(meta["settings"].get("variants") or [])}
+    rank = {v: order.get(v, 100 + i) for i, v in enumerate(DEFAULT_ORDER)}
+    rows = sorted(rows, key=lambda r: (r.provider, rank.get(r.variant, 999)))
+    return {"rows": rows, "reference": f"{ref.variant}@{ref.provider}" if ref else None,
+            "environment": meta["environment"], "settings": meta["settings"],
+            "method": method_notes(kind, meta["settings"])}
+
+
+def method_notes(kind, s):
+    notes = [f"Threads: torch.set_num_threads = ORT intra_op_num_threads = {s.get('threads')}; "
+             "each variant runs in its own worker process; token ids are made once, in the parent, "
+             "and fed to every variant.",
+             "Latency: model call only, tokenization excluded, after warm-up; n is the number of "
+             "timed calls, and a percentile is shown only where n supports it (p90 from 10, p99 "
+             "from 100). On CUDA the ONNX Runtime time includes the host-to-device copy of inputs "
+             "and device-to-host copy of outputs (IO binding).",
+             "Memory (MiB): peak resident memory (VmHWM) of the worker process; baseline_mb is the "
+             "worker before loading the model (python, numpy, the runtime's libraries: torch workers "
+             "carry torch, ONNX workers do not); peak_increment_mb = peak - baseline is the model's "
+             "own share and memory_reduction compares those. CUDA: torch's max_memory_allocated.",
+             "Size (MiB): the .onnx file(s) for ONNX variants; in-memory weight size for torch variants.",
+             placement_note(s)]
+    if kind == "classification":
+        sel = s.get("dataset_selection") or {}
+        notes.append(f"Accuracy over {sel.get('rows', '?')} of {sel.get('of', '?')} rows "
+                     f"({sel.get('method', '?')}, seed {sel.get('seed')}, rows sha256 "
+                     f"{sel.get('rows_sha256')}) at batch {s.get('batch_size')} (padded to the longest "
+                     f"in each batch, max 128 tokens); throughput from that pass; latency at batch 1 "
+                     f"over {s.get('latency_samples')} requests.")
+        if s.get("max_accuracy_drop") is not None:
+            where = s.get("validation") or "the demo's train split"
+            notes.append(f"Accuracy budget (onnx-int8-dynamic, onnx-int8-static): each build searched until its "
+                         f"accuracy drop against FP32 on {s.get('validation_samples')} validation rows ({where}; "
+                         f"never these eval rows) was at most {s['max_accuracy_drop']:g} (int8-dynamic: "
+                         "per-tensor weights where that held, per-channel where not; then units kept FP32); "
+                         "each artifact's manifest holds the steps. The accuracy column is data the search "
+                         "never saw, so a row may miss the budget here.")
+    else:
+        notes.append(f"Perplexity: first {s.get('eval_tokens')} tokens, window {s.get('window')}, "
+                     f"stride {s.get('stride')}, each scored token weighted equally; identical for "
+                     f"torch and ONNX. Generation: greedy, {s.get('max_new_tokens')} new tokens for "
+                     "each of 4 fixed prompts, batch 1; TTFT = prompt pass (n = 4: median only); decode "
+                     "tokens/s over the remaining tokens. Agreement = next-token top-1 agreement with "
+                     "the reference.")
+        notes.append("genai-* rows (onnxruntime-genai's model builder): perplexity and agreement through "
+                     "onnxruntime on the builder's model.onnx, with the same code as every ONNX row; "
+                     "generation through onnxruntime-genai's Generator at the same thread count: TTFT = "
+                     "append_tokens(prompt) plus the first token, decode = the remaining tokens (the "
+                     "Generator's own greedy search and KV-cache handling included, as for the other rows' "
+                     "loop in qonnx).")
+        limit = s.get("max_perplexity_increase")
+        asked = s.get("variants") or ["onnx-int4-weight"]  # the LM default matrix has no genai-int4-budget
+        budgeted = [v for v in ("onnx-int4-weight", "genai-int4-budget")
+                    if v in asked and (limit is not None or v == "genai-int4-budget")]
+        if budgeted:
+            rows = " and ".join(budgeted)
+            where = s.get("validation") or "the demo's validation split"
+            pct = 10.0 if limit is None else limit
+            notes.append(f"Perplexity budget ({rows}): 8-bit with the least sensitive layers at 4 bits (blocks "
+                         "of 128; GPTQ or round to nearest, measured per layer), as many as keep perplexity on the "
+                         f"validation text ({where}; never this eval corpus) within +{pct:g} % of FP32 on that "
+                         "text; each artifact's manifest holds the steps. The perplexity column is text the search "
+                         "never saw.")
+    return notes
+
+
+def placement_note(s) -> str:
+    if s.get("executor") == "ray":
+        return ("Placement: rows measured on a Ray cluster (--executor ray), each in a worker process on the "
+                "node its row names (node.hostname), with that node's environment; "
+                + ("several rows at once per node (--concurrent-rows): they shared its cores."
+                   if s.get("concurrent_rows") else "one row at a time per node: never two timed at once."))
+    return "Placement: rows measured one at a time, each in its own worker process on this machine."

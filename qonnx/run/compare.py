@@ -1,0 +1,197 @@
+"""compare(config) -> results: export -> build variants -> measure each in its own process -> report.
+
+Rows are written to RUN_DIR/rows/ as they finish and results.json is rewritten after each, so an
+interrupted run keeps every finished row; `resume` measures only rows not already ok, and only
+when nothing that shapes the numbers changed (rundir). A variant that fails becomes a row with
+its reason; the others go on.
+"""
+import logging
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from qonnx import data, models, report, store, tasks, track
+from qonnx.cache import sha256_file, write_json
+from qonnx.config import CompareConfig, Job, usable_cores
+from qonnx.envinfo import collect
+from qonnx.errors import ConfigError, Interrupted, QonnxError
+from qonnx.progress import progress
+from qonnx.run import typos
+from qonnx.run.executors import concurrent_map, local_map
+from qonnx.run.ray import RayExecutor
+from qonnx.run.rundir import Run, default_run_dir
+from qonnx.schema import Row
+from qonnx.variants.artifact import artifact_for, calibration_column
+from qonnx.variants.graph import onnx_size_mb
+from qonnx.variants.registry import VARIANTS, defaults
+
+log = logging.getLogger(__name__)
+
+
+def eval_data(source, cfg) -> data.TextData:
+    spec = cfg.eval_spec(source.demo)
+    if not spec:
+        raise ConfigError(f"Give an evaluation set with --dataset for {source.name} (a csv/tsv/jsonl/"
+                          "json/parquet/txt file or a hub dataset id).")
+    label2id = source.config.get("label2id") or {}
+    if not source.is_lm and not label2id:
+        raise ConfigError(f"{source.name} has no label2id in its config; cannot map labels.")
+    return data.load(spec, lm=source.is_lm, label2id=label2id, text_column=cfg.text_column,
+                     label_column=cfg.label_column, hub_config=cfg.dataset_config, split=cfg.split,
+                     max_samples=None if source.is_lm else cfg.max_samples, seed=cfg.seed)
+
+
+def executor(cfg):
+    """The executor the config asks for (qonnx.run.executors; the Ray one checks its cluster first)."""
+    if cfg.executor == "ray":
+        return RayExecutor(cfg.address, cfg.concurrent_rows, cfg.threads).map
+    if cfg.concurrent_rows:
+        return concurrent_map(max(1, usable_cores() // cfg.threads))
+    return local_map
+
+
+def prepare_row(source, variant, provider, cfg, shared, env):
+    """(row, job): the row with what is known before measuring, and the worker's job; job is None
+    when the build failed (the row then says why)."""
+    v = VARIANTS[variant]
+    row = Row(variant=variant, provider=provider, runtime=v.runtime, note=v.note(provider), environment=env)
+    try:
+        art = artifact_for(source, variant, cfg)
+    except QonnxError as e:  # a model a builder has no recipe for is skipped, not failed
+        row.status, row.reason = ("skipped", str(e)) if getattr(e, "skip", False) else ("failed", f"build failed: {e}")
+        return row, None
+    except Exception as e:  # an unexpected library failure still becomes a row
+        row.status, row.reason = "failed", f"build failed: {type(e).__name__}: {e}"
+        return row, None
+    row.artifact = str(art.resolve())
+    row.size_mb = onnx_size_mb(art) if v.runtime != "torch" else None
+    if v.mode == "bnb-int4":
+        row.note = f"NF4 weights, compute dtype {'float16' if provider == 'cuda' else 'float32'}"
+    job = Job(variant=variant, runtime=v.runtime, mode=v.mode, provider=provider,
+              model_path=str(art / "model.onnx" if v.runtime != "torch" else art), **shared)
+    return row, job
+
+
+def complete_row(row, result, failure, node, tok, kind) -> Row:
+    """The row with the worker's result (or its failure) and where it ran."""
+    if node:
+        row.node = {k: v for k, v in node.items() if k != "environment"}
+        row.environment = node.get("environment") or row.environment
+    if failure:
+        row.status, row.reason = "failed", failure
+        return row
+    result = tasks.module(kind).finish(tok, result)
+    for k, val in result.items():
+        if hasattr(row, k) and k != "extra":
+            setattr(row, k, val)
+        else:
+            row.extra[k] = val
+    if row.runtime != "torch":
+        row.weight_memory_mb = row.size_mb  # initializers as stored; ORT may prepack more
+    if row.size_mb is None and row.weight_memory_mb:
+        row.size_mb = row.weight_memory_mb
+        row.size_note = "in-memory weights (torch variants have no file of their own)"
+    return row
+
+
+def plan(cfg, kind):
+    return [(v, p) for p in cfg.providers for v in cfg.variants or defaults(kind)]
+
+
+def result_settings(cfg, source, kind, evald) -> dict:
+    """Everything that shapes a row's numbers, as recorded in run.json and compared on resume."""
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
+    settings.update({"task": source.task, "kind": kind, "dataset_source": evald.source,
+                     "dataset_selection": evald.selection, "model_path": str(source.path),
+                     "model_digest": store.tree_digest(source.path),
+                     "calibration_text_column": calibration_column(cfg)})
+    calib = Path(cfg.calibration).expanduser() if cfg.calibration else None
+    if calib is not None and calib.is_file():
+        settings["calibration_sha256"] = sha256_file(calib)
+    return settings
+
+
+def check(cfg, source):
+    """What this model cannot be measured with, before anything is built."""
+    if cfg.robustness_rate is not None and source.is_lm:
+        raise ConfigError("--robustness-rate measures classification accuracy under typos; "
+                          f"{source.name} is a language model.")
+    cfg.check_kind(source.is_lm)
+    limit = source.config.get("max_position_embeddings") or source.config.get("n_positions")
+    if limit and cfg.sequence_lengths and max(cfg.sequence_lengths) > limit:
+        raise ConfigError(f"--sequence-lengths {max(cfg.sequence_lengths)} is longer than {source.name} takes "
+                          f"({limit} positions).")
+    if cfg.mlflow:
+        track.preflight(cfg.mlflow)
+
+
+def compare(cfg: CompareConfig, on_row=None) -> dict:
+    """Measure every planned (variant, provider); returns the results document (results.json)."""
+    source = models.resolve(cfg.model, cfg.task)
+    kind = tasks.kind(source.task)
+    check(cfg, source)
+    measure = executor(cfg)
+    out = cfg.output or default_run_dir(source)
+    run = Run(cfg, out)
+    evald = eval_data(source, cfg)
+    settings = result_settings(cfg, source, kind, evald)
+    settings["output"] = str(Path(out).resolve())
+    env = collect()
+    if cfg.resume:
+        run.check_resumable(settings, env)
+    tok = models.load_tokenizer(source.path)
+    shared = Job.settings(cfg, source, kind)
+    arrays = tasks.module(kind).prepare(tok, {"texts": evald.texts, "labels": evald.labels,
+                                              "corpus": evald.corpus, "source": evald.source}, SimpleNamespace(**shared))
+    meta = {"settings": settings, "environment": env}
+    run.create(meta)
+    np.savez(run.work / "inputs.npz", **arrays)
+    shared["inputs_path"] = str((run.work / "inputs.npz").resolve())
+    write_json(run.work / "data.json", {"source": evald.source, "texts": evald.texts, "labels": evald.labels})
+    todo = plan(cfg, kind)
+    ctx = SimpleNamespace(cfg=cfg, source=source)
+    try:
+        with progress() as bar:
+            task = bar.add_task("measuring variants", total=len(todo))
+            waiting = {}
+
+            def finish(row):
+                run.save_row(row)
+                report.write_files(run.dir, report.assemble(run.rows(), meta), plots=False)
+                if on_row:
+                    on_row(row)
+                bar.advance(task)
+
+            def jobs():  # built lazily: the local executor measures each row as soon as it is built
+                for variant, provider in todo:
+                    bar.update(task, description=f"{variant} on {provider}")
+                    if run.done(variant, provider):
+                        bar.advance(task)
+                        continue
+                    v = VARIANTS[variant]
+                    reason = v.skip_reason(provider, kind, ctx)
+                    if reason:
+                        finish(Row(variant=variant, provider=provider, runtime=v.runtime, status="skipped",
+                                   reason=reason, environment=env))
+                        continue
+                    row, job = prepare_row(source, variant, provider, cfg, shared, env)
+                    if job is None:
+                        finish(row)
+                        continue
+                    key = f"{variant}@{provider}"
+                    waiting[key] = row
+                    yield key, run.work / key, job
+
+            for key, result, failure, node in measure(jobs()):
+                finish(complete_row(waiting.pop(key), result, failure, node, tok, kind))
+        if cfg.robustness_rate is not None:  # the same rows with typos, for every ok row
+            typos.attach(run.dir, cfg, source, cfg.robustness_rate, compare, on_row)
+    except KeyboardInterrupt:
+        report.write_files(run.dir, report.assemble(run.rows(), meta), plots=False)
+        raise Interrupted(f"interrupted; the finished rows are kept in {run.dir}. Finish the run with: "
+                          f"qonnx compare {cfg.model} -o {run.dir} --resume") from None
+    doc = report.write_files(run.dir, report.assemble(run.rows(), meta), plots=True)
+    if cfg.mlflow:
+        doc["mlflow"] = track.log_run(doc, run.dir, cfg.mlflow)
+    return doc

@@ -1,0 +1,39 @@
+"""The artifact a row measures, built on first use: the model folder (torch rows), the FP32
+export, a quantized variant of it, or an onnxruntime-genai folder. Builds are content-keyed and
+reused (qonnx.store); compare, the UI and the analyses ask here."""
+from pathlib import Path
+
+from qonnx import data, export, genai
+from qonnx.config import QuantizeConfig
+from qonnx.variants.build import quantize
+from qonnx.variants.registry import VARIANTS
+
+
+def calibration_column(cfg) -> str:
+    """--calibration-text-column, else 'text' for a demo split, else the eval set's --text-column
+    when the calibration file has it, else 'text'."""
+    if cfg.calibration_text_column:
+        return cfg.calibration_text_column
+    if not cfg.calibration or cfg.calibration.startswith("demo:"):
+        return "text"
+    return cfg.text_column if cfg.text_column in data.columns(cfg.calibration) else "text"
+
+
+def quantize_config(onnx_dir, method, cfg, options=()) -> QuantizeConfig:
+    """The QuantizeConfig a compare-style config (calibration, seed, threads, budgets) asks for."""
+    return QuantizeConfig(onnx_dir=onnx_dir, method=method, calibration=cfg.calibration,
+                          calibration_method=cfg.calibration_method, num_samples=cfg.num_calibration_samples,
+                          seed=cfg.seed, text_column=calibration_column(cfg), threads=cfg.threads,
+                          **dict(options), **cfg.budget_fields(method, fixed_options=bool(options)))
+
+
+def artifact_for(source, variant, cfg) -> Path:
+    v = VARIANTS[variant]
+    if v.runtime == "torch":
+        return Path(source.path)
+    if v.runtime == "genai":
+        return Path(genai.build(source, v.mode, cfg=cfg)["output"])
+    onnx_dir = export.ensure(source)
+    if v.mode == "fp32":
+        return onnx_dir
+    return Path(quantize(quantize_config(onnx_dir, v.mode, cfg, v.options))["output"])
