@@ -21,13 +21,14 @@ from qonnx import manifest, store
 from qonnx.config import QuantizeConfig
 from qonnx.config.choices import GENAI_PRECISIONS as PRECISIONS
 from qonnx.envinfo import versions
-from qonnx.errors import ConfigError, ModelError, ParityError
+from qonnx.errors import ConfigError, ModelError, ParityError, unknown
 from qonnx.models import load_tokenizer
 from qonnx.parity import check_export
-from qonnx.variants.int4_weight import RECIPE
+from qonnx.variants.int4_weight import ACCURACY_LEVEL, RECIPE
 from qonnx.variants.requires import genai_problem as missing
 from qonnx.variants.search import lm_budget
 from qonnx.variants.search.lm_budget import budget_texts
+from qonnx.variants.search.mixed import BLOCK, eight_bit
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,6 @@ def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3, cfg
     `output` and `reused`. int4-budget is qonnx's search on the fp32 folder, with the budget,
     calibration and validation text of cfg (a CompareConfig) or the defaults."""
     if precision not in PRECISIONS:
-        from qonnx.errors import unknown
-
         raise unknown("genai precision", precision, PRECISIONS)
     if not source.is_lm:
         raise ConfigError(f"--exporter genai builds decoder LMs; {source.name} is a {source.task} model.")
@@ -153,10 +152,10 @@ def _build_from_fp32(source, tmp: Path, budget) -> dict:
         if not f.name.startswith("model.onnx") and f.name not in ("manifest.json", "builder.log"):
             shutil.copy2(f, tmp / f.name)
     if budget is None:
-        lm_budget.eight_bit(fp32 / "model.onnx", tmp / "model.onnx")
-        return {"built_from": str(fp32), "bits": 8, "block_size": lm_budget.BLOCK,
+        eight_bit(fp32 / "model.onnx", tmp / "model.onnx")
+        return {"built_from": str(fp32), "bits": 8, "block_size": BLOCK,
                 "algorithm": "rtn, symmetric",
-                "accuracy_level": lm_budget.ACCURACY_LEVEL}
+                "accuracy_level": ACCURACY_LEVEL}
     key, cal_ids, val_ids, prov = budget
     log.info("searching a mixed 4/8-bit build of %s within +%s %% perplexity", source.name,
              key["max_perplexity_increase_pct"])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from qonnx import demo as demos
 from qonnx.errors import ModelError, did_you_mean
 
 log = logging.getLogger(__name__)
@@ -211,8 +212,6 @@ def _download(hub_id: str) -> Path:
 def resolve(name: str, task: str | None = None) -> ModelSource:
     demo = ""
     if name.startswith(DEMO_PREFIX):
-        from qonnx import demo as demos
-
         demo = name[len(DEMO_PREFIX):]
         path = demos.ensure(demo) / "model"
     elif Path(name).expanduser().exists():

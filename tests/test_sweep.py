@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from cli import main
 from qonnx import sweep
-from qonnx.config import file as configfile
 from qonnx.config import CompareConfig
+from qonnx.config import file as configfile
 from qonnx.errors import ConfigError
 from qonnx.parity import PROBE_TEXTS
 from qonnx.run.compare import compare

@@ -55,7 +55,7 @@ def test_lm_run_gates_on_perplexity(tmp_path):
 ])
 def test_validate_checks_the_document_itself(tmp_path, monkeypatch, doc, msg):
     """Without load_results' schema check too: a malformed document is a DataError, not a KeyError."""
-    from qonnx.run import compare as pipeline
+    import qonnx.validate as pipeline
     from qonnx.errors import DataError
     from qonnx.validate import ValidateConfig, validate
 
@@ -65,7 +65,7 @@ def test_validate_checks_the_document_itself(tmp_path, monkeypatch, doc, msg):
 
 
 def test_a_value_that_is_not_a_number_is_bad_input(tmp_path, monkeypatch):
-    from qonnx.run import compare as pipeline
+    import qonnx.validate as pipeline
 
     doc = {"settings": {"kind": "lm"},
            "rows": [{"variant": "x", "provider": "cpu", "status": "ok", "speedup": "fast"}]}

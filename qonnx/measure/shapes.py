@@ -9,6 +9,7 @@ a batch never repeats one text many times.
 """
 import numpy as np
 
+from qonnx.errors import DataError
 from qonnx.measure.latency import Latency
 
 MIN_REPEATS = 10  # timed calls per point, at least (p90 needs 10)
@@ -41,8 +42,6 @@ def classification_inputs(tok, texts, batch_sizes, lengths, latency_samples) -> 
 def lm_inputs(ids, batch_sizes, lengths) -> dict:
     arrays, ids = {}, np.asarray(ids, dtype=np.int64)
     if len(ids) < max(lengths):
-        from qonnx.errors import DataError
-
         raise DataError(f"--sequence-lengths {max(lengths)} needs that many corpus tokens; the eval text "
                         f"gives {len(ids)} (raise --eval-tokens or give a longer text).")
     for b in batch_sizes:

@@ -19,6 +19,8 @@ import numpy as np
 from qonnx import tasks
 from qonnx.config import Job
 from qonnx.measure import memory
+from qonnx.runners.genai import GenaiRunner
+from qonnx.runners.ort import OrtRunner, placement
 from qonnx.runners.torch import TorchRunner
 
 PARENT_ENV = "QONNX_PARENT_PID"
@@ -40,12 +42,8 @@ def die_with_parent():
 
 def make_runner(job):
     if job.runtime == "genai":
-        from qonnx.runners.genai import GenaiRunner
-
         return GenaiRunner(job.model_path, job.provider, job.threads, job.config)
     if job.runtime == "onnx":
-        from qonnx.runners.ort import OrtRunner
-
         return OrtRunner(job.model_path, job.provider, job.threads, job.config)
     return TorchRunner(job.model_path, job.task, job.mode, job.provider, job.threads)
 
@@ -74,8 +72,6 @@ def run(job_path: Path):
     inference_peak = memory.peak_rss_mb()
     np.save(job_path.parent / "outputs.npy", result.pop("outputs"))
     if job.runtime == "onnx" and job.provider == "cuda":
-        from qonnx.runners.ort import placement
-
         result["placement"] = placement(job.model_path, job.provider, runner.last_feed)
     peak = max(load_peak, inference_peak)
     result.update({"load_s": load_s, "baseline_mb": baseline, "load_peak_mb": load_peak,

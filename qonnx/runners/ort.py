@@ -3,7 +3,9 @@ import logging
 
 import numpy as np
 
+from qonnx.envinfo import ort_install_problem
 from qonnx.errors import ConfigError, ModelError
+from qonnx.models import with_shape
 from qonnx.runners.base import Runner
 
 log = logging.getLogger(__name__)
@@ -22,8 +24,6 @@ def provider_problem(provider: str) -> str:
     if provider not in PROVIDERS:
         return f"unknown provider '{provider}' (choose from {', '.join(PROVIDERS)})"
     if PROVIDERS[provider] not in available_providers():
-        from qonnx.envinfo import ort_install_problem
-
         fix = ort_install_problem() or "install onnxruntime-gpu on a CUDA machine (make setup GPU=1)"
         return (f"ONNX Runtime here has no {PROVIDERS[provider]} (available: "
                 f"{', '.join(available_providers())}); {fix}")
@@ -130,8 +130,6 @@ def kv_dims(config: dict):
     so an ONNX worker stays free of it); a raw config.json is normalized on demand."""
     config = config or {}
     if "num_attention_heads" not in config and config.get("model_type"):
-        from qonnx.models import with_shape
-
         config = with_shape(config)
     heads = config.get("num_attention_heads")
     kv = config.get("num_key_value_heads") or heads

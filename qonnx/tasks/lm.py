@@ -7,6 +7,7 @@ exp(mean negative log-likelihood), every scored token weighted equally.
 """
 import numpy as np
 
+from qonnx.errors import DataError
 from qonnx.measure import shapes
 from qonnx.measure.latency import Latency
 
@@ -67,8 +68,6 @@ def generate(runner, ids, new_tokens):
 def prepare(tok, data, job) -> dict:
     ids = tok(data["corpus"])["input_ids"][: job.eval_tokens]
     if len(ids) < 2:
-        from qonnx.errors import DataError
-
         raise DataError(f"{data['source']} holds {len(ids)} token(s); perplexity needs at least 2.")
     arrays = {"corpus": np.asarray(ids, dtype=np.int64)}
     for i, prompt in enumerate(PROMPTS):

@@ -4,7 +4,9 @@ with the FP32 reference."""
 import numpy as np
 
 from qonnx.errors import ConfigError
+from qonnx.measure.deviation import token_agreement
 from qonnx.tasks.classification import encode
+from qonnx.tasks.lm import log_softmax
 
 
 def inputs(plan, text) -> dict:
@@ -27,8 +29,6 @@ def _read(plan, entry, status, got) -> dict:
         a["token_ids"] = [int(i) for i in got["ids"]]
         a["continuation"] = plan.tokenizer.decode(got["ids"])  # as compare shows its samples
     else:
-        from qonnx.tasks.lm import log_softmax
-
         probs = np.exp(log_softmax(np.asarray(got["logits"])))
         names = plan.labels if len(plan.labels) == len(probs) else [f"LABEL_{i}" for i in range(len(probs))]
         a["label"] = names[int(probs.argmax())]
@@ -39,8 +39,6 @@ def _read(plan, entry, status, got) -> dict:
 def _agree(kind, ref, a):
     """Agreement of answer a with the reference answer (both ok)."""
     if kind == "lm":
-        from qonnx.measure.deviation import token_agreement
-
         return token_agreement(ref["token_ids"], a["token_ids"])["agreement"], None
     diff = np.abs(np.subtract(list(ref["probabilities"].values()), list(a["probabilities"].values())))
     return a["label"] == ref["label"], float(diff.max())

@@ -20,6 +20,7 @@ from multiprocessing import connection, get_context
 
 from qonnx.errors import QonnxError
 from qonnx.run.worker import PARENT_ENV, die_with_parent, make_runner
+from qonnx.tasks.lm import generate
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,6 @@ def _reason(e) -> str:
 def _call(runner, job, inputs):
     """(result, seconds of the model call) for one request."""
     if job.kind == "lm":
-        from qonnx.tasks.lm import generate
-
         ttft, decode_s, ids = generate(runner, inputs["ids"], inputs["new_tokens"])
         return {"ids": ids, "ttft_ms": ttft * 1e3,
                 "tokens_per_s": (len(ids) - 1) / decode_s if decode_s else None}, ttft + decode_s

@@ -22,6 +22,7 @@ from qonnx.runners.ort import empty_past
 from qonnx.store import work_dir
 from qonnx.variants import requires
 from qonnx.variants.graph import fuse, save, scratch_cwd, type_fused_outputs
+from qonnx.variants.int8_dynamic import dynamic_nodes
 from qonnx.variants.units import role, weighted_nodes
 
 NOTES = {"cuda": "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"}
@@ -94,7 +95,6 @@ def quantize(pre, dst, ranges, method, nodes, per_channel=True, dynamic=()):
         else:
             shutil.copyfile(pre, stage)
         if dynamic:  # per-channel with reduce_range, as the int8-dynamic variant
-            from qonnx.variants.int8_dynamic import dynamic_nodes
 
             dynamic_nodes(stage, dst, dynamic)
 

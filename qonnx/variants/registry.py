@@ -5,6 +5,7 @@ notes come from it.
 import logging
 from dataclasses import dataclass
 from importlib import import_module
+from importlib.util import find_spec
 
 from qonnx.config.choices import GENAI_ROWS, KINDS, METHODS, variant_names
 from qonnx.variants import requires as req
@@ -40,9 +41,10 @@ class Variant:
 
 
 def method_module(method):
-    """The module that builds `method` (choices.METHODS: a name in qonnx.variants or a dotted path)."""
+    """The module that builds `method` (choices.METHODS: a module of qonnx.variants, else any importable one)."""
     name = METHODS[method]
-    return import_module(name if "." in name else f"qonnx.variants.{name}")
+    own = f"qonnx.variants.{name}"
+    return import_module(own if "." not in name and find_spec(own) else name)
 
 
 def _onnx(method, name=None, options=(), notes=None, default_for=None):

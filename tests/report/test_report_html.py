@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from cli import main
 from qonnx.config import CompareConfig
-from qonnx.run.compare import compare
 from qonnx.report import summary
+from qonnx.run.compare import compare
 
 TEXTS = ["the film was a delight", "boring predictable mess", "it rained all day", "great good fine",
          "i would not recommend this restaurant", "what a boring movie", "love the service", "awful food"]

@@ -56,8 +56,8 @@ def test_both_widths_pad_the_input_to_blocks_of_128(tmp_path):
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from qonnx.variants.search.lm_budget import BLOCK, replace, weighted_matmuls
     from qonnx.variants.gptq import FOUR_BIT, eight_bit_codes
+    from qonnx.variants.search.mixed import BLOCK, replace, weighted_matmuls
 
     rng = np.random.default_rng(3)
     nodes, inits, x, sizes = [], [], "x", [256, 192, 96, 64]

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from qonnx import sweep
-from qonnx.config import file as configfile
 from qonnx.config import CompareConfig
+from qonnx.config import file as configfile
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

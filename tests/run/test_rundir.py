@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from cli import main
 from qonnx.config import CompareConfig
 from qonnx.errors import ConfigError, DataError
-from qonnx.run.compare import compare, load_results
+from qonnx.run.compare import compare
+from qonnx.schema import read as load_results
 
 WORDS = "the film was a delight good great awful boring predictable mess it rained all day".split()
 
