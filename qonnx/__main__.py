@@ -1,3 +1,3 @@
-from cli import main
+from qonnx.cli import main
 
 main()

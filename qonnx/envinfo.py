@@ -70,3 +70,23 @@ def collect():
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "gpu": gpu(),
             "onnxruntime_providers": ort.get_available_providers(),
             "onnxruntime_install_problem": ort_install_problem(), "versions": versions()}
+
+
+WARNING = "Warning    "  # the line that starts so is a warning (the CLI shows it in yellow)
+
+
+def describe(info) -> list:
+    """collect()'s record as the lines `qonnx env` prints, one per subject."""
+    cpu, gpu = info["cpu"], info["gpu"]
+    if gpu and "name" in gpu:
+        shown = f"{gpu['name']} {gpu['memory_gb']} GiB"
+    else:
+        shown = (gpu or {}).get("error", "none (torch sees no CUDA device)")
+    lines = [f"CPU        {cpu['model']} ({cpu['arch']}, {cpu['cores']} cores)",
+             f"CPU flags  {', '.join(cpu['flags']) or 'none of note'}",
+             f"Memory     {info['memory_gb']} GiB",
+             f"GPU        {shown}",
+             f"ORT EPs    {', '.join(info['onnxruntime_providers'])}"]
+    if info["onnxruntime_install_problem"]:
+        lines.append(f"{WARNING}{info['onnxruntime_install_problem']}")
+    return lines + ["Versions   " + ", ".join(f"{k} {v}" for k, v in info["versions"].items())]

@@ -177,3 +177,22 @@ def combine(folder: Path, doc: dict):
     if len(table):
         table.to_csv(folder / "shapes.csv", index=False)
         curves(table, folder / "curves.png", title=f"sweep {doc['name']}")
+
+
+def table(csv_path):
+    """sweep.csv as a rich Table: one line per row of every point, with its settings, status,
+    quality and batch-1 latency."""
+    import pandas as pd
+    from rich.table import Table
+
+    frame = pd.read_csv(csv_path)
+    cols = [c for c in frame.columns if c.startswith("point.")] + ["variant", "provider", "status"]
+    cols += [c for c in ("accuracy", "perplexity", "latency_ms_p50", "throughput_per_s", "size_mb")
+             if c in frame.columns and frame[c].notna().any()]
+    out = Table(title=f"sweep: {len(frame)} rows")
+    for c in cols:
+        out.add_column(c.removeprefix("point."), justify="right" if frame[c].dtype.kind == "f" else "left")
+    for _, r in frame.iterrows():
+        out.add_row(*["" if pd.isna(r[c]) else (f"{r[c]:,.0f}" if abs(r[c]) >= 1000 else f"{r[c]:.4g}")
+                      if isinstance(r[c], float) else str(r[c]) for c in cols])
+    return out

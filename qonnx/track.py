@@ -43,7 +43,7 @@ def _mlflow():
     try:
         import mlflow
     except ImportError:
-        raise ConfigError("--mlflow needs MLflow: pip install 'qonnx[tracking]'") from None
+        raise ConfigError("--mlflow needs MLflow: pip install 'qonnx-compare[tracking]'") from None
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(logging.ERROR)
     return mlflow

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from qonnx.cli import main
 from qonnx.config import CompareConfig
 from qonnx.parity import PROBE_TEXTS
 from qonnx.run.compare import compare
 
-pytest.importorskip("onnxruntime_genai", reason="the genai extra is not installed: pip install 'qonnx[genai]'")
+pytest.importorskip("onnxruntime_genai", reason="the genai extra is not installed: pip install 'qonnx-compare[genai]'")
 
 
 @pytest.fixture(scope="module")

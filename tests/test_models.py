@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 import tiny
-from cli import main
+from qonnx.cli import main
 from qonnx.errors import ModelError
 from qonnx.models import resolve
 

@@ -7,8 +7,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from cli import main
 from qonnx import manifest, store
+from qonnx.cli import main
 from qonnx.config import QuantizeConfig
 from qonnx.errors import ConfigError
 from qonnx.variants import quantize

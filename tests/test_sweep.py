@@ -6,8 +6,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from cli import main
 from qonnx import sweep
+from qonnx.cli import main
 from qonnx.config import CompareConfig
 from qonnx.config import file as configfile
 from qonnx.errors import ConfigError

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from qonnx.cli import main
 from qonnx.parity import PROBE_TEXTS
 
 
@@ -19,7 +19,7 @@ def reviews(tmp_path_factory):
 
 
 def test_mlflow_gets_every_row(tiny_classifier, reviews, tmp_path):
-    mlflow = pytest.importorskip("mlflow", reason="the tracking extra is not installed: pip install 'qonnx[tracking]'")
+    mlflow = pytest.importorskip("mlflow", reason="the tracking extra is not installed: pip install 'qonnx-compare[tracking]'")
     store = tmp_path / "tracking" / "runs.db"
     out = tmp_path / "run"
     res = CliRunner().invoke(main, ["compare", str(tiny_classifier), "-o", str(out), "--dataset", str(reviews),
@@ -48,7 +48,7 @@ def test_mlflow_gets_every_row(tiny_classifier, reviews, tmp_path):
 
 
 def test_mlflow_server_that_does_not_answer_is_refused_before_measuring(tiny_classifier, reviews, tmp_path):
-    pytest.importorskip("mlflow", reason="the tracking extra is not installed: pip install 'qonnx[tracking]'")
+    pytest.importorskip("mlflow", reason="the tracking extra is not installed: pip install 'qonnx-compare[tracking]'")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

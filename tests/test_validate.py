@@ -4,7 +4,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from qonnx.cli import main
 
 
 def run_dir(tmp_path, kind, **row):

@@ -29,7 +29,7 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise ConfigError("--executor ray needs Ray: pip install 'qonnx[cluster]'") from None
+        raise ConfigError("--executor ray needs Ray: pip install 'qonnx-compare[cluster]'") from None
     return ray
 
 

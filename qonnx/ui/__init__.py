@@ -78,7 +78,7 @@ def require_gradio():
     try:
         import gradio
     except ImportError:
-        raise UiExtraMissing("qonnx ui needs the ui extra: pip install 'qonnx[ui]'") from None
+        raise UiExtraMissing("qonnx ui needs the ui extra: pip install 'qonnx-compare[ui]'") from None
     return gradio
 
 

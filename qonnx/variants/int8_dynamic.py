@@ -4,16 +4,14 @@ Two schemes, chosen by model kind unless `--int8-scheme` says otherwise:
 - fused (encoders): the transformer graph is fused first (Attention, SkipLayerNorm, Gelu) and
   ONNX Runtime's quantize_dynamic turns it into QAttention / DynamicQuantizeMatMul, with one
   activation scale per tensor. The classifier head (pooler, classifier) stays FP32: it multiplies
-  one row per text, so INT8 saved no measurable time there (five interleaved runs, see README)
-  and FP32 keeps its accuracy. Weights per channel, 7-bit range (reduce_range) by default: the
-  fused QKV matrix joins three projections of different ranges. On demo:sentiment's 2,000 test
-  sentences (FP32 0.851): per-tensor 0.8455, per-channel 0.850, per-channel + reduce_range 0.8545,
-  the Optimum recipe 0.852; all four within 10 % of each other in speed (measured, see README).
+  one row per text, so INT8 saves no measurable time there and FP32 keeps its accuracy. Weights
+  per channel, 7-bit range (reduce_range) by default: the fused QKV matrix joins three
+  projections of different ranges.
 - blockwise (decoder LMs): MatMul weights INT8 in blocks of 64 (MatMulNBits, 8 bits) with
   activations quantized to INT8 per block at run time (accuracy_level 4); a tied embedding table
   reads the lm_head's INT8 blocks (GatherBlockQuantized), other embedding Gathers are INT8.
-  Decoder activations carry outliers that one scale per tensor cannot hold: on demo:smollm2 the
-  per-tensor (fused-style) scheme raised perplexity by 83 %, the blockwise one by 0.4 % (measured, see README).
+  Decoder activations carry outliers that one scale per tensor cannot hold.
+How each choice was measured: docs/methods.md.
 """
 from pathlib import Path
 

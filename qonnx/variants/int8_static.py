@@ -1,6 +1,6 @@
 """INT8 static quantization in QDQ format, calibrated on real samples.
 
-The recipe, chosen by measurement on demo:sentiment (README, "How int8-static was chosen"):
+The recipe, chosen by measurement on demo:sentiment (docs/methods.md, "How int8-static was chosen"):
 - Encoders are fused first (Attention, SkipLayerNorm, BiasGelu; embeddings left as Gathers so
   their tables are stored in INT8): the unfused QDQ graph misses ONNX Runtime's fused attention.
 - Only weighted MatMul/Gemm nodes and embedding Gathers are quantized; activation x activation

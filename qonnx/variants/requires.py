@@ -20,14 +20,14 @@ def torch_device(variant, provider, ctx):
 
 def bitsandbytes(variant, provider, ctx):
     if importlib.util.find_spec("bitsandbytes") is None:
-        return "bitsandbytes is not installed (pip install 'qonnx[int4]')"
+        return "bitsandbytes is not installed (pip install 'qonnx-compare[int4]')"
     return ""
 
 
 def genai_problem() -> str:
     """'' when onnxruntime-genai can be imported, else why not."""
     if importlib.util.find_spec("onnxruntime_genai") is None:
-        return "onnxruntime-genai is not installed (pip install 'qonnx[genai]')"
+        return "onnxruntime-genai is not installed (pip install 'qonnx-compare[genai]')"
     return ""
 
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli import main
 from qonnx import noise
+from qonnx.cli import main
 from qonnx.config import CompareConfig, RobustnessConfig
 from qonnx.errors import ConfigError
 from qonnx.run.compare import compare
@@ -160,7 +160,7 @@ def test_the_same_rows_at_every_rate_and_the_texts_as_recorded(analysis):
     assert list(noisy["sentence"]) == noise.perturb_all(list(clean["sentence"]), 0.2, 3)
     info = {t["rate"]: t for t in doc["texts"]}
     assert info[0.0]["words_changed"] == 0 and info[0.2]["words_changed"] > 0
-    from qonnx.analysis.robustness import texts_sha256
+    from qonnx.run.typos import texts_sha256
 
     assert info[0.2]["texts_sha256"] == texts_sha256(list(noisy["sentence"]))
 
@@ -215,12 +215,12 @@ def test_a_rerun_with_other_settings_is_refused(analysis, tiny_classifier, eval_
 def test_attach_gives_a_compare_run_its_robust_accuracy(analysis, plain, tiny_classifier):
     """The library half of `compare --robustness-rate`: the same rows and seed as the analysis at
     that rate give the same accuracies, written into the run's row files."""
-    from qonnx.analysis.robustness import attach
     from qonnx.models import resolve
+    from qonnx.run.typos import attach
 
     _, _, doc = analysis
     cfg, _ = plain
-    found = attach(cfg.output, cfg, resolve(str(tiny_classifier)), 0.2)
+    found = attach(cfg.output, cfg, resolve(str(tiny_classifier)), 0.2, compare)
     i = doc["rates"].index(0.2)
     assert found == {(e["variant"], "cpu"): (e["accuracy"][i], e["drop"][i]) for e in doc["variants"]}
     row = json.loads((cfg.output / "rows" / "onnx-int8-dynamic@cpu.json").read_text())

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli import main
 from qonnx.analysis.sensitivity import SensitivityConfig, analyze
+from qonnx.cli import main
 from qonnx.variants.units import units
 
 TEXTS = ["the film was a delight", "boring predictable mess", "it rained all day", "great good fine",

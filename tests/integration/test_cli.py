@@ -2,7 +2,7 @@
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from qonnx.cli import main
 
 
 def _walk(group, path=()):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from qonnx.cli import main
 from qonnx.config import CompareConfig
 from qonnx.errors import ConfigError
 from qonnx.parity import PROBE_TEXTS

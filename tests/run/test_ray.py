@@ -13,10 +13,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from cli import main
+from qonnx.cli import main
 from qonnx.parity import PROBE_TEXTS
 
-ray = pytest.importorskip("ray", reason="the cluster extra is not installed: pip install 'qonnx[cluster]'")
+ray = pytest.importorskip("ray", reason="the cluster extra is not installed: pip install 'qonnx-compare[cluster]'")
 
 SAME = ("status", "accuracy", "agreement", "size_mb", "artifact")  # all but timings and memory
 
@@ -119,8 +119,8 @@ def test_ray_without_a_cluster_is_one_clear_error(tiny_classifier, reviews, tmp_
 
 
 def test_missing_extras_are_named(monkeypatch, tiny_classifier, reviews, tmp_path):
-    for module, flags, extra in (("ray", ["--executor", "ray"], "qonnx[cluster]"),
-                                 ("mlflow", ["--mlflow", str(tmp_path / "m.db")], "qonnx[tracking]")):
+    for module, flags, extra in (("ray", ["--executor", "ray"], "qonnx-compare[cluster]"),
+                                 ("mlflow", ["--mlflow", str(tmp_path / "m.db")], "qonnx-compare[tracking]")):
         monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
         res = CliRunner().invoke(main, ["compare", str(tiny_classifier), "-o", str(tmp_path / module), "--dataset",
                                         str(reviews), "--text-column", "review", "--label-column", "sentiment",

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from qonnx.cli import main
 from qonnx.config import CompareConfig
 from qonnx.errors import ConfigError, DataError
 from qonnx.run.compare import compare

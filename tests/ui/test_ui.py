@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from qonnx.cli import main
 from qonnx.config import CompareConfig
 from qonnx.ui import UiConfig, free_port
 
@@ -208,7 +208,7 @@ def test_cli_without_gradio(run_dir, monkeypatch):
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     r = CliRunner().invoke(main, ["ui", str(run_dir)])
     assert r.exit_code == 1 and "Traceback" not in r.output
-    assert "Error: qonnx ui needs the ui extra: pip install 'qonnx[ui]'" in r.output
+    assert "Error: qonnx ui needs the ui extra: pip install 'qonnx-compare[ui]'" in r.output
 
 
 @pytest.mark.parametrize("args, message", [
@@ -227,7 +227,7 @@ def test_cli_bad_input(args, message, tmp_path):
 
 def test_cli_help():
     r = CliRunner().invoke(main, ["ui", "--help"])
-    assert r.exit_code == 0 and "--host" in r.output and "--port" in r.output and "qonnx[ui]" in r.output
+    assert r.exit_code == 0 and "--host" in r.output and "--port" in r.output and "qonnx-compare[ui]" in r.output
 
 
 def test_loopback_and_ports():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from qonnx.cli import main
 from qonnx.parity import PROBE_TEXTS
 from qonnx.variants.gptq import gptq, matmul_nbits, rtn
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from qonnx.cli import main
 from qonnx.config import QuantizeConfig, choices
 from qonnx.parity import PROBE_TEXTS
 from qonnx.variants import METHODS, VARIANTS, quantize, register

@@ -35,7 +35,12 @@ log = logging.getLogger(__name__)
 
 
 class BudgetNotMet(QonnxError):
+    """No step met the budget; `record` holds every step the search measured."""
     exit_code = 2
+
+    def __init__(self, message, record=None):
+        super().__init__(message)
+        self.record = record
 
 
 def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=None, time_limit=None) -> dict:
@@ -140,7 +145,7 @@ def search(method, src, out, limit, batches, labels, ctx, threads=None, on_step=
     raise BudgetNotMet(f"no set of FP32 units meets --max-accuracy-drop {limit}{why}: the best step kept "
                        f"{len(best['kept_fp32'])} unit(s) in FP32 and lost {best['accuracy_drop']:.4f} on "
                        f"{len(labels)} validation rows (FP32 accuracy {record['reference_accuracy']:.4f}). "
-                       "Nothing was written.")
+                       "Nothing was written.", record)
 
 
 def steps(n):

@@ -1,0 +1,74 @@
+"""`qonnx analyze`: what a variant damages (sensitivity) and how it holds up on typos (robustness)."""
+from pathlib import Path
+
+import click
+
+from qonnx.analysis.robustness import robustness
+from qonnx.analysis.robustness_report import console, not_measured
+from qonnx.analysis.sensitivity import analyze as run_sensitivity
+from qonnx.cli.common import csv_list, err, handle_errors, no_row_measured, out
+from qonnx.cli.options import default_of, options
+from qonnx.config import RobustnessConfig, SensitivityConfig
+from qonnx.config.choices import SENSITIVITY_METHODS
+
+
+@click.group()
+def analyze():
+    """Analyses that explain a variant: which layers a method damages (sensitivity) and how its
+    accuracy holds up on text with typos (robustness)."""
+
+
+@analyze.command("robustness")
+@click.argument("model", default=default_of(RobustnessConfig, "model"))
+@click.option("--rates", callback=csv_list, default=default_of(RobustnessConfig, "rates"), show_default=True,
+              help="Comma list of fractions of words given a typo (each in [0, 1]).")
+@options(RobustnessConfig, "seed", "variants", "providers", "dataset", "text_column", "label_column",
+         "dataset_config", "split", "max_samples", "batch_size", "threads", "calibration", "calibration_text_column",
+         "output", max_samples="The same rows at every rate.",
+         output="[$QONNX_ARTIFACTS or ./artifacts, /runs/NAME-robustness-TIME]; rerun into it to finish an "
+                "interrupted analysis.")
+@handle_errors
+def analyze_robustness(model, **kw):
+    """Accuracy of every variant of MODEL on the same rows with seeded typos in a fraction of the
+    words (swaps, deletions, insertions, QWERTY-neighbour substitutions), at each rate, and the
+    drop vs FP32 at the same rate."""
+    progress = err()
+    doc = robustness(RobustnessConfig(model=model, **kw),
+                     on_row=lambda rate, r: progress.print(f"  rate {rate:g}: {r.variant} on {r.provider}: "
+                                                           f"{r.status} {r.reason}", highlight=False))
+    con = out()
+    con.print(console(doc))
+    for line in not_measured(doc):
+        con.print(f"  {line}", highlight=False)
+    click.echo(f"results: {doc['output']}/robustness.json, robustness.csv, robustness.md, robustness.png")
+    click.echo("runs: " + ", ".join(doc["runs"].values()))
+    no_row_measured(any("ok" in e["status"] for e in doc["variants"]))
+
+
+@analyze.command("sensitivity")
+@click.argument("model", default="demo:sentiment")
+@options(SensitivityConfig, "method", "dataset", "text_column", "label_column", "split", "max_samples", "seed",
+         "batch_size", "calibration", "num_calibration_samples",
+         method=" | ".join(SENSITIVITY_METHODS) + " (rtn; on LMs int8-dynamic is blockwise MatMulNBits).",
+         max_samples="Evaluated for every build.")
+@click.option("--views", callback=csv_list, default=default_of(SensitivityConfig, "views"), show_default=True,
+              help="only: one unit quantized, the rest FP32; all-but: all quantized except one unit.")
+@options(SensitivityConfig, "eval_tokens", "threads", "output", "resume",
+         output="[$QONNX_ARTIFACTS or ./artifacts, /runs/NAME-sensitivity-METHOD-TIME].")
+@handle_errors
+def analyze_sensitivity(model, **kw):
+    """Which units of MODEL (or of a `qonnx export` folder) a method damages: each transformer
+    layer's attention in/out and FFN in/out, the embeddings and the head, quantized one at a time
+    (and all but one), measured against FP32 on held-out data. Writes a table, JSON, CSV and a
+    heatmap."""
+    progress = err()
+
+    def on_unit(r):
+        shown = (f"kl {r['kl']:.2e}, drop {r['accuracy_drop']:+.4f}" if "kl" in r
+                 else f"perplexity {r['perplexity_change_pct']:+.2f} %")
+        progress.print(f"  {r['view']}: {r['unit']}: {shown}", highlight=False)
+
+    doc = run_sensitivity(SensitivityConfig(model=model, **kw), on_unit=on_unit)
+    folder = Path(doc["output"])
+    click.echo((folder / "sensitivity.md").read_text())
+    click.echo(f"files: {folder}/sensitivity.json, sensitivity.csv, sensitivity.md, sensitivity.png")

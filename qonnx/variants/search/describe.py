@@ -1,0 +1,24 @@
+"""One sentence for the record a budgeted build keeps (settings.budget_search): what the budget
+was, what the search reached and what it kept at higher precision. Pure: no I/O, no imports."""
+
+
+def describe(search: dict) -> str:
+    """The perplexity budget's record (lm_budget) or the accuracy budget's (budget), in one line."""
+    if "max_perplexity_increase_pct" in search["budget"]:
+        eight = len(search["eight_bit_nodes"])
+        return (f"budget +{search['budget']['max_perplexity_increase_pct']} %: perplexity "
+                f"{search['increase_pct']:+.2f} % on {search['validation_tokens']} validation tokens with "
+                f"{eight} of {eight + search['four_bit_matmuls']} MatMuls at 8 bits "
+                f"({len(search['eight_bit_units'])} unit(s): {', '.join(search['eight_bit_units']) or 'none'}) "
+                f"after {len(search['steps'])} step(s)")
+    kept = ", ".join(search["kept_fp32"]) or "none"
+    if search.get("calibration"):
+        c = search["calibration"]
+        kept += f"; calibration {c['method']}, per-{'channel' if c['per_channel'] else 'tensor'} weights"
+    elif search.get("weights") == "mixed":
+        kept += f"; per-channel weights in {', '.join(search['per_channel_units'])}, per-tensor elsewhere"
+    elif search.get("weights"):
+        kept += f"; {search['weights']} weights"
+    return (f"budget {search['budget']['max_accuracy_drop']}: drop {search['accuracy_drop']:+.4f} on "
+            f"{search['validation_rows']} validation rows with {len(search['kept_fp32'])} unit(s) kept FP32 "
+            f"({kept}) after {len(search['steps'])} step(s)")
