@@ -1,3 +1,4 @@
+"""`python -m qonnx ...`: the same CLI as the `qonnx` command."""
 from qonnx.cli import main
 
-main()
+main(prog_name="qonnx")

@@ -85,3 +85,15 @@ def test_text_file_is_a_corpus_for_lms_only(tmp_path):
     assert data.load(str(f), lm=True).corpus == "First line.\nSecond line."
     with pytest.raises(DataError, match="plain text; a classifier needs a table"):
         data.load(str(f), lm=False)
+
+
+def test_stratified_keeps_the_label_shares_and_the_seed():
+    from qonnx.data import stratified
+
+    labels = [0] * 70 + [1] * 20 + [2] * 10
+    picked = stratified(labels, 30, seed=1)
+    assert len(picked) == 30 == len(set(picked)) and picked == sorted(picked)
+    shares = [sum(labels[i] == k for i in picked) for k in (0, 1, 2)]
+    assert shares == [21, 6, 3]
+    assert stratified(labels, 30, seed=1) == picked != stratified(labels, 30, seed=2)
+    assert stratified(labels, 500, seed=1) == list(range(100))  # asking for more takes every row

@@ -143,3 +143,33 @@ def test_every_module_imports_without_heavy_libraries():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""
     assert importlib.import_module("qonnx.config.choices")  # the leaf itself
+
+
+def test_every_package_folder_ships():
+    """find_packages (setup.cfg) takes only folders with an __init__.py: a wheel would lose the rest."""
+    missing = [str(d.relative_to(ROOT)) for d in (ROOT / "qonnx").rglob("*")
+               if d.is_dir() and d.name != "__pycache__" and any(d.glob("*.py")) and not (d / "__init__.py").is_file()]
+    assert missing == []
+
+
+LEVELS = {3: ("qonnx.cli",),
+          2: ("qonnx.run", "qonnx.analysis", "qonnx.report", "qonnx.sweep", "qonnx.track", "qonnx.validate",
+              "qonnx.ui"),
+          1: ("qonnx.models", "qonnx.data", "qonnx.noise", "qonnx.calibration", "qonnx.export", "qonnx.parity",
+              "qonnx.genai", "qonnx.demo", "qonnx.variants", "qonnx.runners", "qonnx.tasks", "qonnx.measure"),
+          0: ("qonnx.config", "qonnx.schema", "qonnx.store", "qonnx.manifest", "qonnx.cache", "qonnx.errors",
+              "qonnx.envinfo", "qonnx.progress")}
+
+
+def level(module):
+    if module in ("qonnx", "qonnx.__main__"):
+        return 0 if module == "qonnx" else 3
+    return next(n for n, prefixes in LEVELS.items()
+                if any(module == p or module.startswith(p + ".") for p in prefixes))
+
+
+def test_imports_point_down_the_levels():
+    """CLI (3) -> orchestration (2) -> building blocks (1) -> foundations (0): never up."""
+    up = sorted(f"{a} ({level(a)}) -> {b} ({level(b)})" for a, targets in graph().items() for b in targets
+                if level(b) > level(a))
+    assert up == []

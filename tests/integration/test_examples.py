@@ -9,7 +9,7 @@ from qonnx import sweep
 from qonnx.config import CompareConfig
 from qonnx.config import file as configfile
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_compare_example_is_a_valid_config():

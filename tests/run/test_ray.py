@@ -82,10 +82,10 @@ def test_a_node_process_killed_mid_row_is_retried_or_reported(cluster, tiny_clas
     import psutil
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "cli", "compare", str(tiny_classifier), "-o", str(out), "--dataset", str(reviews),
+    cmd = [sys.executable, "-m", "qonnx", "compare", str(tiny_classifier), "-o", str(out), "--dataset", str(reviews),
            "--text-column", "review", "--label-column", "sentiment", "--variants", "onnx-fp32,onnx-int8-dynamic",
            "--latency-samples", "20000", "--threads", "1", "--executor", "ray", "--address", cluster]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = dict(os.environ)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     job = out / "work" / "onnx-fp32@cpu" / "job.json"
     deadline = time.time() + 120

@@ -56,7 +56,7 @@ def server(run_dir, tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out, err = open(home / "stdout", "w"), open(home / "stderr", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "ui", str(run_dir), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "qonnx", "ui", str(run_dir), "--port", str(port),
                              "--timeout", "90"], cwd=home, stdout=out, stderr=err,
                             env={**os.environ, "GRADIO_TEMP_DIR": str(home / "gradio")})
     url = f"http://127.0.0.1:{port}/"

@@ -1,0 +1,58 @@
+"""The one column spec read by the console/Markdown table, results.csv and report.html; the plots."""
+from qonnx.report import columns, html, tables
+from qonnx.report.plots import plot_all
+
+ENV = {"cpu": {"model": "Test CPU", "cores": 2, "flags": ["AVX2"]}, "gpu": None, "versions": {"onnx": "1"}}
+
+
+def doc(kind="classification", robust=False):
+    ok = {"variant": "onnx-int8-dynamic", "provider": "cpu", "status": "ok", "runtime": "onnx", "accuracy": 0.85,
+          "accuracy_drop": 0.0125, "agreement": 0.97, "latency_ms": {"p50": 1.234, "p90": 2.0, "p99": None, "n": 50},
+          "speedup": 2.5, "throughput_per_s": 123.4, "peak_memory_mb": 300.2, "peak_increment_mb": 80.6,
+          "size_mb": 22.31, "size_reduction": 3.99, "perplexity": 12.5, "perplexity_change_pct": 1.5,
+          "ttft_ms": {"p50": 9.87}, "decode_tokens_per_s": 88.8, "weight_memory_mb": 60}
+    if robust:
+        ok.update(robust_accuracy=0.8, robust_drop=0.02)
+    ref = {**ok, "variant": "torch-fp32", "runtime": "torch", "speedup": 1.0, "accuracy_drop": 0.0}
+    bad = {"variant": "onnx-fp16", "provider": "cuda", "status": "skipped", "reason": "no GPU", "runtime": "onnx"}
+    return {"rows": [ref, ok, bad], "reference": "torch-fp32@cpu", "environment": ENV, "method": ["a note"],
+            "settings": {"kind": kind, "model": "m", "task": "t", "dataset_source": "d.csv"}}
+
+
+def test_console_and_markdown_read_the_spec():
+    headers, rows = tables.display_rows(doc())
+    assert headers[:6] == ["variant", "provider", "status", "accuracy", "drop", "agree"]
+    assert headers[-4:] == ["peak MiB", "model MiB", "size MiB", "size red."]
+    ok = dict(zip(headers, rows[1]))
+    assert ok["speedup"] == "2.50x" and ok["size red."] == "3.99x" and ok["drop"] == "+0.0125"
+    assert ok["p99 ms"] == "" and ok["n"] == "50"  # no p99 from 50 calls: an empty cell, not "None"
+    assert rows[2] == ["onnx-fp16", "cuda", "skipped"] + [""] * (len(headers) - 3)
+    md = tables.markdown(doc())
+    assert "| variant | provider | status | accuracy | drop |" in md and "onnx-fp16 on cuda: skipped: no GPU" in md
+
+
+def test_typo_columns_only_where_a_row_has_them():
+    assert "typo acc" not in tables.display_rows(doc())[0]
+    headers, rows = tables.display_rows(doc(robust=True))
+    assert headers[5:7] == ["typo acc", "typo drop"] and rows[1][5:7] == ["0.8000", "+0.0200"]
+
+
+def test_lm_columns():
+    headers, rows = tables.display_rows(doc("lm"))
+    assert headers[3:9] == ["ppl", "ppl Δ%", "agree", "TTFT p50 ms", "decode tok/s", "speedup"]
+    assert dict(zip(headers, rows[1]))["decode tok/s"] == "88.8"
+
+
+def test_html_and_csv_use_the_same_columns():
+    cols = columns.display("classification", doc()["rows"])
+    assert [h for _, h, _ in html.columns("classification", doc()["rows"])] == [c.long for c in cols]
+    assert all(c.meaning for c in cols)  # every column says what it means
+    flat = tables.frame(doc())
+    assert {"latency_ms_p50", "latency_ms_n", "size_mb", "accuracy"} <= set(flat.columns)
+    assert list(flat["variant"]) == ["torch-fp32", "onnx-int8-dynamic", "onnx-fp16"]
+
+
+def test_plots_are_written(tmp_path):
+    plot_all(doc(), tmp_path)
+    pngs = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert "latency.png" in pngs and all((tmp_path / p).stat().st_size > 1000 for p in pngs)

@@ -1,0 +1,20 @@
+"""A budget search's record in one sentence (what quantize prints)."""
+from qonnx.variants.search.describe import describe
+
+
+def test_accuracy_budget_record():
+    rec = {"budget": {"max_accuracy_drop": 0.003}, "accuracy_drop": 0.0021, "validation_rows": 300,
+           "kept_fp32": ["layer.3.ffn-out"], "steps": [{}, {}, {}], "weights": "mixed",
+           "per_channel_units": ["layer.0.attn-qkv", "head"]}
+    assert describe(rec) == ("budget 0.003: drop +0.0021 on 300 validation rows with 1 unit(s) kept FP32 "
+                             "(layer.3.ffn-out; per-channel weights in layer.0.attn-qkv, head, per-tensor "
+                             "elsewhere) after 3 step(s)")
+    rec = {**rec, "kept_fp32": [], "weights": None, "calibration": {"method": "entropy", "per_channel": False}}
+    assert "(none; calibration entropy, per-tensor weights)" in describe(rec)
+
+
+def test_perplexity_budget_record():
+    rec = {"budget": {"max_perplexity_increase_pct": 5.0}, "increase_pct": 4.23, "validation_tokens": 2048,
+           "eight_bit_nodes": ["a", "b"], "four_bit_matmuls": 6, "eight_bit_units": ["head"], "steps": [{}]}
+    assert describe(rec) == ("budget +5.0 %: perplexity +4.23 % on 2048 validation tokens with 2 of 8 MatMuls at "
+                             "8 bits (1 unit(s): head) after 1 step(s)")
