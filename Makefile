@@ -47,6 +47,6 @@ browser:
 # (extras before setup: with GPU=1, setup then swaps the onnxruntime that pip brought back)
 test: $(VENV)/.test-extras setup browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
 
 .PHONY: setup demo test browser
