@@ -37,7 +37,8 @@ def test_default_matrix(arch, files, tmp_path):
                         dataset=str(files / ("corpus.txt" if lm else "eval.csv")),
                         calibration=None if lm else str(files / "calib.csv"),
                         max_samples=8, batch_size=4, latency_samples=3, warmup=1,
-                        eval_tokens=48, window=24, stride=12, max_new_tokens=3)
+                        eval_tokens=48, window=24, stride=12, max_new_tokens=3,
+                        threads=1, concurrent_rows=True)  # statuses and agreement, not timings: rows side by side
     results = compare(cfg)
     rows = {r["variant"]: r for r in results["rows"]}
     bad = {v: r["reason"] for v, r in rows.items() if r["status"] == "failed" or
