@@ -13,11 +13,16 @@ from qonnx.errors import DataError
 
 SCHEMA_VERSION = 2
 UNITS = {"size_mb": "MiB", "peak_memory_mb": "MiB", "peak_increment_mb": "MiB", "load_peak_mb": "MiB",
-         "inference_peak_mb": "MiB", "baseline_mb": "MiB", "weight_memory_mb": "MiB", "cuda_peak_mb": "MiB",
+         "model_memory_mb": "MiB", "inference_peak_mb": "MiB", "baseline_mb": "MiB", "weight_memory_mb": "MiB", "cuda_peak_mb": "MiB",
          "latency_ms": "milliseconds", "ttft_ms": "milliseconds", "load_s": "seconds", "wall_s": "seconds",
          "throughput_per_s": "samples per second", "decode_tokens_per_s": "tokens per second",
+         "decode_range": "tokens per second (min, max over passes)",
          "accuracy": "fraction", "accuracy_drop": "fraction (reference minus row)",
-         "perplexity_change_pct": "percent", "agreement": "fraction"}
+         "perplexity_change_pct": "percent", "agreement": "fraction",
+         "speedup": "ratio, same provider: torch-fp32's p50 batch-1 latency over the row's (classification); "
+                    "the row's decode tokens/s over torch-fp32's (LM)",
+         "memory_reduction": "ratio: torch-fp32's model_memory_mb over the row's",
+         "size_reduction": "ratio: the same runtime's FP32 size_mb over the row's"}
 
 
 @dataclass
@@ -39,7 +44,9 @@ class Row:
     latency_ms: dict | None = None
     ttft_ms: dict | None = None
     throughput_per_s: float | None = None
-    decode_tokens_per_s: float | None = None
+    decode_tokens_per_s: float | None = None  # LM: median over the generation passes
+    decode_range: list | None = None          # [min, max] tokens/s over those passes
+    decode_passes: int | None = None
     load_s: float | None = None
     wall_s: float | None = None
     # memory (MiB) and size
@@ -47,8 +54,10 @@ class Row:
     load_peak_mb: float | None = None
     inference_peak_mb: float | None = None
     peak_memory_mb: float | None = None
-    peak_increment_mb: float | None = None   # peak - baseline: the model's own share
-    weight_memory_mb: float | None = None
+    peak_increment_mb: float | None = None   # peak (load included) - baseline
+    model_memory_mb: float | None = None     # steady state: inference peak - baseline (the table's)
+    memory_note: str | None = None           # where model_memory_mb could not exclude loading
+    weight_memory_mb: float | None = None    # qonnx <= 0.3 only (torch: get_memory_footprint)
     cuda_peak_mb: float | None = None
     size_mb: float | None = None
     size_note: str | None = None

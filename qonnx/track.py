@@ -24,7 +24,8 @@ ARTIFACTS = ("report.html", "results.json", "results.csv", "config.yaml", "trade
 ROW_PARAMS = ("model", "task", "kind", "dataset_source", "threads", "batch_size", "max_samples", "seed",
               "calibration_method", "num_calibration_samples", "window", "stride", "eval_tokens", "executor")
 METRICS = ("accuracy", "accuracy_drop", "perplexity", "perplexity_change_pct", "agreement", "max_logit_diff",
-           "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb", "size_mb",
+           "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb",
+           "model_memory_mb", "load_peak_mb", "size_mb",
            "speedup", "memory_reduction", "size_reduction", "load_s", "robust_accuracy", "robust_drop")
 
 

@@ -63,7 +63,7 @@ def report(run_dirs, output):
 @click.option("--provider", default=default_of(ValidateConfig, "provider"), show_default=True)
 @options(None, "max_accuracy_drop", "max_perplexity_increase")
 @click.option("--min-speedup", type=float, help="Smallest speedup vs torch-fp32 on the same provider.")
-@click.option("--max-size-mb", type=float, help="Largest model size in MB.")
+@click.option("--max-size-mb", type=float, help="Largest model size in MiB (2**20 bytes, as size_mb in results.json).")
 @click.option("--min-agreement", type=float, help="Smallest top-1 agreement with the FP32 reference.")
 @handle_errors
 def validate(run_dir, max_perplexity_increase, **kw):

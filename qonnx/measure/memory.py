@@ -3,7 +3,11 @@
 On Linux the peak is VmHWM from /proc/self/status: the high-water mark of this process image
 alone. (ru_maxrss would not do: it carries the parent's peak across fork and exec.) Writing 5 to
 /proc/self/clear_refs resets VmHWM, which separates the load peak from the inference peak.
+Between the two, `release_freed` hands memory freed during loading (an FP32 model quantized on
+load, a file read whole) back to the OS, so the steady state is what the model holds.
 """
+import ctypes
+import gc
 import resource
 import sys
 from pathlib import Path
@@ -25,6 +29,17 @@ def peak_rss_mb() -> float:
                 return int(line.split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def release_freed() -> bool:
+    """Collect garbage and return freed heap pages to the OS (glibc's malloc_trim); False where
+    the C library has no malloc_trim (the steady-state figure may then carry freed load memory)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        return True
+    except (OSError, AttributeError):
+        return False
 
 
 def reset_peak() -> bool:

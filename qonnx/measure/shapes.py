@@ -13,7 +13,7 @@ from qonnx.errors import DataError
 from qonnx.measure.latency import Latency
 
 MIN_REPEATS = 10  # timed calls per point, at least (p90 needs 10)
-LM_REPEATS = 5    # prefill calls per point for a causal LM (each is long)
+LM_REPEATS = 10   # prefill calls per point for a causal LM (p90 needs 10 too)
 
 
 def repeats(batch, latency_samples, lm=False) -> int:

@@ -46,19 +46,19 @@ SPEED = {
     "lm": [
         Column("ttft_ms.p50", "TTFT p50 ms", "TTFT p50 ms", ".1f", "time to first token, median"),
         Column("decode_tokens_per_s", "decode tok/s", "decode tok/s", ".1f", "greedy decode tokens per second"),
-        Column("speedup", "speedup", "speedup ×", ".2f", "decode tokens/s over torch-fp32's", "x"),
-        Column("weight_memory_mb", "weights MiB", "weights MiB", ".0f", "weights as held")],
+        Column("speedup", "speedup", "speedup ×", ".2f", "decode tokens/s over torch-fp32's", "x")],
 }
-TAIL = [Column("peak_memory_mb", "peak MiB", "peak MiB", ".0f", "peak resident memory of the worker"),
-        Column("peak_increment_mb", "model MiB", "model MiB", ".0f", "peak minus the worker's baseline"),
-        Column("size_mb", "size MiB", "size MiB", ".1f", "the model's files (torch: in-memory weights)"),
+TAIL = [Column("model_memory_mb", "model MiB", "model MiB", ".0f",
+               "steady-state memory: the inference peak minus the worker's baseline (loading excluded)"),
+        Column("load_peak_mb", "load peak MiB", "load peak MiB", ".0f", "the worker's peak while loading"),
+        Column("size_mb", "size MiB", "size MiB", ".1f", "the model's files (torch: its saved state_dict)"),
         Column("size_reduction", "size red.", "size red. ×", ".2f", "same-runtime FP32 size over the row's", "x")]
 
 # results.csv: these row fields, nested ones flattened (latency_ms_p50 ...)
 CSV = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "robust_accuracy", "robust_drop",
        "perplexity", "perplexity_change_pct", "agreement", "max_logit_diff", "latency_ms", "ttft_ms",
        "speedup", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb",
-       "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb", "cuda_peak_mb",
+       "model_memory_mb", "memory_note", "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb", "cuda_peak_mb",
        "memory_reduction", "size_mb", "size_reduction", "load_s", "note", "artifact"]
 
 

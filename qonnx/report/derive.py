@@ -28,8 +28,8 @@ def _derive(row, rows, kind, ref):
             row.perplexity_change_pct = 100.0 * (row.perplexity / ref.perplexity - 1)
         if base:
             row.speedup = _ratio(row.decode_tokens_per_s, base.decode_tokens_per_s)
-    if base:  # the model's own memory (peak minus the worker's baseline), not the interpreter's
-        row.memory_reduction = _ratio(base.peak_increment_mb, row.peak_increment_mb)
+    if base:  # the model's steady-state memory above the worker's baseline, not the interpreter's
+        row.memory_reduction = _ratio(base.model_memory_mb, row.model_memory_mb)
     if same_rt_fp32:
         row.size_reduction = _ratio(same_rt_fp32.size_mb, row.size_mb)
     if ref and row.outputs and Path(row.outputs).is_file() and ref.outputs and Path(ref.outputs).is_file():
@@ -66,18 +66,24 @@ def method_notes(kind, s):
              "timed calls, and a percentile is shown only where n supports it (p90 from 10, p99 "
              "from 100). On CUDA the ONNX Runtime time includes the host-to-device copy of inputs "
              "and device-to-host copy of outputs (IO binding).",
-             "Memory (MiB): peak resident memory (VmHWM) of the worker process; baseline_mb is the "
-             "worker before loading the model (python, numpy, the runtime's libraries: torch workers "
-             "carry torch, ONNX workers do not); peak_increment_mb = peak - baseline is the model's "
-             "own share and memory_reduction compares those. CUDA: torch's max_memory_allocated.",
-             "Size (MiB): the .onnx file(s) for ONNX variants; in-memory weight size for torch variants.",
+             "Memory (MiB): resident memory (VmHWM) of the worker process. baseline_mb is the worker "
+             "before loading the model (python, numpy, the runtime's libraries and the model's modeling "
+             "code: torch workers carry torch, ONNX workers do not). load_peak_mb is the peak while "
+             "loading (an FP32 model quantized on load counts there); then freed memory goes back to the "
+             "OS (malloc_trim), the peak is reset, and model_memory_mb (the table's model MiB) = the peak "
+             "while measuring - baseline: weights, the runtime's arena, caches and outputs, never qonnx's "
+             "scoring buffers (perplexity is scored in float32 chunks). memory_reduction compares "
+             "model_memory_mb; peak_increment_mb = max(both peaks) - baseline. CUDA: torch's "
+             "max_memory_allocated.",
+             "Size (MiB): the .onnx file(s) for ONNX variants; for torch variants the bytes "
+             "torch.save(model.state_dict()) writes (packed INT8 weights included).",
              placement_note(s)]
     if kind == "classification":
         sel = s.get("dataset_selection") or {}
         notes.append(f"Accuracy over {sel.get('rows', '?')} of {sel.get('of', '?')} rows "
                      f"({sel.get('method', '?')}, seed {sel.get('seed')}, rows sha256 "
                      f"{sel.get('rows_sha256')}) at batch {s.get('batch_size')} (padded to the longest "
-                     f"in each batch, max 128 tokens); throughput from that pass; latency at batch 1 "
+                     f"in each batch, max 128 tokens); throughput from that pass, after one untimed call at each padded shape it holds; latency at batch 1 "
                      f"over {s.get('latency_samples')} requests.")
         if s.get("max_accuracy_drop") is not None:
             where = s.get("validation") or "the demo's train split"
@@ -91,8 +97,9 @@ def method_notes(kind, s):
         notes.append(f"Perplexity: first {s.get('eval_tokens')} tokens, window {s.get('window')}, "
                      f"stride {s.get('stride')}, each scored token weighted equally; identical for "
                      f"torch and ONNX. Generation: greedy, {s.get('max_new_tokens')} new tokens for "
-                     "each of 4 fixed prompts, batch 1; TTFT = prompt pass (n = 4: median only); decode "
-                     "tokens/s over the remaining tokens. Agreement = next-token top-1 agreement with "
+                     "each of 4 fixed prompts, batch 1, in 3 passes; TTFT = prompt pass (n = 12); decode "
+                     "tokens/s over the remaining tokens: the median pass, with the range of the passes "
+                     "(decode_range). Agreement = next-token top-1 agreement with "
                      "the reference.")
         notes.append("genai-* rows (onnxruntime-genai's model builder): perplexity and agreement through "
                      "onnxruntime on the builder's model.onnx, with the same code as every ONNX row; "
@@ -122,4 +129,8 @@ def placement_note(s) -> str:
                 "node its row names (node.hostname), with that node's environment; "
                 + ("several rows at once per node (--concurrent-rows): they shared its cores."
                    if s.get("concurrent_rows") else "one row at a time per node: never two timed at once."))
+    if s.get("concurrent_rows"):
+        return (f"Placement: several rows measured at once on this machine (--concurrent-rows), each in its own "
+                f"worker process at {s.get('threads')} thread(s): they shared its cores and memory bandwidth, "
+                "so timings and throughput are lower than a row measured alone would show.")
     return "Placement: rows measured one at a time, each in its own worker process on this machine."

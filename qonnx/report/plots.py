@@ -31,8 +31,8 @@ def plot_all(results, run_dir):
     charts = [
         ("latency.png", [r[speed_key]["p50"] for r in rows], f"Latency: {speed_label}", "milliseconds"),
         ("size.png", [r.get("size_mb") or 0 for r in rows], "Model size", "MiB"),
-        ("memory.png", [r.get("peak_increment_mb") or 0 for r in rows],
-         "Memory of the model: worker peak minus its baseline before loading", "MiB"),
+        ("memory.png", [r.get("model_memory_mb") or 0 for r in rows],
+         "Memory of the model: inference peak minus the worker's baseline (loading excluded)", "MiB"),
         ("accuracy.png", [r[quality_key] for r in rows], quality_label.capitalize(), quality_label),
     ]
     if lm:

@@ -56,6 +56,9 @@ def prepare_row(source, variant, provider, cfg, shared, env):
     when the build failed (the row then says why)."""
     v = VARIANTS[variant]
     row = Row(variant=variant, provider=provider, runtime=v.runtime, note=v.note(provider), environment=env)
+    if v.runtime == "onnx" and "max_perplexity_increase" in cfg.budget_fields(v.mode, fixed_options=bool(v.options)):
+        row.note = ("the perplexity budget's build (--max-perplexity-increase): MatMulNBits 8-bit, the least "
+                    "sensitive layers 4-bit, blocks of 128, GPTQ or round to nearest per layer (not HQQ)")
     try:
         art = artifact_for(source, variant, cfg)
     except QonnxError as e:  # a model a builder has no recipe for is skipped, not failed
@@ -87,11 +90,8 @@ def complete_row(row, result, failure, node, tok, kind) -> Row:
             setattr(row, k, val)
         else:
             row.extra[k] = val
-    if row.runtime != "torch":
-        row.weight_memory_mb = row.size_mb  # initializers as stored; ORT may prepack more
-    if row.size_mb is None and row.weight_memory_mb:
-        row.size_mb = row.weight_memory_mb
-        row.size_note = "in-memory weights (torch variants have no file of their own)"
+    if row.runtime == "torch" and row.size_mb is not None:
+        row.size_note = "torch.save(state_dict) bytes (torch variants have no file of their own)"
     return row
 
 

@@ -48,11 +48,10 @@ def make_runner(job):
     return TorchRunner(job.model_path, job.task, job.mode, job.provider, job.threads)
 
 
-def weight_mb(runner):
-    model = getattr(runner, "model", None)
-    if model is not None and hasattr(model, "get_memory_footprint"):
-        return model.get_memory_footprint() / 2**20
-    return None
+def memory_note(separate, trimmed):
+    if not separate:
+        return "this OS cannot reset the peak after loading: model memory includes the load peak"
+    return None if trimmed else "no malloc_trim here: memory freed while loading may still be counted"
 
 
 def run(job_path: Path):
@@ -62,23 +61,31 @@ def run(job_path: Path):
         arrays = {k: f[k] for k in f.files}
     runner = make_runner(job)
     runner.import_runtime()  # the runtime's libraries belong to the baseline, not to the model
+    memory.release_freed()  # the baseline and the steady state are both read with freed heap returned
     baseline = memory.rss_mb()
     t0 = time.perf_counter()
     runner.load()
     load_s = time.perf_counter() - t0
     load_peak = memory.peak_rss_mb()
+    trimmed = memory.release_freed()  # what loading freed (an FP32 model quantized on load) goes back
     separate = memory.reset_peak()
     result = tasks.module(job.kind).measure(runner, arrays, job)
     inference_peak = memory.peak_rss_mb()
+    load_s += result.pop("generator_load_s", None) or 0.0  # genai: the Generator's model too
     np.save(job_path.parent / "outputs.npy", result.pop("outputs"))
     if job.runtime == "onnx" and job.provider == "cuda":
         result["placement"] = placement(job.model_path, job.provider, runner.last_feed)
     peak = max(load_peak, inference_peak)
+    # the model's memory is the steady state: the inference peak above the worker's baseline
+    steady = inference_peak if separate else peak
     result.update({"load_s": load_s, "baseline_mb": baseline, "load_peak_mb": load_peak,
                    "inference_peak_mb": inference_peak if separate else None,
                    "peak_memory_mb": peak, "peak_increment_mb": peak - baseline,
-                   "cuda_peak_mb": memory.cuda_peak_mb(), "weight_memory_mb": weight_mb(runner),
-                   "imported_torch": "torch" in sys.modules})
+                   "model_memory_mb": steady - baseline,
+                   "memory_note": memory_note(separate, trimmed),
+                   "cuda_peak_mb": memory.cuda_peak_mb(), "imported_torch": "torch" in sys.modules})
+    if hasattr(runner, "stored_mb"):  # torch rows have no file: the size of their saved state_dict
+        result["size_mb"] = runner.stored_mb()
     runner.close()
     return result
 

@@ -34,10 +34,12 @@ class GenaiRunner(OrtRunner):
         import onnxruntime_genai as og
 
         self.sess = None
+        t0 = time.perf_counter()
         config = og.Config(str(self.folder))
         session = {"intra_op_num_threads": int(self.threads)} if self.threads else {}
         config.overlay(json.dumps({"model": {"eos_token_id": NO_TOKEN, "decoder": {"session_options": session}}}))
         self.model = og.Model(config)
+        self.generator_load_s = time.perf_counter() - t0
 
     def generate(self, ids, new_tokens):
         """(ttft seconds, decode seconds, generated ids), timed like lm.generate."""

@@ -89,7 +89,7 @@ class OrtRunner(Runner):
         if "token_type_ids" in self.inputs and "token_type_ids" not in batch:  # the graph wants it
             batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
         feed = self._feed(batch)
-        return self._run([self.outputs[0]], feed)[0].astype(np.float32)
+        return self._run([self.outputs[0]], feed)[0].astype(np.float32, copy=False)  # no copy of float32
 
     # -- causal LM ---------------------------------------------------------------------------
     def empty_past(self, batch_size):
@@ -113,7 +113,7 @@ class OrtRunner(Runner):
         if set(present) != set(self.past_names):  # the next step feeds these back by name
             raise ModelError(f"{self.path}: the graph's present outputs {sorted(named)[:4]}... do not match "
                              f"its past inputs {self.past_names[:4]}...; export it with qonnx export.")
-        return named["logits" if "logits" in named else self.outputs[0]].astype(np.float32), present
+        return named["logits" if "logits" in named else self.outputs[0]].astype(np.float32, copy=False), present
 
     def close(self):
         self.sess = None

@@ -1,5 +1,8 @@
 """PyTorch eager runner: FP32, FP16, BF16, dynamic INT8 (torch.ao) and bitsandbytes NF4."""
+import io
+import json
 import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +28,17 @@ def auto_class(task):
             else transformers.AutoModelForSequenceClassification)
 
 
+def modeling_class(path):
+    """The class config.json's `architectures` names (importing its modeling module), or None."""
+    import transformers
+
+    try:
+        names = json.loads((Path(path) / "config.json").read_text()).get("architectures") or []
+        return getattr(transformers, names[0], None) if names else None
+    except (OSError, ValueError, ImportError, AttributeError):
+        return None
+
+
 def load_model(path, task, mode="fp32", device="cpu"):
     """Load a Hugging Face model in one of the torch modes, on device, in eval mode."""
     import torch
@@ -48,6 +62,31 @@ def load_model(path, task, mode="fp32", device="cpu"):
     return model.eval()
 
 
+class _Counter(io.RawIOBase):
+    """A file that only counts the bytes written to it."""
+
+    def __init__(self):
+        self.bytes = 0
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self.bytes += len(b)
+        return len(b)
+
+
+def stored_mb(model) -> float:
+    """MiB of `torch.save(model.state_dict())`: every tensor the model holds, packed INT8 Linear
+    weights included (transformers' get_memory_footprint does not see `_packed_params`), each
+    shared (tied) tensor once."""
+    import torch
+
+    out = _Counter()
+    torch.save(model.state_dict(), out)
+    return out.bytes / 2**20
+
+
 class TorchRunner(Runner):
     def __init__(self, path, task, mode="fp32", device="cpu", threads=None):
         self.path, self.task, self.mode, self.device, self.threads = path, task, mode, device, threads
@@ -57,6 +96,7 @@ class TorchRunner(Runner):
         import torch  # noqa: F401
 
         auto_class(self.task)  # transformers and its auto classes
+        modeling_class(self.path)  # and the model's own module, which transformers imports lazily
 
     def load(self):
         import torch
@@ -104,6 +144,9 @@ class TorchRunner(Runner):
             import torch
 
             torch.cuda.synchronize()
+
+    def stored_mb(self) -> float:
+        return stored_mb(self.model)
 
     def close(self):
         self.model = None

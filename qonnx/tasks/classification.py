@@ -42,7 +42,8 @@ def measure(runner, arrays, job):
     batches, labels = _group(arrays, "batch"), arrays["labels"]
     unique = _group(arrays, "single")
     singles = [unique[i] for i in arrays["request_order"]]
-    runner.logits(batches[0])  # warm-up
+    for b in {b["input_ids"].shape: b for b in batches}.values():  # warm-up: every padded shape once
+        runner.logits(b)
     runner.synchronize()
     logits, t0 = [], time.perf_counter()
     for b in batches:

@@ -58,9 +58,11 @@ def _onnx(method, name=None, options=(), notes=None, default_for=None):
 
 
 _TORCH = (req.torch_device,)
+TORCH_FP16_CPU = ("PyTorch runs FP16 matmuls on the CPU without native FP16 arithmetic unless the CPU has "
+                  "AVX-512 FP16 or AMX: this number reflects this CPU, not FP16 on a GPU")
 VARIANTS = {v.name: v for v in [
     Variant("torch-fp32", "torch", "fp32", needs=_TORCH),
-    Variant("torch-fp16", "torch", "fp16", notes=tuple(method_module("fp16").NOTES.items()), needs=_TORCH),
+    Variant("torch-fp16", "torch", "fp16", notes=(("cpu", TORCH_FP16_CPU),), needs=_TORCH),
     Variant("torch-bf16", "torch", "bf16", needs=_TORCH + (req.cpu_bf16,)),
     Variant("torch-int8-dynamic", "torch", "int8-dynamic", devices=("cpu",), default_for=("classification",),
             needs=_TORCH),

@@ -73,7 +73,9 @@ def test_results_are_versioned_typed_and_absolute(run):
     for r in doc["rows"]:
         assert os.path.isabs(r["artifact"]) and os.path.isabs(r["outputs"])
         assert r["environment"]["cpu"]["model"]
-        assert r["peak_increment_mb"] == pytest.approx(r["peak_memory_mb"] - r["baseline_mb"])
+        # a model holds at least its weights once loaded (tests/measure/test_memory.py holds the
+        # figures against allocations made on purpose)
+        assert r["model_memory_mb"] >= r["size_mb"] > 0 and r["load_peak_mb"] >= r["baseline_mb"]
         assert r["latency_ms"]["n"] == 5 and r["latency_ms"]["p90"] is None and r["latency_ms"]["p99"] is None
 
 
