@@ -96,7 +96,9 @@ def _budget_inputs(source, cfg):
     qcfg = QuantizeConfig(onnx_dir=source.path, method="int4-weight", max_perplexity_increase=limit,
                           calibration=getattr(cfg, "calibration", None), validation=getattr(cfg, "validation", None),
                           validation_text_column=getattr(cfg, "validation_text_column", "text"),
-                          text_column=getattr(cfg, "calibration_text_column", None))
+                          text_column=getattr(cfg, "calibration_text_column", None),
+                          # the run's own sample of the calibration text (run.json records these)
+                          seed=getattr(cfg, "seed", 0), num_samples=getattr(cfg, "num_calibration_samples", 128))
     cal, val, prov = budget_texts(qcfg, source.demo, load_tokenizer(source.path))
     key = {"max_perplexity_increase_pct": limit, "calibration": prov["calibration"]["sample_sha256"],
            "validation": prov["validation"]["rows_sha256"]}

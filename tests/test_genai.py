@@ -104,3 +104,24 @@ def test_compare_refuses_a_perplexity_budget_for_a_classifier(tiny_classifier, t
                                     "-o", str(tmp_path / "run")])
     assert res.exit_code != 0 and "for language models" in res.output, res.output
     assert not (tmp_path / "run").exists()
+
+
+def test_budgeted_genai_build_takes_the_runs_seed_and_sample_count(tiny_lm, tmp_path):
+    """run.json records --seed and --num-calibration-samples; the int4-budget build must use them
+    (its key and its GPTQ text follow), not QuantizeConfig's defaults."""
+    from qonnx import genai, models
+
+    calib, valid = tmp_path / "calib.txt", tmp_path / "valid.txt"
+    calib.write_text("\n".join(f"{i} {t}" for i, t in enumerate(PROBE_TEXTS * 10)))
+    valid.write_text("\n".join(reversed(PROBE_TEXTS * 10)))
+    source = models.resolve(str(tiny_lm), None)
+
+    def inputs(**kw):
+        cfg = CompareConfig(model=str(tiny_lm), calibration=str(calib), validation=str(valid), **kw)
+        key, cal_ids, _, prov = genai._budget_inputs(source, cfg)
+        return key["calibration"], prov["calibration"]
+
+    base, prov = inputs(num_calibration_samples=8)
+    assert prov["count"] == 8 and prov["seed"] == 0
+    assert inputs(num_calibration_samples=8, seed=1)[0] != base
+    assert inputs(num_calibration_samples=16)[1]["count"] == 16

@@ -90,7 +90,6 @@ def test_classifier_curves_padded_and_real(tiny_classifier, reviews, tmp_path):
         assert set(points) == {(b, n, p) for b in (1, 4) for n in (8, 128) for p in ("padded", "real")}
         for (b, n, p), s in points.items():
             assert s["latency_ms"]["n"] >= 10 and s["latency_ms"]["p50"] > 0
-            assert s["throughput_per_s"] == pytest.approx(b * 1000 / s["latency_ms"]["mean"], rel=1e-3)
             assert s["tokens_per_row"] == n if p == "padded" else 1 < s["tokens_per_row"] <= n
             assert 1 < s["real_tokens_per_row"] <= s["tokens_per_row"]
             # the same texts at both paddings: the same real tokens, fewer processed at real length

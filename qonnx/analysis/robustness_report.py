@@ -5,7 +5,7 @@ from pathlib import Path
 
 from qonnx.cache import write_json
 from qonnx.report.tables import rich_table
-from qonnx.run.typos import LATENCY_SAMPLES
+from qonnx.run.typos import ACCURACY_ONLY, LATENCY_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,10 @@ def markdown(doc) -> str:
                      f"{_f(t['changed_fraction'], '.3f')} | {t['texts_sha256'][:16]} | {Path(t['file']).name} |")
     lines += ["", "## How these were measured", "",
               "- Each rate is one `qonnx compare` run in its folder (rate-R/), on data/rate-R.csv: every "
-              "variant in its own worker process, token ids made once per rate and fed to every variant, "
-              "accuracy over all rows at the run's batch size. Latency in those runs comes from "
-              f"{LATENCY_SAMPLES} requests only: it is not what this analysis measures.",
+              f"variant in its own worker process at {ACCURACY_ONLY['threads']} thread(s), several side by side (they shared the "
+              "machine's cores), token ids made once per rate and fed to every variant, accuracy over all "
+              f"rows at the run's batch size. Latency in those runs comes from {LATENCY_SAMPLES} requests "
+              "of rows timed at once: it is not what this analysis measures.",
               "- Runs: " + ", ".join(f"{k}: {v}" for k, v in doc["runs"].items())]
     return "\n".join(lines) + "\n"
 

@@ -3,6 +3,7 @@ data, calibration, runtime, LM evaluation, quality budget. A command's config (c
 inherits the parts it takes, so its fields stay flat (run.json and config files keep their keys)
 while each setting is declared and validated in one place.
 """
+import filecmp
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +23,11 @@ def usable_cores() -> int:
 
 
 def same_file(a, b) -> bool:
+    """The same data: one path, or two files with the same bytes (a copy under another name)."""
     pa, pb = Path(a).expanduser(), Path(b).expanduser()
     if pa.exists() and pb.exists():
+        if pa.is_file() and pb.is_file():
+            return pa.resolve() == pb.resolve() or filecmp.cmp(pa, pb, shallow=False)
         return pa.resolve() == pb.resolve()
     return str(a) == str(b)
 

@@ -242,10 +242,9 @@ def render_many(named_docs) -> str:
         rows = [next((r for r in d["rows"] if (r["variant"], r["provider"]) == (v, p)), None) for _, d in named_docs]
         cells = [f'<td class="t">{escape(v)}</td><td class="t">{escape(p)}</td>']
         for key, _, spec, better, threshold in measures:
-            base = get(rows[0], key) if rows[0] and rows[0]["status"] == "ok" else None
             for i, r in enumerate(rows):
                 val = get(r, key) if r and r["status"] == "ok" else None
-                mark = summary.change(base, val, better, threshold) if i else ""
+                mark = summary.row_change(rows[0], r, key, better, threshold) if i else ""
                 text = fmt(val, spec) if val is not None else escape(r["status"] if r else "absent")
                 cells.append(f'<td class="{mark}" data-v="{"" if val is None else val}">{text}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")

@@ -1,4 +1,5 @@
 """Reading a results document: which row to ship, and how runs differ from each other."""
+from qonnx.report.columns import value
 
 # the quality budget a run is read against when it set none itself
 DEFAULT_BUDGET = {"classification": ("max_accuracy_drop", 0.01), "lm": ("max_perplexity_increase", 5.0)}
@@ -46,9 +47,17 @@ def recommend(doc) -> dict:
         return {"row": None, "text": f"no measured row is within {which}."}
     providers = sorted({r["provider"] for r in within}, key=lambda p: p != "cpu")
     rows_p = [r for r in within if r["provider"] == providers[0]]
+    noise = ""
     if lm:
-        best = max(rows_p, key=lambda r: r.get("decode_tokens_per_s") or 0)
-        speed = f"{best.get('decode_tokens_per_s') or 0:.1f} decode tokens/s"
+        fastest = max(rows_p, key=lambda r: r.get("decode_tokens_per_s") or 0)
+        # rows whose decode passes overlap the fastest's are as fast as far as this run can tell:
+        # of those, the smallest (then the most accurate) is the one to ship
+        tied = [r for r in rows_p if overlap(r.get("decode_range"), fastest.get("decode_range"))] or [fastest]
+        best = min(tied, key=lambda r: (r.get("size_mb") or float("inf"), r.get("perplexity") or float("inf")))
+        if best is not fastest:
+            noise = (f" (within the noise of {fastest['variant']}'s {fastest['decode_tokens_per_s']:.1f} tokens/s: "
+                     "their decode passes overlap; this one is smaller)")
+        speed = f"{best.get('decode_tokens_per_s') or 0:.1f} decode tokens/s{noise}"
         quality = f"perplexity {best['perplexity']:.2f} ({best['perplexity_change_pct']:+.2f} %)"
     else:
         best = min(rows_p, key=lambda r: (r.get("latency_ms") or {}).get("p50") or float("inf"))
@@ -58,6 +67,19 @@ def recommend(doc) -> dict:
     size = f", {best['size_mb']:.1f} MiB" if best.get("size_mb") else ""
     return {"row": best, "text": f"{best['variant']} on {best['provider']}: the fastest row within {which}; "
                                  f"{speed}{extra}, {quality}{size}."}
+
+
+def overlap(a, b) -> bool:
+    """Two [min, max] ranges (a row's decode passes) share a value; False where either is unknown."""
+    return bool(a and b) and a[0] <= b[1] and b[0] <= a[1]
+
+
+def row_change(base_row, row, key, better, threshold) -> str:
+    """change() of one figure of two rows; '' where their decode passes overlap (within noise)."""
+    if key == "decode_tokens_per_s" and overlap((base_row or {}).get("decode_range"), (row or {}).get("decode_range")):
+        return ""
+    a, b = (value(r, key) if r and r.get("status") == "ok" else None for r in (base_row, row))
+    return change(a, b, better, threshold)
 
 
 def change(base, value, better, threshold) -> str:

@@ -98,22 +98,40 @@ class OrtRunner(Runner):
         return empty_past(self.sess.get_inputs(), batch_size, self.config)
 
     def step(self, input_ids, attention_mask, past=None):
-        """Feed new tokens (with the mask over past+new); return (logits, present)."""
+        """Feed new tokens (with the mask over past+new); return (logits, present).
+
+        Through IO binding on every provider: the present key/values stay ONNX Runtime's OrtValues
+        (on the device, under CUDA) and go back in as the next step's past without a copy to numpy
+        or to the host; only the logits come back as a numpy array. (The graph itself still writes
+        a new present tensor each step: past + new, its Concat.)"""
         input_ids = np.asarray(input_ids, dtype=np.int64)
         attention_mask = np.asarray(attention_mask, dtype=np.int64)
-        past = past if past is not None else self.empty_past(input_ids.shape[0])
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask, **past}
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "position_ids" in self.inputs:
             pos = np.cumsum(attention_mask, axis=1) - 1
             feed["position_ids"] = np.clip(pos[:, -input_ids.shape[1]:], 0, None)
-        out = self._run(None, self._feed(feed))
-        named = dict(zip(self.outputs, out))
+        if past is None:  # a prompt pass: its feed, all numpy, is the one placement() replays
+            past = self.empty_past(input_ids.shape[0])
+            feed = self._feed({**feed, **past})
+        binding = self.sess.io_binding()
+        for k, v in {**feed, **past}.items():
+            if k not in self.inputs:
+                continue
+            if isinstance(v, np.ndarray):
+                binding.bind_cpu_input(k, np.ascontiguousarray(v))
+            else:
+                binding.bind_ortvalue_input(k, v)
+        for n in self.outputs:
+            binding.bind_output(n, self.device)
+        self.sess.run_with_iobinding(binding)
+        named = dict(zip(self.outputs, binding.get_outputs()))
         present = {n.replace("present", "past_key_values", 1): v for n, v in named.items()
                    if n.startswith("present")}
         if set(present) != set(self.past_names):  # the next step feeds these back by name
             raise ModelError(f"{self.path}: the graph's present outputs {sorted(named)[:4]}... do not match "
                              f"its past inputs {self.past_names[:4]}...; export it with qonnx export.")
-        return named["logits" if "logits" in named else self.outputs[0]].astype(np.float32, copy=False), present
+        logits = named["logits" if "logits" in named else self.outputs[0]].numpy()
+        return logits.astype(np.float32, copy=False), present
 
     def close(self):
         self.sess = None

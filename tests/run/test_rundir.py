@@ -177,6 +177,15 @@ def test_calibration_equal_to_the_eval_set_is_refused(user_files):
     assert r.exit_code == 1 and "--calibration is the evaluation set" in r.output
 
 
+def test_a_copy_of_the_eval_set_is_the_eval_set(user_files, tmp_path):
+    """Data is kept apart by content, not by path: a copy under another name is refused too."""
+    f = user_files / "eval.csv"
+    copy = tmp_path / "renamed.csv"
+    copy.write_bytes(f.read_bytes())
+    r = CliRunner().invoke(main, ["compare", "demo:sentiment", "--dataset", str(f), "--calibration", str(copy)])
+    assert r.exit_code == 1 and "--calibration is the evaluation set" in r.output
+
+
 def test_empty_and_missing_texts_are_one_clear_error(tiny_classifier, tmp_path):
     f = tmp_path / "d.csv"
     pd.DataFrame({"text": ["fine", None, "  "], "label": ["positive", "negative", "negative"]}).to_csv(f, index=False)

@@ -52,6 +52,32 @@ def test_onnx_and_torch_perplexity_agree(tiny_lm, tiny_lm_onnx):
     assert (pa == pb).mean() > 0.99
 
 
+def test_onnx_decode_keeps_the_cache_in_onnx_runtime_and_matches_transformers(tiny_lm, tiny_lm_onnx):
+    """The ONNX rows' greedy loop feeds each step's present key/values back as OrtValues (no copy
+    to numpy between steps) and decodes the tokens transformers' own generate() does."""
+    import json
+
+    import onnxruntime
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from qonnx.runners.ort import OrtRunner
+    from qonnx.tasks.lm import generate
+
+    ids = corpus_ids(tiny_lm, 12)
+    config = json.loads((tiny_lm / "config.json").read_text())
+    with OrtRunner(tiny_lm_onnx / "model.onnx", config=config) as o:
+        x = np.asarray([ids], dtype=np.int64)
+        _, past = o.step(x, np.ones_like(x))
+        assert past and all(isinstance(v, onnxruntime.OrtValue) for v in past.values())
+        _, _, tokens = generate(o, ids, 8)
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+    with torch.inference_mode():
+        want = model.generate(torch.tensor([ids]), max_new_tokens=8, min_new_tokens=8, do_sample=False,
+                              pad_token_id=0)[0, len(ids):].tolist()
+    assert tokens == want
+
+
 def test_compare_lm_rows(tiny_lm, tmp_path):
     from qonnx.config import CompareConfig
     from qonnx.parity import PROBE_TEXTS
@@ -68,6 +94,36 @@ def test_compare_lm_rows(tiny_lm, tmp_path):
         r = by[v]
         assert r["status"] == "ok", r.get("reason")
         assert r["perplexity"] > 1 and r["decode_tokens_per_s"] > 0 and r["ttft_ms"]["p50"] > 0
+        # decode speed from 3 passes: the median with its range; TTFT from every prompt of every pass
+        lo, hi = r["decode_range"]
+        assert r["decode_passes"] == 3 and lo <= r["decode_tokens_per_s"] <= hi
+        assert r["ttft_ms"]["n"] == 12 and r["ttft_ms"]["p90"] is not None
+        assert r.get("latency_ms") is None  # an LM row has TTFT, not a copy of it under another name
     assert abs(by["onnx-fp32"]["perplexity_change_pct"]) < 0.5
     assert by["onnx-fp32"]["agreement"] > 0.99
     assert "window 64, stride 32" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_a_budgeted_int4_row_says_how_it_was_built(tiny_lm, tmp_path):
+    """Under --max-perplexity-increase onnx-int4-weight is the budget's 4/8-bit GPTQ/RTN build: its
+    note says so instead of HQQ's (checked before measuring: the plan's rows, no build)."""
+    from qonnx import models
+    from qonnx.config import CompareConfig, Job
+    from qonnx.run import compare
+
+    built = tmp_path / "built"
+    built.mkdir()
+    (built / "model.onnx").write_bytes(b"")
+    source = models.resolve(str(tiny_lm), None)
+
+    def note(variant, **budget):
+        cfg = CompareConfig(model=str(tiny_lm), output=tmp_path / "run", **budget)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(compare, "artifact_for", lambda *a: built)
+            row, _ = compare.prepare_row(source, variant, "cpu", cfg, Job.settings(cfg, source, "lm"), {})
+        return row.note
+
+    assert "HQQ" in note("onnx-int4-weight")
+    budgeted = note("onnx-int4-weight", max_perplexity_increase=5)
+    assert "HQQ" not in budgeted.replace("(not HQQ)", "") and "perplexity budget" in budgeted
+    assert "perplexity budget" not in note("onnx-int4-rtn", max_perplexity_increase=5)  # fixed recipe: not searched

@@ -193,15 +193,21 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path):
     assert bits == {4, 8}, [(s["eight_bit_units"], s["increase_pct"]) for s in rec["steps"]]
 
 
-def test_budget_not_met_writes_nothing(tiny_lm_onnx, texts, tmp_path):
-    # a negative change is out of reach of every mix: exit 2, nothing written
-    res = _quantize(tiny_lm_onnx, texts, tmp_path / "none", 0)
-    if res.exit_code == 0:  # 8-bit everywhere may round to exactly FP32's perplexity on a tiny model
-        rec = json.loads((tmp_path / "none" / "manifest.json").read_text())["settings"]["budget_search"]
-        assert rec["increase_pct"] <= 0
-    else:
-        assert res.exit_code == 2 and "no mix of 4- and 8-bit MatMuls" in res.output, res.output
-        assert not (tmp_path / "none").exists()
+def test_budget_not_met_writes_nothing(tiny_lm_onnx, texts, tmp_path, monkeypatch):
+    # every quantized build measured 50 % above FP32 (quantization noise can as well lower a tiny
+    # model's perplexity, so real numbers cannot promise a miss): no mix holds +1 %: exit 2, nothing written
+    from qonnx.variants.search import lm_budget
+
+    real, calls = lm_budget.perplexity, []
+
+    def worse(path, *a):  # the first call measures the FP32 reference
+        calls.append(path)
+        return real(path, *a) * (1.0 if len(calls) == 1 else 1.5)
+
+    monkeypatch.setattr(lm_budget, "perplexity", worse)
+    res = _quantize(tiny_lm_onnx, texts, tmp_path / "none", 1)
+    assert res.exit_code == 2 and "no mix of 4- and 8-bit MatMuls" in res.output, res.output
+    assert not (tmp_path / "none").exists()
 
 
 def test_budget_refusals(tiny_lm_onnx, tiny_classifier_onnx, texts, tmp_path):

@@ -1,0 +1,56 @@
+"""The report's method notes say how the figures were measured: never "one at a time" for rows
+that were timed side by side; every derived figure has its unit."""
+from qonnx.report.derive import method_notes, placement_note
+from qonnx.schema import UNITS, Row
+
+SETTINGS = {"threads": 2, "batch_size": 16, "latency_samples": 100}
+
+
+def test_rows_measured_side_by_side_are_not_called_one_at_a_time():
+    alone = placement_note(SETTINGS)
+    together = placement_note({**SETTINGS, "concurrent_rows": True, "threads": 1})
+    assert "one at a time" in alone
+    assert "one at a time" not in together and "at once" in together and "shared" in together
+    ray = placement_note({**SETTINGS, "executor": "ray", "concurrent_rows": True})
+    assert "one at a time" not in ray and "shared" in ray
+    assert together in method_notes("classification", {**SETTINGS, "concurrent_rows": True, "threads": 1})
+
+
+def test_every_number_a_row_holds_has_a_unit():
+    numbers = [f for f, t in Row.__annotations__.items()
+               if "float" in str(t) or f in ("latency_ms", "ttft_ms", "decode_range")]
+    unitless = {"perplexity", "max_logit_diff", "robust_accuracy", "robust_drop"}  # named in meaning, below
+    missing = [f for f in numbers if f not in UNITS and f not in unitless]
+    assert not missing, missing
+    assert "ratio" in UNITS["speedup"] and "decode tokens/s" in UNITS["speedup"]
+
+
+def lm_doc(*rows):
+    base = {"provider": "cpu", "status": "ok", "runtime": "onnx"}
+    return {"settings": {"kind": "lm", "max_perplexity_increase": 10},
+            "rows": [{**base, **r} for r in rows]}
+
+
+def test_ship_this_does_not_pick_a_row_faster_only_within_noise():
+    from qonnx.report.summary import recommend
+
+    big = {"variant": "genai-int4", "decode_tokens_per_s": 110.0, "decode_range": [90.0, 125.0], "size_mb": 190,
+           "perplexity": 20.0, "perplexity_change_pct": 5.0}
+    small = {"variant": "genai-int4-budget", "decode_tokens_per_s": 104.0, "decode_range": [100.0, 112.0],
+             "size_mb": 120, "perplexity": 19.5, "perplexity_change_pct": 3.0}
+    pick = recommend(lm_doc(big, small))
+    assert pick["row"]["variant"] == "genai-int4-budget" and "within the noise" in pick["text"]
+    apart = {**small, "decode_range": [60.0, 70.0], "decode_tokens_per_s": 65.0}  # clearly slower: not tied
+    assert recommend(lm_doc(big, apart))["row"]["variant"] == "genai-int4"
+
+
+def test_runs_side_by_side_mark_no_change_where_decode_passes_overlap():
+    from qonnx.report.summary import row_change
+
+    a = {"status": "ok", "decode_tokens_per_s": 100.0, "decode_range": [80.0, 120.0]}
+    b = {"status": "ok", "decode_tokens_per_s": 115.0, "decode_range": [95.0, 130.0]}
+    c = {"status": "ok", "decode_tokens_per_s": 150.0, "decode_range": [140.0, 160.0]}
+    assert row_change(a, b, "decode_tokens_per_s", "higher", "5%") == ""  # 15 % apart, within the spread
+    assert row_change(a, c, "decode_tokens_per_s", "higher", "5%") == "better"
+    old = {k: v for k, v in b.items() if k != "decode_range"}  # a file without ranges: the 5 % threshold
+    assert row_change(a, old, "decode_tokens_per_s", "higher", "5%") == "better"
