@@ -1,4 +1,6 @@
 """The one column spec read by the console/Markdown table, results.csv and report.html; the plots."""
+import pytest
+
 from qonnx.report import columns, html, tables
 from qonnx.report.plots import plot_all
 
@@ -56,3 +58,54 @@ def test_plots_are_written(tmp_path):
     plot_all(doc(), tmp_path)
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert "latency.png" in pngs and all((tmp_path / p).stat().st_size > 1000 for p in pngs)
+
+
+# -- issue #22: `qonnx report` reads results.json through the schema's checks ------------------
+
+def consistent():
+    """doc() with its derived fields as compare would store them (the ref and the row measured alike)."""
+    d = doc()
+    for r in d["rows"][:2]:
+        r.update(accuracy_drop=0.0, speedup=1.0, memory_reduction=1.0, size_reduction=1.0)
+    return d
+
+
+def report(tmp_path, d):
+    import json
+
+    from click.testing import CliRunner
+
+    from qonnx.cli import main
+
+    (tmp_path / "results.json").write_text(json.dumps(d))
+    return CliRunner().invoke(main, ["report", str(tmp_path)])
+
+
+@pytest.mark.parametrize("edit,msg", [
+    ({"accuracy": "high"}, "accuracy of onnx-int8-dynamic@cpu is 'high', not a number"),
+    ({"size_mb": -5}, "size_mb of onnx-int8-dynamic@cpu is -5; it must be >= 0"),
+    ({"speedup": float("inf")}, "speedup of onnx-int8-dynamic@cpu is inf, not a finite number"),
+    ({"latency_ms": "fast"}, "latency_ms of onnx-int8-dynamic@cpu is 'fast', not an object"),
+    ({"note": 7}, "note of onnx-int8-dynamic@cpu is 7, not text"),
+    ({"status": "great"}, "status of onnx-int8-dynamic@cpu is 'great'; it must be ok, failed or skipped"),
+])
+def test_report_on_a_hostile_file_is_one_line_and_exit_1(tmp_path, edit, msg):
+    d = consistent()
+    d["rows"][1].update(edit)
+    r = report(tmp_path, d)
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), (r.output, r.exception)
+    assert r.output.strip().startswith("Error:") and msg in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_report_recomputes_the_derived_fields(tmp_path, caplog):
+    """A speedup edited to 9 is shown (and rewritten) as the 1.0 its latencies give, with a warning."""
+    import json
+
+    d = consistent()
+    d["rows"][1]["speedup"] = 9.0
+    r = report(tmp_path, d)
+    assert r.exit_code == 0, r.output
+    again = {x["variant"]: x for x in json.loads((tmp_path / "results.json").read_text())["rows"]}
+    assert again["onnx-int8-dynamic"]["speedup"] == 1.0 and "9.00x" not in (tmp_path / "report.md").read_text()
+    assert "speedup of onnx-int8-dynamic@cpu: results.json says 9, the measured fields give 1" in caplog.text
