@@ -223,10 +223,11 @@ def _same(a, b):
 
 
 def rederive(results: dict, source="results.json") -> list:
-    """Work the DERIVED fields of every ok row out again, in place; returns a sentence for each
-    stored value that disagreed (the recomputed value is the one kept)."""
+    """Work the reference and the DERIVED fields of every ok row out again, in place; returns a
+    sentence for each stored value that disagreed (the recomputed value is the one kept)."""
     rows, kind = results["rows"], results["settings"]["kind"]
     ref, changed = reference(rows), []
+    results["reference"] = f"{ref.variant}@{ref.provider}" if ref else None  # derived too
     for row in rows:
         if not row.ok:
             continue

@@ -109,3 +109,15 @@ def test_report_recomputes_the_derived_fields(tmp_path, caplog):
     again = {x["variant"]: x for x in json.loads((tmp_path / "results.json").read_text())["rows"]}
     assert again["onnx-int8-dynamic"]["speedup"] == 1.0 and "9.00x" not in (tmp_path / "report.md").read_text()
     assert "speedup of onnx-int8-dynamic@cpu: results.json says 9, the measured fields give 1" in caplog.text
+
+
+def test_report_on_a_file_with_only_rows_and_kind(tmp_path):
+    """A results.json compare did not write (no environment, model, method or reference): the report
+    says '?' where it lacks a field, not a KeyError."""
+    ref = {"variant": "torch-fp32", "provider": "cpu", "status": "ok", "accuracy": 0.9, "size_mb": 100.0,
+           "placement": {"cpu_nodes": 3}}
+    r = report(tmp_path, {"settings": {"kind": "classification"}, "rows": [ref]})
+    assert r.exit_code == 0, (r.output, r.exception)
+    md = (tmp_path / "report.md").read_text()
+    assert "# qonnx compare: ?" in md and "Machine: ? (? cores; )" in md and "3 nodes on the CPU (?)" in md
+    assert "Reference: torch-fp32@cpu." in md  # worked out from the rows, as the derived figures are
