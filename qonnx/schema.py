@@ -6,9 +6,11 @@ memory are MiB, 2**20 bytes, although the fields end in _mb).
 """
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qonnx.config.choices import KINDS
 from qonnx.errors import DataError
 
 SCHEMA_VERSION = 2
@@ -98,12 +100,84 @@ class Row:
         return self.status == "ok"
 
 
+# What a row field may hold; anything else is bad input (DataError), never a number to trust.
+# Number fields: (lowest, highest, lowest itself allowed); a string, bool, inf or NaN never is one.
+AT_LEAST_0, FRACTION, ABOVE_0, ANY = (0, None, True), (0, 1, True), (0, None, False), (None, None, True)
+NUMBERS = {"accuracy": FRACTION, "agreement": FRACTION, "robust_accuracy": FRACTION, "perplexity": ABOVE_0,
+           "accuracy_drop": ANY, "perplexity_change_pct": ANY, "robust_drop": ANY,
+           **dict.fromkeys(("scored_tokens", "throughput_per_s", "decode_tokens_per_s", "load_s", "wall_s",
+                            "baseline_mb", "load_peak_mb", "inference_peak_mb", "peak_memory_mb",
+                            "peak_increment_mb", "model_memory_mb", "decode_passes", "weight_memory_mb", "cuda_peak_mb", "size_mb", "max_logit_diff",
+                            "speedup", "memory_reduction", "size_reduction"), AT_LEAST_0)}
+MAY_BE_INFINITE = ("max_logit_diff",)  # measure.deviation writes inf where an output is not finite
+TIMINGS = ("latency_ms", "ttft_ms")  # {p50, p90, p99, mean, n}: each a number >= 0, or None
+TEXT = ("reason", "note", "artifact", "outputs", "size_note", "agreement_error", "memory_note")
+OBJECTS, LISTS = ("placement", "node", "environment"), ("samples", "shapes", "decode_range")
+STATUSES = ("ok", "failed", "skipped")
+# figures of a row against the reference, worked out from the measured ones (derived), never read
+DERIVED = ("accuracy_drop", "perplexity_change_pct", "speedup", "memory_reduction", "size_reduction")
+
+
+def _number(value, where, bounds, infinite=False):
+    """`where` says which: 'results.json: size_mb of onnx-fp32@cpu'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DataError(f"{where} is {value!r}, not a number.")
+    if math.isnan(value) or (math.isinf(value) and not (infinite and value > 0)):
+        raise DataError(f"{where} is {value!r}, not a finite number.")
+    low, high, low_ok = bounds
+    if high is not None and not low <= value <= high:
+        raise DataError(f"{where} is {value!r}; it must be between {low} and {high}.")
+    if low is not None and (value < low or (value == low and not low_ok)):
+        raise DataError(f"{where} is {value!r}; it must be {'>=' if low_ok else '>'} {low}.")
+
+
+def check_row(data: dict, source="results.json"):
+    """Types and ranges of a row's fields (bad input: DataError)."""
+    for key in ("variant", "provider"):
+        if not isinstance(data[key], str):
+            raise DataError(f"{source}: a row's {key} is {data[key]!r}, not text.")
+    where = f"{source}: {{}} of {data['variant']}@{data['provider']}"
+    if data["status"] not in STATUSES:
+        raise DataError(f"{where.format('status')} is {data['status']!r}; it must be {', '.join(STATUSES[:-1])} "
+                        f"or {STATUSES[-1]}.")
+    extra = data.get("extra", {})
+    if not isinstance(extra, dict):
+        raise DataError(f"{where.format('extra')} is {extra!r}, not an object.")
+    for key, value in {**extra, **data}.items():
+        if value is None:
+            continue
+        if key in NUMBERS:
+            _number(value, where.format(key), NUMBERS[key], key in MAY_BE_INFINITE)
+        elif key in TIMINGS:
+            if not isinstance(value, dict):
+                raise DataError(f"{where.format(key)} is {value!r}, not an object.")
+            for k, v in value.items():
+                if v is not None:
+                    _number(v, where.format(f"{key}.{k}"), AT_LEAST_0)
+        elif key in TEXT + ("runtime",) and not isinstance(value, str):
+            raise DataError(f"{where.format(key)} is {value!r}, not text.")
+        elif key in OBJECTS and not isinstance(value, dict):
+            raise DataError(f"{where.format(key)} is {value!r}, not an object.")
+        elif key in LISTS and not isinstance(value, list):
+            raise DataError(f"{where.format(key)} is {value!r}, not a list.")
+
+
 def load(data: dict, source="results.json") -> dict:
-    """Check a results document and return it with typed rows under 'rows'."""
+    """Check a results document (layout, schema version, the types and ranges of every row field)
+    and return it with typed rows under 'rows'."""
     if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
         raise DataError(f"{source} has no list of rows; is this a qonnx results file?")
     if not isinstance(data.get("settings"), dict) or "kind" not in data["settings"]:
         raise DataError(f"{source} has no settings.kind; is this a qonnx results file?")
+    version = data.get("schema_version", 1)  # files from before schema_version are layout 1
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+        raise DataError(f"{source} has schema_version {version!r}; this qonnx reads schema versions 1 to "
+                        f"{SCHEMA_VERSION} (a newer file needs a newer qonnx).")
+    if data["settings"]["kind"] not in KINDS:
+        raise DataError(f"{source} is a {data['settings']['kind']!r} run; qonnx reads {' and '.join(KINDS)} runs.")
+    for r in data["rows"]:  # a row that is no object, or lacks its keys: from_dict says so
+        if isinstance(r, dict) and all(k in r for k in ("variant", "provider", "status")):
+            check_row(r, source)
     return {**data, "rows": [Row.from_dict(r, source) for r in data["rows"]]}
 
 
@@ -113,8 +187,73 @@ def dump(results: dict) -> dict:
             "rows": [r.to_dict() for r in results["rows"]]}
 
 
-def read(run_dir) -> dict:
-    """The results document of a compare run folder, checked (report, validate, ui, sweep read it)."""
+# -- derived figures: the one place their formulas live (report.derive and validate use them) ----
+
+def measured(rows, variant, provider=None):
+    """The ok row of `variant` (on `provider`, or on any), or None."""
+    return next((r for r in rows if r.variant == variant and r.ok and provider in (None, r.provider)), None)
+
+
+def reference(rows):
+    """The row every figure is compared with: torch-fp32 (on the CPU first), else onnx-fp32."""
+    return measured(rows, "torch-fp32", "cpu") or measured(rows, "torch-fp32") or measured(rows, "onnx-fp32")
+
+
+def _ratio(a, b):
+    return float(a) / float(b) if a and b else None
+
+
+def derive(row, rows, kind, ref) -> dict:
+    """The DERIVED fields of an ok row from measured fields alone: quality against `ref`, speed and
+    memory against torch-fp32 on the row's provider, size against the same runtime's FP32 (or ref)."""
+    base = measured(rows, "torch-fp32", row.provider)
+    same_rt_fp32 = measured(rows, "torch-fp32" if row.runtime == "torch" else "onnx-fp32") or ref
+    out = dict.fromkeys(DERIVED)
+    if kind == "classification":
+        if ref and ref.accuracy is not None and row.accuracy is not None:
+            out["accuracy_drop"] = ref.accuracy - row.accuracy
+        if base:
+            out["speedup"] = _ratio((base.latency_ms or {}).get("p50"), (row.latency_ms or {}).get("p50"))
+    else:
+        if ref and ref.perplexity and row.perplexity is not None:
+            out["perplexity_change_pct"] = 100.0 * (row.perplexity / ref.perplexity - 1)
+        if base:
+            out["speedup"] = _ratio(row.decode_tokens_per_s, base.decode_tokens_per_s)
+    if base:  # the model's steady-state memory above the worker's baseline, not the interpreter's
+        out["memory_reduction"] = _ratio(base.model_memory_mb, row.model_memory_mb)
+    if same_rt_fp32:
+        out["size_reduction"] = _ratio(same_rt_fp32.size_mb, row.size_mb)
+    return out
+
+
+def _same(a, b):
+    return a is None and b is None or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9,
+                                                                                          abs_tol=1e-12))
+
+
+def rederive(results: dict, source="results.json") -> list:
+    """Work the reference and the DERIVED fields of every ok row out again, in place; returns a
+    sentence for each stored value that disagreed (the recomputed value is the one kept)."""
+    rows, kind = results["rows"], results["settings"]["kind"]
+    ref, changed = reference(rows), []
+    results["reference"] = f"{ref.variant}@{ref.provider}" if ref else None  # derived too
+    for row in rows:
+        if not row.ok:
+            continue
+        for name, value in derive(row, rows, kind, ref).items():
+            stored = getattr(row, name)
+            if not _same(stored, value):
+                shown = "none (nothing to derive it from)" if value is None else f"{value:.4g}"
+                changed.append(f"{name} of {row.variant}@{row.provider}: {source} says "
+                               f"{'none' if stored is None else format(stored, '.4g')}, the measured fields give "
+                               f"{shown}; using the recomputed value.")
+            setattr(row, name, value)
+    return changed
+
+
+def read_checked(run_dir) -> tuple[dict, list]:
+    """(the results document of a compare run folder, checked and its derived fields recomputed;
+    a sentence for each stored derived value that disagreed with its recomputed one)."""
     path = Path(run_dir) / "results.json"
     if not path.is_file():
         raise DataError(f"{run_dir} holds no results.json; run `qonnx compare -o {run_dir}` first.")
@@ -122,4 +261,12 @@ def read(run_dir) -> dict:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise DataError(f"{path} is not valid JSON: {e}") from None
-    return dump(load(doc, str(path)))
+    results = load(doc, str(path))
+    changed = rederive(results, path.name)
+    return dump(results), changed
+
+
+def read(run_dir) -> dict:
+    """The results document of a compare run folder, checked, its derived fields recomputed from the
+    measured ones (report, validate, ui and sweep read it)."""
+    return read_checked(run_dir)[0]

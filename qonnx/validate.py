@@ -1,8 +1,19 @@
-"""A pass/fail gate over a compare run, for CI before edge deployment."""
+"""A pass/fail gate over a compare run, for CI before edge deployment.
+
+results.json is read through the schema (schema.read_checked): a field of the wrong type or out
+of its range, or a schema version this qonnx does not know, is bad input; the derived figures the
+gate checks (accuracy_drop, perplexity_change_pct, speedup) are worked out again from the measured
+ones and the reference row, and where the file says otherwise the gate checks the recomputed
+value and says so."""
+import math
 from dataclasses import dataclass
 
 from qonnx.errors import ConfigError, DataError
-from qonnx.schema import read as load_results
+from qonnx.schema import read_checked as load_results
+
+# each limit's flag: a limit is a finite number >= 0
+FLAGS = {"max_accuracy_drop": "--max-accuracy-drop", "max_perplexity_increase_pct": "--max-perplexity-increase",
+         "min_speedup": "--min-speedup", "max_size_mb": "--max-size-mb", "min_agreement": "--min-agreement"}
 
 
 @dataclass
@@ -17,11 +28,14 @@ class ValidateConfig:
     min_agreement: float | None = None
 
     def __post_init__(self):
-        limits = [self.max_accuracy_drop, self.max_perplexity_increase_pct, self.min_speedup,
-                  self.max_size_mb, self.min_agreement]
-        if all(v is None for v in limits):
+        limits = {flag: getattr(self, name) for name, flag in FLAGS.items()}
+        if all(v is None for v in limits.values()):
             raise ConfigError("Give at least one limit: --max-accuracy-drop, --max-perplexity-increase, "
                               "--min-speedup, --max-size-mb or --min-agreement.")
+        for flag, v in limits.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                                  or v < 0):
+                raise ConfigError(f"{flag} must be a finite number >= 0, not {v}.")
 
 
 # the quality limit of each kind of run; a limit of another kind has nothing to check
@@ -50,11 +64,15 @@ def _checked(results, run_dir):
 
 
 def validate(cfg: ValidateConfig):
-    """Return (passed, checks); each check is (name, value, limit, ok).
+    """Return (passed, checks, notes); each check is (name, value, limit, ok); each note says where
+    results.json held a derived figure of the gated row that its measured fields do not give (the
+    check used the recomputed one).
 
     Bad input (ConfigError/DataError, exit 1) and a failed gate (exit 2) stay apart: a limit the
     run cannot measure, such as --max-perplexity-increase on a classification run, is bad input."""
-    kind, all_rows = _checked(load_results(cfg.run_dir), cfg.run_dir)
+    results, changed = load_results(cfg.run_dir)
+    kind, all_rows = _checked(results, cfg.run_dir)
+    notes = [line for line in changed if f" of {cfg.variant}@{cfg.provider}: " in line]
     for other, (_, flag, attr) in QUALITY.items():
         if other != kind and getattr(cfg, attr) is not None:
             raise ConfigError(f"{flag} does not apply to {cfg.run_dir}: it is a {kind} run, which measures "
@@ -65,7 +83,7 @@ def validate(cfg: ValidateConfig):
         raise ConfigError(f"{cfg.run_dir} has no row {cfg.variant}@{cfg.provider}. Rows: {', '.join(have)}")
     row = rows[0]
     if row["status"] != "ok":
-        return False, [("status", row["status"], "ok", False)]
+        return False, [("status", row["status"], "ok", False)], notes
     checks = []
 
     def add(name, value, limit, upper):
@@ -82,4 +100,4 @@ def validate(cfg: ValidateConfig):
     add("speedup", row.get("speedup"), cfg.min_speedup, False)
     add("size_mb", row.get("size_mb"), cfg.max_size_mb, True)
     add("agreement", row.get("agreement"), cfg.min_agreement, False)
-    return all(c[3] for c in checks), checks
+    return all(c[3] for c in checks), checks, notes

@@ -67,9 +67,14 @@ def report(run_dirs, output):
 @click.option("--min-agreement", type=float, help="Smallest top-1 agreement with the FP32 reference.")
 @handle_errors
 def validate(run_dir, max_perplexity_increase, **kw):
-    """Pass/fail gate on one row of a compare run (exit 0 pass, 2 fail), for CI."""
-    passed, checks = run_validate(ValidateConfig(run_dir=run_dir, max_perplexity_increase_pct=max_perplexity_increase,
-                                                 **kw))
+    """Pass/fail gate on one row of a compare run (exit 0 pass, 2 fail, 1 bad input), for CI.
+
+    results.json is checked (types, ranges, schema version) and the derived figures are worked out
+    again from the measured ones; a limit is a finite number >= 0."""
+    passed, checks, notes = run_validate(ValidateConfig(run_dir=run_dir,
+                                                        max_perplexity_increase_pct=max_perplexity_increase, **kw))
+    for line in notes:  # a derived figure results.json got wrong: the gate checked the recomputed one
+        click.echo(f"NOTE  {line}")
     for name, value, limit, ok in checks:
         shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
         click.echo(f"{'PASS' if ok else 'FAIL'}  {name} = {shown}  (limit {limit})")

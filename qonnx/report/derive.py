@@ -5,33 +5,14 @@ from pathlib import Path
 import numpy as np
 
 from qonnx.measure.deviation import agreement, token_agreement
+from qonnx.schema import derive, reference
 from qonnx.variants.registry import DEFAULT_ORDER
 
 
-def _ok(rows, variant, provider=None):
-    return next((r for r in rows if r.variant == variant and r.ok and provider in (None, r.provider)), None)
-
-
-def _ratio(a, b):
-    return float(a) / float(b) if a and b else None
-
-
 def _derive(row, rows, kind, ref):
-    base = _ok(rows, "torch-fp32", row.provider)
-    same_rt_fp32 = _ok(rows, "torch-fp32" if row.runtime == "torch" else "onnx-fp32") or ref
-    if kind == "classification":
-        row.accuracy_drop = ref.accuracy - row.accuracy if ref else None
-        if base:
-            row.speedup = _ratio(base.latency_ms["p50"], row.latency_ms["p50"])
-    else:
-        if ref:
-            row.perplexity_change_pct = 100.0 * (row.perplexity / ref.perplexity - 1)
-        if base:
-            row.speedup = _ratio(row.decode_tokens_per_s, base.decode_tokens_per_s)
-    if base:  # the model's steady-state memory above the worker's baseline, not the interpreter's
-        row.memory_reduction = _ratio(base.model_memory_mb, row.model_memory_mb)
-    if same_rt_fp32:
-        row.size_reduction = _ratio(same_rt_fp32.size_mb, row.size_mb)
+    """The ratios (schema.derive: the one place their formulas live) and agreement with ref's outputs."""
+    for k, v in derive(row, rows, kind, ref).items():
+        setattr(row, k, v)
     if ref and row.outputs and Path(row.outputs).is_file() and ref.outputs and Path(ref.outputs).is_file():
         a, b = np.load(ref.outputs), np.load(row.outputs)
         try:
@@ -46,7 +27,7 @@ def _derive(row, rows, kind, ref):
 def assemble(rows, meta) -> dict:
     """Results with typed rows (schema.Row), derived figures filled in, in registry order."""
     kind = meta["settings"]["kind"]
-    ref = _ok(rows, "torch-fp32", "cpu") or _ok(rows, "torch-fp32") or _ok(rows, "onnx-fp32")
+    ref = reference(rows)
     for row in rows:
         if row.ok:
             _derive(row, rows, kind, ref)

@@ -200,8 +200,8 @@ def render(doc, run_dir) -> str:
             f'<p class="sub">Task {escape(str(s.get("task")))}; data {escape(str(s.get("dataset_source")))}; '
             f'reference {escape(str(doc.get("reference")))}; run folder <code>{escape(str(run_dir.resolve()))}</code></p>')
     notes = [f'{r["variant"]} on {r["provider"]}: {r["note"]}' for r in doc["rows"] if r.get("note") and r["status"] == "ok"]
-    placement = [f'{r["variant"]} on {r["provider"]}: {r["placement"]["cpu_nodes"]} nodes on the CPU '
-                 f'({r["placement"]["cpu_op_types"]})' for r in doc["rows"] if r.get("placement")]
+    placement = [f'{r["variant"]} on {r["provider"]}: {r["placement"].get("cpu_nodes", "?")} nodes on the CPU '
+                 f'({r["placement"].get("cpu_op_types", "?")})' for r in doc["rows"] if r.get("placement")]
     plots = "".join(_img(run_dir / p) for p in PLOTS if (run_dir / p).is_file())
     body = [head, _summary(doc), "<h2>Results</h2><p class=sub>Click a column to sort. Sizes and memory in MiB "
             "(2<sup>20</sup> bytes); ratios against the reference or torch-fp32 on the same provider.</p>",

@@ -51,28 +51,35 @@ def rich_table(title, headers, rows):
 
 def console(results):
     headers, rows = display_rows(results)
-    return rich_table(f"qonnx compare: {results['settings']['model']}  (reference {results['reference']})",
+    return rich_table(f"qonnx compare: {results['settings'].get('model')}  (reference {results.get('reference')})",
                       headers, rows)
 
 
+def _dict(value):
+    return value if isinstance(value, dict) else {}
+
+
 def markdown(results):
+    """report.md; what results.json lacks (a file not written by compare) is shown as '?'."""
     headers, rows = display_rows(results)
     s = results["settings"]
-    env = results["environment"]
-    lines = [f"# qonnx compare: {s['model']}", "",
-             f"Task: {s['task']}. Data: {s['dataset_source']}. Reference: {results['reference']}.",
-             f"Machine: {env['cpu']['model']} ({env['cpu']['cores']} cores; {', '.join(env['cpu']['flags'])}), "
-             f"GPU: {(env.get('gpu') or {}).get('name', 'none')}. "
-             + ", ".join(f"{k} {v}" for k, v in env["versions"].items()), "",
+    env = _dict(results.get("environment"))
+    cpu = _dict(env.get("cpu"))
+    flags = cpu.get("flags") if isinstance(cpu.get("flags"), list) else []
+    lines = [f"# qonnx compare: {s.get('model', '?')}", "",
+             f"Task: {s.get('task', '?')}. Data: {s.get('dataset_source', '?')}. Reference: {results.get('reference')}.",
+             f"Machine: {cpu.get('model', '?')} ({cpu.get('cores', '?')} cores; {', '.join(map(str, flags))}), "
+             f"GPU: {_dict(env.get('gpu')).get('name', 'none')}. "
+             + ", ".join(f"{k} {v}" for k, v in _dict(env.get("versions")).items()), "",
              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in rows]
     notes = [f"- {r['variant']} on {r['provider']}: {r['note']}" for r in results["rows"]
              if r.get("note") and r["status"] == "ok"]
-    placement = [f"- {r['variant']} on {r['provider']}: {r['placement']['cpu_nodes']} nodes on the CPU "
-                 f"({r['placement']['cpu_op_types']})" for r in results["rows"] if r.get("placement")]
+    placement = [f"- {r['variant']} on {r['provider']}: {r['placement'].get('cpu_nodes', '?')} nodes on the CPU "
+                 f"({r['placement'].get('cpu_op_types', '?')})" for r in results["rows"] if r.get("placement")]
     if reasons(results):
         lines += ["", "## Rows not measured", ""] + [f"- {x}" for x in reasons(results)]
-    lines += ["", "## How these were measured", ""] + [f"- {n}" for n in results["method"]]
+    lines += ["", "## How these were measured", ""] + [f"- {n}" for n in results.get("method") or []]
     if notes:
         lines += ["", "## Known unaccelerated numbers", ""] + notes
     if placement:

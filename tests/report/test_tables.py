@@ -1,4 +1,6 @@
 """The one column spec read by the console/Markdown table, results.csv and report.html; the plots."""
+import pytest
+
 from qonnx.report import columns, html, tables
 from qonnx.report.plots import plot_all
 
@@ -8,7 +10,7 @@ ENV = {"cpu": {"model": "Test CPU", "cores": 2, "flags": ["AVX2"]}, "gpu": None,
 def doc(kind="classification", robust=False):
     ok = {"variant": "onnx-int8-dynamic", "provider": "cpu", "status": "ok", "runtime": "onnx", "accuracy": 0.85,
           "accuracy_drop": 0.0125, "agreement": 0.97, "latency_ms": {"p50": 1.234, "p90": 2.0, "p99": None, "n": 50},
-          "speedup": 2.5, "throughput_per_s": 123.4, "peak_memory_mb": 300.2, "peak_increment_mb": 80.6,
+          "speedup": 2.5, "throughput_per_s": 123.4, "peak_memory_mb": 300.2, "peak_increment_mb": 80.6, "model_memory_mb": 70.1, "load_peak_mb": 310.0,
           "size_mb": 22.31, "size_reduction": 3.99, "perplexity": 12.5, "perplexity_change_pct": 1.5,
           "ttft_ms": {"p50": 9.87}, "decode_tokens_per_s": 88.8, "weight_memory_mb": 60}
     if robust:
@@ -22,9 +24,10 @@ def doc(kind="classification", robust=False):
 def test_console_and_markdown_read_the_spec():
     headers, rows = tables.display_rows(doc())
     assert headers[:6] == ["variant", "provider", "status", "accuracy", "drop", "agree"]
-    assert headers[-4:] == ["peak MiB", "model MiB", "size MiB", "size red."]
+    assert headers[-4:] == ["model MiB", "load peak MiB", "size MiB", "size red."]
     ok = dict(zip(headers, rows[1]))
     assert ok["speedup"] == "2.50x" and ok["size red."] == "3.99x" and ok["drop"] == "+0.0125"
+    assert ok["model MiB"] == "70" and ok["load peak MiB"] == "310"  # the steady state, not the load peak
     assert ok["p99 ms"] == "" and ok["n"] == "50"  # no p99 from 50 calls: an empty cell, not "None"
     assert rows[2] == ["onnx-fp16", "cuda", "skipped"] + [""] * (len(headers) - 3)
     md = tables.markdown(doc())
@@ -56,3 +59,66 @@ def test_plots_are_written(tmp_path):
     plot_all(doc(), tmp_path)
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert "latency.png" in pngs and all((tmp_path / p).stat().st_size > 1000 for p in pngs)
+
+
+# -- issue #22: `qonnx report` reads results.json through the schema's checks ------------------
+
+def consistent():
+    """doc() with its derived fields as compare would store them (the ref and the row measured alike)."""
+    d = doc()
+    for r in d["rows"][:2]:
+        r.update(accuracy_drop=0.0, speedup=1.0, memory_reduction=1.0, size_reduction=1.0)
+    return d
+
+
+def report(tmp_path, d):
+    import json
+
+    from click.testing import CliRunner
+
+    from qonnx.cli import main
+
+    (tmp_path / "results.json").write_text(json.dumps(d))
+    return CliRunner().invoke(main, ["report", str(tmp_path)])
+
+
+@pytest.mark.parametrize("edit,msg", [
+    ({"accuracy": "high"}, "accuracy of onnx-int8-dynamic@cpu is 'high', not a number"),
+    ({"size_mb": -5}, "size_mb of onnx-int8-dynamic@cpu is -5; it must be >= 0"),
+    ({"speedup": float("inf")}, "speedup of onnx-int8-dynamic@cpu is inf, not a finite number"),
+    ({"latency_ms": "fast"}, "latency_ms of onnx-int8-dynamic@cpu is 'fast', not an object"),
+    ({"note": 7}, "note of onnx-int8-dynamic@cpu is 7, not text"),
+    ({"status": "great"}, "status of onnx-int8-dynamic@cpu is 'great'; it must be ok, failed or skipped"),
+])
+def test_report_on_a_hostile_file_is_one_line_and_exit_1(tmp_path, edit, msg):
+    d = consistent()
+    d["rows"][1].update(edit)
+    r = report(tmp_path, d)
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), (r.output, r.exception)
+    assert r.output.strip().startswith("Error:") and msg in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_report_recomputes_the_derived_fields(tmp_path, caplog):
+    """A speedup edited to 9 is shown (and rewritten) as the 1.0 its latencies give, with a warning."""
+    import json
+
+    d = consistent()
+    d["rows"][1]["speedup"] = 9.0
+    r = report(tmp_path, d)
+    assert r.exit_code == 0, r.output
+    again = {x["variant"]: x for x in json.loads((tmp_path / "results.json").read_text())["rows"]}
+    assert again["onnx-int8-dynamic"]["speedup"] == 1.0 and "9.00x" not in (tmp_path / "report.md").read_text()
+    assert "speedup of onnx-int8-dynamic@cpu: results.json says 9, the measured fields give 1" in caplog.text
+
+
+def test_report_on_a_file_with_only_rows_and_kind(tmp_path):
+    """A results.json compare did not write (no environment, model, method or reference): the report
+    says '?' where it lacks a field, not a KeyError."""
+    ref = {"variant": "torch-fp32", "provider": "cpu", "status": "ok", "accuracy": 0.9, "size_mb": 100.0,
+           "placement": {"cpu_nodes": 3}}
+    r = report(tmp_path, {"settings": {"kind": "classification"}, "rows": [ref]})
+    assert r.exit_code == 0, (r.output, r.exception)
+    md = (tmp_path / "report.md").read_text()
+    assert "# qonnx compare: ?" in md and "Machine: ? (? cores; )" in md and "3 nodes on the CPU (?)" in md
+    assert "Reference: torch-fp32@cpu." in md  # worked out from the rows, as the derived figures are
