@@ -30,7 +30,8 @@ OPTIONS = {
     "variants": dict(callback=csv_list, help="Comma list [all that apply]: " + ", ".join(variant_names())),
     "providers": dict(callback=csv_list, help=",".join(PROVIDERS)),
     "threads": dict(type=int, help="Threads for torch and ORT alike [all usable cores]."),
-    "batch_size": dict(type=int, help="Batch of the evaluation passes (compare: and of throughput)."),
+    "batch_size": dict(type=int, help="compare: batch of the throughput pass (accuracy is scored at batch 1, "
+                       "each text alone); sensitivity: batch of its evaluation passes."),
     "eval_tokens": dict(type=int, help="LMs: tokens scored for perplexity."),
     "calibration": dict(help="int8-static's calibration data: a data file or demo split "
                              "(demo:sentiment:calibration) [the demo's calibration split]."),

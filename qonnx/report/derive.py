@@ -63,9 +63,11 @@ def method_notes(kind, s):
         sel = s.get("dataset_selection") or {}
         notes.append(f"Accuracy over {sel.get('rows', '?')} of {sel.get('of', '?')} rows "
                      f"({sel.get('method', '?')}, seed {sel.get('seed')}, rows sha256 "
-                     f"{sel.get('rows_sha256')}) at batch {s.get('batch_size')} (padded to the longest "
-                     f"in each batch, max 128 tokens); throughput from that pass, after one untimed call at each padded shape it holds; latency at batch 1 "
-                     f"over {s.get('latency_samples')} requests.")
+                     f"{sel.get('rows_sha256')}) at batch 1, each text alone (max 128 tokens), as deployed and "
+                     "as the accuracy-budget search validates (dynamic INT8 scales activations over a whole "
+                     f"padded batch, so batching would change its answers); throughput from a separate pass at "
+                     f"batch {s.get('batch_size')} (padded to the longest in each batch), after one untimed call "
+                     f"at each padded shape; latency at batch 1 over {s.get('latency_samples')} requests.")
         if s.get("max_accuracy_drop") is not None:
             where = s.get("validation") or "the demo's train split"
             notes.append(f"Accuracy budget (onnx-int8-dynamic, onnx-int8-static): each build searched until its "

@@ -1,6 +1,8 @@
 """compare on a tiny classifier: rows, files, skipped providers, failures as rows, resume."""
 import json
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -133,3 +135,28 @@ def test_resume_refuses_other_settings(run):
     cfg, _ = run
     with pytest.raises(ConfigError, match="settings differ from the first run .*batch_size: 8 -> 4"):
         compare(CompareConfig(**{**vars(cfg), "resume": True, "batch_size": 4}))
+
+
+def test_quality_is_each_text_alone_as_plain_onnxruntime_gives_it(run, tiny_classifier):
+    """Dynamic INT8 scales activations over the whole padded batch, so its answers depend on the
+    batch; the row's outputs are each text alone (as deployed, as the budget search validates): a
+    plain onnxruntime session on the saved folder, one text at a time, gives the same logits."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    cfg, results = run
+    row = rows(results)[("onnx-int8-dynamic", "cpu")]
+    texts = json.loads((cfg.output / "work" / "data.json").read_text())["texts"]
+    tok = AutoTokenizer.from_pretrained(tiny_classifier)
+    sess = ort.InferenceSession(str(Path(row["artifact"]) / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = {i.name for i in sess.get_inputs()}
+
+    def logits(batch):
+        enc = tok(batch, padding="longest", truncation=True, max_length=128, return_tensors="np")
+        return sess.run(None, {k: v.astype(np.int64) for k, v in enc.items() if k in names})[0]
+
+    alone = np.concatenate([logits([t]) for t in texts])
+    saved = np.load(row["outputs"])
+    batched = np.concatenate([logits(texts[i:i + 8]) for i in range(0, len(texts), 8)])
+    assert np.abs(saved - alone).max() < 1e-7, np.abs(saved - alone).max()
+    assert np.abs(batched - alone).max() > 1e-6  # what a batched pass would have scored instead
