@@ -189,9 +189,15 @@ def dump(results: dict) -> dict:
 
 # -- derived figures: the one place their formulas live (report.derive and validate use them) ----
 
-def measured(rows, variant, provider=None):
-    """The ok row of `variant` (on `provider`, or on any), or None."""
-    return next((r for r in rows if r.variant == variant and r.ok and provider in (None, r.provider)), None)
+def machine(row):
+    """The node a row was measured on (--executor ray), or None: this machine."""
+    return (row.node or {}).get("node_id") or (row.node or {}).get("hostname")
+
+
+def measured(rows, variant, provider=None, node=None):
+    """The ok row of `variant` (on `provider`, or on any; on `node` where given), or None."""
+    return next((r for r in rows if r.variant == variant and r.ok and provider in (None, r.provider)
+                 and (node is None or machine(r) == node)), None)
 
 
 def reference(rows):
@@ -205,8 +211,9 @@ def _ratio(a, b):
 
 def derive(row, rows, kind, ref) -> dict:
     """The DERIVED fields of an ok row from measured fields alone: quality against `ref`, speed and
-    memory against torch-fp32 on the row's provider, size against the same runtime's FP32 (or ref)."""
-    base = measured(rows, "torch-fp32", row.provider)
+    memory against torch-fp32 on the row's provider and machine (a Ray node: never a ratio of two
+    machines' figures), size against the same runtime's FP32 (or ref)."""
+    base = measured(rows, "torch-fp32", row.provider, machine(row))
     same_rt_fp32 = measured(rows, "torch-fp32" if row.runtime == "torch" else "onnx-fp32") or ref
     out = dict.fromkeys(DERIVED)
     if kind == "classification":

@@ -7,6 +7,7 @@ import click
 from rich.console import Console
 
 from qonnx.errors import QonnxError
+from qonnx.report.summary import noise
 from qonnx.report.tables import console, reasons
 
 
@@ -49,6 +50,8 @@ def print_table(results):
     con.print(console(results))
     for line in reasons(results):
         con.print(f"  {line}", highlight=False)
+    for line in noise(results):
+        err().print(f"[yellow]warning:[/] {line}", highlight=False)
 
 
 def row_line():

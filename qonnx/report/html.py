@@ -190,7 +190,8 @@ def _page(title, body):
 def _summary(doc):
     pick = summary.recommend(doc)
     cls = "ship" if pick["row"] else "ship none"
-    return f'<div class="{cls}" id="summary"><b>Ship this:</b> {escape(pick["text"])}</div>'
+    warn = "".join(f'<p class="noise"><b>{escape(w)}</b></p>' for w in summary.noise(doc))
+    return f'<div class="{cls}" id="summary"><b>Ship this:</b> {escape(pick["text"])}{warn}</div>'
 
 
 def render(doc, run_dir) -> str:

@@ -102,3 +102,33 @@ def settings_diff(settings, names):
         if any(v != vals[0] for v in vals[1:]):
             out.append(f"{k}: " + ", ".join(f"{v!r} ({n})" for v, n in zip(vals, names)))
     return out
+
+
+NOISY_SPREAD = 0.10  # decode passes of one row more than 10 % apart
+NOISY_TAIL = 1.5     # a batch-1 p90 over 1.5x its p50
+
+
+def noise(doc) -> list:
+    """Sentences warning that the machine was too noisy for the ratios the run shows ([] if not):
+    the run's own measure of its noise, the spread of one row's repeated timings."""
+    rows = [r for r in doc["rows"] if r.get("status") == "ok"]
+    out = []
+    spreads = [((r["decode_range"][1] - r["decode_range"][0]) / r["decode_tokens_per_s"], r) for r in rows
+               if r.get("decode_range") and r.get("decode_tokens_per_s")]
+    if spreads:
+        worst, r = max(spreads, key=lambda x: x[0])
+        if worst > NOISY_SPREAD:
+            lo, hi = r["decode_range"]
+            out.append(f"Noisy machine: {r['variant']}'s decode passes ranged {lo:.1f}-{hi:.1f} tokens/s "
+                       f"({100 * worst:.0f} % of its median); speed differences smaller than that are within noise. "
+                       "Time rows against each other in interleaved rounds (benchmarks/lm_decode.py) before "
+                       "trusting a ratio.")
+    tails = [((r.get("latency_ms") or {}).get("p90") / r["latency_ms"]["p50"], r) for r in rows
+             if (r.get("latency_ms") or {}).get("p90") and r["latency_ms"].get("p50")]
+    if tails:
+        worst, r = max(tails, key=lambda x: x[0])
+        if worst > NOISY_TAIL:
+            out.append(f"Noisy machine: {r['variant']}'s batch-1 p90 latency was {worst:.1f}x its p50 over "
+                       f"{r['latency_ms']['n']} calls (a quiet machine keeps them close); speedups are less "
+                       "certain than their digits suggest.")
+    return out

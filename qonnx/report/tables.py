@@ -1,5 +1,6 @@
 """Tables for people (console, markdown) and scripts (flattened CSV)."""
 from qonnx.report import columns
+from qonnx.report.summary import noise
 
 
 def flatten(row):
@@ -79,6 +80,8 @@ def markdown(results):
                  f"({r['placement'].get('cpu_op_types', '?')})" for r in results["rows"] if r.get("placement")]
     if reasons(results):
         lines += ["", "## Rows not measured", ""] + [f"- {x}" for x in reasons(results)]
+    if noise(results):
+        lines += ["", "## Noise", ""] + [f"- {x}" for x in noise(results)]
     lines += ["", "## How these were measured", ""] + [f"- {n}" for n in results.get("method") or []]
     if notes:
         lines += ["", "## Known unaccelerated numbers", ""] + notes

@@ -54,3 +54,34 @@ def test_runs_side_by_side_mark_no_change_where_decode_passes_overlap():
     assert row_change(a, c, "decode_tokens_per_s", "higher", "5%") == "better"
     old = {k: v for k, v in b.items() if k != "decode_range"}  # a file without ranges: the 5 % threshold
     assert row_change(a, old, "decode_tokens_per_s", "higher", "5%") == "better"
+
+
+def test_speed_and_memory_ratios_never_divide_two_machines_figures():
+    """Ray: any node takes any row; a speedup pairs a row only with torch-fp32 from its own node."""
+    from qonnx.schema import derive
+
+    def row(variant, host, p50, mem):
+        return Row(variant=variant, provider="cpu", runtime="torch" if variant.startswith("torch") else "onnx",
+                   accuracy=0.9, latency_ms={"p50": p50}, model_memory_mb=mem, size_mb=10.0,
+                   node={"hostname": host, "node_id": host})
+
+    rows = [row("torch-fp32", "fast", 10.0, 400.0), row("onnx-fp32", "fast", 5.0, 200.0),
+            row("onnx-int8-dynamic", "slow", 8.0, 100.0)]
+    assert derive(rows[1], rows, "classification", rows[0])["speedup"] == 2.0
+    lone = derive(rows[2], rows, "classification", rows[0])
+    assert lone["speedup"] is None and lone["memory_reduction"] is None  # no torch-fp32 on "slow"
+    assert lone["accuracy_drop"] == 0.0  # quality does not depend on the machine
+
+
+def test_a_noisy_run_says_so_in_every_report():
+    from qonnx.report import tables
+    from qonnx.report.summary import noise
+
+    quiet = lm_doc({"variant": "onnx-fp32", "decode_tokens_per_s": 100.0, "decode_range": [97.0, 104.0]})
+    busy = lm_doc({"variant": "onnx-fp32", "decode_tokens_per_s": 100.0, "decode_range": [41.0, 131.0]})
+    assert noise(quiet) == []
+    assert "41.0-131.0" in noise(busy)[0] and "within noise" in noise(busy)[0]
+    assert "## Noise" in tables.markdown({**busy, "method": []}) and "## Noise" not in tables.markdown(quiet)
+    cls = {"settings": {"kind": "classification"}, "rows": [
+        {"variant": "torch-fp32", "provider": "cpu", "status": "ok", "latency_ms": {"p50": 18.6, "p90": 540.0, "n": 100}}]}
+    assert "p90 latency was 29.0x its p50" in noise(cls)[0]
