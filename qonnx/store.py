@@ -7,8 +7,9 @@
   processes that no longer run are removed.
 - qonnx never deletes what it did not write: an output folder that is not empty must be a qonnx
   artifact (manifest.json with `qonnx_manifest`), and is replaced only when asked.
-- Cached artifacts are verified before use against their manifest (sizes always; sha256 when a
-  file's size or mtime changed since it was last verified).
+- Cached artifacts are verified before use against their manifest: sizes always, and every
+  file's sha256 on its first use in a process (a run), so even a same-size, same-mtime overwrite
+  is caught; later uses in the same process rehash only a file whose size or mtime changed.
 """
 import contextlib
 import functools
@@ -20,7 +21,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from qonnx.cache import cache_dir, hash_tree, sha256_file, write_json
+from qonnx.cache import hash_tree, sha256_file
 from qonnx.errors import ConfigError, QonnxError
 
 log = logging.getLogger(__name__)
@@ -172,15 +173,14 @@ def work_dir(folder, name="work"):
 
 # -- verification ----------------------------------------------------------------------------
 
-def _verified_path(folder: Path) -> Path:
-    return cache_dir() / "verified" / f"{digest(str(folder.resolve()))}.json"
+_HASHED = set()  # (path, size, mtime_ns, sha256) of the files this process has hashed and found intact
 
 
 def verify(folder) -> str:
     """'' when every file the manifest lists is present and intact, else what is wrong.
 
-    Sizes are checked every time; a file's sha256 is recomputed only when its size or mtime
-    differs from the last successful check (recorded in the user cache, not in the artifact)."""
+    Sizes are checked every time; a file's sha256 on its first check in this process, and again
+    whenever its size or mtime has changed since."""
     folder = Path(folder)
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
@@ -193,12 +193,6 @@ def verify(folder) -> str:
         files = {k: v["sha256"] for k, v in files.items()}
     if not files:
         return "manifest.json lists no files"
-    record_path = _verified_path(folder)
-    try:
-        record = json.loads(record_path.read_text())
-    except (OSError, ValueError):
-        record = {}
-    fresh = {}
     for rel, sha in files.items():
         p = folder / rel
         if not p.is_file():
@@ -206,15 +200,11 @@ def verify(folder) -> str:
         st = p.stat()
         if rel in sizes and st.st_size != sizes[rel]:
             return f"{rel} has {st.st_size} bytes, the manifest says {sizes[rel]}"
-        stamp = [st.st_size, st.st_mtime_ns, sha]
-        if record.get(rel) != stamp:
+        stamp = (str(p.resolve()), st.st_size, st.st_mtime_ns, sha)
+        if stamp not in _HASHED:
             if sha256_file(p) != sha:
                 return f"{rel} is damaged (sha256 differs from the manifest)"
-        fresh[rel] = stamp
-    if fresh != record:
-        with contextlib.suppress(OSError):
-            record_path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(record_path, fresh)
+            _HASHED.add(stamp)
     return ""
 
 

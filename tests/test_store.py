@@ -177,3 +177,24 @@ def test_export_then_compare_exports_once(tiny_classifier, tmp_path, monkeypatch
     assert results["rows"][0]["artifact"] == exported
     assert os.path.getmtime(os.path.join(exported, "model.onnx")) == before
     assert results["settings"]["output"].startswith(str(tmp_path / "store" / "runs"))
+
+
+def test_a_same_size_same_mtime_overwrite_is_caught_by_the_next_run(tmp_path):
+    """Each run (a process) hashes an artifact's files on first use: stamps cannot vouch for bytes."""
+    import subprocess
+    import sys
+
+    with store.atomic_dir(tmp_path / "a") as tmp:
+        (tmp / "w.bin").write_bytes(b"1" * 1000)
+        manifest.write(tmp, kind="test")
+    f = tmp_path / "a" / "w.bin"
+
+    def verify_in_a_new_process():
+        code = f"from qonnx import store; print(store.verify({str(tmp_path / 'a')!r}) or 'intact')"
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+
+    assert verify_in_a_new_process() == "intact"
+    st = f.stat()
+    f.write_bytes(b"2" * 1000)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime
+    assert "damaged" in verify_in_a_new_process()
