@@ -192,6 +192,7 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
         raise Interrupted(f"interrupted; the finished rows are kept in {run.dir}. Finish the run with: "
                           f"qonnx compare {cfg.model} -o {run.dir} --resume") from None
     doc = report.write_files(run.dir, report.assemble(run.rows(), meta), plots=True)
+    doc["requested"] = [f"{v}@{p}" for v, p in todo]  # this call's rows (a resume may ask for fewer)
     if cfg.mlflow:
         doc["mlflow"] = track.log_run(doc, run.dir, cfg.mlflow)
     return doc

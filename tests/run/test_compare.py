@@ -132,3 +132,30 @@ def test_resume_refuses_other_settings(run):
     cfg, _ = run
     with pytest.raises(ConfigError, match="settings differ from the first run .*batch_size: 8 -> 4"):
         compare(CompareConfig(**{**vars(cfg), "resume": True, "batch_size": 4}))
+
+
+def test_failed_rows_exit_3_and_are_named_skipped_rows_do_not(tiny_classifier, reviews, tmp_path):
+    """CI: a run whose requested rows failed exits 3 (not 0), names them, and still writes its
+    results and report; a row skipped with its reason (no CUDA) is not a failure."""
+    import torch
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text\n")
+    common = [str(tiny_classifier), "--dataset", str(reviews), "--text-column", "review", "--label-column",
+              "sentiment", "--latency-samples", "3", "--warmup", "1", "--threads", "1"]
+    out = tmp_path / "failed"
+    r = CliRunner().invoke(main, ["compare", *common, "-o", str(out), "--variants", "torch-fp32,onnx-int8-static",
+                                  "--calibration", str(empty)])
+    assert r.exit_code == 3, r.output
+    assert "1 requested row(s) failed: onnx-int8-static@cpu" in r.output and "Traceback" not in r.output
+    assert (out / "results.json").is_file() and (out / "report.html").is_file()
+    if torch.cuda.is_available():
+        return
+    skipped = CliRunner().invoke(main, ["compare", *common, "-o", str(tmp_path / "skipped"), "--variants",
+                                        "torch-fp32", "--providers", "cpu,cuda"])
+    assert skipped.exit_code == 0, skipped.output
+
+
+def test_compare_help_lists_the_exit_codes():
+    r = CliRunner().invoke(main, ["compare", "--help"])
+    assert "Exit codes:" in r.output and "3 the run finished but requested rows failed" in r.output
