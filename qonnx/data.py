@@ -40,7 +40,29 @@ def _read_table(path: Path):
             return pd.read_json(path)
         return pd.read_parquet(path)
     except Exception as e:
-        raise DataError(f"Cannot read {path} as {suffix[1:]}: {str(e).splitlines()[0]}") from None
+        where = _json_problem(path, suffix) if suffix in (".jsonl", ".json") else ""
+        raise DataError(f"Cannot read {path} as {suffix[1:]}: {where or str(e).splitlines()[0]}") from None
+
+
+def _json_problem(path: Path, suffix: str) -> str:
+    """Where a json/jsonl file breaks, by line (pandas reports a character offset into the file)."""
+    import json
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        return str(e)
+    lines = text.splitlines() if suffix == ".jsonl" else [text]
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except ValueError as e:
+            at = e.lineno if suffix == ".json" else n
+            col = f", column {e.colno}" if suffix == ".json" else ""
+            return f"line {at}{col} is not valid JSON ({e.msg})"
+    return ""
 
 
 def columns(spec: str) -> list:

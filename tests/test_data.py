@@ -97,3 +97,17 @@ def test_stratified_keeps_the_label_shares_and_the_seed():
     assert shares == [21, 6, 3]
     assert stratified(labels, 30, seed=1) == picked != stratified(labels, 30, seed=2)
     assert stratified(labels, 500, seed=1) == list(range(100))  # asking for more takes every row
+
+
+@pytest.mark.parametrize("suffix,content,where", [
+    (".jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n\n{"text": "c", label: 1}\n', "line 4 is"),
+    (".json", '[{"text": "a", "label": 0},\n {"text": "b", "label": 1},\n {"text": "c" "label": 1}]\n',
+     "line 3, column 15 is"),
+])
+def test_broken_json_is_reported_by_line(tmp_path, suffix, content, where):
+    """pandas says 'at position 83' (characters into the file); the error names the line."""
+    f = tmp_path / f"d{suffix}"
+    f.write_text(content)
+    with pytest.raises(DataError, match=f"Cannot read .* as {suffix[1:]}: {where} not valid JSON") as e:
+        data.load(str(f), lm=False, label2id=L2I)
+    assert "position" not in str(e.value)
