@@ -111,3 +111,22 @@ def test_broken_json_is_reported_by_line(tmp_path, suffix, content, where):
     with pytest.raises(DataError, match=f"Cannot read .* as {suffix[1:]}: {where} not valid JSON") as e:
         data.load(str(f), lm=False, label2id=L2I)
     assert "position" not in str(e.value)
+
+
+def test_an_lm_corpus_of_random_bytes_is_refused(tmp_path):
+    """Random bytes decode to U+FFFD and control characters; their perplexity measures nothing. A real
+    text with accents, tabs and the odd stray byte still loads."""
+    import random
+
+    noise = tmp_path / "noise.txt"
+    noise.write_bytes(random.Random(0).randbytes(20000))
+    with pytest.raises(DataError, match=r"noise.txt is not text: \d+% of its \d+ characters are bytes that are not "
+                                        "UTF-8 or control characters"):
+        data.load(str(noise), lm=True)
+    table = tmp_path / "noise.jsonl"
+    pd.DataFrame({"text": ["ok \x00\x01\x02\x03\x04\x05"] * 3}).to_json(table, orient="records", lines=True)
+    with pytest.raises(DataError, match="is not text"):
+        data.load(str(table), lm=True)
+    text = tmp_path / "real.txt"
+    text.write_bytes("Café crème, naïve façade.\tSecond\x0cpage \xff here.\n".encode() * 50 + b"stray \xff byte\n")
+    assert data.load(str(text), lm=True).corpus.startswith("Café crème")

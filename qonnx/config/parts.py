@@ -135,6 +135,10 @@ class RuntimePart:
             self.threads = usable_cores()
 
 
+MIN_PERPLEXITY_TOKENS = 32  # fewer tokens (31 predictions) give a perplexity one token can swing wholesale
+MAX_EVAL_TOKENS = 10**8      # --eval-tokens beyond this is a typo, not a corpus
+
+
 @dataclass(kw_only=True)
 class LMEvalPart:
     """How a language model is scored: perplexity windows and greedy generation."""
@@ -145,7 +149,10 @@ class LMEvalPart:
 
     def check_lm_eval(self):
         at_least(("--max-new-tokens", self.max_new_tokens, 2), ("--window", self.window, 2),
-                 ("--eval-tokens", self.eval_tokens, 2))
+                 ("--eval-tokens", self.eval_tokens, MIN_PERPLEXITY_TOKENS))
+        if self.eval_tokens > MAX_EVAL_TOKENS:
+            raise ConfigError(f"--eval-tokens {self.eval_tokens} is more than {MAX_EVAL_TOKENS:,}; it is the most "
+                              "tokens scored (the corpus may hold fewer: each row reports scored_tokens).")
         if not 0 < self.stride <= self.window:
             raise ConfigError(f"--stride must be between 1 and --window ({self.window}), got {self.stride}")
 

@@ -71,3 +71,23 @@ def test_compare_lm_rows(tiny_lm, tmp_path):
     assert abs(by["onnx-fp32"]["perplexity_change_pct"]) < 0.5
     assert by["onnx-fp32"]["agreement"] > 0.99
     assert "window 64, stride 32" in (tmp_path / "run" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("corpus,flags,message", [
+    ("good film", [], "holds 4 token(s); qonnx scores perplexity on at least 32"),
+    ("the film was a delight from start to finish. " * 40, ["--window", "1024"],
+     "--window 1024 is longer than"),
+])
+def test_lm_inputs_that_measure_nothing_are_refused(tiny_lm, tmp_path, corpus, flags, message):
+    """A 4-token corpus gave a perplexity; a --window past the model's positions (512) was accepted
+    (5.8 GB for a 3M-parameter model). Both are refused before anything is built or written."""
+    from click.testing import CliRunner
+
+    from qonnx.cli import main
+
+    text = tmp_path / "corpus.txt"
+    text.write_text(corpus)
+    r = CliRunner().invoke(main, ["compare", str(tiny_lm), "--dataset", str(text), "-o", str(tmp_path / "run"),
+                                  *flags])
+    assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "run").exists()
