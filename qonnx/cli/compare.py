@@ -11,8 +11,8 @@ from qonnx.config import file as configfile
 from qonnx.run.compare import compare as run
 
 EXIT_CODES = ("Exit codes: 0 every requested row ok or skipped with its reason; 1 bad input, or no row "
-              "measured (every row skipped); 3 the run finished but requested rows failed (listed; results and report written); "
-              "130 interrupted (finished rows kept).")
+              "measured (every row skipped); 3 the run finished but requested rows failed (listed; results and "
+              "report written); 130 interrupted (finished rows kept).")
 
 
 @click.command(epilog=EXIT_CODES)
