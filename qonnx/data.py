@@ -13,6 +13,7 @@ from qonnx.errors import DataError
 log = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = {".csv", ".tsv", ".jsonl", ".json", ".parquet"}
+MAX_NON_TEXT = 0.01  # an LM corpus with more than 1 % non-text characters is refused (check_corpus)
 
 
 @dataclass
@@ -40,7 +41,29 @@ def _read_table(path: Path):
             return pd.read_json(path)
         return pd.read_parquet(path)
     except Exception as e:
-        raise DataError(f"Cannot read {path} as {suffix[1:]}: {str(e).splitlines()[0]}") from None
+        where = _json_problem(path, suffix) if suffix in (".jsonl", ".json") else ""
+        raise DataError(f"Cannot read {path} as {suffix[1:]}: {where or str(e).splitlines()[0]}") from None
+
+
+def _json_problem(path: Path, suffix: str) -> str:
+    """Where a json/jsonl file breaks, by line (pandas reports a character offset into the file)."""
+    import json
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        return str(e)
+    lines = text.splitlines() if suffix == ".jsonl" else [text]
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            json.loads(line)
+        except ValueError as e:
+            at = e.lineno if suffix == ".json" else n
+            col = f", column {e.colno}" if suffix == ".json" else ""
+            return f"line {at}{col} is not valid JSON ({e.msg})"
+    return ""
 
 
 def columns(spec: str) -> list:
@@ -136,6 +159,22 @@ def _check_texts(column, source, name):
     return [str(v) for v in column]
 
 
+def check_corpus(texts, source):
+    """An LM corpus must be text: refused when more than MAX_NON_TEXT of its characters are U+FFFD
+    (bytes that are not UTF-8, replaced on reading) or control characters other than tab, newline,
+    carriage return, form feed and vertical tab. Random bytes are about half such characters, and
+    their perplexity measures nothing; a real text has next to none."""
+    import unicodedata
+
+    chars = sum(len(t) for t in texts)
+    bad = sum(1 for t in texts for c in t
+              if c == "\ufffd" or (c not in "\t\n\r\f\v" and unicodedata.category(c) == "Cc"))
+    if chars and bad / chars > MAX_NON_TEXT:
+        raise DataError(f"{source} is not text: {bad / chars:.0%} of its {chars} characters are bytes that are "
+                        f"not UTF-8 or control characters (more than {MAX_NON_TEXT:.0%} is refused). Give an LM "
+                        "a UTF-8 text corpus.")
+
+
 def stratified(labels, n, seed) -> list:
     """Row indices of a seeded sample of n rows with the label proportions of the whole set."""
     import random
@@ -188,6 +227,7 @@ def load(spec: str, *, lm: bool, label2id: dict | None = None, text_column="text
                 raise DataError(f"{spec} is empty.")
             if not lm:
                 raise DataError(f"{spec} is plain text; a classifier needs a table with text and label columns.")
+            check_corpus(lines, spec)
             return TextData(source=str(path), texts=lines, selection=_selection(lines, [], range(len(lines)),
                                                                                   len(lines), seed))
         if suffix not in TABLE_SUFFIXES:
@@ -201,6 +241,7 @@ def load(spec: str, *, lm: bool, label2id: dict | None = None, text_column="text
         raise DataError(f"{source} has no rows.")
     texts = _check_texts(_column(table, text_column, source, "text").tolist(), source, text_column)
     if lm:
+        check_corpus(texts, source)
         return TextData(source=source, texts=texts,
                         selection=_selection(texts, [], range(len(texts)), len(texts), seed))
     labels = map_labels(_column(table, label_column, source, "label").tolist(), label2id or {}, source)

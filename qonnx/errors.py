@@ -35,6 +35,11 @@ def unknown(kind, name, choices):
     )
 
 
+class RowsFailed(QonnxError):
+    """compare finished and wrote its results, but requested rows failed (CI: a distinct exit)."""
+    exit_code = 3
+
+
 class Interrupted(QonnxError):
     """Ctrl-C or SIGTERM during a run; finished rows are on disk."""
     exit_code = 130

@@ -19,6 +19,8 @@ DEMO_PREFIX = "demo:"
 DEFAULT_MODEL = "demo:sentiment"
 CLASSIFICATION, LM = "text-classification", "text-generation-with-past"
 TASKS = {CLASSIFICATION: CLASSIFICATION, LM: LM, "text-generation": LM}
+SUPPORTED = (f"sequence classifiers (--task {CLASSIFICATION}, ...ForSequenceClassification) and causal LMs "
+             f"(--task {LM}, ...ForCausalLM)")
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
            "pytorch_model.bin.index.json")
 OTHER_FRAMEWORKS = ("tf_model.h5", "flax_model.msgpack", "model.ckpt.index")
@@ -103,6 +105,25 @@ def _heads():
             LM: set(auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())}
 
 
+def other_head(archs) -> str:
+    """'BertForTokenClassification is a token classification model' when every architecture is a
+    transformers class of a head qonnx does not measure; '' when one fits or one is unknown."""
+    from transformers.models.auto import modeling_auto as auto
+
+    kinds = {}  # class name -> the heads it is, from transformers' own mappings
+    for var in sorted(n for n in dir(auto) if n.startswith("MODEL") and n.endswith("MAPPING_NAMES")):
+        what = var.removeprefix("MODEL").removesuffix("MAPPING_NAMES").strip("_").removeprefix("FOR_")
+        for names in getattr(auto, var).values():
+            for cls in (names,) if isinstance(names, str) else names:
+                kinds.setdefault(cls, []).append(what.lower().replace("_", " ") or "base (no task head)")
+    ours = set().union(*_heads().values())
+    if not archs or any(a in ours or a not in kinds for a in archs):
+        return ""
+    shown = [next((k for k in kinds[a] if k not in ("with lm head", "pretraining", "text encoding")), kinds[a][0])
+             for a in archs]
+    return "; ".join(f"{a} is a {k} model" for a, k in zip(archs, shown))
+
+
 def infer_task(config: dict, name: str) -> str:
     archs = config.get("architectures") or []
     heads = _heads()
@@ -111,6 +132,10 @@ def infer_task(config: dict, name: str) -> str:
             if arch in classes or arch.endswith("ForSequenceClassification") and task == CLASSIFICATION \
                     or arch.endswith("ForCausalLM") and task == LM:
                 return task
+    other = other_head(archs)
+    if other:  # no --task makes another head one of these: its weights were not trained for it
+        raise ModelError(f"'{name}': {other}; qonnx measures {SUPPORTED} only, and no --task turns another "
+                         "head into one.")
     raise ModelError(
         f"Cannot tell the task of '{name}' from its architectures {archs}; qonnx supports sequence "
         f"classifiers and causal LMs. Give it with --task {CLASSIFICATION} or --task {LM}.")
@@ -128,7 +153,26 @@ def check_task(task: str, config: dict, name: str) -> str:
     if archs and all(a in heads[other] for a in archs):
         kind = "a sequence classifier" if other == CLASSIFICATION else "a causal language model"
         raise ModelError(f"--task {task} does not fit '{name}': {', '.join(archs)} is {kind} ({other}).")
+    if other_head(archs):
+        raise ModelError(f"--task {task} does not fit '{name}': {other_head(archs)}, and its weights were not "
+                         f"trained for a {task} head (it would start from random weights). qonnx measures "
+                         f"{SUPPORTED}.")
     return task
+
+
+def load_pretrained(cls, path, **kwargs):
+    """cls.from_pretrained(path, **kwargs), refused when transformers had to initialise weights the
+    checkpoint lacks (a head of another kind, a base model given a head): qonnx never measures a
+    head with random weights. Every torch load goes through here (rows and export parity)."""
+    model, info = cls.from_pretrained(path, output_loading_info=True, **kwargs)
+    fresh = sorted(set(info.get("missing_keys") or []) | {k[0] if isinstance(k, tuple) else k
+                                                          for k in info.get("mismatched_keys") or []})
+    if fresh:
+        shown = ", ".join(fresh[:6]) + (f" and {len(fresh) - 6} more" if len(fresh) > 6 else "")
+        raise ModelError(f"{path} has no trained weights for {shown} of {type(model).__name__}: transformers would "
+                         f"initialise them at random, so the model was not trained for this task. qonnx measures "
+                         f"{SUPPORTED}; give a checkpoint trained for one (its config's architectures say which).")
+    return model
 
 
 def check_head(config: dict, name: str):

@@ -35,6 +35,23 @@ def root() -> Path:
     return Path(os.environ.get(ARTIFACTS_ENV) or "artifacts").expanduser()
 
 
+def in_root(path) -> bool:
+    """Whether path is the artifact root or inside it (a default output folder)."""
+    p, r = Path(path).expanduser().resolve(), root().resolve()
+    return p == r or r in p.parents
+
+
+def unwritable(path, why: str, flag="-o") -> ConfigError:
+    """The error for an output folder that cannot be written: under the artifact root it names
+    $QONNX_ARTIFACTS (which chose the folder), else the command's output flag."""
+    if in_root(path):
+        where = (f"the artifact root ${ARTIFACTS_ENV}={os.environ[ARTIFACTS_ENV]}" if os.environ.get(ARTIFACTS_ENV)
+                 else f"the default artifact root ./artifacts (${ARTIFACTS_ENV} is unset)")
+        return ConfigError(f"Cannot write to {path} ({why}): it is in {where}. Point {ARTIFACTS_ENV} at a "
+                           f"writable folder, or give {flag} FOLDER.")
+    return ConfigError(f"Cannot write to {path} ({why}); choose another {flag} folder.")
+
+
 def digest(data) -> str:
     """Short, stable hash of any JSON-able value."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -89,8 +106,9 @@ def check_output(target, overwrite=False, protect=()):
     parent = target.parent
     while not parent.exists():
         parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ConfigError(f"Cannot write to {parent} (permission denied); choose another -o folder.")
+    if not os.access(parent, os.W_OK | os.X_OK) or not parent.is_dir():
+        raise unwritable(target if in_root(target) else parent,
+                         "permission denied" if parent.is_dir() else f"{parent} is a file")
 
 
 def _clean_partials(target: Path):
@@ -125,7 +143,7 @@ def atomic_dir(target, overwrite=False, protect=()):
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"Cannot create {target.parent}: {e.strerror}") from None
+        raise unwritable(target.parent, e.strerror) from None
     _clean_partials(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{os.getpid()}-", dir=target.parent)).resolve()
     tmp.chmod(0o755)

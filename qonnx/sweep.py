@@ -24,7 +24,7 @@ from qonnx import schema, store
 from qonnx.cache import write_json
 from qonnx.config import CompareConfig
 from qonnx.config import file as configfile
-from qonnx.errors import ConfigError
+from qonnx.errors import ConfigError, Interrupted
 from qonnx.report.plots import curves, shape_table
 from qonnx.report.tables import frame
 from qonnx.run.compare import compare
@@ -44,6 +44,7 @@ class Sweep:
     output: Path | None = None
     resume: bool = False
     overrides: dict = field(default_factory=dict)  # CLI flags: they win over the file
+    file: str = "SWEEP_FILE"        # the sweep file, for the resume command
 
     def configs(self, folder: Path) -> list:
         out = []
@@ -106,7 +107,7 @@ def load(path, overrides=None, output=None, resume=False) -> Sweep:
             raise ConfigError(f"{where}: 'output' is chosen per point by the sweep; give -o for the sweep folder.")
     name = str(doc.get("name") or Path(path).stem)
     sweep = Sweep(name=name, shared=shared, points=points, output=output, resume=resume,
-                  overrides=overrides or {})
+                  overrides=overrides or {}, file=str(path))
     sweep.configs(Path("."))  # builds every point's CompareConfig: bad values fail now
     return sweep
 
@@ -133,21 +134,34 @@ def run(sweep: Sweep, on_row=None, on_point=None) -> dict:
     folder = Path(sweep.output) if sweep.output else store.root() / "runs" / (
         f"{safe_name(sweep.name)}-sweep-{time.strftime('%Y%m%d-%H%M%S')}")
     _claim(folder, sweep.resume)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise store.unwritable(folder, e.strerror) from None
     resolved = {"name": sweep.name, **sweep.shared, **sweep.overrides,
                 "points": sweep.points}
     (folder / "sweep.yaml").write_text(yaml.safe_dump(_plain(resolved), sort_keys=False))
     doc = {"generator": MARK, "name": sweep.name, "points": []}
     write_json(folder / "sweep.json", doc)
-    for point, sub, cfg in sweep.configs(folder):
-        if on_point:
-            on_point(point, sub)
-        compare(cfg, on_row=on_row)  # on --resume, a finished point only has its files rewritten
-        doc["points"].append({"settings": point, "run": str(sub.resolve())})
-        write_json(folder / "sweep.json", doc)
+    try:
+        for point, sub, cfg in sweep.configs(folder):
+            if on_point:
+                on_point(point, sub)
+            compare(cfg, on_row=on_row)  # on --resume, a finished point only has its files rewritten
+            doc["points"].append({"settings": point, "run": str(sub.resolve())})
+            write_json(folder / "sweep.json", doc)
+    except (KeyboardInterrupt, Interrupted):  # compare's own message would suggest `compare --resume`
+        raise Interrupted(f"interrupted; the finished points and rows are kept in {folder}. Finish the sweep "
+                          f"with: {resume_command(sweep, folder)}") from None
     combine(folder, doc)
     doc["output"] = str(folder.resolve())
     return doc
+
+
+def resume_command(sweep: Sweep, folder: Path) -> str:
+    """The command that finishes this sweep: its file, folder and command-line overrides."""
+    flags = "".join(f" --{k.replace('_', '-')} {v}" for k, v in sweep.overrides.items())
+    return f"qonnx sweep {sweep.file} -o {folder}{flags} --resume"
 
 
 def _plain(value):

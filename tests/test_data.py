@@ -97,3 +97,36 @@ def test_stratified_keeps_the_label_shares_and_the_seed():
     assert shares == [21, 6, 3]
     assert stratified(labels, 30, seed=1) == picked != stratified(labels, 30, seed=2)
     assert stratified(labels, 500, seed=1) == list(range(100))  # asking for more takes every row
+
+
+@pytest.mark.parametrize("suffix,content,where", [
+    (".jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n\n{"text": "c", label: 1}\n', "line 4 is"),
+    (".json", '[{"text": "a", "label": 0},\n {"text": "b", "label": 1},\n {"text": "c" "label": 1}]\n',
+     "line 3, column 15 is"),
+])
+def test_broken_json_is_reported_by_line(tmp_path, suffix, content, where):
+    """pandas says 'at position 83' (characters into the file); the error names the line."""
+    f = tmp_path / f"d{suffix}"
+    f.write_text(content)
+    with pytest.raises(DataError, match=f"Cannot read .* as {suffix[1:]}: {where} not valid JSON") as e:
+        data.load(str(f), lm=False, label2id=L2I)
+    assert "position" not in str(e.value)
+
+
+def test_an_lm_corpus_of_random_bytes_is_refused(tmp_path):
+    """Random bytes decode to U+FFFD and control characters; their perplexity measures nothing. A real
+    text with accents, tabs and the odd stray byte still loads."""
+    import random
+
+    noise = tmp_path / "noise.txt"
+    noise.write_bytes(random.Random(0).randbytes(20000))
+    with pytest.raises(DataError, match=r"noise.txt is not text: \d+% of its \d+ characters are bytes that are not "
+                                        "UTF-8 or control characters"):
+        data.load(str(noise), lm=True)
+    table = tmp_path / "noise.jsonl"
+    pd.DataFrame({"text": ["ok \x00\x01\x02\x03\x04\x05"] * 3}).to_json(table, orient="records", lines=True)
+    with pytest.raises(DataError, match="is not text"):
+        data.load(str(table), lm=True)
+    text = tmp_path / "real.txt"
+    text.write_bytes("Café crème, naïve façade.\tSecond\x0cpage \xff here.\n".encode() * 50 + b"stray \xff byte\n")
+    assert data.load(str(text), lm=True).corpus.startswith("Café crème")

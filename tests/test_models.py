@@ -203,3 +203,51 @@ def test_export_and_quantize(arch, tmp_path):
     for method in ("fp16", "int8-dynamic") + (("int4-weight",) if arch in tiny.LMS else ()):
         out = quantize(QuantizeConfig(onnx_dir=onnx_dir, method=method, output=tmp_path / method))
         assert (out["output"] and (tmp_path / method / "model.onnx").is_file()), method
+
+
+@pytest.fixture(scope="module")
+def token_classifier(tmp_path_factory):
+    """A tiny BertForTokenClassification: its `classifier` has the shape a sequence classifier's
+    would, so only the pooler is missing when it is loaded as one."""
+    import torch
+    from transformers import BertConfig, BertForTokenClassification
+
+    from conftest import _tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-bert-ner")
+    tok = _tokenizer(folder)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=128, num_labels=2,
+                     id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    BertForTokenClassification(cfg).eval().save_pretrained(folder)
+    return folder
+
+
+def test_a_head_of_another_kind_is_refused_and_no_task_is_suggested(token_classifier, tmp_path):
+    """The error for a token classifier suggested --task text-classification; followed, torch-fp32
+    measured a freshly initialised pooler as if trained. Now neither way gets through."""
+    with pytest.raises(ModelError, match="BertForTokenClassification is a token classification model") as e:
+        resolve(str(token_classifier))
+    assert "--task text-classification or" not in str(e.value) and "no --task turns" in str(e.value)
+    data = tmp_path / "eval.csv"
+    data.write_text("text,label\ngood film,positive\nbad film,negative\n")
+    r = CliRunner().invoke(main, ["compare", str(token_classifier), "--task", "text-classification", "--dataset",
+                                  str(data), "--variants", "torch-fp32", "-o", str(tmp_path / "run")])
+    assert r.exit_code == 1 and "--task text-classification does not fit" in r.output, r.output
+    assert "token classification model" in r.output and not (tmp_path / "run").exists()
+
+
+def test_weights_newly_initialised_for_a_task_are_refused(token_classifier, tmp_path):
+    """Without architectures in its config nothing tells the head's kind up front: loading it for
+    the task is refused, naming the weights transformers would initialise (torch rows, export)."""
+    from qonnx.runners.torch import TorchRunner
+
+    folder = copy_with(token_classifier, tmp_path, architectures=None)
+    source = resolve(str(folder), "text-classification")
+    with pytest.raises(ModelError, match="no trained weights for bert.pooler.dense.bias, bert.pooler.dense.weight "
+                                         "of BertForSequenceClassification"):
+        TorchRunner(source.path, source.task).load()
+    r = CliRunner().invoke(main, ["export", str(folder), "--task", "text-classification", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "no trained weights for bert.pooler.dense" in r.output, r.output
+    assert not (tmp_path / "o").exists()

@@ -198,3 +198,22 @@ def test_a_same_size_same_mtime_overwrite_is_caught_by_the_next_run(tmp_path):
     f.write_bytes(b"2" * 1000)
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime
     assert "damaged" in verify_in_a_new_process()
+
+
+def test_an_unwritable_artifact_root_is_named_not_o(tiny_classifier, tmp_path, monkeypatch):
+    """A default output under an unwritable $QONNX_ARTIFACTS: the error names QONNX_ARTIFACTS (the
+    user gave no -o, so "choose another -o folder" pointed at the wrong knob); an -o of the user's
+    own still says -o."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("QONNX_ARTIFACTS", str(blocker / "artifacts"))
+    data = tmp_path / "eval.csv"
+    data.write_text("text,label\ngood film,positive\nbad film,negative\n")
+    for args in (["export", str(tiny_classifier)],
+                 ["compare", str(tiny_classifier), "--dataset", str(data), "--variants", "torch-fp32"]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert f"QONNX_ARTIFACTS={blocker / 'artifacts'}" in r.output and "Point QONNX_ARTIFACTS at a writable" in r.output
+        assert "choose another -o" not in r.output
+    own = CliRunner().invoke(main, ["export", str(tiny_classifier), "-o", str(blocker / "out")])
+    assert own.exit_code == 1 and "choose another -o folder" in own.output and "QONNX_ARTIFACTS" not in own.output

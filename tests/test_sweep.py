@@ -211,3 +211,31 @@ def test_sweep_without_output_goes_to_the_artifact_root(tiny_classifier, reviews
     assert res.exit_code == 0, res.output
     made = list((artifact_store / "runs").glob("my_sweep-sweep-*"))
     assert len(made) == 1 and (made[0] / "sweep.csv").is_file()
+
+
+def test_an_interrupted_sweep_suggests_the_sweeps_own_resume(tiny_classifier, reviews, tmp_path, monkeypatch):
+    """SIGTERM (Ctrl-C) inside a point: the message names `qonnx sweep FILE -o DIR ... --resume`, not
+    the point's `compare --resume`, and that command finishes the sweep."""
+    import shlex
+
+    from qonnx.cli import runs
+
+    f = write(tmp_path / "s.yaml", {"model": str(tiny_classifier), "dataset": str(reviews), "text_column": "review",
+                                    "label_column": "sentiment", "variants": ["torch-fp32"],
+                                    "providers": ["cuda", "cpu"], **FAST})
+    out = tmp_path / "out"
+
+    def stop(row):
+        raise KeyboardInterrupt  # as SIGTERM does (cli.common.terminate), while the first row finishes
+
+    row_line = runs.row_line
+    monkeypatch.setattr(runs, "row_line", lambda: stop)
+    res = CliRunner().invoke(main, ["sweep", str(f), "-o", str(out), "--threads", "1"])
+    assert res.exit_code == 130, res.output
+    assert "qonnx compare" not in res.output
+    command = res.output.split("Finish the sweep with: ")[1].strip()
+    assert command == f"qonnx sweep {f} -o {out} --threads 1 --resume"
+    monkeypatch.setattr(runs, "row_line", row_line)
+    done = CliRunner().invoke(main, shlex.split(command)[1:])
+    assert done.exit_code == 0, done.output
+    assert (out / "sweep.csv").is_file()

@@ -6,7 +6,7 @@ import sys
 import click
 from rich.console import Console
 
-from qonnx.errors import QonnxError
+from qonnx.errors import QonnxError, RowsFailed
 from qonnx.report.summary import noise
 from qonnx.report.tables import console, reasons
 
@@ -63,3 +63,15 @@ def row_line():
 def no_row_measured(ok: bool):
     if not ok:
         raise QonnxError("no row could be measured; the reasons are listed above")
+
+
+def failed_rows(results):
+    """Exit 3 (RowsFailed) when a requested row failed; skipped rows (a missing provider or
+    library, with their reason) do not count. The results and report are already written."""
+    asked = results.get("requested")
+    failed = [f"{r['variant']}@{r['provider']}" for r in results["rows"] if r["status"] == "failed"]
+    failed = [k for k in failed if asked is None or k in asked]
+    if failed:
+        measured = "" if any(r["status"] == "ok" for r in results["rows"]) else " No row could be measured."
+        raise RowsFailed(f"{len(failed)} requested row(s) failed: {', '.join(failed)}; their reasons are listed "
+                         f"above, the results and report are written.{measured}")

@@ -4,14 +4,18 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from qonnx.cli.common import csv_list, handle_errors, no_row_measured, print_table, row_line
+from qonnx.cli.common import csv_list, failed_rows, handle_errors, no_row_measured, print_table, row_line
 from qonnx.cli.options import budget, default_of, options
 from qonnx.config import CompareConfig
 from qonnx.config import file as configfile
 from qonnx.run.compare import compare as run
 
+EXIT_CODES = ("Exit codes: 0 every requested row ok or skipped with its reason; 1 bad input, or no row "
+              "measured (every row skipped); 3 the run finished but requested rows failed (listed; results and "
+              "report written); 130 interrupted (finished rows kept).")
 
-@click.command()
+
+@click.command(epilog=EXIT_CODES)
 @click.argument("model", default=default_of(CompareConfig, "model"))
 @options(CompareConfig, "output", "dataset", "text_column", "label_column", "dataset_config", "split", "variants",
          "providers", "task", "threads", "max_samples", "batch_size",
@@ -64,7 +68,7 @@ def with_file(config_file, given, cls) -> dict:
 
 
 def finish(results):
-    """The table, where the files are, and exit 1 when no row was measured."""
+    """The table, where the files are; exit 3 when a requested row failed, 1 when no row was measured."""
     print_table(results)
     out = Path(results["settings"]["output"]).resolve()
     click.echo(f"results: {out}/results.json, results.csv, report.md, *.png")
@@ -72,4 +76,5 @@ def finish(results):
         m = results["mlflow"]
         click.echo(f"mlflow: run {m['run_id']} in experiment {m['experiment_id']} at {m['uri']}")
     click.echo(f"report: {out / 'report.html'}")
+    failed_rows(results)
     no_row_measured(any(r["status"] == "ok" for r in results["rows"]))

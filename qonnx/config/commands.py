@@ -17,7 +17,16 @@ from qonnx.config.choices import (
     SENSITIVITY_VIEWS,
     variant_names,
 )
-from qonnx.config.parts import Budget, CalibrationPart, DataPart, LMEvalPart, RuntimePart, at_least, same_file
+from qonnx.config.parts import (
+    Budget,
+    CalibrationPart,
+    DataPart,
+    LMEvalPart,
+    RuntimePart,
+    at_least,
+    check_threads,
+    same_file,
+)
 from qonnx.errors import ConfigError, unknown
 
 
@@ -78,7 +87,8 @@ class QuantizeConfig(Budget):
             raise unknown("INT4 algorithm", self.algorithm, INT4_ALGORITHMS)
         if self.int8_scheme not in INT8_SCHEMES:
             raise unknown("INT8 scheme", self.int8_scheme, INT8_SCHEMES)
-        at_least(("--num-samples", self.num_samples, 1), ("--threads", self.threads, 1))
+        at_least(("--num-samples", self.num_samples, 1))
+        check_threads(self.threads)
         if self.block_size < 16 or self.block_size & (self.block_size - 1):
             raise ConfigError(f"--block-size must be a power of two >= 16, got {self.block_size}")
         if self.max_accuracy_drop is not None and self.method not in ACCURACY_BUDGET_METHODS:
@@ -183,5 +193,6 @@ class SensitivityConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.stride > self.window:
             raise ConfigError(f"--stride ({self.stride}) must not exceed --window ({self.window})")
+        check_threads(self.threads)
         self.output = Path(self.output) if self.output else None
         self.views = tuple(self.views)

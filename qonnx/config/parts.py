@@ -22,6 +22,17 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def check_threads(threads, executor="local"):
+    """--threads: at least 1 and, where rows run on this machine, no more than its usable cores
+    (more threads than cores only slow every row down: a 2 s row ran past 300 s at 1000 threads on
+    2 cores). Ray's nodes have their own cores, which the driver cannot count."""
+    at_least(("--threads", threads, 1))
+    cores = usable_cores()
+    if threads is not None and executor != "ray" and threads > cores:
+        raise ConfigError(f"--threads {threads} is more than the {cores} usable core(s) of this machine; "
+                          f"give --threads {cores} or fewer (the default uses them all).")
+
+
 def same_file(a, b) -> bool:
     """The same data: one path, or two files with the same bytes (a copy under another name)."""
     pa, pb = Path(a).expanduser(), Path(b).expanduser()
@@ -112,7 +123,7 @@ class RuntimePart:
             if p not in PROVIDERS:
                 raise unknown("provider", p, PROVIDERS)
         at_least(("--batch-size", self.batch_size, 1), ("--latency-samples", self.latency_samples, 1),
-                 ("--warmup", self.warmup, 1), ("--threads", self.threads, 1))
+                 ("--warmup", self.warmup, 1))
         self.batch_sizes = positive_ints("--batch-sizes", self.batch_sizes)
         self.sequence_lengths = positive_ints("--sequence-lengths", self.sequence_lengths)
         if self.sequence_lengths and not self.batch_sizes:
@@ -123,8 +134,13 @@ class RuntimePart:
             raise unknown("executor", self.executor, EXECUTORS)
         if self.executor == "local" and self.address:
             raise ConfigError("--address is for --executor ray.")
+        check_threads(self.threads, self.executor)
         if self.threads is None:
             self.threads = usable_cores()
+
+
+MIN_PERPLEXITY_TOKENS = 32  # fewer tokens (31 predictions) give a perplexity one token can swing wholesale
+MAX_EVAL_TOKENS = 10**8      # --eval-tokens beyond this is a typo, not a corpus
 
 
 @dataclass(kw_only=True)
@@ -137,7 +153,10 @@ class LMEvalPart:
 
     def check_lm_eval(self):
         at_least(("--max-new-tokens", self.max_new_tokens, 2), ("--window", self.window, 2),
-                 ("--eval-tokens", self.eval_tokens, 2))
+                 ("--eval-tokens", self.eval_tokens, MIN_PERPLEXITY_TOKENS))
+        if self.eval_tokens > MAX_EVAL_TOKENS:
+            raise ConfigError(f"--eval-tokens {self.eval_tokens} is more than {MAX_EVAL_TOKENS:,}; it is the most "
+                              "tokens scored (the corpus may hold fewer: each row reports scored_tokens).")
         if not 0 < self.stride <= self.window:
             raise ConfigError(f"--stride must be between 1 and --window ({self.window}), got {self.stride}")
 

@@ -14,8 +14,9 @@ import numpy as np
 from qonnx import data, models, report, store, tasks, track
 from qonnx.cache import sha256_file, write_json
 from qonnx.config import CompareConfig, Job, usable_cores
+from qonnx.config.parts import MIN_PERPLEXITY_TOKENS
 from qonnx.envinfo import collect
-from qonnx.errors import ConfigError, Interrupted, QonnxError
+from qonnx.errors import ConfigError, DataError, Interrupted, QonnxError
 from qonnx.progress import progress
 from qonnx.run import typos
 from qonnx.run.executors import concurrent_map, local_map
@@ -122,6 +123,9 @@ def check(cfg, source):
     if limit and cfg.sequence_lengths and max(cfg.sequence_lengths) > limit:
         raise ConfigError(f"--sequence-lengths {max(cfg.sequence_lengths)} is longer than {source.name} takes "
                           f"({limit} positions).")
+    if limit and source.is_lm and cfg.window > limit:
+        raise ConfigError(f"--window {cfg.window} is longer than {source.name} takes ({limit} positions); give "
+                          f"--window {limit} or less (and --stride at most that).")
     if cfg.mlflow:
         track.preflight(cfg.mlflow)
 
@@ -144,6 +148,9 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     shared = Job.settings(cfg, source, kind)
     arrays = tasks.module(kind).prepare(tok, {"texts": evald.texts, "labels": evald.labels,
                                               "corpus": evald.corpus, "source": evald.source}, SimpleNamespace(**shared))
+    if "corpus" in arrays and len(arrays["corpus"]) < MIN_PERPLEXITY_TOKENS:
+        raise DataError(f"{evald.source} holds {len(arrays['corpus'])} token(s); qonnx scores perplexity on at least "
+                        f"{MIN_PERPLEXITY_TOKENS} (fewer give a number one token can swing). Give a longer corpus.")
     meta = {"settings": settings, "environment": env}
     run.create(meta)
     np.savez(run.work / "inputs.npz", **arrays)
@@ -192,6 +199,7 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
         raise Interrupted(f"interrupted; the finished rows are kept in {run.dir}. Finish the run with: "
                           f"qonnx compare {cfg.model} -o {run.dir} --resume") from None
     doc = report.write_files(run.dir, report.assemble(run.rows(), meta), plots=True)
+    doc["requested"] = [f"{v}@{p}" for v, p in todo]  # this call's rows (a resume may ask for fewer)
     if cfg.mlflow:
         doc["mlflow"] = track.log_run(doc, run.dir, cfg.mlflow)
     return doc

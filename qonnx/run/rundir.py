@@ -69,7 +69,7 @@ class Run:
             self.rows_dir.mkdir(parents=True, exist_ok=True)
             self.work.mkdir(exist_ok=True)
         except OSError as e:
-            raise ConfigError(f"Cannot create the run folder {self.dir}: {e.strerror}") from None
+            raise store.unwritable(self.dir, e.strerror, "--output") from None
         write_json(self.dir / "run.json", meta)
         save_config(self.cfg, self.dir / "config.yaml")
 

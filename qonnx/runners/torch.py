@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from qonnx.errors import ConfigError, ModelError
-from qonnx.models import is_lm_task
+from qonnx.models import is_lm_task, load_pretrained
 from qonnx.runners.base import Runner
 
 log = logging.getLogger(__name__)
@@ -50,15 +50,15 @@ def load_model(path, task, mode="fp32", device="cpu"):
         compute = torch.float16 if device == "cuda" else torch.float32
         q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                bnb_4bit_compute_dtype=compute)
-        model = cls.from_pretrained(path, quantization_config=q, device_map=device,
-                                    dtype=compute)
+        model = load_pretrained(cls, path, quantization_config=q, device_map=device,
+                                dtype=compute)
     elif mode == "int8-dynamic":
         if device != "cpu":
             raise ConfigError("torch dynamic INT8 runs on the CPU only")
-        model = cls.from_pretrained(path, dtype=torch.float32)
+        model = load_pretrained(cls, path, dtype=torch.float32)
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     else:
-        model = cls.from_pretrained(path, dtype=getattr(torch, DTYPES[mode])).to(device)
+        model = load_pretrained(cls, path, dtype=getattr(torch, DTYPES[mode])).to(device)
     return model.eval()
 
 

@@ -101,6 +101,22 @@ def test_compare_unknown_provider():
     fails(["compare", "--providers", "tpu"], "Unknown provider 'tpu'")
 
 
+@pytest.mark.parametrize("cmd", [["compare"], ["analyze", "robustness"], ["analyze", "sensitivity"],
+                                 ["quantize", "no-such-export", "-m", "fp16"], ["sweep", "SWEEP"]],
+                         ids=lambda c: " ".join(c[:2]))
+def test_threads_beyond_the_usable_cores_are_refused(cmd, tmp_path):
+    """--threads 1000 on 2 cores made a 2 s row run past 300 s: every command that takes --threads
+    refuses more than the machine's usable cores, before any work."""
+    from qonnx.config import usable_cores
+
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("model: demo:sentiment\naxes:\n  seed: [0, 1]\n")
+    cmd = [str(sweep) if c == "SWEEP" else c for c in cmd]
+    fails(cmd + ["--threads", "1000"],
+          f"--threads 1000 is more than the {usable_cores()} usable core(s) of this machine")
+    assert list(tmp_path.iterdir()) == [sweep]
+
+
 def test_report_without_results(tmp_path):
     fails(["report", str(tmp_path)], "holds no results.json")
 

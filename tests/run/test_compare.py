@@ -160,3 +160,31 @@ def test_quality_is_each_text_alone_as_plain_onnxruntime_gives_it(run, tiny_clas
     batched = np.concatenate([logits(texts[i:i + 8]) for i in range(0, len(texts), 8)])
     assert np.abs(saved - alone).max() < 1e-7, np.abs(saved - alone).max()
     assert np.abs(batched - alone).max() > 1e-6  # what a batched pass would have scored instead
+
+
+def test_failed_rows_exit_3_and_are_named_skipped_rows_do_not(tiny_classifier, reviews, tmp_path):
+    """CI: a run whose requested rows failed exits 3 (not 0), names them, and still writes its
+    results and report; a row skipped with its reason (no CUDA) is not a failure."""
+    import torch
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text\n")
+    common = [str(tiny_classifier), "--dataset", str(reviews), "--text-column", "review", "--label-column",
+              "sentiment", "--latency-samples", "3", "--warmup", "1", "--threads", "1"]
+    out = tmp_path / "failed"
+    r = CliRunner().invoke(main, ["compare", *common, "-o", str(out), "--variants", "torch-fp32,onnx-int8-static",
+                                  "--calibration", str(empty)])
+    assert r.exit_code == 3, r.output
+    assert "1 requested row(s) failed: onnx-int8-static@cpu" in r.output and "Traceback" not in r.output
+    assert (out / "results.json").is_file() and (out / "report.html").is_file()
+    if torch.cuda.is_available():
+        return
+    skipped = CliRunner().invoke(main, ["compare", *common, "-o", str(tmp_path / "skipped"), "--variants",
+                                        "torch-fp32", "--providers", "cpu,cuda"])
+    assert skipped.exit_code == 0, skipped.output
+
+
+def test_compare_help_lists_the_exit_codes():
+    r = CliRunner().invoke(main, ["compare", "--help"])
+    text = " ".join(r.output.split())  # click wraps the epilog
+    assert "Exit codes:" in text and "3 the run finished but requested rows failed" in text

@@ -161,7 +161,9 @@ def test_resume_adds_rows_with_their_own_environment(run, tmp_path):
 
 @pytest.mark.parametrize("opt,value,msg", [
     ("--threads", "0", "--threads must be at least 1, got 0"),
-    ("--eval-tokens", "0", "--eval-tokens must be at least 2, got 0"),
+    ("--threads", "1000", "--threads 1000 is more than the"),
+    ("--eval-tokens", "0", "--eval-tokens must be at least 32, got 0"),
+    ("--eval-tokens", "1000000000", "--eval-tokens 1000000000 is more than 100,000,000"),
     ("--batch-size", "0", "--batch-size must be at least 1, got 0"),
     ("--warmup", "0", "--warmup must be at least 1, got 0"),
     ("--max-samples", "0", "--max-samples must be at least 1, got 0"),

@@ -127,3 +127,23 @@ def test_a_budgeted_int4_row_says_how_it_was_built(tiny_lm, tmp_path):
     budgeted = note("onnx-int4-weight", max_perplexity_increase=5)
     assert "HQQ" not in budgeted.replace("(not HQQ)", "") and "perplexity budget" in budgeted
     assert "perplexity budget" not in note("onnx-int4-rtn", max_perplexity_increase=5)  # fixed recipe: not searched
+
+
+@pytest.mark.parametrize("corpus,flags,message", [
+    ("good film", [], "holds 4 token(s); qonnx scores perplexity on at least 32"),
+    ("the film was a delight from start to finish. " * 40, ["--window", "1024"],
+     "--window 1024 is longer than"),
+])
+def test_lm_inputs_that_measure_nothing_are_refused(tiny_lm, tmp_path, corpus, flags, message):
+    """A 4-token corpus gave a perplexity; a --window past the model's positions (512) was accepted
+    (5.8 GB for a 3M-parameter model). Both are refused before anything is built or written."""
+    from click.testing import CliRunner
+
+    from qonnx.cli import main
+
+    text = tmp_path / "corpus.txt"
+    text.write_text(corpus)
+    r = CliRunner().invoke(main, ["compare", str(tiny_lm), "--dataset", str(text), "-o", str(tmp_path / "run"),
+                                  *flags])
+    assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "run").exists()
