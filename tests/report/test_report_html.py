@@ -65,7 +65,7 @@ def test_page_in_chromium_shows_the_figures_and_sorts(run_dir, page, tmp_path):
     for r in ok:  # each figure of results.json, as the table shows it
         cells = page.locator(f'tr[data-row="{r["variant"]}@{r["provider"]}"] td').all_inner_texts()
         assert f'{r["accuracy"]:.4f}' in cells and f'{r["latency_ms"]["p50"]:.2f}' in cells
-        assert f'{r["size_mb"]:.1f}' in cells and f'{r["peak_memory_mb"]:.0f}' in cells
+        assert f'{r["size_mb"]:.1f}' in cells and f'{r["model_memory_mb"]:.0f}' in cells
     for r in doc["rows"]:
         if r["status"] != "ok":
             assert r["reason"][:40] in text
