@@ -27,7 +27,7 @@ setup: $(BIN)/qonnx
 	@if [ -n "$(GPU)" ] && { $(BIN)/pip show onnxruntime >/dev/null 2>&1 || \
 	    ! $(BIN)/pip show onnxruntime-gpu >/dev/null 2>&1; }; then \
 	  echo "GPU=1: replacing onnxruntime by $(ORT_GPU)"; \
-	  $(BIN)/pip uninstall -q -y onnxruntime onnxruntime-gpu && $(BIN)/pip install -q '$(ORT_GPU)'; \
+	  $(BIN)/pip uninstall -q -y onnxruntime onnxruntime-gpu && $(BIN)/pip install -q '$(ORT_GPU)' nvidia-ml-py; \
 	fi
 
 demo: setup

@@ -15,7 +15,7 @@ from qonnx.errors import DataError
 
 SCHEMA_VERSION = 2
 UNITS = {"size_mb": "MiB", "peak_memory_mb": "MiB", "peak_increment_mb": "MiB", "load_peak_mb": "MiB",
-         "model_memory_mb": "MiB", "inference_peak_mb": "MiB", "baseline_mb": "MiB", "weight_memory_mb": "MiB", "cuda_peak_mb": "MiB",
+         "model_memory_mb": "MiB", "inference_peak_mb": "MiB", "baseline_mb": "MiB", "weight_memory_mb": "MiB", "cuda_peak_mb": "MiB", "device_memory_mb": "MiB",
          "latency_ms": "milliseconds", "ttft_ms": "milliseconds", "load_s": "seconds", "wall_s": "seconds",
          "throughput_per_s": "samples per second", "decode_tokens_per_s": "tokens per second",
          "decode_range": "tokens per second (min, max over passes)",
@@ -60,7 +60,8 @@ class Row:
     model_memory_mb: float | None = None     # steady state: inference peak - baseline (the table's)
     memory_note: str | None = None           # where model_memory_mb could not exclude loading
     weight_memory_mb: float | None = None    # qonnx <= 0.3 only (torch: get_memory_footprint)
-    cuda_peak_mb: float | None = None
+    cuda_peak_mb: float | None = None        # torch rows: torch's max_memory_allocated
+    device_memory_mb: float | None = None    # CUDA rows: GPU memory the worker holds (NVML)
     size_mb: float | None = None
     size_note: str | None = None
     placement: dict | None = None
@@ -107,7 +108,7 @@ NUMBERS = {"accuracy": FRACTION, "agreement": FRACTION, "robust_accuracy": FRACT
            "accuracy_drop": ANY, "perplexity_change_pct": ANY, "robust_drop": ANY,
            **dict.fromkeys(("scored_tokens", "throughput_per_s", "decode_tokens_per_s", "load_s", "wall_s",
                             "baseline_mb", "load_peak_mb", "inference_peak_mb", "peak_memory_mb",
-                            "peak_increment_mb", "model_memory_mb", "decode_passes", "weight_memory_mb", "cuda_peak_mb", "size_mb", "max_logit_diff",
+                            "peak_increment_mb", "model_memory_mb", "decode_passes", "weight_memory_mb", "cuda_peak_mb", "device_memory_mb", "size_mb", "max_logit_diff",
                             "speedup", "memory_reduction", "size_reduction"), AT_LEAST_0)}
 MAY_BE_INFINITE = ("max_logit_diff",)  # measure.deviation writes inf where an output is not finite
 TIMINGS = ("latency_ms", "ttft_ms")  # {p50, p90, p99, mean, n}: each a number >= 0, or None
@@ -226,7 +227,9 @@ def derive(row, rows, kind, ref) -> dict:
             out["perplexity_change_pct"] = 100.0 * (row.perplexity / ref.perplexity - 1)
         if base:
             out["speedup"] = _ratio(row.decode_tokens_per_s, base.decode_tokens_per_s)
-    if base:  # the model's steady-state memory above the worker's baseline, not the interpreter's
+    if base and row.provider == "cuda":  # on the GPU the memory that counts is the device's
+        out["memory_reduction"] = _ratio(base.device_memory_mb, row.device_memory_mb)
+    elif base:  # the model's steady-state memory above the worker's baseline, not the interpreter's
         out["memory_reduction"] = _ratio(base.model_memory_mb, row.model_memory_mb)
     if same_rt_fp32:
         out["size_reduction"] = _ratio(same_rt_fp32.size_mb, row.size_mb)

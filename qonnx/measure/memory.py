@@ -8,6 +8,7 @@ load, a file read whole) back to the OS, so the steady state is what the model h
 """
 import ctypes
 import gc
+import os
 import resource
 import sys
 from pathlib import Path
@@ -49,6 +50,28 @@ def reset_peak() -> bool:
         return True
     except OSError:
         return False
+
+
+def device_mb():
+    """GPU memory this process holds (NVML: the CUDA context, the runtime's allocator and arena),
+    the same count for torch and ONNX Runtime rows; None without NVML (nvidia-ml-py) or a GPU."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no library, no driver, no GPU
+        return None
+    try:
+        pid, used = os.getpid(), 0
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            used += sum(p.usedGpuMemory or 0 for p in pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
+                        if p.pid == pid)
+        return used / 2**20 if used else None
+    except Exception:  # a driver that does not report per-process memory (some containers)
+        return None
+    finally:
+        pynvml.nvmlShutdown()
 
 
 def cuda_peak_mb():

@@ -58,14 +58,18 @@ TAIL = [Column("model_memory_mb", "model MiB", "model MiB", ".0f",
 CSV = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "robust_accuracy", "robust_drop",
        "perplexity", "perplexity_change_pct", "agreement", "max_logit_diff", "latency_ms", "ttft_ms",
        "speedup", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb",
-       "model_memory_mb", "memory_note", "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb", "cuda_peak_mb",
+       "model_memory_mb", "memory_note", "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb", "cuda_peak_mb", "device_memory_mb",
        "memory_reduction", "size_mb", "size_reduction", "load_s", "note", "artifact"]
 
 
+DEVICE = Column("device_memory_mb", "GPU MiB", "GPU MiB", ".0f", "GPU memory the worker holds (NVML), CUDA rows")
+
+
 def display(kind, rows=()) -> list:
-    """The columns of a results table of `kind`; the typo columns only where a row has them."""
+    """The columns of a results table of `kind`; the typo and GPU columns only where a row has them."""
     robust = ROBUST if kind == "classification" and any(r.get("robust_accuracy") is not None for r in rows) else []
-    return NAME + QUALITY[kind] + robust + [AGREEMENT] + SPEED[kind] + TAIL
+    device = [DEVICE] if any(r.get("device_memory_mb") is not None for r in rows) else []
+    return NAME + QUALITY[kind] + robust + [AGREEMENT] + SPEED[kind] + device + TAIL
 
 
 def text(row, col) -> str:

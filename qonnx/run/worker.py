@@ -83,7 +83,10 @@ def run(job_path: Path):
                    "peak_memory_mb": peak, "peak_increment_mb": peak - baseline,
                    "model_memory_mb": steady - baseline,
                    "memory_note": memory_note(separate, trimmed),
-                   "cuda_peak_mb": memory.cuda_peak_mb(), "imported_torch": "torch" in sys.modules})
+                   "cuda_peak_mb": memory.cuda_peak_mb(), "imported_torch": "torch" in sys.modules,
+                   # every CUDA row, torch and ONNX Runtime alike: what the process holds on the GPU after
+                   # measuring (allocators and ORT's arena keep their high-water mark)
+                   "device_memory_mb": memory.device_mb() if job.provider == "cuda" else None})
     if hasattr(runner, "stored_mb"):  # torch rows have no file: the size of their saved state_dict
         result["size_mb"] = runner.stored_mb()
     runner.close()

@@ -85,3 +85,22 @@ def test_a_noisy_run_says_so_in_every_report():
     cls = {"settings": {"kind": "classification"}, "rows": [
         {"variant": "torch-fp32", "provider": "cpu", "status": "ok", "latency_ms": {"p50": 18.6, "p90": 540.0, "n": 100}}]}
     assert "p90 latency was 29.0x its p50" in noise(cls)[0]
+
+
+def test_cuda_rows_compare_device_memory_and_the_table_shows_it():
+    from qonnx.report import tables
+    from qonnx.schema import derive
+
+    def row(variant, provider, host_mb, gpu_mb):
+        return Row(variant=variant, provider=provider, runtime="torch" if variant.startswith("torch") else "onnx",
+                   accuracy=0.9, latency_ms={"p50": 1.0}, model_memory_mb=host_mb, device_memory_mb=gpu_mb)
+
+    rows = [row("torch-fp32", "cuda", 900.0, 1200.0), row("onnx-fp16", "cuda", 300.0, 600.0),
+            row("torch-fp32", "cpu", 500.0, None), row("onnx-fp16", "cpu", 250.0, None)]
+    assert derive(rows[1], rows, "classification", rows[2])["memory_reduction"] == 2.0  # GPU: 1200 / 600
+    assert derive(rows[3], rows, "classification", rows[2])["memory_reduction"] == 2.0  # CPU: 500 / 250
+    doc = {"settings": {"kind": "classification"}, "rows": [{**r.to_dict(), "status": "ok"} for r in rows]}
+    headers, cells = tables.display_rows(doc)
+    assert "GPU MiB" in headers and cells[1][headers.index("GPU MiB")] == "600"
+    cpu_only = {**doc, "rows": doc["rows"][2:]}
+    assert "GPU MiB" not in tables.display_rows(cpu_only)[0]

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU check of a CUDA machine, in one go (about 8 minutes on one GPU once the demos are cached):
+#   bash benchmarks/gpu_check.sh [OUT_DIR]
+# 1. set-up with onnxruntime-gpu (make setup GPU=1) and what the machine has (nvidia-smi, providers)
+# 2. the CUDA tests (pytest -m cuda): they skip with their reason where CUDA is missing
+# 3. qonnx compare of both demos on cpu,cuda: device memory per row (GPU MiB, NVML) and the nodes
+#    ONNX Runtime placed on the CPU under CUDA (report.md "Node placement under CUDA")
+# Everything it prints also lands in OUT_DIR (default gpu-check-DATE), with both run folders.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-gpu-check-$(date +%Y%m%d-%H%M)}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu_check.log") 2>&1
+TORCH=${TORCH:-"torch --index-url https://download.pytorch.org/whl/cu124"}
+
+echo "== set-up ($(date -u +%FT%TZ))"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || echo "nvidia-smi: none"
+make setup GPU=1 TORCH="$TORCH" || { echo "set-up failed"; exit 1; }
+.venv/bin/python - <<'EOF'
+import onnxruntime as ort, torch
+print("onnxruntime", ort.__version__, ort.get_available_providers())
+print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
+EOF
+
+echo "== CUDA tests"
+timeout 300 .venv/bin/python -m pytest -q -p no:cacheprovider -m cuda -rs tests || echo "CUDA tests: FAILED"
+
+for demo in sentiment smollm2; do
+  echo "== compare demo:$demo on cpu,cuda"
+  args=(--providers cpu,cuda -o "$OUT/$demo")
+  [ "$demo" = sentiment ] && args+=(--max-samples 300 --variants torch-fp32,torch-fp16,onnx-fp32,onnx-fp16,onnx-int8-dynamic,onnx-int8-static)
+  [ "$demo" = smollm2 ] && args+=(--eval-tokens 1024 --variants torch-fp32,torch-fp16,onnx-fp32,onnx-fp16,onnx-int8-dynamic,onnx-int4-rtn)
+  timeout 420 .venv/bin/qonnx compare "demo:$demo" "${args[@]}"
+  echo "exit code $?"
+  .venv/bin/python - "$OUT/$demo/results.json" <<'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+for r in doc["rows"]:
+    place = r.get("placement") or {}
+    print(f'{r["variant"]:22s} {r["provider"]:5s} {r["status"]:8s} GPU MiB {r.get("device_memory_mb")}  '
+          f'host model MiB {r.get("model_memory_mb")}  CPU nodes {place.get("cpu_nodes")} {place.get("cpu_op_types") or ""}'
+          f'  {r.get("reason", "")[:80]}')
+EOF
+done
+echo "== done: $OUT"
