@@ -138,9 +138,14 @@ def run(sweep: Sweep, on_row=None, on_point=None) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise store.unwritable(folder, e.strerror) from None
-    resolved = {"name": sweep.name, **sweep.shared, **sweep.overrides,
-                "points": sweep.points}
-    (folder / "sweep.yaml").write_text(yaml.safe_dump(_plain(resolved), sort_keys=False))
+    resolved = _plain({"name": sweep.name, **sweep.shared, **sweep.overrides, "points": sweep.points})
+    if sweep.resume and (folder / "sweep.yaml").is_file():  # the same sweep, or its points would be orphaned
+        before = yaml.safe_load((folder / "sweep.yaml").read_text()) or {}
+        differ = sorted(k for k in set(before) | set(resolved) if before.get(k) != resolved.get(k))
+        if differ:
+            raise ConfigError(f"the sweep changed since {folder} was started ({', '.join(differ)} differ from its "
+                              "sweep.yaml); --resume finishes the same sweep: run it as it was, or choose another -o.")
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     doc = {"generator": MARK, "name": sweep.name, "points": []}
     write_json(folder / "sweep.json", doc)
     try:

@@ -251,3 +251,27 @@ def test_weights_newly_initialised_for_a_task_are_refused(token_classifier, tmp_
     r = CliRunner().invoke(main, ["export", str(folder), "--task", "text-classification", "-o", str(tmp_path / "o")])
     assert r.exit_code == 1 and "no trained weights for bert.pooler.dense" in r.output, r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_a_malicious_pickle_is_refused_by_name_and_never_run(tiny_classifier, tmp_path):
+    import os
+    import pickle
+    import shutil
+
+    from qonnx.errors import ModelError
+    from qonnx.runners.torch import TorchRunner
+
+    folder, marker = tmp_path / "evil", tmp_path / "PWNED"
+    folder.mkdir()
+    for f in tiny_classifier.iterdir():
+        if f.suffix != ".safetensors":
+            shutil.copy(f, folder)
+
+    class Evil:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(ModelError, match="safe loader refuses") as e:
+        TorchRunner(str(folder), "text-classification").load()
+    assert "TF 2.0" not in str(e.value) and not marker.exists()

@@ -167,6 +167,13 @@ def test_sweep_runs_every_point_and_combines(sweep_file, tmp_path):
     res = CliRunner().invoke(main, ["sweep", str(sweep_file), "-o", str(out), "--resume"])
     assert res.exit_code == 0, res.output
     assert (out / "points" / points[0] / "rows" / "onnx-fp32@cpu.json").read_text() == before
+    # an edited sweep file is another sweep: --resume refuses it and the folder is left as it was
+    edited = write(tmp_path / "edited.yaml", {**yaml.safe_load(sweep_file.read_text()),
+                                                "axes": {"threads": [1], "batch_sizes": [1, 4], "sequence_lengths": [8]}})
+    kept = (out / "sweep.yaml").read_text()
+    res = CliRunner().invoke(main, ["sweep", str(edited), "-o", str(out), "--resume"])
+    assert res.exit_code == 1 and "the sweep changed" in res.output and "points" in res.output, res.output
+    assert (out / "sweep.yaml").read_text() == kept
 
 
 def test_sweep_points_and_cli_overrides(tiny_classifier, reviews, tmp_path):

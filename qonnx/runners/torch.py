@@ -39,6 +39,18 @@ def modeling_class(path):
         return None
 
 
+def unsafe_pickle(e) -> bool:
+    """Whether a loading error comes from torch's weights-only unpickler refusing a checkpoint
+    (transformers reports it as a TF 2.0 hint)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if type(e).__name__ == "UnpicklingError" or "weights_only" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 def load_model(path, task, mode="fp32", device="cpu"):
     """Load a Hugging Face model in one of the torch modes, on device, in eval mode."""
     import torch
@@ -108,6 +120,10 @@ class TorchRunner(Runner):
         try:
             self.model = load_model(self.path, self.task, self.mode, self.device)
         except (OSError, ImportError, RuntimeError, TypeError, ValueError) as e:
+            if unsafe_pickle(e):
+                raise ModelError(f"Cannot load {self.path} in PyTorch: its checkpoint is a pickle that torch's safe "
+                                 "loader refuses (weights_only: it holds more than tensors, possibly code); qonnx never "
+                                 "runs it. Use a safetensors copy of the model.") from None
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
             raise ModelError(f"Cannot load {self.path} in PyTorch ({type(e).__name__}: {first}).") from None
         import inspect
