@@ -49,6 +49,7 @@ class Row:
     decode_tokens_per_s: float | None = None  # LM: median over the generation passes
     decode_range: list | None = None          # [min, max] tokens/s over those passes
     decode_passes: int | None = None
+    decode_loop: str | None = None            # which generation loop timed it (runners' decode_loop)
     load_s: float | None = None
     wall_s: float | None = None
     # memory (MiB) and size
@@ -112,7 +113,7 @@ NUMBERS = {"accuracy": FRACTION, "agreement": FRACTION, "robust_accuracy": FRACT
                             "speedup", "memory_reduction", "size_reduction"), AT_LEAST_0)}
 MAY_BE_INFINITE = ("max_logit_diff",)  # measure.deviation writes inf where an output is not finite
 TIMINGS = ("latency_ms", "ttft_ms")  # {p50, p90, p99, mean, n}: each a number >= 0, or None
-TEXT = ("reason", "note", "artifact", "outputs", "size_note", "agreement_error", "memory_note")
+TEXT = ("reason", "note", "artifact", "outputs", "size_note", "agreement_error", "memory_note", "decode_loop")
 OBJECTS, LISTS = ("placement", "node", "environment"), ("samples", "shapes", "decode_range")
 STATUSES = ("ok", "failed", "skipped")
 # figures of a row against the reference, worked out from the measured ones (derived), never read

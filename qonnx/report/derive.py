@@ -88,8 +88,11 @@ def method_notes(kind, s):
                      "onnxruntime on the builder's model.onnx, with the same code as every ONNX row; "
                      "generation through onnxruntime-genai's Generator at the same thread count: TTFT = "
                      "append_tokens(prompt) plus the first token, decode = the remaining tokens (the "
-                     "Generator's own greedy search and KV-cache handling included, as for the other rows' "
-                     "loop in qonnx).")
+                     "Generator's own greedy search and in-place KV buffers included). The other rows decode "
+                     "through qonnx's greedy loop: ONNX rows with IO binding (the KV cache stays ONNX Runtime's "
+                     "OrtValues between steps, though the exported graph writes a new present tensor each step), "
+                     "torch rows with transformers' cache; each row's decode_loop names its loop: two loops, so "
+                     "a genai row against an onnx row compares runtimes and loops together.")
         limit = s.get("max_perplexity_increase")
         asked = s.get("variants") or ["onnx-int4-weight"]  # the LM default matrix has no genai-int4-budget
         budgeted = [v for v in ("onnx-int4-weight", "genai-int4-budget")

@@ -9,6 +9,7 @@ class Runner:
 
     name = "runner"
     device = "cpu"
+    decode_loop = "qonnx's greedy loop"  # which generation loop timed a causal LM's decode
 
     def import_runtime(self):
         """Import the runtime's libraries (before the memory baseline is taken)."""

@@ -18,6 +18,8 @@ NO_TOKEN = 2**31 - 1  # an end-of-sequence id that no vocabulary has
 
 
 class GenaiRunner(OrtRunner):
+    decode_loop = "onnxruntime-genai's Generator (its own search and in-place KV buffers)"
+
     def __init__(self, path, provider="cpu", threads=None, config=None):
         super().__init__(path, provider, threads, config)
         self.folder = Path(path).parent

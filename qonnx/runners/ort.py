@@ -52,6 +52,8 @@ def session(path, provider="cpu", threads=None, profile_placement=False):
 
 
 class OrtRunner(Runner):
+    decode_loop = "qonnx's greedy loop, ONNX Runtime IO binding (the KV cache stays OrtValues between steps)"
+
     def __init__(self, path, provider="cpu", threads=None, config=None):
         self.path, self.provider, self.threads, self.config = path, provider, threads, config or {}
         self.device = "cuda" if provider == "cuda" else "cpu"

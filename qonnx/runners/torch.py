@@ -100,6 +100,8 @@ def stored_mb(model) -> float:
 
 
 class TorchRunner(Runner):
+    decode_loop = "qonnx's greedy loop, transformers' own KV cache"
+
     def __init__(self, path, task, mode="fp32", device="cpu", threads=None):
         self.path, self.task, self.mode, self.device, self.threads = path, task, mode, device, threads
         self.name = f"torch-{mode}[{device}]"

@@ -113,6 +113,7 @@ def measure(runner, arrays, job):
             "ttft_ms": Latency.from_values(ttfts).to_dict(),
             "decode_tokens_per_s": float(np.median(ok)) if ok else None,
             "decode_range": [min(ok), max(ok)] if ok else None, "decode_passes": len(ok),
+            "decode_loop": runner.decode_loop,
             "generator_load_s": getattr(runner, "generator_load_s", None),
             "generated": generated[:2], "outputs": preds}
 

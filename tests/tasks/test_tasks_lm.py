@@ -99,6 +99,7 @@ def test_compare_lm_rows(tiny_lm, tmp_path):
         assert r["decode_passes"] == 3 and lo <= r["decode_tokens_per_s"] <= hi
         assert r["ttft_ms"]["n"] == 12 and r["ttft_ms"]["p90"] is not None
         assert r.get("latency_ms") is None  # an LM row has TTFT, not a copy of it under another name
+        assert ("IO binding" in r["decode_loop"]) == v.startswith("onnx")  # which loop timed the row
     assert abs(by["onnx-fp32"]["perplexity_change_pct"]) < 0.5
     assert by["onnx-fp32"]["agreement"] > 0.99
     assert "window 64, stride 32" in (tmp_path / "run" / "report.md").read_text()
