@@ -32,7 +32,7 @@ def plot_all(results, run_dir):
         ("latency.png", [r[speed_key]["p50"] for r in rows], f"Latency: {speed_label}", "milliseconds"),
         ("size.png", [r.get("size_mb") or 0 for r in rows], "Model size", "MiB"),
         ("memory.png", [r.get("model_memory_mb") or 0 for r in rows],
-         "Memory of the model: inference peak minus the worker's baseline (loading excluded)", "MiB"),
+         "Model memory: peak while measuring, above the worker's baseline", "MiB"),
         ("accuracy.png", [r[quality_key] for r in rows], quality_label.capitalize(), quality_label),
     ]
     if lm:

@@ -12,6 +12,7 @@ import json
 import time
 from pathlib import Path
 
+from qonnx.measure import memory
 from qonnx.runners.ort import OrtRunner
 
 NO_TOKEN = 2**31 - 1  # an end-of-sequence id that no vocabulary has
@@ -36,6 +37,7 @@ class GenaiRunner(OrtRunner):
         import onnxruntime_genai as og
 
         self.sess = None
+        memory.release_freed()  # the session's arena goes back before the Generator's weights arrive
         t0 = time.perf_counter()
         config = og.Config(str(self.folder))
         session = {"intra_op_num_threads": int(self.threads)} if self.threads else {}
