@@ -105,12 +105,13 @@ def settings_diff(settings, names):
 
 
 NOISY_SPREAD = 0.10  # decode passes of one row more than 10 % apart
-NOISY_TAIL = 1.5     # a batch-1 p90 over 1.5x its p50
 
 
 def noise(doc) -> list:
     """Sentences warning that the machine was too noisy for the ratios the run shows ([] if not):
-    the run's own measure of its noise, the spread of one row's repeated timings."""
+    the run's own measure of its noise, the spread of one row's repeated decode passes (LMs).
+    A classifier's batch-1 latencies vary with each text's length, so their spread is not noise:
+    classifier runs have no noise measure of their own yet."""
     rows = [r for r in doc["rows"] if r.get("status") == "ok"]
     out = []
     spreads = [((r["decode_range"][1] - r["decode_range"][0]) / r["decode_tokens_per_s"], r) for r in rows
@@ -123,12 +124,4 @@ def noise(doc) -> list:
                        f"({100 * worst:.0f} % of its median); speed differences smaller than that are within noise. "
                        "Time rows against each other in interleaved rounds (benchmarks/lm_decode.py) before "
                        "trusting a ratio.")
-    tails = [((r.get("latency_ms") or {}).get("p90") / r["latency_ms"]["p50"], r) for r in rows
-             if (r.get("latency_ms") or {}).get("p90") and r["latency_ms"].get("p50")]
-    if tails:
-        worst, r = max(tails, key=lambda x: x[0])
-        if worst > NOISY_TAIL:
-            out.append(f"Noisy machine: {r['variant']}'s batch-1 p90 latency was {worst:.1f}x its p50 over "
-                       f"{r['latency_ms']['n']} calls (a quiet machine keeps them close); speedups are less "
-                       "certain than their digits suggest.")
     return out
