@@ -3,7 +3,9 @@
 A classification dataset is a list of texts plus integer labels mapped through the model's
 label2id; a language-modelling dataset is one text corpus.
 """
+import json
 import logging
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,8 +49,6 @@ def _read_table(path: Path):
 
 def _json_problem(path: Path, suffix: str) -> str:
     """Where a json/jsonl file breaks, by line (pandas reports a character offset into the file)."""
-    import json
-
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
@@ -164,8 +164,6 @@ def check_corpus(texts, source):
     (bytes that are not UTF-8, replaced on reading) or control characters other than tab, newline,
     carriage return, form feed and vertical tab. Random bytes are about half such characters, and
     their perplexity measures nothing; a real text has next to none."""
-    import unicodedata
-
     chars = sum(len(t) for t in texts)
     bad = sum(1 for t in texts for c in t
               if c == "\ufffd" or (c not in "\t\n\r\f\v" and unicodedata.category(c) == "Cc"))

@@ -153,8 +153,9 @@ def check_task(task: str, config: dict, name: str) -> str:
     if archs and all(a in heads[other] for a in archs):
         kind = "a sequence classifier" if other == CLASSIFICATION else "a causal language model"
         raise ModelError(f"--task {task} does not fit '{name}': {', '.join(archs)} is {kind} ({other}).")
-    if other_head(archs):
-        raise ModelError(f"--task {task} does not fit '{name}': {other_head(archs)}, and its weights were not "
+    other_kind = other_head(archs)
+    if other_kind:
+        raise ModelError(f"--task {task} does not fit '{name}': {other_kind}, and its weights were not "
                          f"trained for a {task} head (it would start from random weights). qonnx measures "
                          f"{SUPPORTED}.")
     return task

@@ -15,7 +15,8 @@ from qonnx.errors import DataError
 
 SCHEMA_VERSION = 2
 UNITS = {"size_mb": "MiB", "peak_memory_mb": "MiB", "peak_increment_mb": "MiB", "load_peak_mb": "MiB",
-         "model_memory_mb": "MiB", "inference_peak_mb": "MiB", "baseline_mb": "MiB", "weight_memory_mb": "MiB", "cuda_peak_mb": "MiB", "device_memory_mb": "MiB",
+         "model_memory_mb": "MiB", "inference_peak_mb": "MiB", "baseline_mb": "MiB", "weight_memory_mb": "MiB",
+         "cuda_peak_mb": "MiB", "device_memory_mb": "MiB",
          "latency_ms": "milliseconds", "ttft_ms": "milliseconds", "load_s": "seconds", "wall_s": "seconds",
          "throughput_per_s": "samples per second", "decode_tokens_per_s": "tokens per second",
          "decode_range": "tokens per second (min, max over passes)",
@@ -109,7 +110,8 @@ NUMBERS = {"accuracy": FRACTION, "agreement": FRACTION, "robust_accuracy": FRACT
            "accuracy_drop": ANY, "perplexity_change_pct": ANY, "robust_drop": ANY,
            **dict.fromkeys(("scored_tokens", "throughput_per_s", "decode_tokens_per_s", "load_s", "wall_s",
                             "baseline_mb", "load_peak_mb", "inference_peak_mb", "peak_memory_mb",
-                            "peak_increment_mb", "model_memory_mb", "decode_passes", "weight_memory_mb", "cuda_peak_mb", "device_memory_mb", "size_mb", "max_logit_diff",
+                            "peak_increment_mb", "model_memory_mb", "decode_passes", "weight_memory_mb",
+                            "cuda_peak_mb", "device_memory_mb", "size_mb", "max_logit_diff",
                             "speedup", "memory_reduction", "size_reduction"), AT_LEAST_0)}
 MAY_BE_INFINITE = ("max_logit_diff",)  # measure.deviation writes inf where an output is not finite
 TIMINGS = ("latency_ms", "ttft_ms")  # {p50, p90, p99, mean, n}: each a number >= 0, or None
@@ -243,8 +245,9 @@ def _same(a, b):
 
 
 def rederive(results: dict, source="results.json") -> list:
-    """Work the reference and the DERIVED fields of every ok row out again, in place; returns a
-    sentence for each stored value that disagreed (the recomputed value is the one kept)."""
+    """Work the reference and the DERIVED fields of every ok row out again, in place; returns
+    (row key "variant@provider", sentence) for each stored value that disagreed (the recomputed
+    value is the one kept)."""
     rows, kind = results["rows"], results["settings"]["kind"]
     ref, changed = reference(rows), []
     results["reference"] = f"{ref.variant}@{ref.provider}" if ref else None  # derived too
@@ -255,16 +258,17 @@ def rederive(results: dict, source="results.json") -> list:
             stored = getattr(row, name)
             if not _same(stored, value):
                 shown = "none (nothing to derive it from)" if value is None else f"{value:.4g}"
-                changed.append(f"{name} of {row.variant}@{row.provider}: {source} says "
-                               f"{'none' if stored is None else format(stored, '.4g')}, the measured fields give "
-                               f"{shown}; using the recomputed value.")
+                key = f"{row.variant}@{row.provider}"
+                changed.append((key, f"{name} of {key}: {source} says "
+                                     f"{'none' if stored is None else format(stored, '.4g')}, the measured fields "
+                                     f"give {shown}; using the recomputed value."))
             setattr(row, name, value)
     return changed
 
 
 def read_checked(run_dir) -> tuple[dict, list]:
     """(the results document of a compare run folder, checked and its derived fields recomputed;
-    a sentence for each stored derived value that disagreed with its recomputed one)."""
+    (row key, sentence) for each stored derived value that disagreed with its recomputed one)."""
     path = Path(run_dir) / "results.json"
     if not path.is_file():
         raise DataError(f"{run_dir} holds no results.json; run `qonnx compare -o {run_dir}` first.")

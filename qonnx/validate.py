@@ -72,7 +72,7 @@ def validate(cfg: ValidateConfig):
     run cannot measure, such as --max-perplexity-increase on a classification run, is bad input."""
     results, changed = load_results(cfg.run_dir)
     kind, all_rows = _checked(results, cfg.run_dir)
-    notes = [line for line in changed if f" of {cfg.variant}@{cfg.provider}: " in line]
+    notes = [line for key, line in changed if key == f"{cfg.variant}@{cfg.provider}"]
     for other, (_, flag, attr) in QUALITY.items():
         if other != kind and getattr(cfg, attr) is not None:
             raise ConfigError(f"{flag} does not apply to {cfg.run_dir}: it is a {kind} run, which measures "

@@ -27,19 +27,24 @@ def _tokenizer(folder):
     return tok
 
 
-@pytest.fixture(scope="session")
-def tiny_classifier(tmp_path_factory):
+def tiny_bert(folder, head="BertForSequenceClassification", **config):
+    """A tiny two-label BERT with `head`, seeded, saved with its tokenizer into folder."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    import transformers
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
     tok = _tokenizer(folder)
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=64, max_position_embeddings=256, num_labels=2,
-                     id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
-    BertForSequenceClassification(cfg).eval().save_pretrained(folder)
+    cfg = transformers.BertConfig(**{**dict(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=256, num_labels=2, id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1}), **config})
+    getattr(transformers, head)(cfg).eval().save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tmp_path_factory):
+    return tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")

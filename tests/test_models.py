@@ -209,19 +209,10 @@ def test_export_and_quantize(arch, tmp_path):
 def token_classifier(tmp_path_factory):
     """A tiny BertForTokenClassification: its `classifier` has the shape a sequence classifier's
     would, so only the pooler is missing when it is loaded as one."""
-    import torch
-    from transformers import BertConfig, BertForTokenClassification
+    from conftest import tiny_bert
 
-    from conftest import _tokenizer
-
-    folder = tmp_path_factory.mktemp("tiny-bert-ner")
-    tok = _tokenizer(folder)
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
-                     intermediate_size=64, max_position_embeddings=128, num_labels=2,
-                     id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
-    BertForTokenClassification(cfg).eval().save_pretrained(folder)
-    return folder
+    return tiny_bert(tmp_path_factory.mktemp("tiny-bert-ner"), "BertForTokenClassification",
+                     num_hidden_layers=1, max_position_embeddings=128)
 
 
 def test_a_head_of_another_kind_is_refused_and_no_task_is_suggested(token_classifier, tmp_path):

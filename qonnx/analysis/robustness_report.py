@@ -78,8 +78,8 @@ def markdown(doc) -> str:
                      f"{_f(t['changed_fraction'], '.3f')} | {t['texts_sha256'][:16]} | {Path(t['file']).name} |")
     lines += ["", "## How these were measured", "",
               "- Each rate is one `qonnx compare` run in its folder (rate-R/), on data/rate-R.csv: every "
-              f"variant in its own worker process at {ACCURACY_ONLY['threads']} thread(s), several side by side (they shared the "
-              "machine's cores), token ids made once per rate and fed to every variant, accuracy over all "
+              f"variant in its own worker process at {ACCURACY_ONLY['threads']} thread(s), several side by "
+              "side (they shared the machine's cores), token ids made once per rate and fed to every variant, accuracy over all "
               f"rows at the run's batch size. Latency in those runs comes from {LATENCY_SAMPLES} requests "
               "of rows timed at once: it is not what this analysis measures.",
               "- Runs: " + ", ".join(f"{k}: {v}" for k, v in doc["runs"].items())]

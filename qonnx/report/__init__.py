@@ -34,7 +34,7 @@ def write_files(run_dir, results, plots=True) -> dict:
 def rerender(run_dir) -> dict:
     """Rewrite the files of a run from its results.json (`qonnx report`)."""
     doc, changed = schema.read_checked(run_dir)
-    for line in changed:  # a derived figure the file got wrong: the report shows the recomputed one
+    for _, line in changed:  # a derived figure the file got wrong: the report shows the recomputed one
         log.warning(line)
     return write_files(run_dir, schema.load(doc), plots=True)
 

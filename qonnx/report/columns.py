@@ -58,7 +58,8 @@ TAIL = [Column("model_memory_mb", "model MiB", "model MiB", ".0f",
 CSV = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "robust_accuracy", "robust_drop",
        "perplexity", "perplexity_change_pct", "agreement", "max_logit_diff", "latency_ms", "ttft_ms",
        "speedup", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb",
-       "model_memory_mb", "memory_note", "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb", "cuda_peak_mb", "device_memory_mb",
+       "model_memory_mb", "memory_note", "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb",
+       "cuda_peak_mb", "device_memory_mb",
        "memory_reduction", "size_mb", "size_reduction", "load_s", "note", "artifact"]
 
 

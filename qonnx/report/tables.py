@@ -80,8 +80,9 @@ def markdown(results):
                  f"({r['placement'].get('cpu_op_types', '?')})" for r in results["rows"] if r.get("placement")]
     if reasons(results):
         lines += ["", "## Rows not measured", ""] + [f"- {x}" for x in reasons(results)]
-    if noise(results):
-        lines += ["", "## Noise", ""] + [f"- {x}" for x in noise(results)]
+    warnings = noise(results)
+    if warnings:
+        lines += ["", "## Noise", ""] + [f"- {x}" for x in warnings]
     lines += ["", "## How these were measured", ""] + [f"- {n}" for n in results.get("method") or []]
     if notes:
         lines += ["", "## Known unaccelerated numbers", ""] + notes

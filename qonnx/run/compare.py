@@ -14,9 +14,8 @@ import numpy as np
 from qonnx import data, models, report, store, tasks, track
 from qonnx.cache import sha256_file, write_json
 from qonnx.config import CompareConfig, Job, usable_cores
-from qonnx.config.parts import MIN_PERPLEXITY_TOKENS
 from qonnx.envinfo import collect
-from qonnx.errors import ConfigError, DataError, Interrupted, QonnxError
+from qonnx.errors import ConfigError, Interrupted, QonnxError
 from qonnx.progress import progress
 from qonnx.run import typos
 from qonnx.run.executors import concurrent_map, local_map
@@ -148,9 +147,6 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     shared = Job.settings(cfg, source, kind)
     arrays = tasks.module(kind).prepare(tok, {"texts": evald.texts, "labels": evald.labels,
                                               "corpus": evald.corpus, "source": evald.source}, SimpleNamespace(**shared))
-    if "corpus" in arrays and len(arrays["corpus"]) < MIN_PERPLEXITY_TOKENS:
-        raise DataError(f"{evald.source} holds {len(arrays['corpus'])} token(s); qonnx scores perplexity on at least "
-                        f"{MIN_PERPLEXITY_TOKENS} (fewer give a number one token can swing). Give a longer corpus.")
     meta = {"settings": settings, "environment": env}
     run.create(meta)
     np.savez(run.work / "inputs.npz", **arrays)

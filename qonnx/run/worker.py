@@ -71,7 +71,7 @@ def run(job_path: Path):
     separate = memory.reset_peak()
     result = tasks.module(job.kind).measure(runner, arrays, job)
     inference_peak = memory.peak_rss_mb()
-    load_s += result.pop("generator_load_s", None) or 0.0  # genai: the Generator's model too
+    load_s += getattr(runner, "generator_load_s", 0.0)  # genai: the Generator's model, loaded for generation
     np.save(job_path.parent / "outputs.npy", result.pop("outputs"))
     if job.runtime == "onnx" and job.provider == "cuda":
         result["placement"] = placement(job.model_path, job.provider, runner.last_feed)

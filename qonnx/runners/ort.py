@@ -73,18 +73,27 @@ class OrtRunner(Runner):
         self.last_feed = {k: np.ascontiguousarray(v) for k, v in batch.items() if k in self.inputs}
         return self.last_feed
 
+    def _bound(self, feed, names=None) -> dict:
+        """{output name: OrtValue on this runner's device} through IO binding: numpy inputs are
+        copied in, OrtValues (a previous step's outputs) are passed as they are."""
+        binding = self.sess.io_binding()
+        for k, v in feed.items():
+            if isinstance(v, np.ndarray):
+                binding.bind_cpu_input(k, np.ascontiguousarray(v))
+            else:
+                binding.bind_ortvalue_input(k, v)
+        names = names or self.outputs
+        for n in names:
+            binding.bind_output(n, self.device)
+        self.sess.run_with_iobinding(binding)
+        return dict(zip(names, binding.get_outputs()))
+
     def _run(self, names, feed):
         """Run the session. On CUDA through IO binding: the time includes the host->device copy
         of the inputs and the device->host copy of the outputs."""
         if self.provider != "cuda":
             return self.sess.run(names, feed)
-        binding = self.sess.io_binding()
-        for k, v in feed.items():
-            binding.bind_cpu_input(k, v)
-        for n in names or self.outputs:
-            binding.bind_output(n, "cuda")
-        self.sess.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()
+        return [v.numpy() for v in self._bound(feed, names).values()]
 
     def logits(self, batch):
         batch = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
@@ -115,18 +124,7 @@ class OrtRunner(Runner):
         if past is None:  # a prompt pass: its feed, all numpy, is the one placement() replays
             past = self.empty_past(input_ids.shape[0])
             feed = self._feed({**feed, **past})
-        binding = self.sess.io_binding()
-        for k, v in {**feed, **past}.items():
-            if k not in self.inputs:
-                continue
-            if isinstance(v, np.ndarray):
-                binding.bind_cpu_input(k, np.ascontiguousarray(v))
-            else:
-                binding.bind_ortvalue_input(k, v)
-        for n in self.outputs:
-            binding.bind_output(n, self.device)
-        self.sess.run_with_iobinding(binding)
-        named = dict(zip(self.outputs, binding.get_outputs()))
+        named = self._bound({k: v for k, v in {**feed, **past}.items() if k in self.inputs})
         present = {n.replace("present", "past_key_values", 1): v for n, v in named.items()
                    if n.startswith("present")}
         if set(present) != set(self.past_names):  # the next step feeds these back by name

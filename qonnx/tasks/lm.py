@@ -7,6 +7,7 @@ exp(mean negative log-likelihood), every scored token weighted equally.
 """
 import numpy as np
 
+from qonnx.config.parts import MIN_PERPLEXITY_TOKENS
 from qonnx.errors import DataError
 from qonnx.measure import shapes
 from qonnx.measure.latency import Latency
@@ -82,8 +83,9 @@ def generate(runner, ids, new_tokens):
 
 def prepare(tok, data, job) -> dict:
     ids = tok(data["corpus"])["input_ids"][: job.eval_tokens]
-    if len(ids) < 2:
-        raise DataError(f"{data['source']} holds {len(ids)} token(s); perplexity needs at least 2.")
+    if len(ids) < MIN_PERPLEXITY_TOKENS:
+        raise DataError(f"{data['source']} holds {len(ids)} token(s); qonnx scores perplexity on at least "
+                        f"{MIN_PERPLEXITY_TOKENS} (fewer give a number one token can swing). Give a longer corpus.")
     arrays = {"corpus": np.asarray(ids, dtype=np.int64)}
     for i, prompt in enumerate(PROMPTS):
         arrays[f"prompt{i}"] = np.asarray(tok(prompt)["input_ids"], dtype=np.int64)
@@ -114,7 +116,6 @@ def measure(runner, arrays, job):
             "decode_tokens_per_s": float(np.median(ok)) if ok else None,
             "decode_range": [min(ok), max(ok)] if ok else None, "decode_passes": len(ok),
             "decode_loop": runner.decode_loop,
-            "generator_load_s": getattr(runner, "generator_load_s", None),
             "generated": generated[:2], "outputs": preds}
 
 
