@@ -22,8 +22,13 @@ UNITS = {"size_mb": "MiB", "peak_memory_mb": "MiB", "peak_increment_mb": "MiB", 
          "decode_range": "tokens per second (min, max over passes)",
          "accuracy": "fraction", "accuracy_drop": "fraction (reference minus row)",
          "perplexity_change_pct": "percent", "agreement": "fraction",
-         "speedup": "ratio, same provider: torch-fp32's p50 batch-1 latency over the row's (classification); "
-                    "the row's decode tokens/s over torch-fp32's (LM)",
+         "speedup": "ratio, same provider and machine: with rounds, the median of the per-round ratios (torch-fp32's "
+                    "round time over the row's; LM: the row's decode tokens/s over torch-fp32's); without, torch-fp32's "
+                    "p50 batch-1 latency over the row's (classification), the row's decode tokens/s over "
+                    "torch-fp32's (LM)",
+         "speedup_range": "ratio (min, max of the per-round ratios)",
+         "rounds": "per interleaved round: milliseconds for the round's batch-1 requests (classification), "
+                   "decode tokens per second (LM); null where that round's figure was not kept",
          "memory_reduction": "ratio: torch-fp32's model_memory_mb over the row's",
          "size_reduction": "ratio: the same runtime's FP32 size_mb over the row's"}
 
@@ -51,6 +56,8 @@ class Row:
     decode_range: list | None = None          # [min, max] tokens/s over those passes
     decode_passes: int | None = None
     decode_loop: str | None = None            # which generation loop timed it (runners' decode_loop)
+    rounds: list | None = None                # interleaved timing (qonnx.run.rounds): the row's figure per round
+    timing: str | None = None                 # how the ratios were timed: interleaved rounds, or why not
     load_s: float | None = None
     wall_s: float | None = None
     # memory (MiB) and size
@@ -77,6 +84,7 @@ class Row:
     max_logit_diff: float | None = None
     agreement_error: str | None = None
     speedup: float | None = None
+    speedup_range: list | None = None        # [min, max] of the per-round ratios
     memory_reduction: float | None = None
     size_reduction: float | None = None
     extra: dict = field(default_factory=dict)
@@ -115,11 +123,13 @@ NUMBERS = {"accuracy": FRACTION, "agreement": FRACTION, "robust_accuracy": FRACT
                             "speedup", "memory_reduction", "size_reduction"), AT_LEAST_0)}
 MAY_BE_INFINITE = ("max_logit_diff",)  # measure.deviation writes inf where an output is not finite
 TIMINGS = ("latency_ms", "ttft_ms")  # {p50, p90, p99, mean, n}: each a number >= 0, or None
-TEXT = ("reason", "note", "artifact", "outputs", "size_note", "agreement_error", "memory_note", "decode_loop")
-OBJECTS, LISTS = ("placement", "node", "environment"), ("samples", "shapes", "decode_range")
+TEXT = ("reason", "note", "artifact", "outputs", "size_note", "agreement_error", "memory_note", "decode_loop",
+        "timing")
+OBJECTS, LISTS = ("placement", "node", "environment"), ("samples", "shapes", "decode_range", "rounds", "speedup_range")
 STATUSES = ("ok", "failed", "skipped")
 # figures of a row against the reference, worked out from the measured ones (derived), never read
-DERIVED = ("accuracy_drop", "perplexity_change_pct", "speedup", "memory_reduction", "size_reduction")
+DERIVED = ("accuracy_drop", "perplexity_change_pct", "speedup", "speedup_range", "memory_reduction", "size_reduction")
+MIN_ROUNDS = 3  # per-round ratios needed for a ratio from rounds; fewer: the sequential figures
 
 
 def _number(value, where, bounds, infinite=False):
@@ -164,6 +174,10 @@ def check_row(data: dict, source="results.json"):
             raise DataError(f"{where.format(key)} is {value!r}, not an object.")
         elif key in LISTS and not isinstance(value, list):
             raise DataError(f"{where.format(key)} is {value!r}, not a list.")
+        if key == "rounds":  # ratios are taken of these: each a positive number, or null
+            for i, v in enumerate(value):
+                if v is not None:
+                    _number(v, where.format(f"rounds[{i}]"), ABOVE_0)
 
 
 def load(data: dict, source="results.json") -> dict:
@@ -213,10 +227,22 @@ def _ratio(a, b):
     return float(a) / float(b) if a and b else None
 
 
+def round_ratios(row, base, kind) -> list:
+    """The row's speed over base's in each interleaved round both kept a figure of (higher: faster)."""
+    pairs = [(a, b) for a, b in zip(row.rounds or [], base.rounds or []) if a and b]
+    return [a / b if kind == "lm" else b / a for a, b in pairs]
+
+
+def median(values):
+    s, n = sorted(values), len(values)
+    return (s[n // 2] + s[(n - 1) // 2]) / 2
+
+
 def derive(row, rows, kind, ref) -> dict:
     """The DERIVED fields of an ok row from measured fields alone: quality against `ref`, speed and
     memory against torch-fp32 on the row's provider and machine (a Ray node: never a ratio of two
-    machines' figures), size against the same runtime's FP32 (or ref)."""
+    machines' figures), size against the same runtime's FP32 (or ref). Speed: the median of the
+    per-round ratios, with their range, where both rows were timed in the same interleaved rounds."""
     base = measured(rows, "torch-fp32", row.provider, machine(row))
     same_rt_fp32 = measured(rows, "torch-fp32" if row.runtime == "torch" else "onnx-fp32") or ref
     out = dict.fromkeys(DERIVED)
@@ -230,6 +256,9 @@ def derive(row, rows, kind, ref) -> dict:
             out["perplexity_change_pct"] = 100.0 * (row.perplexity / ref.perplexity - 1)
         if base:
             out["speedup"] = _ratio(row.decode_tokens_per_s, base.decode_tokens_per_s)
+    ratios = round_ratios(row, base, kind) if base else []
+    if len(ratios) >= MIN_ROUNDS:
+        out["speedup"], out["speedup_range"] = median(ratios), [min(ratios), max(ratios)]
     if base and row.provider == "cuda":  # on the GPU the memory that counts is the device's
         out["memory_reduction"] = _ratio(base.device_memory_mb, row.device_memory_mb)
     elif base:  # the model's steady-state memory above the worker's baseline, not the interpreter's
@@ -240,8 +269,17 @@ def derive(row, rows, kind, ref) -> dict:
 
 
 def _same(a, b):
-    return a is None and b is None or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9,
-                                                                                          abs_tol=1e-12))
+    if isinstance(a, list) or isinstance(b, list):  # a range: [min, max]
+        return isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and all(map(_same, a, b))
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)):
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _shown(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_shown(v) for v in value) + "]"
+    return "none" if value is None else format(value, ".4g") if isinstance(value, (int, float)) else repr(value)
 
 
 def rederive(results: dict, source="results.json") -> list:
@@ -257,10 +295,9 @@ def rederive(results: dict, source="results.json") -> list:
         for name, value in derive(row, rows, kind, ref).items():
             stored = getattr(row, name)
             if not _same(stored, value):
-                shown = "none (nothing to derive it from)" if value is None else f"{value:.4g}"
+                shown = "none (nothing to derive it from)" if value is None else _shown(value)
                 key = f"{row.variant}@{row.provider}"
-                changed.append((key, f"{name} of {key}: {source} says "
-                                     f"{'none' if stored is None else format(stored, '.4g')}, the measured fields "
+                changed.append((key, f"{name} of {key}: {source} says {_shown(stored)}, the measured fields "
                                      f"give {shown}; using the recomputed value."))
             setattr(row, name, value)
     return changed

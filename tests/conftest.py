@@ -121,6 +121,9 @@ def clean_session(tmp_path_factory, artifact_store):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QONNX_ARTIFACTS", str(artifact_store))
         mp.chdir(cwd)
+        # interleaved timing rounds load every row's worker again: only the tests of rounds ask for them
+        # (tests/run/test_rounds.py), the others keep their time
+        mp.setattr("qonnx.config.parts.DEFAULT_ROUNDS", 0)
         yield
     left = sorted(p.name for p in cwd.iterdir())
     assert not left, f"session fixtures wrote into the working directory: {left}"

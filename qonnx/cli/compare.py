@@ -43,6 +43,10 @@ EXIT_CODES = ("Exit codes: 0 every requested row ok or skipped with its reason; 
 @click.option("--concurrent-rows", is_flag=True,
               help="Measure several rows at once on a machine, as many as --threads fits in its cores (ray: "
                    "per node); faster, but their timings share the cores: for accuracy, not speed.")
+@click.option("--rounds", type=int,
+              help="Interleaved timing rounds: after measuring, every row's worker is loaded at once and each "
+                   "times the same requests in turn, round after round; speedups are the median of the per-round "
+                   "ratios, with their range. 0: ratios from the sequential pass [10; 0 with ray or concurrent rows].")
 @options(CompareConfig, "mlflow")
 @budget(CompareConfig, "Classifiers: build every INT8 variant within it on --validation (0.005 = half a point), "
                        "searched as in `quantize --max-accuracy-drop`; a row fails where none does.")

@@ -103,6 +103,9 @@ class CalibrationPart:
         at_least(("--num-calibration-samples", self.num_calibration_samples, 1))
 
 
+DEFAULT_ROUNDS = 10  # interleaved timing rounds of a local compare
+
+
 @dataclass(kw_only=True)
 class RuntimePart:
     """Where and how rows are measured: providers, threads, batches, timing, executors."""
@@ -117,6 +120,8 @@ class RuntimePart:
     executor: str = "local"               # local | ray (qonnx.run.ray)
     address: str | None = None            # ray: auto, host:port or ray://host:port [a local cluster]
     concurrent_rows: bool = False         # rows measured at the same time on one machine (they share its cores)
+    rounds: int | None = None             # interleaved timing rounds (qonnx.run.rounds) [DEFAULT_ROUNDS; 0 on ray
+                                          # or with concurrent rows, which time rows apart]
 
     def check_runtime(self):
         for p in self.providers:
@@ -135,6 +140,13 @@ class RuntimePart:
         if self.executor == "local" and self.address:
             raise ConfigError("--address is for --executor ray.")
         check_threads(self.threads, self.executor)
+        apart = self.executor == "ray" or self.concurrent_rows
+        if self.rounds is None:
+            self.rounds = 0 if apart else DEFAULT_ROUNDS
+        at_least(("--rounds", self.rounds, 0))
+        if self.rounds and apart:
+            raise ConfigError("--rounds times every row's worker in turn on this machine; with --executor ray or "
+                              "--concurrent-rows rows are measured apart. Give --rounds 0 (or leave it out).")
         if self.threads is None:
             self.threads = usable_cores()
 

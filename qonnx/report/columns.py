@@ -41,12 +41,16 @@ SPEED = {
         Column("latency_ms.p90", "p90 ms", "p90 ms", ".2f", "batch-1 latency, 90th percentile"),
         Column("latency_ms.p99", "p99 ms", "p99 ms", ".2f", "batch-1 latency, 99th percentile"),
         Column("latency_ms.n", "n", "n", "d", "timed calls"),
-        Column("speedup", "speedup", "speedup ×", ".2f", "torch-fp32's p50 over the row's", "x"),
+        Column("speedup", "speedup", "speedup ×", ".2f",
+               "torch-fp32's time over the row's: the median per-round ratio (or the p50s without rounds)", "x"),
+        Column("speedup_range", "range", "speedup range", "range", "the lowest and highest per-round ratio"),
         Column("throughput_per_s", "thru/s", "throughput /s", ".1f", "samples per second in the accuracy pass")],
     "lm": [
         Column("ttft_ms.p50", "TTFT p50 ms", "TTFT p50 ms", ".1f", "time to first token, median"),
         Column("decode_tokens_per_s", "decode tok/s", "decode tok/s", ".1f", "greedy decode tokens per second"),
-        Column("speedup", "speedup", "speedup ×", ".2f", "decode tokens/s over torch-fp32's", "x")],
+        Column("speedup", "speedup", "speedup ×", ".2f",
+               "decode tokens/s over torch-fp32's: the median per-round ratio (or of the passes without rounds)", "x"),
+        Column("speedup_range", "range", "speedup range", "range", "the lowest and highest per-round ratio")],
 }
 TAIL = [Column("model_memory_mb", "model MiB", "model MiB", ".0f",
                "steady-state memory: the inference peak minus the worker's baseline (loading excluded)"),
@@ -57,7 +61,7 @@ TAIL = [Column("model_memory_mb", "model MiB", "model MiB", ".0f",
 # results.csv: these row fields, nested ones flattened (latency_ms_p50 ...)
 CSV = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "robust_accuracy", "robust_drop",
        "perplexity", "perplexity_change_pct", "agreement", "max_logit_diff", "latency_ms", "ttft_ms",
-       "speedup", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb",
+       "speedup", "speedup_range", "timing", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb",
        "model_memory_mb", "memory_note", "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb",
        "cuda_peak_mb", "device_memory_mb",
        "memory_reduction", "size_mb", "size_reduction", "load_s", "note", "artifact"]
@@ -67,15 +71,25 @@ DEVICE = Column("device_memory_mb", "GPU MiB", "GPU MiB", ".0f", "GPU memory the
 
 
 def display(kind, rows=()) -> list:
-    """The columns of a results table of `kind`; the typo and GPU columns only where a row has them."""
+    """The columns of a results table of `kind`; the typo, speedup range and GPU columns only where a row
+    has them."""
     robust = ROBUST if kind == "classification" and any(r.get("robust_accuracy") is not None for r in rows) else []
     device = [DEVICE] if any(r.get("device_memory_mb") is not None for r in rows) else []
-    return NAME + QUALITY[kind] + robust + [AGREEMENT] + SPEED[kind] + device + TAIL
+    ranged = any(r.get("speedup_range") for r in rows)
+    speed = [c for c in SPEED[kind] if ranged or c.key != "speedup_range"]
+    return NAME + QUALITY[kind] + robust + [AGREEMENT] + speed + device + TAIL
+
+
+def span(v) -> str:
+    """A [min, max] range as a cell shows it ('' where there is none)."""
+    return f"{v[0]:.2f}-{v[1]:.2f}" if isinstance(v, list) and len(v) == 2 else ""
 
 
 def text(row, col) -> str:
     """A cell as the console and Markdown show it ('' where there is no value)."""
     v = value(row, col.key)
+    if col.fmt == "range":
+        return span(v)
     if col.fmt == "s":
         return "" if v is None else str(v)
     if v is None or v == "":

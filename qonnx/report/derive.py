@@ -58,7 +58,7 @@ def method_notes(kind, s):
              "max_memory_allocated.",
              "Size (MiB): the .onnx file(s) for ONNX variants; for torch variants the bytes "
              "torch.save(model.state_dict()) writes (packed INT8 weights included).",
-             placement_note(s)]
+             placement_note(s), timing_note(kind, s)]
     if kind == "classification":
         sel = s.get("dataset_selection") or {}
         notes.append(f"Accuracy over {sel.get('rows', '?')} of {sel.get('of', '?')} rows "
@@ -107,6 +107,21 @@ def method_notes(kind, s):
                          "text; each artifact's manifest holds the steps. The perplexity column is text the search "
                          "never saw.")
     return notes
+
+
+def timing_note(kind, s) -> str:
+    n = s.get("rounds")
+    if not n:
+        return ("Speed ratios: from each row's own measuring pass, rows timed one after another (no interleaved "
+                "rounds), so a change in the machine's load between rows is in the ratios.")
+    work = ("greedy decode of the first prompt (decode tokens/s)" if kind == "lm" else
+            "the first 16 batch-1 latency requests (their summed ms)")
+    return (f"Speed ratios: after measuring, every ok row's worker was loaded at once (each in its own process) "
+            f"and timed in {n} interleaved rounds: in each round every row ran {work} in turn, alone on the CPU, "
+            "the order rotating; speedup = the median over rounds of the per-round ratio to torch-fp32 on the same "
+            "provider, with the range of those ratios (speedup_range). A row's timing field says how it was timed "
+            "(sequential where memory or a failure kept it out of the rounds). Latency, TTFT and tokens/s columns "
+            "are from each row's own measuring pass.")
 
 
 def placement_note(s) -> str:

@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 
 from qonnx.report import summary, tables
-from qonnx.report.columns import display
+from qonnx.report.columns import display, span
 from qonnx.report.columns import value as get
 
 GENERATOR = "qonnx report"
@@ -55,6 +55,8 @@ document.querySelectorAll('table.sortable').forEach(function(table){
 
 
 def fmt(v, spec):
+    if spec == "range":
+        return span(v)
     if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
         return "" if v is None else escape(str(v))
     return format(int(v), spec) if spec == "d" else format(v, spec)
@@ -67,7 +69,7 @@ def columns(kind, rows=()):
 def _cell(row, key, spec):
     v = get(row, key)
     cls = ' class="t"' if spec == "s" else ""
-    data = "" if v is None else escape(str(v), quote=True)
+    data = "" if v is None else escape(str(v[0] if isinstance(v, list) and v else v), quote=True)
     return f'<td{cls} data-v="{data}">{fmt(v, spec) if spec != "s" else escape(str(v or ""))}</td>'
 
 

@@ -1,5 +1,5 @@
 """Reading a results document: which row to ship, and how runs differ from each other."""
-from qonnx.report.columns import value
+from qonnx.report.columns import span, value
 
 # the quality budget a run is read against when it set none itself
 DEFAULT_BUDGET = {"classification": ("max_accuracy_drop", 0.01), "lm": ("max_perplexity_increase", 5.0)}
@@ -48,7 +48,18 @@ def recommend(doc) -> dict:
     providers = sorted({r["provider"] for r in within}, key=lambda p: p != "cpu")
     rows_p = [r for r in within if r["provider"] == providers[0]]
     noise = ""
-    if lm:
+    if all(r.get("speedup_range") and r.get("speedup") for r in rows_p):  # timed in interleaved rounds
+        fastest = max(rows_p, key=lambda r: r["speedup"])
+        # rows whose per-round ratios overlap the fastest's are as fast as far as this run can tell:
+        # of those, the smallest (then the most accurate) is the one to ship
+        tied = [r for r in rows_p if overlap(r["speedup_range"], fastest["speedup_range"])]
+        best = min(tied, key=lambda r: (r.get("size_mb") or float("inf"), loss(r)))
+        if best is not fastest:
+            noise = (f" (within the noise of {fastest['variant']}'s {fastest['speedup']:.2f}x: their per-round "
+                     "ratios overlap; this one is smaller)")
+        speed = (f"{best['decode_tokens_per_s'] or 0:.1f} decode tokens/s" if lm else
+                 f"p50 {(best.get('latency_ms') or {}).get('p50', 0):.2f} ms at batch 1") + noise
+    elif lm:
         fastest = max(rows_p, key=lambda r: r.get("decode_tokens_per_s") or 0)
         # rows whose decode passes overlap the fastest's are as fast as far as this run can tell:
         # of those, the smallest (then the most accurate) is the one to ship
@@ -58,12 +69,14 @@ def recommend(doc) -> dict:
             noise = (f" (within the noise of {fastest['variant']}'s {fastest['decode_tokens_per_s']:.1f} tokens/s: "
                      "their decode passes overlap; this one is smaller)")
         speed = f"{best.get('decode_tokens_per_s') or 0:.1f} decode tokens/s{noise}"
-        quality = f"perplexity {best['perplexity']:.2f} ({best['perplexity_change_pct']:+.2f} %)"
     else:
         best = min(rows_p, key=lambda r: (r.get("latency_ms") or {}).get("p50") or float("inf"))
         speed = f"p50 {(best.get('latency_ms') or {}).get('p50', 0):.2f} ms at batch 1"
-        quality = f"accuracy {best['accuracy']:.4f} ({-best['accuracy_drop']:+.4f} vs reference)"
+    quality = (f"perplexity {best['perplexity']:.2f} ({best['perplexity_change_pct']:+.2f} %)" if lm else
+               f"accuracy {best['accuracy']:.4f} ({-best['accuracy_drop']:+.4f} vs reference)")
     extra = f", {best['speedup']:.2f}x torch-fp32" if best.get("speedup") else ""
+    if best.get("speedup_range"):
+        extra += f" (per round {span(best['speedup_range'])}x)"
     size = f", {best['size_mb']:.1f} MiB" if best.get("size_mb") else ""
     return {"row": best, "text": f"{best['variant']} on {best['provider']}: the fastest row within {which}; "
                                  f"{speed}{extra}, {quality}{size}."}
@@ -105,15 +118,33 @@ def settings_diff(settings, names):
 
 
 NOISY_SPREAD = 0.10  # decode passes of one row more than 10 % apart
+NOISY_RATIOS = 0.25  # a row's per-round ratios spread over more than 25 % of its median
+NOISY_DRIFT = 0.20   # the reference's round figures moved more than 20 % from the first rounds to the last
 
 
 def noise(doc) -> list:
-    """Sentences warning that the machine was too noisy for the ratios the run shows ([] if not):
-    the run's own measure of its noise, the spread of one row's repeated decode passes (LMs).
-    A classifier's batch-1 latencies vary with each text's length, so their spread is not noise:
-    classifier runs have no noise measure of their own yet."""
+    """Sentences warning that the machine was too noisy for the ratios the run shows ([] if not),
+    from the run's own measure of its noise: with interleaved rounds, the spread of each row's
+    per-round ratios and the drift of the reference's round figures from start to end; without,
+    the spread of one row's repeated decode passes (LMs). A classifier's batch-1 latencies vary with
+    each text's length, so their spread is not noise."""
     rows = [r for r in doc["rows"] if r.get("status") == "ok"]
     out = []
+    ranged = [((r["speedup_range"][1] - r["speedup_range"][0]) / r["speedup"], r) for r in rows
+              if r.get("speedup_range") and r.get("speedup")]
+    if ranged:
+        worst, r = max(ranged, key=lambda x: x[0])
+        if worst > NOISY_RATIOS:
+            out.append(f"Noisy machine: {r['variant']}'s per-round speedups ranged {span(r['speedup_range'])}x "
+                       f"({100 * worst:.0f} % of its median); speed differences smaller than that are within noise.")
+        for ref in (r for r in rows if r["variant"] == "torch-fp32" and r.get("rounds")):
+            drift = drift_of(ref["rounds"])
+            if drift is not None and abs(drift) > NOISY_DRIFT:
+                out.append(f"The machine's load changed during the rounds: {ref['variant']} on {ref['provider']} "
+                           f"ran {100 * abs(drift):.0f} % {'slower' if (drift > 0) != (doc['settings']['kind'] == 'lm') else 'faster'} "
+                           "in the last rounds than in the first. Ratios are taken within each round, so a change "
+                           "shared by every row cancels, but its spread is in the ranges.")
+        return out
     spreads = [((r["decode_range"][1] - r["decode_range"][0]) / r["decode_tokens_per_s"], r) for r in rows
                if r.get("decode_range") and r.get("decode_tokens_per_s")]
     if spreads:
@@ -122,6 +153,15 @@ def noise(doc) -> list:
             lo, hi = r["decode_range"]
             out.append(f"Noisy machine: {r['variant']}'s decode passes ranged {lo:.1f}-{hi:.1f} tokens/s "
                        f"({100 * worst:.0f} % of its median); speed differences smaller than that are within noise. "
-                       "Time rows against each other in interleaved rounds (benchmarks/lm_decode.py) before "
-                       "trusting a ratio.")
+                       "Time rows against each other in interleaved rounds (--rounds) before trusting a ratio.")
     return out
+
+
+def drift_of(figures):
+    """The median of the last third of the rounds over the first third's, minus 1 (None: too few)."""
+    kept = [f for f in figures if f]
+    third = len(kept) // 3
+    if third < 1:
+        return None
+    first, last = sorted(kept[:third]), sorted(kept[-third:])
+    return last[len(last) // 2] / first[len(first) // 2] - 1

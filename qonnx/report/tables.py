@@ -10,6 +10,8 @@ def flatten(row):
         if isinstance(v, dict):
             for k2, v2 in v.items():
                 out[f"{key}_{k2}"] = v2
+        elif isinstance(v, list) and len(v) == 2:  # a range: speedup_range_min, speedup_range_max
+            out[f"{key}_min"], out[f"{key}_max"] = v
         else:
             out[key] = v
     return out

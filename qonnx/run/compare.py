@@ -17,7 +17,7 @@ from qonnx.config import CompareConfig, Job, usable_cores
 from qonnx.envinfo import collect
 from qonnx.errors import ConfigError, Interrupted, QonnxError
 from qonnx.progress import progress
-from qonnx.run import typos
+from qonnx.run import rounds, typos
 from qonnx.run.executors import concurrent_map, local_map
 from qonnx.run.ray import RayExecutor
 from qonnx.run.rundir import Run, default_run_dir
@@ -55,7 +55,8 @@ def prepare_row(source, variant, provider, cfg, shared, env):
     """(row, job): the row with what is known before measuring, and the worker's job; job is None
     when the build failed (the row then says why)."""
     v = VARIANTS[variant]
-    row = Row(variant=variant, provider=provider, runtime=v.runtime, note=v.note(provider), environment=env)
+    row = Row(variant=variant, provider=provider, runtime=v.runtime, note=v.note(provider), environment=env,
+              timing=apart_reason(cfg) or "timed in its own measuring pass (interleaved rounds follow)")
     if v.runtime == "onnx" and "max_perplexity_increase" in cfg.budget_fields(v.mode, fixed_options=bool(v.options)):
         row.note = ("the perplexity budget's build (--max-perplexity-increase): MatMulNBits 8-bit, the least "
                     "sensitive layers 4-bit, blocks of 128, GPTQ or round to nearest per layer (not HQQ)")
@@ -93,6 +94,54 @@ def complete_row(row, result, failure, node, tok, kind) -> Row:
     if row.runtime == "torch" and row.size_mb is not None:
         row.size_note = "torch.save(state_dict) bytes (torch variants have no file of their own)"
     return row
+
+
+def apart_reason(cfg) -> str:
+    """Why this run's rows are not timed in interleaved rounds ('' when they are)."""
+    if cfg.executor == "ray":
+        return "timed one row after another on its node (--executor ray): no interleaved rounds"
+    if cfg.concurrent_rows:
+        return "timed while other rows ran beside it (--concurrent-rows): no interleaved rounds"
+    return "" if cfg.rounds else "timed one row after another (--rounds 0)"
+
+
+def time_in_rounds(run, ctx, arrays, bar):
+    """Every ok row of each provider timed again in interleaved rounds (qonnx.run.rounds), all its
+    workers loaded at once; each row keeps its figure per round (row.rounds) and how it was timed
+    (row.timing), from which schema.derive takes the ratios. A provider without an ok torch-fp32 row
+    (the ratios' reference) is not timed again."""
+    cfg, kind = ctx.cfg, ctx.kind
+    if apart_reason(cfg):  # each row says so since prepare_row
+        return
+    for provider in cfg.providers:
+        group = [r for r in run.rows() if r.ok and r.provider == provider]
+        why = ""
+        if not any(r.variant == "torch-fp32" for r in group):
+            why = "timed one row after another: no torch-fp32 row on this provider to time the others against"
+        if not why and len(group) < 2:
+            why = "the only ok row on this provider: nothing to interleave with"
+        if not why:
+            fits, why = rounds.fits(group)
+        if why:
+            for row in group:
+                row.rounds, row.timing = None, why
+                run.save_row(row)
+            continue
+        jobs = {}
+        for row in group:
+            _, job = prepare_row(ctx.source, row.variant, provider, cfg, ctx.shared, row.environment)
+            if job is not None:
+                jobs[f"{row.variant}@{provider}"] = job
+        task = bar.add_task(f"interleaved rounds on {provider}", total=cfg.rounds)
+        timed = rounds.interleave(jobs, kind, rounds.inputs(kind, arrays, next(iter(jobs.values()))), cfg.rounds,
+                                  on_round=lambda r, t=task: bar.update(t, completed=r))
+        for row in group:
+            figures, failure = timed.get(f"{row.variant}@{provider}", (None, "its artifact could not be built again"))
+            kept = sum(f is not None for f in figures or [])
+            row.rounds = figures if not failure else None
+            row.timing = (f"sequential, not interleaved: {failure}" if failure else
+                          f"interleaved: {kept} of {cfg.rounds} rounds with {len(jobs)} rows' workers loaded at once")
+            run.save_row(row)
 
 
 def plan(cfg, kind):
@@ -153,7 +202,7 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     shared["inputs_path"] = str((run.work / "inputs.npz").resolve())
     write_json(run.work / "data.json", {"source": evald.source, "texts": evald.texts, "labels": evald.labels})
     todo = plan(cfg, kind)
-    ctx = SimpleNamespace(cfg=cfg, source=source)
+    ctx = SimpleNamespace(cfg=cfg, source=source, kind=kind, shared=shared)
     try:
         with progress() as bar:
             task = bar.add_task("measuring variants", total=len(todo))
@@ -188,6 +237,7 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
 
             for key, result, failure, node in measure(jobs()):
                 finish(complete_row(waiting.pop(key), result, failure, node, tok, kind))
+            time_in_rounds(run, ctx, arrays, bar)
         if cfg.robustness_rate is not None:  # the same rows with typos, for every ok row
             typos.attach(run.dir, cfg, source, cfg.robustness_rate, compare, on_row)
     except KeyboardInterrupt:

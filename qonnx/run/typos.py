@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 # and single-thread workers run side by side (worker start-up, imports and model loading, was most
 # of the time with one worker at a time)
 LATENCY_SAMPLES, WARMUP = 10, 1
-ACCURACY_ONLY = {"threads": 1, "concurrent_rows": True}
+ACCURACY_ONLY = {"threads": 1, "concurrent_rows": True, "rounds": 0}
 
 def label(rate: float) -> str:
     """A rate as written in names and keys: 0.05, 0 (repr where %g would merge two rates)."""

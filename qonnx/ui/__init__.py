@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qonnx.errors import ConfigError, DataError
+from qonnx.run.pool import Pool
 from qonnx.ui import app, plan
-from qonnx.ui.workers import Pool
 
 log = logging.getLogger(__name__)
 

@@ -167,8 +167,8 @@ def with_rows(run, folder, *extra):
 
 
 def test_damaged_slow_or_killed_variant_fails_alone(run_dir, tmp_path):
+    from qonnx.run.pool import Pool
     from qonnx.ui import answers, app, plan
-    from qonnx.ui.workers import Pool
 
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -245,8 +245,8 @@ def test_loopback_and_ports():
 def test_model_mode_lm_continuations(tiny_lm):
     """Started on a model (not a run): its export, INT8 variant and torch reference, built through the
     store; an LM answers with greedy continuations, tokens/s and token agreement."""
+    from qonnx.run.pool import Pool
     from qonnx.ui import answers, app, plan
-    from qonnx.ui.workers import Pool
 
     p = plan.from_model(str(tiny_lm))
     assert [e.variant for e in p.entries] == ["torch-fp32", "onnx-fp32", "onnx-int8-dynamic"]

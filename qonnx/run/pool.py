@@ -1,6 +1,7 @@
-"""One process per variant, as in compare: it loads its runner on its first request and then
+"""One process per variant, loaded at once: each loads its runner on its first request and then
 answers requests over a pipe. A slow, hung or crashed variant times out or fails in its own
-answer while the others answer.
+answer while the others answer. `qonnx ui` serves its variants through a Pool, and compare times
+its rows in interleaved rounds through one (qonnx.run.rounds).
 
 Timing is honest: every worker loads and warms up in parallel, then the parent lets one worker
 at a time run its timed model call (the token is passed on when that call ends, or after TURN_S,
@@ -35,7 +36,12 @@ def _reason(e) -> str:
 
 
 def _call(runner, job, inputs):
-    """(result, seconds of the model call) for one request."""
+    """(result, seconds of the model call) for one request; a "segment" request (a round of compare's
+    interleaved timing) is several batch-1 calls timed one by one, their seconds summed."""
+    if "segment" in inputs:
+        runner.synchronize()
+        seconds = sum(runner.timed(runner.logits, feed)[1] for feed in inputs["segment"])
+        return {}, seconds
     if job.kind == "lm":
         ttft, decode_s, ids = generate(runner, inputs["ids"], inputs["new_tokens"])
         return {"ids": ids, "ttft_ms": ttft * 1e3,
@@ -103,7 +109,7 @@ class Worker:
         try:
             parent, child = ctx.Pipe()
             proc = ctx.Process(target=worker_main, args=(self.job, child, os.getpid()), daemon=True,
-                               name=f"qonnx-ui {self.name}")
+                               name=f"qonnx-pool {self.name}")
             proc.start()
             child.close()
             self.proc, self.conn = proc, parent
@@ -146,7 +152,7 @@ class Pool:
         # parent-death signal when the thread that started it ends (a server's request threads come
         # and go), and die_with_parent must fire only when this process ends
         self._starts = queue.Queue()
-        threading.Thread(target=self._starter, name="qonnx-ui-starter", daemon=True).start()
+        threading.Thread(target=self._starter, name="qonnx-pool-starter", daemon=True).start()
         self._start(list(self.workers.values()))
 
     def _starter(self):
@@ -165,14 +171,15 @@ class Pool:
     def pids(self) -> list:
         return [w.proc.pid for w in self.workers.values() if w.alive()]
 
-    def ask(self, inputs, timeout_s) -> dict:
+    def ask(self, inputs, timeout_s, order=None) -> dict:
         """{name: ("ok", result) | ("failed", reason) | ("timed out", reason)} for every worker,
-        within timeout_s."""
+        within timeout_s. `order` (names): who takes the timed turn first among those ready."""
         with self._ask:
             self._rid += 1
-            return self._gather(self._rid, inputs, time.monotonic() + timeout_s, timeout_s)
+            rank = {name: i for i, name in enumerate(order or ())}
+            return self._gather(self._rid, inputs, time.monotonic() + timeout_s, timeout_s, rank)
 
-    def _gather(self, rid, inputs, deadline, timeout_s):
+    def _gather(self, rid, inputs, deadline, timeout_s, rank):
         self._start([w for w in self.workers.values() if not w.alive()])
         out, pending = {}, {}
         for w in self.workers.values():
@@ -195,8 +202,11 @@ class Pool:
 
         while pending and time.monotonic() < deadline:
             now = time.monotonic()
-            if ready and (turn is None or now >= turn[1]):
-                w = ready.popleft()
+            # with an order, the first turn waits until every worker is ready (or busy), so the order holds
+            settled = not rank or len(ready) + len(busy) >= len(pending)
+            if ready and settled and (turn is None or now >= turn[1]):
+                w = min(ready, key=lambda x: rank.get(x.name, len(rank)))
+                ready.remove(w)
                 if busy:  # the variant whose turn it was is slow: start the next one beside it
                     shared.update([w.name, *busy])
                 try:
@@ -232,6 +242,12 @@ class Pool:
         for w in pending.values():
             out[w.name] = ("timed out", f"no answer within {timeout_s:g} s")
         return out
+
+    def drop(self, name):
+        """Stop one worker for good (a later request neither asks nor restarts it)."""
+        w = self.workers.pop(name)
+        w.stop()
+        w.join()
 
     def close(self):
         for w in self.workers.values():

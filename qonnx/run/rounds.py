@@ -1,0 +1,86 @@
+"""Interleaved rounds: the timing behind compare's ratios.
+
+Measured one after the other, two rows see different machines whenever the load on a shared machine
+changes between them (seen: the same row 3x apart in two passes). Here every ok row's worker is
+loaded at once (each in its own process, qonnx.run.pool), then in each round every row runs the same
+short piece of work in turn, alone on the CPU, the order rotating from round to round. A ratio taken
+within one round compares two rows under the same conditions; the run's ratio is the median of the
+per-round ratios, with their range (schema.derive).
+
+A round: classifiers, SEGMENT batch-1 requests (the first of the latency requests), their time summed
+(ms); LMs, greedy decode of the first prompt (decode tokens/s). Memory is not measured here: each
+row's memory comes from its own worker in the measuring pass. Where the machine's free memory cannot
+hold every worker at once, the run keeps its sequential ratios and says so.
+"""
+import logging
+
+import psutil
+
+from qonnx.run.pool import Pool
+
+log = logging.getLogger(__name__)
+
+SEGMENT = 16           # classifier requests per round
+LOAD_TIMEOUT_S = 900   # the first round: every worker loads and warms up
+ROUND_TIMEOUT_S = 300  # any later round
+FREE_SHARE = 0.8       # of the memory free now, what the workers may take together
+
+
+def inputs(kind, arrays, job) -> dict:
+    """The one piece of work every row repeats each round."""
+    if kind == "lm":
+        return {"ids": arrays["prompt0"], "new_tokens": job.max_new_tokens}
+    order = arrays["request_order"][:SEGMENT]
+    feeds = [{k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"single{i:05d}.")} for i in order]
+    return {"segment": feeds}
+
+
+def figure(kind, answer):
+    """A row's figure of one round: ms for the segment (classifiers), decode tokens/s (LMs)."""
+    return answer.get("tokens_per_s") if kind == "lm" else answer.get("ms")
+
+
+def memory_needed(rows) -> float:
+    """MiB every worker holds at once: each row's peak (its baseline, load and inference)."""
+    return sum(r.peak_memory_mb or 0.0 for r in rows)
+
+
+def fits(rows):
+    """(True, '') or (False, why): can this machine hold every row's worker at once?"""
+    need, free = memory_needed(rows), psutil.virtual_memory().available / 2**20
+    if need <= FREE_SHARE * free:
+        return True, ""
+    return False, (f"timed one row after another, not in interleaved rounds: the rows' workers need "
+                   f"{need:.0f} MiB at once and {free:.0f} MiB is free")
+
+
+def interleave(jobs: dict, kind, work: dict, n: int, on_round=None) -> dict:
+    """{key: (figures, failure)}: each job's figure in each of n rounds (None where its answer failed or
+    shared the CPU with another row), and why it has none (None when it has)."""
+    keys = list(jobs)
+    figures = {k: [] for k in keys}
+    failure = dict.fromkeys(keys)
+    pool = Pool(jobs)
+    try:
+        first = pool.ask(work, LOAD_TIMEOUT_S, order=keys)  # loading and warm-up; its timing is not kept
+        for k, (status, answer) in first.items():
+            if status != "ok":  # a worker that failed is dropped: reloading would share the CPU with timed turns
+                failure[k] = f"its rounds worker {status}: {answer}"
+                pool.drop(k)
+        live = [k for k in keys if failure[k] is None]
+        for r in range(n):
+            order = live[r % len(live):] + live[:r % len(live)] if live else []
+            answers = pool.ask(work, ROUND_TIMEOUT_S, order=order)
+            for k in keys:
+                status, answer = answers.get(k, ("failed", "not asked"))
+                ok = status == "ok" and failure[k] is None and not answer.get("shared_cpu")
+                figures[k].append(figure(kind, answer) if ok else None)
+                if status != "ok" and failure[k] is None:
+                    failure[k] = f"round {r + 1}: {status}: {answer}"
+                    pool.drop(k)
+                    live.remove(k)
+            if on_round:
+                on_round(r + 1)
+    finally:
+        pool.close()
+    return {k: (figures[k], failure[k]) for k in keys}
