@@ -87,9 +87,15 @@ def test_compare_lm_rows(tiny_lm, tmp_path):
     text.write_text("\n".join(PROBE_TEXTS * 5))
     cfg = CompareConfig(model=str(tiny_lm), output=tmp_path / "run", dataset=str(text),
                         variants=["torch-fp32", "onnx-fp32", "onnx-int4-weight"], eval_tokens=200,
-                        window=64, stride=32, max_new_tokens=4, warmup=1)
+                        window=64, stride=32, max_new_tokens=4, warmup=1, rounds=3)
     results = compare(cfg)
     by = {r["variant"]: r for r in results["rows"]}
+    import statistics  # interleaved rounds: decode tokens/s per round, each row's over torch-fp32's
+
+    for r in by.values():
+        ratios = [a / b for a, b in zip(r["rounds"], by["torch-fp32"]["rounds"])]
+        assert len(ratios) == 3 and r["timing"].startswith("interleaved: 3 of 3 rounds"), r["timing"]
+        assert r["speedup"] == pytest.approx(statistics.median(ratios))
     for v in ("torch-fp32", "onnx-fp32", "onnx-int4-weight"):
         r = by[v]
         assert r["status"] == "ok", r.get("reason")
