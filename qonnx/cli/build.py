@@ -47,8 +47,8 @@ def export(model, **kw):
 @click.option("--static-ffn-out", default=default_of(QuantizeConfig, "static_ffn_out"), show_default=True,
               help="int8-static: FFN output projections (GELU outliers) as dynamic INT8, or static like the rest.")
 @options(QuantizeConfig, "seed")
-@click.option("--block-size", type=int, default=default_of(QuantizeConfig, "block_size"), show_default=True,
-              help="int4-weight block size (--max-perplexity-increase uses 128).")
+@click.option("--block-size", type=int,
+              help="int4-weight block size [32]; refused with --max-perplexity-increase, whose search picks its own.")
 @click.option("--algorithm", default=default_of(QuantizeConfig, "algorithm"), show_default=True,
               help="int4-weight: hqq | rtn")
 @click.option("--int8-scheme", default=default_of(QuantizeConfig, "int8_scheme"), show_default=True,

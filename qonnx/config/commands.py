@@ -68,7 +68,7 @@ class QuantizeConfig(Budget):
     per_channel: bool | None = None  # None: the method's default (see each method)
     static_ffn_out: str = "dynamic"  # int8-static: FFN output projections dynamic INT8, or static
     seed: int = 0
-    block_size: int = 32
+    block_size: int | None = None   # int4-weight [32]; the perplexity budget's search picks its own
     algorithm: str = "hqq"
     text_column: str | None = None  # calibration file's text column [text]
     int8_scheme: str = "auto"
@@ -89,6 +89,11 @@ class QuantizeConfig(Budget):
             raise unknown("INT8 scheme", self.int8_scheme, INT8_SCHEMES)
         at_least(("--num-samples", self.num_samples, 1))
         check_threads(self.threads)
+        if self.block_size is not None and self.max_perplexity_increase is not None:
+            raise ConfigError("--block-size: the --max-perplexity-increase search chooses its blocks itself (128); "
+                              "leave --block-size out, or drop the budget to build int4-weight at that block size.")
+        if self.block_size is None:
+            self.block_size = 32
         if self.block_size < 16 or self.block_size & (self.block_size - 1):
             raise ConfigError(f"--block-size must be a power of two >= 16, got {self.block_size}")
         if self.max_accuracy_drop is not None and self.method not in ACCURACY_BUDGET_METHODS:

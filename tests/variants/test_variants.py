@@ -129,6 +129,11 @@ def test_lm_methods(tiny_lm_onnx, tmp_path, calib_file, method):
 def test_bad_settings_are_rejected(tiny_classifier_onnx):
     with pytest.raises(ConfigError, match="--block-size must be a power of two"):
         QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int4-weight", block_size=30)
+    # the perplexity budget's search picks its blocks itself: an explicit size is refused, never ignored
+    with pytest.raises(ConfigError, match="chooses its blocks itself"):
+        QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int4-weight", block_size=32, max_perplexity_increase=5,
+                       calibration="c.txt", validation="v.txt")
+    assert QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int4-weight").block_size == 32
     with pytest.raises(ConfigError, match="Unknown calibration method 'kl'"):
         QuantizeConfig(onnx_dir=tiny_classifier_onnx, method="int8-static", calibration_method="kl")
 
