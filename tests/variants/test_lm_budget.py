@@ -154,14 +154,17 @@ def _ppl(folder, ids, config):
         return perplexity(r, ids, 512, 256)[0]
 
 
-def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path):
+def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, monkeypatch):
     from transformers import AutoTokenizer
+
+    monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))  # a fresh cache: the first search ranks
 
     # a budget no 4-bit build can break: the first step (everything at 4 bits) is the answer
     loose = _quantize(sharp_lm_onnx, texts, tmp_path / "loose", 1000)
     assert loose.exit_code == 0, loose.output
     rec = json.loads((tmp_path / "loose" / "manifest.json").read_text())["settings"]["budget_search"]
     assert rec["eight_bit_units"] == [] and len(rec["steps"]) == 1 and rec["ranking"]
+    assert "ranking_reused" not in rec
     first = rec["steps"][0]["increase_pct"]
     assert first > 0  # 4-bit weights cost something on a random model
     # every unit's 4-bit recipe was measured (KL, everything else 8-bit), the lowest kept, and
@@ -179,6 +182,14 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path):
     data = json.loads((tmp_path / "mid" / "manifest.json").read_text())
     rec = data["settings"]["budget_search"]
     assert rec["eight_bit_units"] and rec["increase_pct"] <= budget
+    # the second budget on the same model and texts reuses the first one's ranking, recipes included
+    assert Path(rec["ranking_reused"]).parent == tmp_path / "cache" / "lm-budget-rankings"
+    assert rec["four_bit_recipes"] == trials
+    Path(rec["ranking_reused"]).write_text('{"ranking": ')  # a damaged ranking is measured again, not trusted
+    again = _quantize(sharp_lm_onnx, texts, tmp_path / "again", budget)
+    assert again.exit_code == 0, again.output
+    assert "ranking_reused" not in json.loads((tmp_path / "again" / "manifest.json").read_text())["settings"][
+        "budget_search"]
     assert [s["eight_bit_units"] for s in rec["steps"]][:2] == [0, 1]
     tok = AutoTokenizer.from_pretrained(sharp_lm_onnx)
     config = json.loads((sharp_lm_onnx / "config.json").read_text())

@@ -17,6 +17,7 @@ The ranking is measured on one window; the budget itself is always checked by th
 the whole validation text.
 """
 import hashlib
+import json
 import logging
 import shutil
 import time
@@ -25,10 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from qonnx import calibration, data
+from qonnx.cache import cache_dir, write_json
 from qonnx.config.parts import demo_split
 from qonnx.errors import ConfigError
 from qonnx.runners.ort import OrtRunner
-from qonnx.store import work_dir
+from qonnx.store import digest, tree_digest, work_dir
 from qonnx.tasks.lm import log_softmax
 from qonnx.tasks.lm import perplexity as ppl
 from qonnx.variants.graph import materialize_transposed_weights
@@ -65,10 +67,40 @@ def window_logits(path, ids, threads, config):
         return r.step(x, np.ones_like(x))[0][0]
 
 
+RANKINGS = "lm-budget-rankings"  # under the user cache: per-unit rankings, by ranking_key
+
+
+def ranking_key(model_digest, calib_ids, probe, block, samples, length, recipes) -> str:
+    """What the per-unit ranking depends on: the model, the calibration and probe tokens, the codes'
+    settings and recipes, and the runtime that computes the logits."""
+    import onnxruntime as ort
+
+    ids = hashlib.sha256(np.asarray(calib_ids, dtype=np.int64).tobytes() + b"|" +
+                         np.asarray(probe, dtype=np.int64).tobytes()).hexdigest()
+    return digest({"model": model_digest, "ids": ids, "block": block, "samples": samples, "length": length,
+                   "recipes": list(recipes), "accuracy_level": ACCURACY_LEVEL, "onnxruntime": ort.__version__})
+
+
+def cached_ranking(path):
+    """The ranking a previous search saved at path, or None (absent, or damaged: then measured again)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        if isinstance(saved.get("four_bit_recipes"), dict) and isinstance(saved.get("ranking"), list):
+            return saved
+    except (OSError, ValueError, AttributeError):
+        pass
+    log.warning("budget search: %s is damaged; measuring the ranking again", path)
+    return None
+
+
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
-           threads=None, samples=8, length=512, on_step=None) -> dict:
+           threads=None, samples=8, length=512, on_step=None, model_digest=None) -> dict:
     """Write the first mixed build within limit_pct (perplexity increase in percent on val_ids)
-    to `out` (model.onnx + its .data); return the search record."""
+    to `out` (model.onnx + its .data); return the search record. With model_digest (the source
+    model's content hash) the per-unit ranking is kept beside `out`'s folder and reused by a later
+    search on the same model, calibration and validation text (in the user cache: RANKINGS)."""
     import onnx
 
     src, out = Path(src).resolve(), Path(out).resolve()
@@ -109,8 +141,18 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
 
         # each unit alone at 4 bits by each recipe, everything else 8-bit: the unit keeps the recipe
         # with the lowest KL from FP32, and that KL ranks it
-        record["eight_bit_kl"] = kl(ref_logits, window_logits(build(units)[0], probe, threads, config))
-        for u in units:
+        key = model_digest and ranking_key(model_digest, calib_ids, probe, block, samples, length, builder.recipes)
+        saved_at = cache_dir() / RANKINGS / f"{key}.json" if key else None
+        saved = cached_ranking(saved_at)
+        if saved and set(saved["four_bit_recipes"]) == set(units):
+            record.update({k: saved[k] for k in ("eight_bit_kl", "four_bit_recipes", "ranking")})
+            record["ranking_reused"] = str(saved_at)
+            for u, trials in saved["four_bit_recipes"].items():
+                builder.use(units[u], min(trials, key=trials.get))
+            log.info("budget search: per-unit ranking reused from %s", saved_at)
+        else:
+            record["eight_bit_kl"] = kl(ref_logits, window_logits(build(units)[0], probe, threads, config))
+        for u in ([] if "ranking_reused" in record else units):
             trials = {}
             for r in builder.recipes:
                 builder.use(units[u], r)
@@ -124,6 +166,9 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
             done = len(record["ranking"])
             if done % max(1, len(units) // 4) == 0 or done == len(units):
                 log.info("budget search: ranked %d/%d units, %.0f s elapsed", done, len(units), time.monotonic() - t0)
+        if saved_at and "ranking_reused" not in record:
+            saved_at.parent.mkdir(parents=True, exist_ok=True)
+            write_json(saved_at, {k: record[k] for k in ("eight_bit_kl", "four_bit_recipes", "ranking")})
         record["four_bit_recipe"] = {u: builder.recipe[units[u][0]] for u in units}
         counts = {r: list(record["four_bit_recipe"].values()).count(r) for r in builder.recipes}
         builder.recipes = None  # the codes not chosen are no longer needed
@@ -200,6 +245,7 @@ def build(src, out, cfg, config, texts=None, **_) -> dict:
 
     cal_ids, val_ids, provenance = texts
     src, out = Path(src).resolve(), Path(out).resolve()
+    model_digest = tree_digest(src.parent)
     model = onnx.load(str(src))
     if materialize_transposed_weights(model):  # a tied lm_head gets a weight of its own
         untied = out.parent / "untied.onnx"
@@ -207,7 +253,8 @@ def build(src, out, cfg, config, texts=None, **_) -> dict:
         src = untied
     del model
     try:
-        record = search(src, out, cfg.max_perplexity_increase, cal_ids, val_ids, config, threads=cfg.threads)
+        record = search(src, out, cfg.max_perplexity_increase, cal_ids, val_ids, config, threads=cfg.threads,
+                        model_digest=model_digest)
     finally:
         for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
             f.unlink(missing_ok=True)
