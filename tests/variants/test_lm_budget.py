@@ -173,6 +173,11 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
     assert set(trials) == set(chosen) == {r["unit"] for r in rec["ranking"]}
     assert all(set(t) == {"gptq", "rtn"} and chosen[u] == min(t, key=t.get) for u, t in trials.items())
     assert all(r["kl"] == min(trials[r["unit"]].values()) for r in rec["ranking"])
+    # the kernels timed on this CPU, and each step's MatMul time predicted from them
+    assert {k["format"] for k in rec["kernels"]["kernels"]} == {"4-bit/32", "4-bit/128", "8-bit/128", "float"}
+    assert all(s["predicted_matmul_us"] > 0 for s in rec["steps"])
+    anchor = rec["predicted_matmul_us"]["all 4-bit/32 (genai-int4's format)"]
+    assert rec["predicted_speed_vs_4bit32"] == pytest.approx(anchor / rec["steps"][0]["predicted_matmul_us"])
     # 60 % of that: some units must go to 8 bits, and the saved model must hold the budget when
     # measured independently on the validation text
     budget = round(0.6 * first, 3)
@@ -262,3 +267,18 @@ def test_budget_on_a_model_with_fewer_positions_than_the_window(texts, tmp_path)
     plain = CliRunner().invoke(main, ["quantize", str(tmp_path / "onnx"), "-m", "int4-weight", "-o", str(tmp_path / "p")])
     assert plain.exit_code == 0, plain.output
     assert json.loads((tmp_path / "p" / "manifest.json").read_text())["settings"]["gemm_left_fp32"] == 4
+
+
+def test_kernel_table_times_every_shape_in_every_format_and_predicts_by_sum():
+    from qonnx.variants.search import kernels
+
+    fmts = kernels.formats(128)
+    assert set(fmts) == {"4-bit/32", "4-bit/128", "8-bit/128", "float"}
+    table = kernels.measure({(64, 32): 3, (128, 64): 1}, fmts, threads=1, rounds=3, calls=2)
+    assert table["cpu"]["model"] and isinstance(table["cpu"]["flags"], list) and table["rounds"] == 3
+    got = {(k["K"], k["N"], k["format"]): k for k in table["kernels"]}
+    assert set(got) == {(K, N, f) for K, N in ((64, 32), (128, 64)) for f in fmts}
+    assert all(k["us"] > 0 and k["us_range"][0] <= k["us"] <= k["us_range"][1] for k in got.values())
+    shapes = {"a": (64, 32), "b": (64, 32), "c": (128, 64)}
+    want = got[(64, 32, "4-bit/32")]["us"] + got[(64, 32, "float")]["us"] + got[(128, 64, "8-bit/128")]["us"]
+    assert kernels.predict_us(table, {"a": "4-bit/32", "c": "8-bit/128"}, shapes) == pytest.approx(want)

@@ -35,6 +35,7 @@ from qonnx.tasks.lm import log_softmax
 from qonnx.tasks.lm import perplexity as ppl
 from qonnx.variants.graph import materialize_transposed_weights
 from qonnx.variants.int4_weight import ACCURACY_LEVEL, fp32_gemms
+from qonnx.variants.search import kernels
 from qonnx.variants.search.budget import BudgetNotMet, steps
 from qonnx.variants.search.mixed import BLOCK, MixedBuilder
 from qonnx.variants.units import role
@@ -116,6 +117,16 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
              len(val_ids))
     builder = MixedBuilder(onnx.load(str(src)), calib_ids, config, block, samples, length)
     units = layer_units(builder.nodes)
+    table = kernels.measure(kernels.counts(builder.shapes), kernels.formats(block), threads)
+
+    def predicted(eight):  # microseconds of MatMul per decoded token, from the kernel table
+        formats = {n: f"8-bit/{block}" if n in eight else f"4-bit/{block}" for n in builder.nodes}
+        return kernels.predict_us(table, formats, builder.shapes)
+
+    anchor = kernels.predict_us(table, dict.fromkeys(builder.nodes, "4-bit/32"), builder.shapes)
+    log.info("budget search: kernel table of %d shapes timed on this CPU; MatMul time per token: all 4-bit/32 "
+             "%.0f us, all 4-bit/%d %.0f us, all 8-bit/%d %.0f us", len(kernels.counts(builder.shapes)),
+             anchor, block, predicted(set()), block, predicted(set(builder.nodes)))
     log.info("budget search: codes of %d MatMuls (4-bit: %s; 8-bit) after %.0f s", len(builder.nodes),
              ", ".join(builder.recipes), time.monotonic() - t0)
     record = {"budget": {"max_perplexity_increase_pct": limit_pct}, "validation_tokens": len(val_ids),
@@ -129,7 +140,10 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
               "ranking_view": f"everything 8-bit but this unit at 4 bits (by each recipe; the lowest counts); KL "
                               f"divergence from FP32 on the first {len(probe)} validation tokens (higher: the unit "
                               "matters more)",
-              "ranking": [], "steps": []}
+              "ranking": [], "steps": [],
+              "kernels": table,
+              "predicted_matmul_us": {"all 4-bit/32 (genai-int4's format)": anchor, f"all 4-bit/{block}": predicted(set()),
+                                      f"all 8-bit/{block}": predicted(set(builder.nodes))}}
     # the steps' builds live beside `out` (an atomic .partial folder): a killed search leaves them
     # where qonnx's clean-up of partial folders finds them, not in /tmp
     with work_dir(out.parent, "lmbudget") as tmp:
@@ -179,7 +193,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
             _, eight = build(ranked[:k])
             p = perplexity(path, val_ids, window, stride, threads, config)
             entry = {"eight_bit_units": k, "eight_bit_matmuls": len(eight), "perplexity": p,
-                     "increase_pct": 100 * (p / reference - 1)}
+                     "increase_pct": 100 * (p / reference - 1), "predicted_matmul_us": predicted(set(eight))}
             record["steps"].append(entry)
             log.info("budget search: %d of %d units at 8 bits, perplexity %+.2f %% (budget %.2f %%)",
                      k, len(ranked), entry["increase_pct"], limit_pct)
@@ -205,7 +219,11 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
             shutil.move(str(path), str(out))
             shutil.move(str(path) + ".data", str(out) + ".data")
             record.update(eight_bit_units=ranked[:high], eight_bit_nodes=eight, increase_pct=chosen["increase_pct"],
-                          four_bit_matmuls=len(builder.nodes) - len(eight))
+                          four_bit_matmuls=len(builder.nodes) - len(eight),
+                          # > 1: the chosen mix's MatMuls predicted faster than all 4-bit/32 on this CPU
+                          predicted_speed_vs_4bit32=anchor / chosen["predicted_matmul_us"])
+            log.info("budget search: the chosen mix's MatMuls are predicted at %.2fx all 4-bit/32 on this CPU (kernel "
+                     "table in the manifest)", record["predicted_speed_vs_4bit32"])
             return record
     best = min(record["steps"], key=lambda s: s["increase_pct"])
     raise BudgetNotMet(f"no mix of 4- and 8-bit MatMuls meets --max-perplexity-increase {limit_pct}: the best step "

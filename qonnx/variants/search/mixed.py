@@ -69,6 +69,7 @@ class MixedBuilder:
                         for r, f in FOUR_BIT.items()}
         self.eight = {n.name: _compact(*eight_bit_codes(weights[n.name], block)) for n in nodes}
         self.inputs = {n.name: weights[n.name].shape[0] for n in nodes}
+        self.shapes = {n.name: tuple(weights[n.name].shape) for n in nodes}
         self.nodes = [n.name for n in nodes]
         self.codes, self.recipe = {}, {}
         self.use(self.nodes, next(iter(self.recipes)))

@@ -1,0 +1,94 @@
+"""Measured kernel speeds: each distinct weighted-MatMul shape of a model, in each candidate weight
+format, timed on this machine as decode runs it (one token: input [1, K]) through ONNX Runtime.
+
+A format that wins on one CPU class can lose on another (AVX2, AVX-512 VNNI, BF16 ...), so the LM
+budget search reads this table instead of assuming: it records it in the manifest with the CPU it was
+timed on, and predicts each step's MatMul time from it. Timing is interleaved: every (shape, format)
+session takes one turn of CALLS calls per round, the order rotating from round to round; a kernel's
+figure is the median of its rounds, with their range.
+"""
+import time
+
+import numpy as np
+
+from qonnx.envinfo import cpu
+from qonnx.variants.gptq import matmul_nbits
+from qonnx.variants.int4_weight import ACCURACY_LEVEL
+
+ROUNDS, CALLS = 5, 20
+
+
+def formats(block) -> dict:
+    """The formats the LM budget search weighs with its block: genai-int4's 4-bit/32, and its own."""
+    return {"4-bit/32": (4, 32), f"4-bit/{block}": (4, block), f"8-bit/{block}": (8, block), "float": None}
+
+
+def graph(K, N, fmt) -> bytes:
+    """One MatMul [1, K] x [K, N] in format `fmt` ((bits, block), or None: float), random weights
+    (the kernel's speed does not depend on them)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")
+    if fmt is None:
+        inits = [numpy_helper.from_array(rng.standard_normal((K, N), dtype=np.float32), "w")]
+        nodes, opset = [node], [helper.make_opsetid("", 17)]
+    else:
+        bits, block = fmt
+        Kp = -(-K // block) * block
+        codes = rng.integers(0, 2 ** bits, (Kp, N), dtype=np.uint8)
+        scales = rng.random((Kp // block, N), dtype=np.float32) * 0.01 + 1e-3
+        zeros = np.full((Kp // block, N), 2 ** (bits - 1), dtype=np.uint8)
+        q, inits = matmul_nbits(node, K, codes, scales, zeros, bits, block, bits == 8, ACCURACY_LEVEL)
+        nodes, opset = [q], [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    g = helper.make_graph(nodes, "kernel", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, K])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, N])], initializer=inits)
+    return helper.make_model(g, opset_imports=opset).SerializeToString()
+
+
+def counts(shapes: dict) -> dict:
+    """{(K, N): how many MatMuls have that shape} of {name: (K, N)}."""
+    out = {}
+    for shape in shapes.values():
+        out[tuple(shape)] = out.get(tuple(shape), 0) + 1
+    return out
+
+
+def measure(counts: dict, fmts: dict, threads=None, rounds=ROUNDS, calls=CALLS) -> dict:
+    """The kernel table of these shapes in these formats ({name: (bits, block) or None}) on this machine: {"cpu", "threads", "rounds", "calls",
+    "kernels": [{"K", "N", "count", "format", "us", "us_range"}]} (microseconds per call)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    sessions = {}
+    for (K, N) in counts:
+        x = np.random.default_rng(1).standard_normal((1, K), dtype=np.float32)
+        for fmt, spec in fmts.items():
+            s = ort.InferenceSession(graph(K, N, spec), opts, providers=["CPUExecutionProvider"])
+            for _ in range(3):  # warm-up
+                s.run(None, {"x": x})
+            sessions[(K, N, fmt)] = (s, x)
+    times = {k: [] for k in sessions}
+    keys = list(sessions)
+    for r in range(rounds):
+        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
+            s, x = sessions[k]
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                s.run(None, {"x": x})
+            times[k].append((time.perf_counter() - t0) / calls * 1e6)
+    here = cpu()
+    return {"cpu": {"model": here.get("model"), "flags": here.get("flags")}, "threads": threads,
+            "rounds": rounds, "calls": calls, "onnxruntime": ort.__version__,
+            "kernels": [{"K": K, "N": N, "count": counts[(K, N)], "format": fmt, "us": float(np.median(t)),
+                         "us_range": [min(t), max(t)]} for (K, N, fmt), t in times.items()]}
+
+
+def predict_us(table, formats: dict, shapes: dict) -> float:
+    """MatMul time of one decode step (microseconds) with each MatMul in its format:
+    formats {name: format}, shapes {name: (K, N)}; names not in formats are counted as float."""
+    us = {(k["K"], k["N"], k["format"]): k["us"] for k in table["kernels"]}
+    return sum(us[(*shape, formats.get(name, "float"))] for name, shape in shapes.items())
