@@ -72,7 +72,8 @@ def validate_artifact(cfg: EdgeConfig, on_target=None) -> dict:
                                "inputs_before": before, "still_dynamic": art.dynamic_inputs}
     doc.update(validated=str(art.path), threads=cfg.threads, targets={},
                model={"size_mb": round(art.size_mb, 2), "opset": art.opset, "ir_version": art.proto.ir_version,
-                      "ops": art.ops, "dynamic_inputs": art.dynamic_inputs, "external_data": art.external_files},
+                      "ops": art.ops, "dynamic_inputs": art.dynamic_inputs, "dynamic": art.dynamic_summary(),
+                      "external_data": art.external_files},
                budgets={k: getattr(cfg, k) for k in BUDGETS if getattr(cfg, k) is not None})
     cases, ref, how, ref_problem = None, None, "", ""
     if any(t in EXECUTED for t in cfg.targets):

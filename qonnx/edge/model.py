@@ -82,6 +82,15 @@ class Artifact:
     def dim_params(self) -> list:
         return sorted({d for _, _, dims in self.inputs for d in dims if isinstance(d, str)})
 
+    def dynamic_summary(self, names=3) -> str:
+        """'input_ids, attention_mask and 60 more, over the symbolic dims batch_size, sequence_length'."""
+        dyn = list(self.dynamic_inputs)
+        if not dyn:
+            return "none"
+        shown = ", ".join(dyn[:names]) + (f" and {len(dyn) - names} more" if len(dyn) > names else "")
+        dims = ", ".join(self.dim_params) or "unnamed dims"
+        return f"{shown}, over the symbolic dims {dims}"
+
 
 def op_name(node) -> str:
     return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"

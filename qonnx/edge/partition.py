@@ -88,13 +88,15 @@ def judge(r, model, info, ep, art, fixed_info=None):
     r.partitions = info.num_partitions
     r.unsupported_ops = sorted(plain(o) for o in info.unsupported_ops)
     share = f" and {f['param_share']:.0%} of the weights" if f["param_share"] is not None else ""
+    sizes = f["partition_sizes"]
+    sizes = f" of {', '.join(map(str, sizes[:8]))}{', ...' if len(sizes) > 8 else ''} nodes" if sizes else ""
     line = (f"{ep} takes {f['supported_nodes']} of {f['nodes']} nodes ({f['supported_pct']:.1f} %){share} in "
-            f"{f['partitions']} partition(s) {f['partition_sizes'] or ''}".rstrip() + ".")
+            f"{f['partitions']} partition(s){sizes}.")
     if r.unsupported_ops:
         line += f" Ops it lacks ({f['nodes_unsupported_op']} nodes, run on the CPU EP): {', '.join(r.unsupported_ops)}."
     if f["nodes_dynamic_shape"]:
-        dyn = "; ".join(f"{k} {v}" for k, v in art.dynamic_inputs.items()) or "values inside the graph"
-        line += f" {f['nodes_dynamic_shape']} node(s) rejected for dynamic input shapes ({dyn})."
+        dyn = art.dynamic_summary() if art.dynamic_inputs else "shapes computed inside the graph"
+        line += f" {f['nodes_dynamic_shape']} node(s) rejected for dynamic shapes (inputs: {dyn})."
     if f["nodes_unsupported_rank"]:
         line += f" {f['nodes_unsupported_rank']} node(s) rejected for tensor rank over the EP's limit."
     verdict = VERDICT[f["suitability"]]
@@ -111,7 +113,7 @@ def judge(r, model, info, ep, art, fixed_info=None):
 
 
 def fix_hint(art) -> str:
-    pairs = ",".join(f"{d}={1 if 'batch' in d.lower() else 128}" for d in art.dim_params)
+    pairs = ",".join(f"{d}={1 if 'batch' in d.lower() else 128}" for d in art.dim_params if d.isidentifier())
     return f"--fix-shapes {pairs}" if pairs else "fixed input shapes"
 
 

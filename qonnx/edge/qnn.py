@@ -89,8 +89,8 @@ def check(art, model, note) -> TargetResult:
         r.fail(f"{len(types['asymmetric_signed_weights'])} signed weight(s) with a non-zero zero point (e.g. "
                f"{types['asymmetric_signed_weights'][0]}); QNN's HTP takes symmetric signed weights.")
     if art.dynamic_inputs:
-        r.fail(f"dynamic input shapes ({'; '.join(f'{k} {v}' for k, v in art.dynamic_inputs.items())}): QNN's HTP "
-               f"compiles fixed shapes; use {partition.fix_hint(art)}.")
+        r.fail(f"dynamic input shapes ({art.dynamic_summary()}): QNN's HTP compiles fixed shapes; use "
+               f"{partition.fix_hint(art)}.")
     info = partition.analyze(model, Checker(), True)
     fixed = partition.analyze(model, Checker(), False) if art.dynamic_inputs else None
     partition.judge(r, model, info, "QNN", art, fixed)

@@ -34,7 +34,7 @@ def lines(doc) -> list:
     if fixed:
         head.append(f"fixed shapes {fixed['shapes']} -> {fixed['folder']}{' (reused)' if fixed['reused'] else ''}")
     head.append(f"{doc['validated']}: {m['size_mb']:.1f} MiB, opset {m['opset']}, IR {m['ir_version']}, "
-                f"{len(m['ops'])} op types, dynamic inputs: {', '.join(m['dynamic_inputs']) or 'none'}")
+                f"{len(m['ops'])} op types, dynamic inputs: {m['dynamic']}")
     tail = []
     for name, r in doc["targets"].items():
         tail.append(f"[bold]{name}[/] ({r['how']}): [{COLOURS[r['verdict']]}]{r['verdict']}[/]")
