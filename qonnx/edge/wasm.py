@@ -83,9 +83,10 @@ def ensure_runtime(version=ORT_WEB_VERSION) -> Path:
                              f"set QONNX_ORT_WEB_VERSION to another version, or leave wasm out of --target.")
         try:
             os.replace(tmp, target)
-        except OSError:  # another process installed it meanwhile
-            if not (target / "node_modules" / "onnxruntime-web").is_dir():
-                raise
+        except OSError:  # another process installed it meanwhile, or a broken install is in the way
+            if not (target / "node_modules" / "onnxruntime-web" / "package.json").is_file():
+                raise QonnxError(f"{target} holds an incomplete onnxruntime-web install; remove that folder and "
+                                 "run again.") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
