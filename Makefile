@@ -44,9 +44,16 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium could not be installed: the browser tests will be skipped, saying so"
 
+# the wasm edge target runs models in Node.js (onnxruntime-web, npm-installed by the tests into the
+# qonnx cache once); where node and npm cannot be installed those tests skip with the reason
+node:
+	@{ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || { command -v apt-get >/dev/null 2>&1 && \
+	  [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; } || \
+	  echo "node/npm could not be installed: the wasm tests will be skipped, saying so"
+
 # (extras before setup: with GPU=1, setup then swaps the onnxruntime that pip brought back)
-test: $(VENV)/.test-extras setup browser
+test: $(VENV)/.test-extras setup browser node
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
 
-.PHONY: setup demo test browser
+.PHONY: setup demo test browser node

@@ -14,8 +14,7 @@ from qonnx.variants.search.describe import describe
 @click.argument("model")
 @options(ExportConfig, "output", "task", output="[$QONNX_ARTIFACTS or ./artifacts, /NAME/onnx-fp32-KEY].")
 @click.option("--opset", type=int, help="ONNX opset (optimum's default if unset).")
-@click.option("--atol", type=float, default=default_of(ExportConfig, "atol"), show_default=True,
-              help="Largest max |logit diff| vs PyTorch that passes.")
+@options(ExportConfig, "atol", atol="the export vs PyTorch (max |logit diff|).")
 @options(ExportConfig, "overwrite")
 @click.option("--exporter", default=default_of(ExportConfig, "exporter"), show_default=True,
               help="optimum | genai (decoder LMs: onnxruntime-genai's model builder, fused attention; "

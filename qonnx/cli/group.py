@@ -8,7 +8,9 @@ import click
 
 from qonnx import __version__
 from qonnx import demo as demos
+from qonnx.cache import write_json
 from qonnx.cli.common import handle_errors, terminate
+from qonnx.cli.options import options
 from qonnx.envinfo import WARNING, collect, describe
 
 
@@ -34,12 +36,16 @@ def main(verbose):
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def env(as_json):
+@options(None, "json")
+def env(json_file):
     """Print what this machine offers: CPU and flags, providers, GPU, library versions."""
     info = collect()
-    if as_json:
+    if json_file == "-":
         click.echo(json.dumps(info, indent=2))
+        return
+    if json_file:
+        write_json(json_file, info)
+        click.echo(f"json: {json_file}")
         return
     for line in describe(info):
         if line.startswith(WARNING):

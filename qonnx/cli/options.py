@@ -29,7 +29,10 @@ OPTIONS = {
     "seed": dict(type=int, help="Seed for every random draw: eval and calibration samples, typos."),
     "variants": dict(callback=csv_list, help="Comma list [all that apply]: " + ", ".join(variant_names())),
     "providers": dict(callback=csv_list, help=",".join(PROVIDERS)),
-    "threads": dict(type=int, help="Threads for torch and ORT alike [all usable cores]."),
+    "threads": dict(type=int, help="Threads for torch and ORT alike.", unset="[all usable cores]"),
+    "atol": dict(type=float, help="Largest |output difference| that passes:"),
+    "json": dict(decls=("--json", "json_file"), is_flag=False, flag_value="-", type=click.Path(allow_dash=True),
+                 help="Write the JSON document to FILE; --json alone prints it instead."),
     "batch_size": dict(type=int, help="compare: batch of the throughput pass (accuracy is scored at batch 1, "
                        "each text alone); sensitivity: batch of its evaluation passes."),
     "eval_tokens": dict(type=int, help="LMs: tokens scored for perplexity."),
@@ -87,9 +90,12 @@ def option(cls, name, extra=None):
     overrides) and `extra` appended to its help."""
     spec = dict(OPTIONS[name])
     decls = spec.pop("decls", (f"--{name.replace('_', '-')}",))
+    unset = spec.pop("unset", None)  # what no default means, said where the command has none
     if extra:
         spec["help"] = f"{spec['help']} {extra}" if spec.get("help") else extra
     default = None if cls is None else default_of(cls, name)
+    if unset and default is None:
+        spec["help"] = f"{spec['help']} {unset}"
     if default is REQUIRED:
         spec["required"] = True
     elif default is not None and default is not False:  # None, False: click's own default

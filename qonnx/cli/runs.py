@@ -1,17 +1,14 @@
-"""Commands over compare runs: sweep (many runs from one file), report (re-render, side by side)
-and validate (a CI gate on one row)."""
-import sys
+"""Commands over compare runs: sweep (many runs from one file) and report (re-render, side by side);
+validate, the CI gate, has its own module."""
 from pathlib import Path
 
 import click
 
 from qonnx import sweep as sweeps
 from qonnx.cli.common import err, handle_errors, out, print_table, row_line
-from qonnx.cli.options import OVERRIDES, default_of, options
+from qonnx.cli.options import OVERRIDES, options
 from qonnx.errors import ConfigError
 from qonnx.report import rerender, side_by_side
-from qonnx.validate import ValidateConfig
-from qonnx.validate import validate as run_validate
 
 
 @click.command()
@@ -56,27 +53,3 @@ def report(run_dirs, output):
     click.echo(f"rewrote {run_dirs[0]}/results.csv, report.md and plots")
     click.echo(f"report: {Path(run_dirs[0]).resolve() / 'report.html'}")
 
-
-@click.command()
-@click.argument("run_dir", type=click.Path())
-@click.option("--variant", required=True, help="The row to gate, e.g. onnx-int8-dynamic.")
-@click.option("--provider", default=default_of(ValidateConfig, "provider"), show_default=True)
-@options(None, "max_accuracy_drop", "max_perplexity_increase")
-@click.option("--min-speedup", type=float, help="Smallest speedup vs torch-fp32 on the same provider.")
-@click.option("--max-size-mb", type=float, help="Largest model size in MiB (2**20 bytes, as size_mb in results.json).")
-@click.option("--min-agreement", type=float, help="Smallest top-1 agreement with the FP32 reference.")
-@handle_errors
-def validate(run_dir, max_perplexity_increase, **kw):
-    """Pass/fail gate on one row of a compare run (exit 0 pass, 2 fail, 1 bad input), for CI.
-
-    results.json is checked (types, ranges, schema version) and the derived figures are worked out
-    again from the measured ones; a limit is a finite number >= 0."""
-    passed, checks, notes = run_validate(ValidateConfig(run_dir=run_dir,
-                                                        max_perplexity_increase_pct=max_perplexity_increase, **kw))
-    for line in notes:  # a derived figure results.json got wrong: the gate checked the recomputed one
-        click.echo(f"NOTE  {line}")
-    for name, value, limit, ok in checks:
-        shown = f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
-        click.echo(f"{'PASS' if ok else 'FAIL'}  {name} = {shown}  (limit {limit})")
-    click.echo(f"{kw['variant']}@{kw['provider']}: {'PASSED' if passed else 'FAILED'}")
-    sys.exit(0 if passed else 2)
