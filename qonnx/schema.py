@@ -12,6 +12,7 @@ from pathlib import Path
 
 from qonnx.config.choices import KINDS
 from qonnx.errors import DataError
+from qonnx.ratios import derive, reference
 
 SCHEMA_VERSION = 2
 UNITS = {"size_mb": "MiB", "peak_memory_mb": "MiB", "peak_increment_mb": "MiB", "load_peak_mb": "MiB",
@@ -127,9 +128,6 @@ TEXT = ("reason", "note", "artifact", "outputs", "size_note", "agreement_error",
         "timing")
 OBJECTS, LISTS = ("placement", "node", "environment"), ("samples", "shapes", "decode_range", "rounds", "speedup_range")
 STATUSES = ("ok", "failed", "skipped")
-# figures of a row against the reference, worked out from the measured ones (derived), never read
-DERIVED = ("accuracy_drop", "perplexity_change_pct", "speedup", "speedup_range", "memory_reduction", "size_reduction")
-MIN_ROUNDS = 3  # per-round ratios needed for a ratio from rounds; fewer: the sequential figures
 
 
 def _number(value, where, bounds, infinite=False):
@@ -203,69 +201,6 @@ def dump(results: dict) -> dict:
     return {"schema_version": SCHEMA_VERSION, "units": UNITS,
             **{k: v for k, v in results.items() if k not in ("rows", "schema_version", "units")},
             "rows": [r.to_dict() for r in results["rows"]]}
-
-
-# -- derived figures: the one place their formulas live (report.derive and validate use them) ----
-
-def machine(row):
-    """The node a row was measured on (--executor ray), or None: this machine."""
-    return (row.node or {}).get("node_id") or (row.node or {}).get("hostname")
-
-
-def measured(rows, variant, provider=None, node=None):
-    """The ok row of `variant` (on `provider`, or on any; on `node` where given), or None."""
-    return next((r for r in rows if r.variant == variant and r.ok and provider in (None, r.provider)
-                 and (node is None or machine(r) == node)), None)
-
-
-def reference(rows):
-    """The row every figure is compared with: torch-fp32 (on the CPU first), else onnx-fp32."""
-    return measured(rows, "torch-fp32", "cpu") or measured(rows, "torch-fp32") or measured(rows, "onnx-fp32")
-
-
-def _ratio(a, b):
-    return float(a) / float(b) if a and b else None
-
-
-def round_ratios(row, base, kind) -> list:
-    """The row's speed over base's in each interleaved round both kept a figure of (higher: faster)."""
-    pairs = [(a, b) for a, b in zip(row.rounds or [], base.rounds or []) if a and b]
-    return [a / b if kind == "lm" else b / a for a, b in pairs]
-
-
-def median(values):
-    s, n = sorted(values), len(values)
-    return (s[n // 2] + s[(n - 1) // 2]) / 2
-
-
-def derive(row, rows, kind, ref) -> dict:
-    """The DERIVED fields of an ok row from measured fields alone: quality against `ref`, speed and
-    memory against torch-fp32 on the row's provider and machine (a Ray node: never a ratio of two
-    machines' figures), size against the same runtime's FP32 (or ref). Speed: the median of the
-    per-round ratios, with their range, where both rows were timed in the same interleaved rounds."""
-    base = measured(rows, "torch-fp32", row.provider, machine(row))
-    same_rt_fp32 = measured(rows, "torch-fp32" if row.runtime == "torch" else "onnx-fp32") or ref
-    out = dict.fromkeys(DERIVED)
-    if kind == "classification":
-        if ref and ref.accuracy is not None and row.accuracy is not None:
-            out["accuracy_drop"] = ref.accuracy - row.accuracy
-        if base:
-            out["speedup"] = _ratio((base.latency_ms or {}).get("p50"), (row.latency_ms or {}).get("p50"))
-    else:
-        if ref and ref.perplexity and row.perplexity is not None:
-            out["perplexity_change_pct"] = 100.0 * (row.perplexity / ref.perplexity - 1)
-        if base:
-            out["speedup"] = _ratio(row.decode_tokens_per_s, base.decode_tokens_per_s)
-    ratios = round_ratios(row, base, kind) if base else []
-    if len(ratios) >= MIN_ROUNDS:
-        out["speedup"], out["speedup_range"] = median(ratios), [min(ratios), max(ratios)]
-    if base and row.provider == "cuda":  # on the GPU the memory that counts is the device's
-        out["memory_reduction"] = _ratio(base.device_memory_mb, row.device_memory_mb)
-    elif base:  # the model's steady-state memory above the worker's baseline, not the interpreter's
-        out["memory_reduction"] = _ratio(base.model_memory_mb, row.model_memory_mb)
-    if same_rt_fp32:
-        out["size_reduction"] = _ratio(same_rt_fp32.size_mb, row.size_mb)
-    return out
 
 
 def _same(a, b):

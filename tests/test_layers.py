@@ -157,7 +157,7 @@ LEVELS = {3: ("qonnx.cli",),
               "qonnx.ui"),
           1: ("qonnx.models", "qonnx.data", "qonnx.noise", "qonnx.calibration", "qonnx.export", "qonnx.parity",
               "qonnx.genai", "qonnx.demo", "qonnx.variants", "qonnx.runners", "qonnx.tasks", "qonnx.measure"),
-          0: ("qonnx.config", "qonnx.schema", "qonnx.store", "qonnx.manifest", "qonnx.cache", "qonnx.errors",
+          0: ("qonnx.config", "qonnx.schema", "qonnx.ratios", "qonnx.store", "qonnx.manifest", "qonnx.cache", "qonnx.errors",
               "qonnx.envinfo", "qonnx.progress")}
 
 

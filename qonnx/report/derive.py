@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 
 from qonnx.measure.deviation import agreement, token_agreement
-from qonnx.schema import derive, reference
+from qonnx.ratios import derive, reference
 from qonnx.variants.registry import DEFAULT_ORDER
 
 
 def _derive(row, rows, kind, ref):
-    """The ratios (schema.derive: the one place their formulas live) and agreement with ref's outputs."""
+    """The ratios (ratios.derive: the one place their formulas live) and agreement with ref's outputs."""
     for k, v in derive(row, rows, kind, ref).items():
         setattr(row, k, v)
     if ref and row.outputs and Path(row.outputs).is_file() and ref.outputs and Path(ref.outputs).is_file():

@@ -108,7 +108,7 @@ def apart_reason(cfg) -> str:
 def time_in_rounds(run, ctx, arrays, bar):
     """Every ok row of each provider timed again in interleaved rounds (qonnx.run.rounds), all its
     workers loaded at once; each row keeps its figure per round (row.rounds) and how it was timed
-    (row.timing), from which schema.derive takes the ratios. A provider without an ok torch-fp32 row
+    (row.timing), from which ratios.derive takes the ratios. A provider without an ok torch-fp32 row
     (the ratios' reference) is not timed again."""
     cfg, kind = ctx.cfg, ctx.kind
     if apart_reason(cfg):  # each row says so since prepare_row

@@ -5,7 +5,7 @@ changes between them (seen: the same row 3x apart in two passes). Here every ok 
 loaded at once (each in its own process, qonnx.run.pool), then in each round every row runs the same
 short piece of work in turn, alone on the CPU, the order rotating from round to round. A ratio taken
 within one round compares two rows under the same conditions; the run's ratio is the median of the
-per-round ratios, with their range (schema.derive).
+per-round ratios, with their range (ratios.derive).
 
 A round: classifiers, SEGMENT batch-1 requests (the first of the latency requests), their time summed
 (ms); LMs, greedy decode of the first prompt (decode tokens/s). Memory is not measured here: each

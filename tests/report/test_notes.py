@@ -58,7 +58,7 @@ def test_runs_side_by_side_mark_no_change_where_decode_passes_overlap():
 
 def test_speed_and_memory_ratios_never_divide_two_machines_figures():
     """Ray: any node takes any row; a speedup pairs a row only with torch-fp32 from its own node."""
-    from qonnx.schema import derive
+    from qonnx.ratios import derive
 
     def row(variant, host, p50, mem):
         return Row(variant=variant, provider="cpu", runtime="torch" if variant.startswith("torch") else "onnx",
@@ -85,8 +85,8 @@ def test_a_noisy_run_says_so_in_every_report():
 
 
 def test_cuda_rows_compare_device_memory_and_the_table_shows_it():
+    from qonnx.ratios import derive
     from qonnx.report import tables
-    from qonnx.schema import derive
 
     def row(variant, provider, host_mb, gpu_mb):
         return Row(variant=variant, provider=provider, runtime="torch" if variant.startswith("torch") else "onnx",

@@ -278,7 +278,7 @@ def test_kernel_table_times_every_shape_in_every_format_and_predicts_by_sum():
     assert table["cpu"]["model"] and isinstance(table["cpu"]["flags"], list) and table["rounds"] == 3
     got = {(k["K"], k["N"], k["format"]): k for k in table["kernels"]}
     assert set(got) == {(K, N, f) for K, N in ((64, 32), (128, 64)) for f in fmts}
-    assert all(k["us"] > 0 and k["us_range"][0] <= k["us"] <= k["us_range"][1] for k in got.values())
+    assert all(0 < k["us"] == k["us_range"][0] <= k["us_median"] <= k["us_range"][1] for k in got.values())
     shapes = {"a": (64, 32), "b": (64, 32), "c": (128, 64)}
     want = got[(64, 32, "4-bit/32")]["us"] + got[(64, 32, "float")]["us"] + got[(128, 64, "8-bit/128")]["us"]
     assert kernels.predict_us(table, {"a": "4-bit/32", "c": "8-bit/128"}, shapes) == pytest.approx(want)
