@@ -48,7 +48,7 @@ OPTIONS = {
     "max_accuracy_drop": dict(type=float, help="Largest accuracy drop vs FP32 (fraction, 0.01 = 1 point)."),
     "max_perplexity_increase": dict(type=float, help="Largest perplexity increase vs FP32, in percent."),
     "validation": dict(help="The budget's data, neither calibration nor eval data: labelled rows "
-                            "(classifiers) or text (LMs) [the demo's train / validation split]."),
+                            "(classifiers) or text (LMs) [the demo's validation split]."),
     "validation_text_column": dict(),
     "validation_label_column": dict(),
     "validation_samples": dict(type=int, help="Validation rows: a seeded sample stratified by label."),

@@ -167,7 +167,7 @@ class Budget:
     # an accuracy budget (int8-static, int8-dynamic on classifiers): keep units FP32 until the drop
     # on the validation split is within it (qonnx.variants.search.budget)
     max_accuracy_drop: float | None = None
-    validation: str | None = None          # [the demo's train split; LMs: its validation text]
+    validation: str | None = None          # [the demo's validation split: held out of fine-tuning and eval]
     validation_text_column: str = "text"
     validation_label_column: str = "label"
     validation_samples: int = 300
@@ -176,8 +176,9 @@ class Budget:
     # until validation perplexity is within it (qonnx.variants.search.lm_budget)
     max_perplexity_increase: float | None = None
 
-    def check_budget(self, others):
-        """others: ((path, flag), ...): data the validation rows must not be."""
+    def check_budget(self, others, demo_eval_split=None):
+        """others: ((path or demo split, flag), ...): data the validation rows must not be;
+        demo_eval_split: the demo split evaluated on when no --dataset is given."""
         if self.max_accuracy_drop is not None:
             if not 0 <= self.max_accuracy_drop < 1:
                 raise ConfigError(f"--max-accuracy-drop is a fraction (0.005 = half a point), got {self.max_accuracy_drop}")
@@ -191,6 +192,12 @@ class Budget:
             for other, what in others:
                 if self.validation and other and same_file(self.validation, other):
                     raise ConfigError(f"--validation is the {what} data; the budget must be checked on other data.")
+                if not self.validation and str(other or "").startswith("demo:") and other.endswith(":validation"):
+                    raise ConfigError(f"{what} {other} is the data the budget is checked on by default (a demo's "
+                                      "validation split); give --validation other data, or use another split.")
+            if not self.validation and demo_eval_split == "validation":
+                raise ConfigError("--split validation evaluates on the demo's validation split, which the budget is "
+                                  "checked on by default; evaluate on --split test, or give --validation other data.")
 
     def check_kind(self, lm: bool):
         """Each budget is for one kind of model: accuracy for classifiers, perplexity for LMs."""

@@ -69,7 +69,9 @@ def method_notes(kind, s):
                      f"batch {s.get('batch_size')} (padded to the longest in each batch), after one untimed call "
                      f"at each padded shape; latency at batch 1 over {s.get('latency_samples')} requests.")
         if s.get("max_accuracy_drop") is not None:
-            where = s.get("validation") or "the demo's train split"
+            where = s.get("validation") or (f"{s['validation_default']}, held out of the demo's fine-tuning"
+                                            if s.get("validation_default") else
+                                            "the demo's train split: runs before demo version 2")
             notes.append(f"Accuracy budget (onnx-int8-dynamic, onnx-int8-static): each build searched until its "
                          f"accuracy drop against FP32 on {s.get('validation_samples')} validation rows ({where}; "
                          f"never these eval rows) was at most {s['max_accuracy_drop']:g} (int8-dynamic: "

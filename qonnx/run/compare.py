@@ -106,6 +106,8 @@ def result_settings(cfg, source, kind, evald) -> dict:
                      "dataset_selection": evald.selection, "model_path": str(source.path),
                      "model_digest": store.tree_digest(source.path),
                      "calibration_text_column": calibration_column(cfg)})
+    if cfg.max_accuracy_drop is not None and not cfg.validation and source.demo:  # the data the search used
+        settings["validation_default"] = f"demo:{source.demo}:validation"
     calib = Path(cfg.calibration).expanduser() if cfg.calibration else None
     if calib is not None and calib.is_file():
         settings["calibration_sha256"] = sha256_file(calib)
