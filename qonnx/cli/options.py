@@ -29,7 +29,8 @@ OPTIONS = {
     "seed": dict(type=int, help="Seed for every random draw: eval and calibration samples, typos."),
     "variants": dict(callback=csv_list, help="Comma list [all that apply]: " + ", ".join(variant_names())),
     "providers": dict(callback=csv_list, help=",".join(PROVIDERS)),
-    "threads": dict(type=int, help="Threads for torch and ORT alike [all usable cores]."),
+    "threads": dict(type=int, help="Threads for torch and ORT alike [all usable cores; --executor ray: each "
+                                   "node's own]."),
     "batch_size": dict(type=int, help="compare: batch of the throughput pass (accuracy is scored at batch 1, "
                        "each text alone); sensitivity: batch of its evaluation passes."),
     "eval_tokens": dict(type=int, help="LMs: tokens scored for perplexity."),

@@ -22,13 +22,14 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def check_threads(threads, executor="local"):
-    """--threads: at least 1 and, where rows run on this machine, no more than its usable cores
-    (more threads than cores only slow every row down: a 2 s row ran past 300 s at 1000 threads on
-    2 cores). Ray's nodes have their own cores, which the driver cannot count."""
+def check_threads(threads, executor="local", address=None):
+    """--threads: at least 1 and, where rows run on this machine (locally, or on the Ray cluster of
+    this machine alone that a run without --address starts), no more than its usable cores (more
+    threads than cores only slow every row down: a 2 s row ran past 300 s at 1000 threads on 2
+    cores). The nodes of a cluster at --address have their own cores: qonnx.run.ray checks them."""
     at_least(("--threads", threads, 1))
     cores = usable_cores()
-    if threads is not None and executor != "ray" and threads > cores:
+    if threads is not None and not (executor == "ray" and address) and threads > cores:
         raise ConfigError(f"--threads {threads} is more than the {cores} usable core(s) of this machine; "
                           f"give --threads {cores} or fewer (the default uses them all).")
 
@@ -107,7 +108,7 @@ class CalibrationPart:
 class RuntimePart:
     """Where and how rows are measured: providers, threads, batches, timing, executors."""
     providers: list = field(default_factory=lambda: ["cpu"])
-    threads: int | None = None           # torch and ORT alike [all usable cores]
+    threads: int | None = None           # torch and ORT alike [all usable cores; ray: each node's own]
     batch_size: int = 16
     latency_samples: int = 100
     warmup: int = 5
@@ -134,8 +135,8 @@ class RuntimePart:
             raise unknown("executor", self.executor, EXECUTORS)
         if self.executor == "local" and self.address:
             raise ConfigError("--address is for --executor ray.")
-        check_threads(self.threads, self.executor)
-        if self.threads is None:
+        check_threads(self.threads, self.executor, self.address)
+        if self.threads is None and self.executor != "ray":  # ray: None, each node's usable cores
             self.threads = usable_cores()
 
 

@@ -40,7 +40,7 @@ def assemble(rows, meta) -> dict:
 
 
 def method_notes(kind, s):
-    notes = [f"Threads: torch.set_num_threads = ORT intra_op_num_threads = {s.get('threads')}; "
+    notes = [f"Threads: torch.set_num_threads = ORT intra_op_num_threads = {threads_note(s)}; "
              "each variant runs in its own worker process; token ids are made once, in the parent, "
              "and fed to every variant.",
              "Latency: model call only, tokenization excluded, after warm-up; n is the number of "
@@ -109,6 +109,13 @@ def method_notes(kind, s):
                          "text; each artifact's manifest holds the steps. The perplexity column is text the search "
                          "never saw.")
     return notes
+
+
+def threads_note(s) -> str:
+    if s.get("threads") is None and s.get("executor") == "ray":
+        return ("each Ray node's usable cores (the cores its processes may run on, no more than the CPUs it gives "
+                "Ray), so the count may differ from node to node: each row's threads says its own")
+    return str(s.get("threads"))
 
 
 def placement_note(s) -> str:

@@ -42,10 +42,11 @@ def eval_data(source, cfg) -> data.TextData:
                      max_samples=None if source.is_lm else cfg.max_samples, seed=cfg.seed)
 
 
-def executor(cfg):
-    """The executor the config asks for (qonnx.run.executors; the Ray one checks its cluster first)."""
+def executor(cfg, check_nodes=None):
+    """The executor the config asks for (qonnx.run.executors; the Ray one checks its cluster first,
+    and gives check_nodes its nodes' environments before any row is timed)."""
     if cfg.executor == "ray":
-        return RayExecutor(cfg.address, cfg.concurrent_rows, cfg.threads).map
+        return RayExecutor(cfg.address, cfg.concurrent_rows, cfg.threads, check_nodes).map
     if cfg.concurrent_rows:
         return concurrent_map(max(1, usable_cores() // cfg.threads))
     return local_map
@@ -136,9 +137,9 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     source = models.resolve(cfg.model, cfg.task)
     kind = tasks.kind(source.task)
     check(cfg, source)
-    measure = executor(cfg)
     out = cfg.output or default_run_dir(source)
     run = Run(cfg, out)
+    measure = executor(cfg, run.check_nodes if cfg.resume else None)  # a resume: each node as it was
     evald = eval_data(source, cfg)
     settings = result_settings(cfg, source, kind, evald)
     settings["output"] = str(Path(out).resolve())

@@ -112,3 +112,8 @@ def test_the_budget_note_names_the_data_the_search_used():
     given = " ".join(method_notes("classification", {**budget, "validation": "mine.csv"}))
     assert "300 validation rows (mine.csv;" in given
 
+
+def test_threads_on_ray_are_each_nodes_own():
+    ray = " ".join(method_notes("classification", {**SETTINGS, "executor": "ray", "threads": None}))
+    assert "intra_op_num_threads = each Ray node's usable cores" in ray and "each row's threads" in ray
+    assert "intra_op_num_threads = 2;" in " ".join(method_notes("classification", SETTINGS))
