@@ -76,7 +76,8 @@ class Row:
     size_note: str | None = None
     placement: dict | None = None
     shapes: list | None = None               # latency per (batch, length, padding): measure.shapes
-    node: dict | None = None                 # where it ran (--executor ray): host, node id, retries
+    threads: int | None = None               # torch.set_num_threads = ORT intra_op_num_threads of this row
+    node: dict | None = None                 # where it ran (--executor ray): host, node id, cores, retries
     environment: dict | None = None          # the machine this row was measured on
     # derived against the reference (report.derive)
     accuracy_drop: float | None = None
@@ -116,6 +117,7 @@ class Row:
 # Number fields: (lowest, highest, lowest itself allowed); a string, bool, inf or NaN never is one.
 AT_LEAST_0, FRACTION, ABOVE_0, ANY = (0, None, True), (0, 1, True), (0, None, False), (None, None, True)
 NUMBERS = {"accuracy": FRACTION, "agreement": FRACTION, "robust_accuracy": FRACTION, "perplexity": ABOVE_0,
+           "threads": ABOVE_0,
            "accuracy_drop": ANY, "perplexity_change_pct": ANY, "robust_drop": ANY,
            **dict.fromkeys(("scored_tokens", "throughput_per_s", "decode_tokens_per_s", "load_s", "wall_s",
                             "baseline_mb", "load_peak_mb", "inference_peak_mb", "peak_memory_mb",

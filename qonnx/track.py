@@ -85,6 +85,8 @@ def row_params(row, settings) -> dict:
     params.update({"variant": row["variant"], "provider": row["provider"], "runtime": row.get("runtime"),
                    "cpu": _short((env.get("cpu") or {}).get("model")), "node": _short((row.get("node") or {}).get("hostname", "local"))})
     params.update({f"version.{k}": _short(v) for k, v in (env.get("versions") or {}).items()})
+    if row.get("threads"):  # what the row ran with (on Ray without --threads: its node's cores)
+        params["threads"] = row["threads"]
     return {k: v for k, v in params.items() if v is not None}
 
 

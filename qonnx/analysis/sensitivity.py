@@ -3,7 +3,8 @@
 Two views over the units of `units.py`: `only` quantizes one unit and keeps the rest FP32 (the
 damage that unit causes on its own), `all-but` quantizes everything except one unit (what keeping
 that unit in higher precision buys back, the view an exclusion search needs). Each build is
-evaluated in this process with ONNX Runtime on a held-out split against the FP32 export's own
+evaluated in this process with ONNX Runtime on a held-out split (a demo's validation split by
+default, as the budget searches: not the eval split compare scores) against the FP32 export's own
 outputs: accuracy drop, top-1 agreement and KL divergence for classifiers; perplexity change and
 next-token agreement for LMs. Units are quantized in the export's (unfused) graph, so node names
 map to modules; the variants quantize the same weights, in a fused graph for encoders.
@@ -148,7 +149,7 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     out = Path(cfg.output) if cfg.output else default_output(demo, name, cfg.method)
     done = _open_output(cfg, out, settings)
     if lm:
-        ids = tok("\n\n".join(evald.texts))["input_ids"][:cfg.eval_tokens]
+        ids = tok(evald.corpus)["input_ids"][:cfg.eval_tokens]  # the corpus joined as compare joins it
         evaluate = lambda path: lm_eval(path, ids, cfg, config)  # noqa: E731
         metrics = lm_metrics
         labels = None

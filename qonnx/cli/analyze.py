@@ -50,7 +50,8 @@ def analyze_robustness(model, **kw):
 @options(SensitivityConfig, "method", "dataset", "text_column", "label_column", "split", "max_samples", "seed",
          "batch_size", "calibration", "num_calibration_samples",
          method=" | ".join(SENSITIVITY_METHODS) + " (rtn; on LMs int8-dynamic is blockwise MatMulNBits).",
-         max_samples="Evaluated for every build.")
+         max_samples="Evaluated for every build.",
+         split="Held-out data, as the budget searches use: not compare's eval (test) split.")
 @click.option("--views", callback=csv_list, default=default_of(SensitivityConfig, "views"), show_default=True,
               help="only: one unit quantized, the rest FP32; all-but: all quantized except one unit.")
 @options(SensitivityConfig, "eval_tokens", "threads", "output", "resume",

@@ -29,7 +29,8 @@ OPTIONS = {
     "seed": dict(type=int, help="Seed for every random draw: eval and calibration samples, typos."),
     "variants": dict(callback=csv_list, help="Comma list [all that apply]: " + ", ".join(variant_names())),
     "providers": dict(callback=csv_list, help=",".join(PROVIDERS)),
-    "threads": dict(type=int, help="Threads for torch and ORT alike.", unset="[all usable cores]"),
+    "threads": dict(type=int, help="Threads for torch and ORT alike.",
+                    unset="[all usable cores; --executor ray: each node's own]"),
     "atol": dict(type=float, help="Largest |output difference| that passes:"),
     "json": dict(decls=("--json", "json_file"), is_flag=False, flag_value="-", type=click.Path(allow_dash=True),
                  help="Write the JSON document to FILE; --json alone prints it instead."),
@@ -51,7 +52,7 @@ OPTIONS = {
     "max_accuracy_drop": dict(type=float, help="Largest accuracy drop vs FP32 (fraction, 0.01 = 1 point)."),
     "max_perplexity_increase": dict(type=float, help="Largest perplexity increase vs FP32, in percent."),
     "validation": dict(help="The budget's data, neither calibration nor eval data: labelled rows "
-                            "(classifiers) or text (LMs) [the demo's train / validation split]."),
+                            "(classifiers) or text (LMs) [the demo's validation split]."),
     "validation_text_column": dict(),
     "validation_label_column": dict(),
     "validation_samples": dict(type=int, help="Validation rows: a seeded sample stratified by label."),

@@ -131,7 +131,8 @@ class CompareConfig(DataPart, CalibrationPart, RuntimePart, LMEvalPart, Budget):
                               "score hides quantization error. Give a separate calibration file.")
         if self.robustness_rate is not None and not 0 < self.robustness_rate <= 1:
             raise ConfigError(f"--robustness-rate is a fraction of words in (0, 1], got {self.robustness_rate}")
-        self.check_budget(((self.dataset, "--dataset"), (self.calibration, "--calibration")))
+        self.check_budget(((self.dataset, "--dataset"), (self.calibration, "--calibration")),
+                          demo_eval_split=None if self.dataset else self.split)
         self.check_runtime()
 
 
@@ -171,10 +172,10 @@ class SensitivityConfig:
     model: str                           # a model (exported on first use) or a `qonnx export` folder
     method: str = "int8-dynamic"
     output: Path | None = None           # [$QONNX_ARTIFACTS/runs/NAME-sensitivity-METHOD-TIME]
-    dataset: str | None = None           # [the demo's test split]
+    dataset: str | None = None           # [the demo's --split]
     text_column: str = "text"
     label_column: str = "label"
-    split: str = "test"
+    split: str = "validation"            # held-out data, as the budget searches take: not compare's eval split
     max_samples: int = 300
     batch_size: int = 32
     seed: int = 0

@@ -22,7 +22,8 @@ class Job:
     task: str                    # the model's transformers task
     kind: str                    # classification | lm (qonnx.tasks)
     config: dict                 # the model's config.json
-    threads: int                 # RuntimePart.threads: torch.set_num_threads == ORT intra_op_num_threads
+    threads: int | None          # RuntimePart.threads: torch.set_num_threads == ORT intra_op_num_threads
+                                 # (None until the Ray executor sets its node's usable cores)
     batch_size: int              # RuntimePart.batch_size
     latency_samples: int         # RuntimePart.latency_samples
     warmup: int                  # RuntimePart.warmup

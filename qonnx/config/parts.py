@@ -22,13 +22,14 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def check_threads(threads, executor="local"):
-    """--threads: at least 1 and, where rows run on this machine, no more than its usable cores
-    (more threads than cores only slow every row down: a 2 s row ran past 300 s at 1000 threads on
-    2 cores). Ray's nodes have their own cores, which the driver cannot count."""
+def check_threads(threads, executor="local", address=None):
+    """--threads: at least 1 and, where rows run on this machine (locally, or on the Ray cluster of
+    this machine alone that a run without --address starts), no more than its usable cores (more
+    threads than cores only slow every row down: a 2 s row ran past 300 s at 1000 threads on 2
+    cores). The nodes of a cluster at --address have their own cores: qonnx.run.ray checks them."""
     at_least(("--threads", threads, 1))
     cores = usable_cores()
-    if threads is not None and executor != "ray" and threads > cores:
+    if threads is not None and not (executor == "ray" and address) and threads > cores:
         raise ConfigError(f"--threads {threads} is more than the {cores} usable core(s) of this machine; "
                           f"give --threads {cores} or fewer (the default uses them all).")
 
@@ -110,7 +111,7 @@ DEFAULT_ROUNDS = 10  # interleaved timing rounds of a local compare
 class RuntimePart:
     """Where and how rows are measured: providers, threads, batches, timing, executors."""
     providers: list = field(default_factory=lambda: ["cpu"])
-    threads: int | None = None           # torch and ORT alike [all usable cores]
+    threads: int | None = None           # torch and ORT alike [all usable cores; ray: each node's own]
     batch_size: int = 16
     latency_samples: int = 100
     warmup: int = 5
@@ -139,7 +140,7 @@ class RuntimePart:
             raise unknown("executor", self.executor, EXECUTORS)
         if self.executor == "local" and self.address:
             raise ConfigError("--address is for --executor ray.")
-        check_threads(self.threads, self.executor)
+        check_threads(self.threads, self.executor, self.address)
         apart = self.executor == "ray" or self.concurrent_rows
         if self.rounds is None:
             self.rounds = 0 if apart else DEFAULT_ROUNDS
@@ -147,7 +148,7 @@ class RuntimePart:
         if self.rounds and apart:
             raise ConfigError("--rounds times every row's worker in turn on this machine; with --executor ray or "
                               "--concurrent-rows rows are measured apart. Give --rounds 0 (or leave it out).")
-        if self.threads is None:
+        if self.threads is None and self.executor != "ray":  # ray: None, each node's usable cores
             self.threads = usable_cores()
 
 
@@ -179,7 +180,7 @@ class Budget:
     # an accuracy budget (int8-static, int8-dynamic on classifiers): keep units FP32 until the drop
     # on the validation split is within it (qonnx.variants.search.budget)
     max_accuracy_drop: float | None = None
-    validation: str | None = None          # [the demo's train split; LMs: its validation text]
+    validation: str | None = None          # [the demo's validation split: held out of fine-tuning and eval]
     validation_text_column: str = "text"
     validation_label_column: str = "label"
     validation_samples: int = 300
@@ -188,8 +189,9 @@ class Budget:
     # until validation perplexity is within it (qonnx.variants.search.lm_budget)
     max_perplexity_increase: float | None = None
 
-    def check_budget(self, others):
-        """others: ((path, flag), ...): data the validation rows must not be."""
+    def check_budget(self, others, demo_eval_split=None):
+        """others: ((path or demo split, flag), ...): data the validation rows must not be;
+        demo_eval_split: the demo split evaluated on when no --dataset is given."""
         if self.max_accuracy_drop is not None:
             if not 0 <= self.max_accuracy_drop < 1:
                 raise ConfigError(f"--max-accuracy-drop is a fraction (0.005 = half a point), got {self.max_accuracy_drop}")
@@ -203,6 +205,12 @@ class Budget:
             for other, what in others:
                 if self.validation and other and same_file(self.validation, other):
                     raise ConfigError(f"--validation is the {what} data; the budget must be checked on other data.")
+                if not self.validation and str(other or "").startswith("demo:") and other.endswith(":validation"):
+                    raise ConfigError(f"{what} {other} is the data the budget is checked on by default (a demo's "
+                                      "validation split); give --validation other data, or use another split.")
+            if not self.validation and demo_eval_split == "validation":
+                raise ConfigError("--split validation evaluates on the demo's validation split, which the budget is "
+                                  "checked on by default; evaluate on --split test, or give --validation other data.")
 
     def check_kind(self, lm: bool):
         """Each budget is for one kind of model: accuracy for classifiers, perplexity for LMs."""

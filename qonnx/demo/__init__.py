@@ -2,7 +2,8 @@
 
 `ensure(name)` returns the built folder: {model/, data/, provenance.json, manifest.json}. It
 builds on first use and rebuilds when a file is missing or damaged (store.verify: sizes always,
-sha256 when a file changed since its last check).
+sha256 when a file changed since its last check) or when the demo module's VERSION differs from
+the one the cache was built at.
 """
 import logging
 from importlib import import_module
@@ -34,6 +35,10 @@ def check(folder: Path, name=None) -> str:
         missing = [f for f in getattr(module, "FILES", ()) if not (folder / f).is_file()]
         if missing:
             return f"built by an older qonnx, without {', '.join(missing)}"
+        want = getattr(module, "VERSION", None)
+        built = manifest.read(folder).get("provenance", {}).get("version", 1)
+        if want is not None and built != want:
+            return f"a version {built} build; this qonnx builds version {want}"
     return store.verify(folder)
 
 

@@ -5,7 +5,7 @@ transformers (needs `gguf`). Perplexity text: VADER's NYT editorial snippets joi
 fine for comparing variants with each other; not a standard benchmark). Calibration text: VADER's
 movie-review snippets, which never overlap the evaluation corpus. Validation text (what a
 perplexity budget is checked on): the last 500 NYT snippets, held out of the evaluation corpus
-(same domain, other text, as a classifier's budget is checked on its train split).
+(same domain, other text, as demo:sentiment's budget is checked on its validation split).
 """
 import logging
 import zipfile

@@ -64,20 +64,22 @@ CSV = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "
        "speedup", "speedup_range", "timing", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb",
        "model_memory_mb", "memory_note", "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb",
        "cuda_peak_mb", "device_memory_mb",
-       "memory_reduction", "size_mb", "size_reduction", "load_s", "note", "artifact"]
+       "memory_reduction", "size_mb", "size_reduction", "load_s", "threads", "note", "artifact"]
 
 
 DEVICE = Column("device_memory_mb", "GPU MiB", "GPU MiB", ".0f", "GPU memory the worker holds (NVML), CUDA rows")
+THREADS = Column("threads", "threads", "threads", "d", "torch and ORT threads of the row (Ray: its node's cores)")
 
 
 def display(kind, rows=()) -> list:
     """The columns of a results table of `kind`; the typo, speedup range and GPU columns only where a row
-    has them."""
+    has them, the threads column only where rows ran at different thread counts (Ray nodes of other sizes)."""
     robust = ROBUST if kind == "classification" and any(r.get("robust_accuracy") is not None for r in rows) else []
     device = [DEVICE] if any(r.get("device_memory_mb") is not None for r in rows) else []
+    threads = [THREADS] if len({r.get("threads") for r in rows if r.get("threads")}) > 1 else []
     ranged = any(r.get("speedup_range") for r in rows)
     speed = [c for c in SPEED[kind] if ranged or c.key != "speedup_range"]
-    return NAME + QUALITY[kind] + robust + [AGREEMENT] + speed + device + TAIL
+    return NAME + QUALITY[kind] + robust + [AGREEMENT] + speed + threads + device + TAIL
 
 
 def span(v) -> str:

@@ -40,7 +40,7 @@ def assemble(rows, meta) -> dict:
 
 
 def method_notes(kind, s):
-    notes = [f"Threads: torch.set_num_threads = ORT intra_op_num_threads = {s.get('threads')}; "
+    notes = [f"Threads: torch.set_num_threads = ORT intra_op_num_threads = {threads_note(s)}; "
              "each variant runs in its own worker process; token ids are made once, in the parent, "
              "and fed to every variant.",
              "Latency: model call only, tokenization excluded, after warm-up; n is the number of "
@@ -69,7 +69,9 @@ def method_notes(kind, s):
                      f"batch {s.get('batch_size')} (padded to the longest in each batch), after one untimed call "
                      f"at each padded shape; latency at batch 1 over {s.get('latency_samples')} requests.")
         if s.get("max_accuracy_drop") is not None:
-            where = s.get("validation") or "the demo's train split"
+            where = s.get("validation") or (f"{s['validation_default']}, held out of the demo's fine-tuning"
+                                            if s.get("validation_default") else
+                                            "the demo's train split: runs before demo version 2")
             notes.append(f"Accuracy budget (onnx-int8-dynamic, onnx-int8-static): each build searched until its "
                          f"accuracy drop against FP32 on {s.get('validation_samples')} validation rows ({where}; "
                          f"never these eval rows) was at most {s['max_accuracy_drop']:g} (int8-dynamic: "
@@ -122,6 +124,13 @@ def timing_note(kind, s) -> str:
             "provider, with the range of those ratios (speedup_range). A row's timing field says how it was timed "
             "(sequential where memory or a failure kept it out of the rounds). Latency, TTFT and tokens/s columns "
             "are from each row's own measuring pass.")
+
+
+def threads_note(s) -> str:
+    if s.get("threads") is None and s.get("executor") == "ray":
+        return ("each Ray node's usable cores (the cores its processes may run on, no more than the CPUs it gives "
+                "Ray), so the count may differ from node to node: each row's threads says its own")
+    return str(s.get("threads"))
 
 
 def placement_note(s) -> str:

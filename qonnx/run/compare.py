@@ -42,10 +42,11 @@ def eval_data(source, cfg) -> data.TextData:
                      max_samples=None if source.is_lm else cfg.max_samples, seed=cfg.seed)
 
 
-def executor(cfg):
-    """The executor the config asks for (qonnx.run.executors; the Ray one checks its cluster first)."""
+def executor(cfg, check_nodes=None):
+    """The executor the config asks for (qonnx.run.executors; the Ray one checks its cluster first,
+    and gives check_nodes its nodes' environments before any row is timed)."""
     if cfg.executor == "ray":
-        return RayExecutor(cfg.address, cfg.concurrent_rows, cfg.threads).map
+        return RayExecutor(cfg.address, cfg.concurrent_rows, cfg.threads, check_nodes).map
     if cfg.concurrent_rows:
         return concurrent_map(max(1, usable_cores() // cfg.threads))
     return local_map
@@ -155,6 +156,8 @@ def result_settings(cfg, source, kind, evald) -> dict:
                      "dataset_selection": evald.selection, "model_path": str(source.path),
                      "model_digest": store.tree_digest(source.path),
                      "calibration_text_column": calibration_column(cfg)})
+    if cfg.max_accuracy_drop is not None and not cfg.validation and source.demo:  # the data the search used
+        settings["validation_default"] = f"demo:{source.demo}:validation"
     calib = Path(cfg.calibration).expanduser() if cfg.calibration else None
     if calib is not None and calib.is_file():
         settings["calibration_sha256"] = sha256_file(calib)
@@ -183,9 +186,9 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     source = models.resolve(cfg.model, cfg.task)
     kind = tasks.kind(source.task)
     check(cfg, source)
-    measure = executor(cfg)
     out = cfg.output or default_run_dir(source)
     run = Run(cfg, out)
+    measure = executor(cfg, run.check_nodes if cfg.resume else None)  # a resume: each node as it was
     evald = eval_data(source, cfg)
     settings = result_settings(cfg, source, kind, evald)
     settings["output"] = str(Path(out).resolve())

@@ -4,13 +4,19 @@ Builds stay in the driver (once per artifact key, through the store); each row i
 runs the same worker process as the local executor, on a node that has what the row needs (a
 GPU for CUDA rows). Timing honesty: one actor per node takes one row at a time, so two rows are
 never timed at once on one node unless `concurrent_rows` asks for it (then a node takes as many
-rows at once as it has CPUs for `threads` each). Rows come back to the driver, which writes them
-into the run folder as they finish, so resume and reports work unchanged. A node process that dies
-mid-row is restarted and the row retried once (the row's `node.retried` says so); if it dies
-again the row is a failed row with the reason. The run folder and the artifacts must be on a
+rows at once as it has CPUs for `threads` each). Threads: --threads where given, on the nodes that
+have that many usable cores (a row no node has the cores for fails with the reason); else each
+node's own usable cores (the cores its processes may run on, no more than the CPUs it gives Ray;
+a node that gives Ray none takes no rows). Each row records its thread count. Rows come back to
+the driver, which writes them into the run folder as they finish, so resume and reports work
+unchanged; before any row is timed, `check_nodes` sees every live node's environment (a resume
+refuses a node whose machine changed since it measured rows: rundir.Run.check_nodes). A node
+process that dies mid-row is restarted and the row retried once (the row's `node.retried` says
+so); if it dies again the row is a failed row with the reason. The run folder and the artifacts must be on a
 filesystem every node sees (one machine, or a shared mount); a row whose model a node cannot see
 fails with that reason.
 """
+import dataclasses
 import logging
 import os
 import time
@@ -56,8 +62,9 @@ class NodeRunner:
         result, failure = run_worker(Path(work), job)
         return result, failure, node
 
-    def pid(self):
-        return os.getpid()
+    def describe(self):
+        """(where it runs, its usable cores, its environment), asked before any row is timed."""
+        return self.node, usable_cores(), self.env
 
 
 def _reachable(address, timeout_s=5):
@@ -74,9 +81,12 @@ def _reachable(address, timeout_s=5):
 
 
 class RayExecutor:
-    def __init__(self, address=None, concurrent_rows=False, threads=1):
-        """Checks Ray is installed and a host:port address answers, before the run starts."""
-        self.address, self.concurrent, self.threads = address, concurrent_rows, max(1, threads or 1)
+    def __init__(self, address=None, concurrent_rows=False, threads=None, check_nodes=None):
+        """Checks Ray is installed and a host:port address answers, before the run starts. threads:
+        --threads, or None for each node's usable cores. check_nodes({hostname: environment}) is
+        called with the live nodes before any row is timed; it raises to stop the run."""
+        self.address, self.concurrent, self.threads = address, concurrent_rows, threads
+        self.check_nodes = check_nodes
         _ray()
         if address:
             try:
@@ -103,22 +113,48 @@ class RayExecutor:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         remote = ray.remote(num_cpus=0, max_restarts=1, max_task_retries=1)(NodeRunner)
-        actors = []
+        slots = []
         for node in ray.nodes():
             if not node.get("Alive"):
                 continue
             res = node.get("Resources", {})
-            slots = max(1, int(res.get("CPU", 1) // self.threads)) if self.concurrent else 1
-            for _ in range(slots):
+            cpus = int(res.get("CPU", 0))
+            per_node = max(1, cpus // self.threads) if self.concurrent and self.threads else 1
+            for _ in range(per_node):
                 actor = remote.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
                     node_id=node["NodeID"], soft=False)).remote()
-                actors.append((actor, {"gpus": res.get("GPU", 0), "host": node.get("NodeManagerHostname")}))
-        if not actors:
+                slots.append({"actor": actor, "gpus": res.get("GPU", 0), "host": node.get("NodeManagerHostname"),
+                              "cpus": cpus})
+        if not slots:
             raise ConfigError("the Ray cluster has no live node")
         t0 = time.perf_counter()  # started (qonnx imported, node described) before any row is timed
-        ray.get([a.pid.remote() for a, _ in actors])
-        log.info("ray: %d node runner(s) ready in %.1f s", len(actors), time.perf_counter() - t0)
-        return actors
+        for slot, (where, cores, env) in zip(slots, ray.get([s["actor"].describe.remote() for s in slots])):
+            # the cores its processes may run on, no more than the CPUs the node gives Ray
+            slot.update(host=where["hostname"], cores=min(cores, slot["cpus"]), env=env)
+        for host, cores in sorted({(s["host"], s["cores"]) for s in slots}):
+            if cores < (self.threads or 1):
+                log.warning("ray: node %s has %d usable core(s)%s: it takes no rows", host, cores,
+                            f", fewer than --threads {self.threads}" if self.threads else "")
+        log.info("ray: %d node runner(s) ready in %.1f s", len(slots), time.perf_counter() - t0)
+        return slots
+
+    def _fits(self, job, slot) -> bool:
+        return (job.provider != "cuda" or slot["gpus"] >= 1) and 1 <= (job.threads or slot["cores"]) <= slot["cores"]
+
+    def _unplaced(self, job, free) -> str:
+        """Why no free node can take the job."""
+        if not free:
+            return "ray: every node process died; no node is left"
+        able = [s for s in free if job.provider != "cuda" or s["gpus"] >= 1]
+        if not able:
+            return f"no node of the Ray cluster can run a {job.provider} row (none has a GPU)"
+        cores = ", ".join(sorted({f"{s['host']}: {s['cores']}" for s in able}))
+        most = max(s["cores"] for s in able)
+        if job.threads:
+            return (f"--threads {job.threads} is more than the usable cores of every Ray node that could take this "
+                    f"row ({cores}); give --threads {most} or fewer, or leave --threads out: each node then uses "
+                    "its own cores")
+        return f"no node of the Ray cluster has a usable core for this row ({cores}); give its nodes CPUs"
 
     def map(self, jobs):
         """Yield (key, result, failure, node) for each (key, work, job), as rows finish."""
@@ -128,27 +164,30 @@ class RayExecutor:
             return
         self._connect(ray)
         try:
-            yield from self._dispatch(ray, jobs)
+            slots = self._actors(ray)
+            if self.check_nodes:
+                self.check_nodes({s["host"]: s["env"] for s in slots})
+            yield from self._dispatch(ray, jobs, slots)
         finally:
             ray.shutdown()
 
-    def _dispatch(self, ray, jobs):
+    def _dispatch(self, ray, jobs, free):
         from ray.exceptions import RayActorError, RayTaskError
 
-        free, running = self._actors(ray), {}
+        running = {}
         while jobs or running:
             for slot in list(free):
-                pick = next((j for j in jobs if j[2].provider != "cuda" or slot[1]["gpus"] >= 1), None)
+                pick = next((j for j in jobs if self._fits(j[2], slot)), None)
                 if pick is None:
                     continue
                 jobs.remove(pick)
                 key, work, job = pick
-                running[slot[0].measure.remote(str(work), job)] = (key, slot, time.perf_counter())
+                job = dataclasses.replace(job, threads=job.threads or slot["cores"])
+                running[slot["actor"].measure.remote(str(work), job)] = (key, slot, time.perf_counter())
                 free.remove(slot)
             if not running:  # what is left fits no node
                 for key, _, job in jobs:
-                    yield key, None, (f"no node of the Ray cluster can run a {job.provider} row (none has a GPU)"
-                                      if free else "ray: every node process died; no node is left"), None
+                    yield key, None, self._unplaced(job, free), None
                 return
             (ref,), _ = ray.wait(list(running), num_returns=1)
             key, slot, t0 = running.pop(ref)
@@ -156,8 +195,9 @@ class RayExecutor:
                 result, failure, node = ray.get(ref)
             except (RayActorError, RayTaskError) as e:
                 yield key, None, f"ray: the node process measuring this row died (after one retry): {type(e).__name__}", \
-                    {"hostname": slot[1]["host"], "retried": True}
+                    {"hostname": slot["host"], "retried": True}
                 continue  # that actor is gone; its node takes no more rows
+            node["cores"] = slot["cores"]
             node["round_trip_s"] = time.perf_counter() - t0
             if result:  # what Ray adds around the worker: dispatch, actor call, result transfer
                 node["overhead_s"] = node["round_trip_s"] - result["wall_s"]

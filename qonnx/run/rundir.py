@@ -30,7 +30,25 @@ def changed(old: dict, new: dict, free=()) -> list:
 
 def machine(env) -> dict:
     """The parts of the environment that make rows comparable."""
-    return {"cpu": env["cpu"], "gpu": env.get("gpu"), "versions": env["versions"]}
+    return {"cpu": env.get("cpu"), "gpu": env.get("gpu"), "versions": env.get("versions")}
+
+
+def _flat(d, prefix="") -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def machine_changes(before: dict, now: dict) -> list:
+    """What differs between the machines of two environments: ['cpu.model: A -> B', ...]."""
+    old, new = _flat(machine(before)), _flat(machine(now))
+    shown = lambda v: "none" if v is None else v  # noqa: E731
+    return [f"{k}: {shown(old.get(k))} -> {shown(new.get(k))}" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)]
 
 
 class Run:
@@ -59,9 +77,29 @@ class Run:
             raise ConfigError(f"Cannot resume {self.dir}: settings differ from the first run "
                               f"({'; '.join(f'{k}: {old.get(k)} -> {settings.get(k)}' for k in differ)}). "
                               "Start a new run with another --output.")
-        if machine(before.get("environment", {})) != machine(env):
+        differ = machine_changes(before.get("environment", {}), env)
+        if differ:
             raise ConfigError(f"Cannot resume {self.dir}: it was measured on another machine or with "
-                              "other library versions (see its run.json); rows would not be comparable.")
+                              f"other library versions ({'; '.join(differ)}); rows would not be comparable. "
+                              "Start a new run with another --output.")
+
+    def check_nodes(self, nodes: dict):
+        """--resume on a Ray cluster: every node that measured ok rows of this run must be the
+        machine it was then (CPU model and flags, GPU, library versions). nodes: {hostname:
+        environment} of the cluster's live nodes now. A node that has left measures nothing new;
+        its rows stay."""
+        problems = {}
+        for row in self.rows():
+            host = (row.node or {}).get("hostname")
+            if row.ok and host in nodes and row.environment:
+                problems.setdefault(host, machine_changes(row.environment, nodes[host]))
+        problems = {h: d for h, d in problems.items() if d}
+        if problems:
+            raise ConfigError(f"Cannot resume {self.dir}: " + "; ".join(
+                f"Ray node {host} is not the machine that measured its rows ({', '.join(d)})"
+                for host, d in sorted(problems.items()))
+                + ". Rows would not be comparable: start a new run with another --output, or resume on "
+                "nodes as they were.")
 
     def create(self, meta: dict):
         """The folder with run.json (settings and environment) and config.yaml."""

@@ -78,7 +78,7 @@ def run(job_path: Path):
     peak = max(load_peak, inference_peak)
     # the model's memory is the steady state: the inference peak above the worker's baseline
     steady = inference_peak if separate else peak
-    result.update({"load_s": load_s, "baseline_mb": baseline, "load_peak_mb": load_peak,
+    result.update({"threads": job.threads, "load_s": load_s, "baseline_mb": baseline, "load_peak_mb": load_peak,
                    "inference_peak_mb": inference_peak if separate else None,
                    "peak_memory_mb": peak, "peak_increment_mb": peak - baseline,
                    "model_memory_mb": steady - baseline,

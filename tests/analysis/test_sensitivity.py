@@ -135,3 +135,50 @@ def test_bad_input(tiny_classifier_onnx, eval_csv, tmp_path, args, msg):
     r = CliRunner().invoke(main, base + [a.format(foreign=foreign) for a in args])
     assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output
     assert (foreign / "notes.txt").read_text() == "mine"
+
+
+def test_a_demo_models_analysis_defaults_to_its_validation_split(tiny_classifier_onnx, tmp_path, monkeypatch):
+    """Held-out data, as the budget searches take: not compare's eval (test) split."""
+    import shutil
+
+    from qonnx import data
+
+    model = tmp_path / "export"
+    shutil.copytree(tiny_classifier_onnx, model)
+    m = json.loads((model / "manifest.json").read_text())
+    m["source"] = {**(m.get("source") or {}), "demo": "sentiment"}
+    (model / "manifest.json").write_text(json.dumps(m))
+    built = tmp_path / "demo"
+    (built / "data").mkdir(parents=True)
+    for split, texts in (("test", TEXTS), ("validation", TEXTS[::-1])):
+        pd.DataFrame({"text": texts, "label": ["positive", "negative"] * 4}).to_csv(built / "data" / f"{split}.csv",
+                                                                                   index=False)
+    monkeypatch.setattr(data.demo, "ensure", lambda name: built)
+    doc = analyze(SensitivityConfig(model=str(model), output=tmp_path / "a", views=("only",), batch_size=4))
+    assert doc["data"]["source"] == str(built / "data" / "validation.csv")
+
+
+def test_lm_text_is_joined_as_compare_joins_it(tiny_lm_onnx, tmp_path, monkeypatch):
+    """compare scores data.TextData.corpus (the lines joined by one newline); so does the analysis."""
+    from qonnx.analysis import sensitivity
+
+    lines = [" ".join(TEXTS[i:i + 4]) for i in range(5)]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n")
+    real, tokenized = sensitivity.models.load_tokenizer, []
+
+    class Recording:
+        def __init__(self, tok):
+            self.tok = tok
+
+        def __call__(self, text, *a, **kw):
+            tokenized.append(text)
+            return self.tok(text, *a, **kw)
+
+        def __getattr__(self, name):
+            return getattr(self.tok, name)
+
+    monkeypatch.setattr(sensitivity.models, "load_tokenizer", lambda folder: Recording(real(folder)))
+    analyze(SensitivityConfig(model=str(tiny_lm_onnx), method="int4-weight", dataset=str(corpus),
+                              output=tmp_path / "lm", views=("only",), eval_tokens=64, window=32, stride=16))
+    assert tokenized == ["\n".join(lines)]

@@ -101,3 +101,19 @@ def test_cuda_rows_compare_device_memory_and_the_table_shows_it():
     assert "GPU MiB" in headers and cells[1][headers.index("GPU MiB")] == "600"
     cpu_only = {**doc, "rows": doc["rows"][2:]}
     assert "GPU MiB" not in tables.display_rows(cpu_only)[0]
+
+
+def test_the_budget_note_names_the_data_the_search_used():
+    budget = {**SETTINGS, "max_accuracy_drop": 0.01, "validation_samples": 300}
+    now = " ".join(method_notes("classification", {**budget, "validation_default": "demo:sentiment:validation"}))
+    assert "300 validation rows (demo:sentiment:validation, held out of the demo's fine-tuning;" in now
+    before = " ".join(method_notes("classification", budget))  # a run from before the demo had that split
+    assert "(the demo's train split: runs before demo version 2;" in before
+    given = " ".join(method_notes("classification", {**budget, "validation": "mine.csv"}))
+    assert "300 validation rows (mine.csv;" in given
+
+
+def test_threads_on_ray_are_each_nodes_own():
+    ray = " ".join(method_notes("classification", {**SETTINGS, "executor": "ray", "threads": None}))
+    assert "intra_op_num_threads = each Ray node's usable cores" in ray and "each row's threads" in ray
+    assert "intra_op_num_threads = 2;" in " ".join(method_notes("classification", SETTINGS))

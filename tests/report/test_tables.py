@@ -40,6 +40,17 @@ def test_typo_columns_only_where_a_row_has_them():
     assert headers[5:7] == ["typo acc", "typo drop"] and rows[1][5:7] == ["0.8000", "+0.0200"]
 
 
+def test_threads_column_only_where_rows_ran_at_other_thread_counts():
+    same = doc()
+    for r in same["rows"][:2]:
+        r["threads"] = 2
+    assert "threads" not in tables.display_rows(same)[0]
+    assert list(tables.frame(same)["threads"])[:2] == [2, 2]  # results.csv has it always
+    same["rows"][1]["threads"] = 4  # two Ray nodes of other sizes
+    headers, rows = tables.display_rows(same)
+    assert [dict(zip(headers, r))["threads"] for r in rows] == ["2", "4", ""]
+
+
 def test_lm_columns():
     headers, rows = tables.display_rows(doc("lm"))
     assert headers[3:9] == ["ppl", "ppl Δ%", "agree", "TTFT p50 ms", "decode tok/s", "speedup"]

@@ -127,3 +127,78 @@ def test_missing_extras_are_named(monkeypatch, tiny_classifier, reviews, tmp_pat
                                         "--variants", "onnx-fp32", *flags])
         assert res.exit_code == 1 and f"pip install '{extra}'" in res.output, res.output
         assert not (tmp_path / module).exists()  # refused before the run started
+
+
+def compare_args(model, reviews, out, *flags):
+    return ["compare", str(model), "-o", str(out), "--dataset", str(reviews), "--text-column", "review",
+            "--label-column", "sentiment", "--max-samples", "12", "--latency-samples", "5", "--warmup", "1", *flags]
+
+
+def node_cores():
+    """What the test cluster's one node offers: this machine's usable cores, at most the 2 CPUs it gives Ray."""
+    return min(len(os.sched_getaffinity(0)), 2)
+
+
+def test_rows_run_at_their_nodes_cores(cluster, tiny_classifier, reviews, tmp_path, monkeypatch):
+    """No --threads on Ray: each row at its node's usable cores, not at the driver's (made 1 here),
+    and each row says which."""
+    from qonnx.config import parts
+
+    monkeypatch.setattr(parts, "usable_cores", lambda: 1)
+    res = CliRunner().invoke(main, compare_args(tiny_classifier, reviews, tmp_path / "r", "--variants", "onnx-fp32",
+                                                "--executor", "ray", "--address", cluster))
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert doc["settings"]["threads"] is None
+    row = doc["rows"][0]
+    assert row["status"] == "ok" and row["threads"] == row["node"]["cores"] == node_cores(), row
+    assert "each Ray node's usable cores" in " ".join(doc["method"])
+
+
+def test_threads_beyond_every_nodes_cores_fail_the_rows_saying_why(cluster, tiny_classifier, reviews, tmp_path):
+    too_many = node_cores() + 1
+    res = CliRunner().invoke(main, compare_args(tiny_classifier, reviews, tmp_path / "r", "--variants", "onnx-fp32",
+                                                "--threads", str(too_many), "--executor", "ray", "--address", cluster))
+    assert res.exit_code != 0, res.output
+    row = rows_of(tmp_path / "r")["onnx-fp32"]
+    assert row["status"] == "failed" and row["reason"] == (
+        f"--threads {too_many} is more than the usable cores of every Ray node that could take this row "
+        f"({socket.gethostname()}: {node_cores()}); give --threads {node_cores()} or fewer, or leave --threads out: "
+        "each node then uses its own cores"), row
+
+
+def test_a_local_cluster_refuses_more_threads_than_this_machine_has(tiny_classifier, reviews, tmp_path):
+    from qonnx.config import usable_cores
+
+    res = CliRunner().invoke(main, compare_args(tiny_classifier, reviews, tmp_path / "r", "--variants", "onnx-fp32",
+                                                "--threads", str(usable_cores() + 1), "--executor", "ray"))
+    assert res.exit_code == 1 and f"--threads {usable_cores() + 1} is more than the" in res.output, res.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_refuses_a_node_that_changed_since_it_measured(cluster, tiny_classifier, reviews, tmp_path):
+    """Each row carries its node's environment; a resume checks every node that measured rows (the
+    driver's own check passes here: it is the same machine), then measures only what is missing."""
+    out = tmp_path / "r"
+    ray_flags = ["--variants", "onnx-fp32,onnx-int8-dynamic", "--threads", "1", "--executor", "ray", "--address", cluster]
+    res = CliRunner().invoke(main, compare_args(tiny_classifier, reviews, out, *ray_flags))
+    assert res.exit_code == 0, res.output
+    kept = out / "rows" / "onnx-fp32@cpu.json"
+    original = kept.read_text()
+    (out / "rows" / "onnx-int8-dynamic@cpu.json").unlink()
+    row = json.loads(original)
+    was = row["environment"]["versions"]["onnxruntime"]
+    row["environment"]["cpu"]["model"] = "Some Other CPU"
+    row["environment"]["versions"]["onnxruntime"] = "1.0.0"
+    kept.write_text(json.dumps(row))
+    res = CliRunner().invoke(main, compare_args(tiny_classifier, reviews, out, *ray_flags, "--resume"))
+    assert res.exit_code == 1, res.output
+    assert f"Ray node {socket.gethostname()} is not the machine that measured its rows (cpu.model: Some Other CPU ->" \
+        in " ".join(res.output.split()), res.output
+    assert f"versions.onnxruntime: 1.0.0 -> {was}" in " ".join(res.output.split()), res.output
+    assert not (out / "rows" / "onnx-int8-dynamic@cpu.json").exists()  # refused before any row was measured
+    kept.write_text(original)  # the node as it was: the resume measures the missing row only
+    res = CliRunner().invoke(main, compare_args(tiny_classifier, reviews, out, *ray_flags, "--resume"))
+    assert res.exit_code == 0, res.output
+    rows = rows_of(out)
+    assert rows["onnx-int8-dynamic"]["status"] == "ok" and kept.read_text() == original

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from qonnx.cli import main
-from qonnx.config import CompareConfig
+from qonnx.config import CompareConfig, usable_cores
 from qonnx.errors import ConfigError, DataError
 from qonnx.run.compare import compare
 from qonnx.schema import read as load_results
@@ -77,6 +77,7 @@ def test_results_are_versioned_typed_and_absolute(run):
         # figures against allocations made on purpose)
         assert r["model_memory_mb"] >= r["size_mb"] > 0 and r["load_peak_mb"] >= r["baseline_mb"]
         assert r["latency_ms"]["n"] == 5 and r["latency_ms"]["p90"] is None and r["latency_ms"]["p99"] is None
+        assert r["threads"] == doc["settings"]["threads"] == usable_cores()  # the thread count it ran with
 
 
 def test_onnx_workers_do_not_import_torch(run):
@@ -143,7 +144,7 @@ def test_resume_refuses_another_machine(run, monkeypatch, tmp_path):
         return env
 
     monkeypatch.setattr(pipeline, "collect", other)
-    with pytest.raises(ConfigError, match="measured on another machine"):
+    with pytest.raises(ConfigError, match="measured on another machine .*cpu.model: .* -> Some Other CPU"):
         compare(CompareConfig(**{**vars(cfg), "output": copy, "resume": True}))
 
 

@@ -72,6 +72,7 @@ def test_search_meets_the_budget_and_plain_onnxruntime_agrees(fragile, tmp_path,
     assert search["steps"][0]["kept_fp32"] == [] and search["steps"][0]["accuracy_drop"] > 0  # INT8 hurts here
     assert search["accuracy_drop"] <= 0.0 and len(search["kept_fp32"]) < 10
     assert search["budget"] == {"max_accuracy_drop": 0.0} and search["validation_rows"] == len(TEXTS)
+    assert search["validation"]["source"] == str(fragile / "val.csv") and search["validation"]["rows_sha256"]
     # independent: the saved folder, plain onnxruntime, the validation file
     gold = pd.read_csv(fragile / "val.csv")["gold"].map({"negative": 0, "positive": 1}).to_numpy()
     assert (_predict(out, TEXTS) == gold).mean() == pytest.approx(1.0 - search["accuracy_drop"])
@@ -192,3 +193,28 @@ def test_int8_dynamic_weights_fixed_by_the_user_are_not_searched(fragile, tmp_pa
     r = CliRunner().invoke(main, args(fragile, "int8-dynamic", 0.9, tmp_path / "easy") + ["--per-channel"])
     easy = json.loads((tmp_path / "easy" / "manifest.json").read_text())["settings"]["budget_search"]
     assert r.exit_code == 0 and len(easy["steps"]) == 1 and easy["kept_fp32"] == [], r.output
+
+
+def test_a_demos_budget_is_checked_on_its_validation_split(monkeypatch):
+    """Not the train split: demo:sentiment was fine-tuned on it (a budget met there says little)."""
+    from types import SimpleNamespace
+
+    from qonnx.variants.search import budget
+
+    asked = []
+    monkeypatch.setattr(budget, "validation_batches", lambda spec, *a, **k: asked.append(spec))
+    monkeypatch.setattr(budget.models, "load_tokenizer", lambda folder: None)
+    budget.validation(SimpleNamespace(validation=None), {"source": {"demo": "sentiment"}}, "export", {})
+    assert asked == ["demo:sentiment:validation"]
+
+
+@pytest.mark.parametrize("more,msg", [
+    (["--split", "validation"], "--split validation evaluates on the demo's validation split, which the budget is "
+                                "checked on by default"),
+    (["--dataset", "demo:sentiment:validation"], "--dataset demo:sentiment:validation is the data the budget is "
+                                                 "checked on by default"),
+    (["--calibration", "demo:sentiment:validation"], "--calibration demo:sentiment:validation is the data"),
+])
+def test_compare_refuses_the_default_validation_split_as_other_data(more, msg):
+    r = CliRunner().invoke(main, ["compare", "demo:sentiment", "--max-accuracy-drop", "0.01", *more])
+    assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, r.output

@@ -201,8 +201,8 @@ def validation_batches(spec, tok, label2id, cfg, batch_size=1):
 
 def validation(cfg, src_manifest, src_dir, config):
     """(batches, labels, data) of the budget's validation split: --validation, else the demo's
-    train split (neither its calibration nor its test rows)."""
-    spec = demo_split(cfg.validation, src_manifest.get("source", {}).get("demo"), "train")
+    validation split (rows the demo model was not fine-tuned on, neither calibration nor test rows)."""
+    spec = demo_split(cfg.validation, src_manifest.get("source", {}).get("demo"), "validation")
     if not spec:
         raise ConfigError("--max-accuracy-drop needs --validation: labelled rows that are neither the calibration "
                           "data nor the set you will evaluate on.")
@@ -212,10 +212,12 @@ def validation(cfg, src_manifest, src_dir, config):
 def budgeted(method, src, out, cfg, validation, ctx=None) -> dict:
     """The search under --max-accuracy-drop: the searched model written to out, and its record.
     For int8-static, ctx is the variant's context (graph, ranges, recipe; int8_static.context)."""
-    batches, labels, _ = validation
+    batches, labels, rows = validation
     ctx = ctx or {"block_size": cfg.block_size}
     record = search(method, src, out, cfg.max_accuracy_drop, batches, labels, ctx, threads=cfg.threads,
                     time_limit=cfg.search_time_limit)
+    if rows is not None:  # which data the budget was checked on, and which rows of it (their hash)
+        record["validation"] = {"source": rows.source, **rows.selection}
     return {"budget_search": record}
 
 
