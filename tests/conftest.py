@@ -1,45 +1,11 @@
-"""Tiny random models built from configs at test time (no hub, no downloads)."""
-import re
+"""Tiny random models built from configs at test time (no hub, no downloads): the builders live in
+tiny.py (a plain module: tests/edge has a conftest of its own, so `from conftest import` is ambiguous)."""
 from pathlib import Path
 
 import pytest
 
 from browser import page  # noqa: F401  (the headless Chromium fixture)
-
-WORDS = sorted(set(re.findall(r"[a-z]+", """
-the film was a delight from start to finish i would not recommend this restaurant to anyone
-service slow and food cold quarterly revenue rose by four percent slightly below what analysts
-had expected while operating costs held steady across every region company reports on it rained
-all day after years of delays new bridge finally opened traffic monday morning commuters both
-sides river said shorter journey been worth wait city officials promised that old ferry would
-continue for tourists bad at honestly committee will publish its findings next spring boring
-predictable overlong mess movie good great awful fine love hate""")))
-SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-
-def _tokenizer(folder):
-    from transformers import BertTokenizerFast
-
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(SPECIAL + WORDS + list("abcdefghijklmnopqrstuvwxyz.,;'!?")) + "\n")
-    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
-    tok.save_pretrained(folder)
-    return tok
-
-
-def tiny_bert(folder, head="BertForSequenceClassification", **config):
-    """A tiny two-label BERT with `head`, seeded, saved with its tokenizer into folder."""
-    import torch
-    import transformers
-
-    tok = _tokenizer(folder)
-    torch.manual_seed(0)
-    cfg = transformers.BertConfig(**{**dict(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=256, num_labels=2, id2label={0: "negative", 1: "positive"},
-        label2id={"negative": 0, "positive": 1}), **config})
-    getattr(transformers, head)(cfg).eval().save_pretrained(folder)
-    return folder
+from tiny import _tokenizer, tiny_bert
 
 
 @pytest.fixture(scope="session")

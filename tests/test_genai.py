@@ -60,7 +60,7 @@ def test_unsupported_architecture_is_a_skipped_row(tmp_path, corpus):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from conftest import _tokenizer
+    from tiny import _tokenizer
 
     folder = tmp_path / "gpt2"
     folder.mkdir()

@@ -209,7 +209,7 @@ def test_export_and_quantize(arch, tmp_path):
 def token_classifier(tmp_path_factory):
     """A tiny BertForTokenClassification: its `classifier` has the shape a sequence classifier's
     would, so only the pooler is missing when it is loaded as one."""
-    from conftest import tiny_bert
+    from tiny import tiny_bert
 
     return tiny_bert(tmp_path_factory.mktemp("tiny-bert-ner"), "BertForTokenClassification",
                      num_hidden_layers=1, max_position_embeddings=128)

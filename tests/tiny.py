@@ -1,14 +1,51 @@
 """Tiny random models of many architectures, built from configs (no hub, no downloads).
 
-Every model shares one small WordPiece tokenizer (tests/conftest.py), which emits
-token_type_ids: exactly what trips a model whose forward() does not take them (DistilBERT).
+Every model shares one small WordPiece tokenizer (_tokenizer), which emits token_type_ids: exactly
+what trips a model whose forward() does not take them (DistilBERT). tests/conftest.py's fixtures
+build from here; tests import the builders from here too (`from tiny import tiny_bert`).
 """
+import re
 from pathlib import Path
 
 # 64 wide: bitsandbytes 0.50 fails on CPU layers with fewer inputs (seen on an AVX-512 machine)
 H, LAYERS, HEADS, FFN = 64, 2, 4, 128
 LABELS = {"id2label": {0: "negative", 1: "positive"}, "label2id": {"negative": 0, "positive": 1}}
 LM_IDS = {"pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3}
+
+WORDS = sorted(set(re.findall(r"[a-z]+", """
+the film was a delight from start to finish i would not recommend this restaurant to anyone
+service slow and food cold quarterly revenue rose by four percent slightly below what analysts
+had expected while operating costs held steady across every region company reports on it rained
+all day after years of delays new bridge finally opened traffic monday morning commuters both
+sides river said shorter journey been worth wait city officials promised that old ferry would
+continue for tourists bad at honestly committee will publish its findings next spring boring
+predictable overlong mess movie good great awful fine love hate""")))
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def _tokenizer(folder):
+    from transformers import BertTokenizerFast
+
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(SPECIAL + WORDS + list("abcdefghijklmnopqrstuvwxyz.,;'!?")) + "\n")
+    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    tok.save_pretrained(folder)
+    return tok
+
+
+def tiny_bert(folder, head="BertForSequenceClassification", **config):
+    """A tiny two-label BERT with `head`, seeded, saved with its tokenizer into folder."""
+    import torch
+    import transformers
+
+    tok = _tokenizer(folder)
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(**{**dict(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=256, num_labels=2, id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1}), **config})
+    getattr(transformers, head)(cfg).eval().save_pretrained(folder)
+    return folder
 
 
 def _configs(vocab):
@@ -50,8 +87,6 @@ LMS = ["gpt2", "llama", "qwen2", "phi3", "mistral", "gemma"]
 
 def build(arch: str, folder: Path) -> Path:
     import torch
-
-    from conftest import _tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     tok = _tokenizer(folder)

@@ -115,9 +115,9 @@ def sharp_lm_onnx(tmp_path_factory):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from conftest import _tokenizer
     from qonnx.config import ExportConfig
     from qonnx.export import export
+    from tiny import _tokenizer
 
     folder = tmp_path_factory.mktemp("sharp-llama")
     tok = _tokenizer(folder)
@@ -249,9 +249,9 @@ def test_budget_on_a_model_with_fewer_positions_than_the_window(texts, tmp_path)
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from conftest import _tokenizer
     from qonnx.config import ExportConfig
     from qonnx.export import export
+    from tiny import _tokenizer
 
     folder = tmp_path / "gpt2"
     folder.mkdir()
