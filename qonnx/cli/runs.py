@@ -64,7 +64,8 @@ def report(run_dirs, output):
 @options(None, "max_accuracy_drop", "max_perplexity_increase")
 @click.option("--min-speedup", type=float, help="Smallest speedup vs torch-fp32 on the same provider.")
 @click.option("--max-size-mb", type=float, help="Largest model size in MiB (2**20 bytes, as size_mb in results.json).")
-@click.option("--min-agreement", type=float, help="Smallest top-1 agreement with the FP32 reference.")
+@click.option("--min-agreement", type=float, help="Smallest top-1 agreement with the FP32 reference (embedding "
+                                                   "models: the share of texts with FP32's nearest neighbour).")
 @handle_errors
 def validate(run_dir, max_perplexity_increase, **kw):
     """Pass/fail gate on one row of a compare run (exit 0 pass, 2 fail, 1 bad input), for CI.
