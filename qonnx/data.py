@@ -1,7 +1,8 @@
 """Evaluation and calibration data: local csv/tsv/jsonl/json/parquet/txt, demo splits, hub ids.
 
 A classification dataset is a list of texts plus integer labels mapped through the model's
-label2id; a language-modelling dataset is one text corpus.
+label2id; a language-modelling dataset is one text corpus; an embeddings dataset is a list of
+distinct texts, or labelled pairs (sentence1, sentence2, score) and the distinct texts they hold.
 """
 import json
 import logging
@@ -24,6 +25,8 @@ class TextData:
     texts: list
     labels: list = field(default_factory=list)  # ints, empty for LM corpora
     selection: dict = field(default_factory=dict)  # how rows were chosen, and their hash
+    pairs: list = field(default_factory=list)   # embeddings: [(i, j)] indices into texts, labelled pairs
+    scores: list = field(default_factory=list)  # embeddings: each pair's similarity label
 
     @property
     def corpus(self) -> str:
@@ -141,22 +144,22 @@ def map_labels(values, label2id: dict, source: str) -> list:
     return out
 
 
-def _column(table, name, source, role):
+def column(table, name, source, role):
     if name not in table.columns:
         raise DataError(f"{source} has no {role} column '{name}'. Columns: {', '.join(map(str, table.columns))}. "
                         f"Choose one with --{role}-column.")
     return table[name]
 
 
-def _check_texts(column, source, name):
+def check_texts(values, source, name):
     """Texts as str; a missing (NaN/None) or blank text is one clear error up front."""
     import pandas as pd
 
-    bad = [i for i, v in enumerate(column) if (not isinstance(v, str) and pd.isna(v)) or not str(v).strip()]
+    bad = [i for i, v in enumerate(values) if (not isinstance(v, str) and pd.isna(v)) or not str(v).strip()]
     if bad:
         raise DataError(f"{source}: {len(bad)} row(s) have an empty or missing '{name}' text "
                         f"(first at row {bad[0] + 1}); remove or fill them.")
-    return [str(v) for v in column]
+    return [str(v) for v in values]
 
 
 def check_corpus(texts, source):
@@ -193,15 +196,47 @@ def stratified(labels, n, seed) -> list:
     return sorted(picked)
 
 
-def _selection(texts, labels, picked, total, seed):
+def selection(texts, labels, picked, total, seed, method="seeded, stratified by label"):
     import hashlib
 
     h = hashlib.sha256()
     for i in picked:
         h.update(f"{i}\t{labels[i] if labels else ''}\t{texts[i]}\n".encode())
     return {"rows": len(picked), "of": total, "seed": seed,
-            "method": "all rows" if len(picked) == total else "seeded, stratified by label",
+            "method": "all rows" if len(picked) == total else method,
             "rows_sha256": h.hexdigest()[:16]}
+
+
+def _locate(spec: str) -> Path | None:
+    """The local file a data spec names (a demo split or a path, checked), or None for a hub id."""
+    path = _demo_file(spec) if spec.startswith("demo:") else Path(spec).expanduser()
+    if path.exists():
+        if path.is_dir():
+            raise DataError(f"{spec} is a folder; give a csv/tsv/jsonl/json/parquet/txt file.")
+        if path.suffix.lower() not in TABLE_SUFFIXES | {".txt"}:
+            raise DataError(f"{spec}: unsupported file type '{path.suffix.lower()}'. Use csv, tsv, jsonl, json, "
+                            "parquet or txt.")
+        return path
+    if spec.startswith(("/", ".", "~")) or Path(spec).suffix.lower() in TABLE_SUFFIXES | {".txt"}:
+        raise DataError(f"No such dataset file: {spec}")
+    return None
+
+
+def _lines(path: Path) -> list:
+    """The non-blank lines of a text file."""
+    return [ln for ln in path.read_text(encoding="utf-8-sig", errors="replace").splitlines() if ln.strip()]
+
+
+def open_table(spec: str, hub_config=None, split="test"):
+    """(table, source) of a data spec; a .txt file is a table with one 'text' column of its lines."""
+    import pandas as pd
+
+    path = _locate(spec)
+    if path is None:
+        return _hub_table(spec, hub_config, split), f"{spec}:{split}"
+    if path.suffix.lower() == ".txt":
+        return pd.DataFrame({"text": _lines(path)}), str(path)
+    return _read_table(path), str(path)
 
 
 def load(spec: str, *, lm: bool, label2id: dict | None = None, text_column="text",
@@ -210,39 +245,28 @@ def load(spec: str, *, lm: bool, label2id: dict | None = None, text_column="text
 
     max_samples draws a seeded sample stratified by label (never the first N rows, which on a
     sorted file would score one class); `selection` records which rows were used."""
-    if spec.startswith("demo:"):
-        path = _demo_file(spec)
-    else:
-        path = Path(spec).expanduser()
-    if path.exists():
-        if path.is_dir():
-            raise DataError(f"{spec} is a folder; give a csv/tsv/jsonl/json/parquet/txt file.")
-        suffix = path.suffix.lower()
-        if suffix == ".txt":
-            text = path.read_text(encoding="utf-8-sig", errors="replace")
-            lines = [ln for ln in text.splitlines() if ln.strip()]
+    path = _locate(spec)
+    if path is not None:
+        if path.suffix.lower() == ".txt":
+            lines = _lines(path)
             if not lines:
                 raise DataError(f"{spec} is empty.")
             if not lm:
                 raise DataError(f"{spec} is plain text; a classifier needs a table with text and label columns.")
             check_corpus(lines, spec)
-            return TextData(source=str(path), texts=lines, selection=_selection(lines, [], range(len(lines)),
-                                                                                  len(lines), seed))
-        if suffix not in TABLE_SUFFIXES:
-            raise DataError(f"{spec}: unsupported file type '{suffix}'. Use csv, tsv, jsonl, json, parquet or txt.")
+            return TextData(source=str(path), texts=lines,
+                            selection=selection(lines, [], range(len(lines)), len(lines), seed))
         table, source = _read_table(path), str(path)
-    elif spec.startswith(("/", ".", "~")) or Path(spec).suffix.lower() in TABLE_SUFFIXES | {".txt"}:
-        raise DataError(f"No such dataset file: {spec}")
     else:
         table, source = _hub_table(spec, hub_config, split, None if lm else label_column), f"{spec}:{split}"
     if len(table) == 0:
         raise DataError(f"{source} has no rows.")
-    texts = _check_texts(_column(table, text_column, source, "text").tolist(), source, text_column)
+    texts = check_texts(column(table, text_column, source, "text").tolist(), source, text_column)
     if lm:
         check_corpus(texts, source)
         return TextData(source=source, texts=texts,
-                        selection=_selection(texts, [], range(len(texts)), len(texts), seed))
-    labels = map_labels(_column(table, label_column, source, "label").tolist(), label2id or {}, source)
+                        selection=selection(texts, [], range(len(texts)), len(texts), seed))
+    labels = map_labels(column(table, label_column, source, "label").tolist(), label2id or {}, source)
     picked = stratified(labels, max_samples or len(labels), seed)
     return TextData(source=source, texts=[texts[i] for i in picked], labels=[labels[i] for i in picked],
-                    selection=_selection(texts, labels, picked, len(texts), seed))
+                    selection=selection(texts, labels, picked, len(texts), seed))

@@ -33,8 +33,10 @@ def _optimum_export(source, out, opset):
 
     arch = (source.config.get("architectures") or [source.config.get("model_type")])[0]
     try:
+        # library_name: transformers' classes, also for a sentence-transformers folder (its pooling is
+        # applied by qonnx.pooling to every runtime's last hidden state, not exported into the graph)
         main_export(str(source.path), out, task=source.task, opset=opset, do_validation=False,
-                    local_files_only=True)
+                    local_files_only=True, library_name="transformers")
     except (KeyError, ValueError, NotImplementedError) as e:
         raise ModelError(f"optimum cannot export {arch} (model_type "
                          f"'{source.config.get('model_type')}') for task {source.task}: "

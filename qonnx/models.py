@@ -1,7 +1,7 @@
 """Resolve what the user names as a model: a local folder, a hub id, or a built-in demo.
 
-`resolve` is the one place that decides a model's task (and so whether it is a language model),
-and it checks a folder cheaply before anything heavy runs: weights present and readable,
+`resolve` settles a model's task (qonnx.heads: a classifier, a language model or an embedding
+model), and it checks a folder cheaply before anything heavy runs: weights present and readable,
 a tokenizer, a single-label classification head.
 """
 import json
@@ -11,16 +11,24 @@ from functools import cached_property
 from pathlib import Path
 
 from qonnx import demo as demos
-from qonnx.errors import ModelError, did_you_mean
+from qonnx.errors import ModelError
+from qonnx.heads import (  # noqa: F401  (models.X: the task names and checks, used across qonnx)
+    CLASSIFICATION,
+    EMBEDDINGS,
+    LM,
+    SUPPORTED,
+    TASKS,
+    check_head,
+    check_task,
+    infer_task,
+    is_embeddings_task,
+    is_lm_task,
+)
 
 log = logging.getLogger(__name__)
 
 DEMO_PREFIX = "demo:"
 DEFAULT_MODEL = "demo:sentiment"
-CLASSIFICATION, LM = "text-classification", "text-generation-with-past"
-TASKS = {CLASSIFICATION: CLASSIFICATION, LM: LM, "text-generation": LM}
-SUPPORTED = (f"sequence classifiers (--task {CLASSIFICATION}, ...ForSequenceClassification) and causal LMs "
-             f"(--task {LM}, ...ForCausalLM)")
 WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
            "pytorch_model.bin.index.json")
 OTHER_FRAMEWORKS = ("tf_model.h5", "flax_model.msgpack", "model.ckpt.index")
@@ -28,16 +36,11 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voca
                    "spiece.model", "sentencepiece.bpe.model")
 
 
-def is_lm_task(task: str) -> bool:
-    """The one place that decides whether a task is causal language modelling."""
-    return TASKS.get(task, task) == LM
-
-
 @dataclass
 class ModelSource:
     name: str        # what the user typed
     path: Path       # local Hugging Face folder
-    task: str        # optimum task name: text-classification or text-generation-with-past
+    task: str        # optimum task name: text-classification, text-generation-with-past or feature-extraction
     demo: str = ""   # demo name when built in
 
     @cached_property
@@ -97,92 +100,22 @@ def with_shape(config: dict) -> dict:
     return {**config, **{k: v for k, v in shape.items() if config.get(k) is None}}
 
 
-def _heads():
-    """Architecture class names by task, from transformers' own auto mappings."""
-    from transformers.models.auto import modeling_auto as auto
-
-    return {CLASSIFICATION: set(auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values()),
-            LM: set(auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())}
-
-
-def other_head(archs) -> str:
-    """'BertForTokenClassification is a token classification model' when every architecture is a
-    transformers class of a head qonnx does not measure; '' when one fits or one is unknown."""
-    from transformers.models.auto import modeling_auto as auto
-
-    kinds = {}  # class name -> the heads it is, from transformers' own mappings
-    for var in sorted(n for n in dir(auto) if n.startswith("MODEL") and n.endswith("MAPPING_NAMES")):
-        what = var.removeprefix("MODEL").removesuffix("MAPPING_NAMES").strip("_").removeprefix("FOR_")
-        for names in getattr(auto, var).values():
-            for cls in (names,) if isinstance(names, str) else names:
-                kinds.setdefault(cls, []).append(what.lower().replace("_", " ") or "base (no task head)")
-    ours = set().union(*_heads().values())
-    if not archs or any(a in ours or a not in kinds for a in archs):
-        return ""
-    shown = [next((k for k in kinds[a] if k not in ("with lm head", "pretraining", "text encoding")), kinds[a][0])
-             for a in archs]
-    return "; ".join(f"{a} is a {k} model" for a, k in zip(archs, shown))
-
-
-def infer_task(config: dict, name: str) -> str:
-    archs = config.get("architectures") or []
-    heads = _heads()
-    for arch in archs:
-        for task, classes in heads.items():
-            if arch in classes or arch.endswith("ForSequenceClassification") and task == CLASSIFICATION \
-                    or arch.endswith("ForCausalLM") and task == LM:
-                return task
-    other = other_head(archs)
-    if other:  # no --task makes another head one of these: its weights were not trained for it
-        raise ModelError(f"'{name}': {other}; qonnx measures {SUPPORTED} only, and no --task turns another "
-                         "head into one.")
-    raise ModelError(
-        f"Cannot tell the task of '{name}' from its architectures {archs}; qonnx supports sequence "
-        f"classifiers and causal LMs. Give it with --task {CLASSIFICATION} or --task {LM}.")
-
-
-def check_task(task: str, config: dict, name: str) -> str:
-    """A --task given by the user: known, and fitting the model's architecture."""
-    if task not in TASKS:
-        raise ModelError(f"Unknown task '{task}'.{did_you_mean(task, TASKS)} qonnx measures "
-                         f"{CLASSIFICATION} and {LM} (or text-generation).")
-    task = TASKS[task]
-    archs = config.get("architectures") or []
-    heads = _heads()
-    other = CLASSIFICATION if task == LM else LM
-    if archs and all(a in heads[other] for a in archs):
-        kind = "a sequence classifier" if other == CLASSIFICATION else "a causal language model"
-        raise ModelError(f"--task {task} does not fit '{name}': {', '.join(archs)} is {kind} ({other}).")
-    other_kind = other_head(archs)
-    if other_kind:
-        raise ModelError(f"--task {task} does not fit '{name}': {other_kind}, and its weights were not "
-                         f"trained for a {task} head (it would start from random weights). qonnx measures "
-                         f"{SUPPORTED}.")
-    return task
-
-
-def load_pretrained(cls, path, **kwargs):
+def load_pretrained(cls, path, unused=(), **kwargs):
     """cls.from_pretrained(path, **kwargs), refused when transformers had to initialise weights the
     checkpoint lacks (a head of another kind, a base model given a head): qonnx never measures a
-    head with random weights. Every torch load goes through here (rows and export parity)."""
+    head with random weights. Every torch load goes through here (rows and export parity).
+    `unused`: prefixes of weights the task never reads (an embedding model's pooler), which may be
+    missing."""
     model, info = cls.from_pretrained(path, output_loading_info=True, **kwargs)
     fresh = sorted(set(info.get("missing_keys") or []) | {k[0] if isinstance(k, tuple) else k
                                                           for k in info.get("mismatched_keys") or []})
+    fresh = [k for k in fresh if not k.startswith(tuple(unused))]
     if fresh:
         shown = ", ".join(fresh[:6]) + (f" and {len(fresh) - 6} more" if len(fresh) > 6 else "")
         raise ModelError(f"{path} has no trained weights for {shown} of {type(model).__name__}: transformers would "
                          f"initialise them at random, so the model was not trained for this task. qonnx measures "
                          f"{SUPPORTED}; give a checkpoint trained for one (its config's architectures say which).")
     return model
-
-
-def check_head(config: dict, name: str):
-    problem = config.get("problem_type")
-    labels = config.get("id2label") or {}
-    if problem in ("regression", "multi_label_classification") or config.get("num_labels") == 1 or len(labels) == 1:
-        what = problem or "a single-output head (regression)"
-        raise ModelError(f"'{name}' is {what}; qonnx measures single-label classifiers (argmax accuracy) "
-                         "only.")
 
 
 def check_folder(path: Path, name: str, config: dict, task: str = ""):
@@ -211,8 +144,9 @@ def check_folder(path: Path, name: str, config: dict, task: str = ""):
         raise ModelError(f"{name} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "
                          "save the tokenizer into the model folder (tokenizer.save_pretrained).")
     tok = load_tokenizer(path)
-    if task == CLASSIFICATION and tok.pad_token is None:
-        raise ModelError(f"The tokenizer in {path} has no pad token; qonnx pads classifier batches. Set one "
+    if task in (CLASSIFICATION, EMBEDDINGS) and tok.pad_token is None:
+        what = "classifier" if task == CLASSIFICATION else "embedding model"
+        raise ModelError(f"The tokenizer in {path} has no pad token; qonnx pads {what} batches. Set one "
                          "(tokenizer.pad_token = tokenizer.eos_token, and config.pad_token_id) and save it.")
 
 
@@ -250,7 +184,7 @@ def _download(hub_id: str) -> Path:
         kind = type(e).__name__
         raise ModelError(
             f"Could not fetch '{hub_id}' from the Hugging Face Hub ({kind}: {str(e).splitlines()[0]}). "
-            "Offline? Pass a local model folder, or a built-in demo: demo:sentiment, demo:smollm2."
+            "Offline? Pass a local model folder, or a built-in demo: demo:sentiment, demo:smollm2, demo:minilm."
         ) from None
 
 
@@ -273,7 +207,7 @@ def resolve(name: str, task: str | None = None) -> ModelSource:
         config = json.loads((path / "config.json").read_text())
     except json.JSONDecodeError as e:
         raise ModelError(f"{path / 'config.json'} is not valid JSON: {e}") from None
-    task = check_task(task, config, name) if task else infer_task(config, name)
+    task = check_task(task, config, name) if task else infer_task(config, name, path)
     if task == CLASSIFICATION:
         check_head(config, name)
     check_folder(path, name, config, task)

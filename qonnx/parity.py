@@ -2,13 +2,16 @@
 
 Used after export (PyTorch vs ONNX) and after quantize (ONNX FP32 vs the variant). Classifiers are
 checked at batch 1 and 4, padded to several lengths; causal LMs at several lengths, plus a step
-that feeds one token through the key/value cache.
+that feeds one token through the key/value cache; embedding models like classifiers, on the last
+hidden state at the real tokens (padding positions are never pooled) and the cosine of its mean.
 """
 import logging
 
 import numpy as np
 
-from qonnx.models import is_lm_task
+from qonnx.models import is_embeddings_task, is_lm_task
+from qonnx.pooling import DEFAULT as MEAN_POOLING
+from qonnx.pooling import pool
 from qonnx.runners.ort import OrtRunner
 from qonnx.runners.torch import TorchRunner
 
@@ -62,6 +65,20 @@ def classifier(ref, cand, tok, texts):
     return summarize(cases)
 
 
+def embeddings(ref, cand, tok, texts):
+    cases = []
+    for batch in BATCHES:
+        for length in LENGTHS:
+            enc = _encode(tok, texts[:batch], length)
+            a, b = ref.hidden(enc), cand.hidden(enc)
+            real = enc["attention_mask"].astype(bool)
+            pa, pb = (pool(x, enc["attention_mask"], MEAN_POOLING).astype(np.float64) for x in (a, b))
+            cos = (pa * pb).sum(1) / np.clip(np.linalg.norm(pa, axis=1) * np.linalg.norm(pb, axis=1), 1e-12, None)
+            cases.append({"batch": batch, "length": length, "max_abs_diff": float(np.abs(a - b)[real].max()),
+                          "cosine": float(cos.min())})
+    return summarize(cases)
+
+
 def causal_lm(ref, cand, tok, texts):
     """Full-sequence logits at several lengths, then one cached step vs the full recomputation."""
     corpus = " ".join(texts)
@@ -86,12 +103,12 @@ def causal_lm(ref, cand, tok, texts):
 
 def summarize(cases):
     keys = [k for k in cases[0] if k.endswith("max_abs_diff")]
-    return {"max_abs_diff": max(c[k] for c in cases for k in keys),
-            "min_top1_agreement": min(c["top1_agreement"] for c in cases), "cases": cases}
+    worst = {f"min_{k}": min(c[k] for c in cases) for k in ("top1_agreement", "cosine") if k in cases[0]}
+    return {"max_abs_diff": max(c[k] for c in cases for k in keys), **worst, "cases": cases}
 
 
 def check(source_task, ref, cand, tok, texts):
-    fn = causal_lm if is_lm_task(source_task) else classifier
+    fn = causal_lm if is_lm_task(source_task) else embeddings if is_embeddings_task(source_task) else classifier
     return fn(ref, cand, tok, texts)
 
 

@@ -31,7 +31,9 @@ UNITS = {"size_mb": "MiB", "peak_memory_mb": "MiB", "peak_increment_mb": "MiB", 
          "rounds": "per interleaved round: milliseconds for the round's batch-1 requests (classification), "
                    "decode tokens per second (LM); null where that round's figure was not kept",
          "memory_reduction": "ratio: torch-fp32's model_memory_mb over the row's",
-         "size_reduction": "ratio: the same runtime's FP32 size_mb over the row's"}
+         "size_reduction": "ratio: the same runtime's FP32 size_mb over the row's",
+         **dict.fromkeys(("cosine_mean", "cosine_p5", "cosine_min"), "cosine"), "topk_overlap": "fraction",
+         "similarity_spearman": "Spearman's rho", "label_spearman": "Spearman's rho"}
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Row:
     perplexity: float | None = None
     scored_tokens: int | None = None
     samples: list | None = None     # LM: decoded continuations of the first prompts
+    label_spearman: float | None = None   # embeddings with labelled pairs: pair cosines vs the labels
+    embedding_dim: int | None = None      # embeddings: the length of one embedding
     outputs: str | None = None      # absolute path of the raw outputs (.npy)
     # timing (runners own it; Latency dicts with their sample count n)
     latency_ms: dict | None = None
@@ -85,6 +89,11 @@ class Row:
     agreement: float | None = None
     max_logit_diff: float | None = None
     agreement_error: str | None = None
+    cosine_mean: float | None = None         # embeddings against the reference's (measure.similarity)
+    cosine_p5: float | None = None
+    cosine_min: float | None = None
+    topk_overlap: float | None = None
+    similarity_spearman: float | None = None
     speedup: float | None = None
     speedup_range: list | None = None        # [min, max] of the per-round ratios
     memory_reduction: float | None = None
@@ -118,6 +127,9 @@ class Row:
 AT_LEAST_0, FRACTION, ABOVE_0, ANY = (0, None, True), (0, 1, True), (0, None, False), (None, None, True)
 NUMBERS = {"accuracy": FRACTION, "agreement": FRACTION, "robust_accuracy": FRACTION, "perplexity": ABOVE_0,
            "threads": ABOVE_0,
+           "topk_overlap": FRACTION, "embedding_dim": AT_LEAST_0,
+           **dict.fromkeys(("cosine_mean", "cosine_p5", "cosine_min", "similarity_spearman", "label_spearman"),
+                           (-1, 1, True)),  # cosines and correlations
            "accuracy_drop": ANY, "perplexity_change_pct": ANY, "robust_drop": ANY,
            **dict.fromkeys(("scored_tokens", "throughput_per_s", "decode_tokens_per_s", "load_s", "wall_s",
                             "baseline_mb", "load_peak_mb", "inference_peak_mb", "peak_memory_mb",

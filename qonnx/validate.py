@@ -40,7 +40,8 @@ class ValidateConfig:
 
 # the quality limit of each kind of run; a limit of another kind has nothing to check
 QUALITY = {"classification": ("accuracy", "--max-accuracy-drop", "max_accuracy_drop"),
-           "lm": ("perplexity", "--max-perplexity-increase", "max_perplexity_increase_pct")}
+           "lm": ("perplexity", "--max-perplexity-increase", "max_perplexity_increase_pct"),
+           "embeddings": ("top-10 overlap", "--max-accuracy-drop", "max_accuracy_drop")}
 ROW_KEYS = ("variant", "provider", "status")
 
 
@@ -73,8 +74,8 @@ def validate(cfg: ValidateConfig):
     results, changed = load_results(cfg.run_dir)
     kind, all_rows = _checked(results, cfg.run_dir)
     notes = [line for key, line in changed if key == f"{cfg.variant}@{cfg.provider}"]
-    for other, (_, flag, attr) in QUALITY.items():
-        if other != kind and getattr(cfg, attr) is not None:
+    for _, flag, attr in QUALITY.values():
+        if attr != QUALITY[kind][2] and getattr(cfg, attr) is not None:
             raise ConfigError(f"{flag} does not apply to {cfg.run_dir}: it is a {kind} run, which measures "
                               f"{QUALITY[kind][0]}.")
     rows = [r for r in all_rows if r["variant"] == cfg.variant and r["provider"] == cfg.provider]
@@ -95,7 +96,11 @@ def validate(cfg: ValidateConfig):
         ok = value is not None and (value <= limit if upper else value >= limit)
         checks.append((name, value, limit, ok))
 
-    add("accuracy_drop", row.get("accuracy_drop"), cfg.max_accuracy_drop, True)
+    if kind == "embeddings":  # its --max-accuracy-drop limits 1 - top-10 overlap with the reference
+        overlap = row.get("topk_overlap")
+        add("topk_drop (1 - topk_overlap)", None if overlap is None else 1 - overlap, cfg.max_accuracy_drop, True)
+    else:
+        add("accuracy_drop", row.get("accuracy_drop"), cfg.max_accuracy_drop, True)
     add("perplexity_change_pct", row.get("perplexity_change_pct"), cfg.max_perplexity_increase_pct, True)
     add("speedup", row.get("speedup"), cfg.min_speedup, False)
     add("size_mb", row.get("size_mb"), cfg.max_size_mb, True)

@@ -155,8 +155,9 @@ def test_every_package_folder_ships():
 LEVELS = {3: ("qonnx.cli",),
           2: ("qonnx.run", "qonnx.analysis", "qonnx.report", "qonnx.sweep", "qonnx.track", "qonnx.validate", "qonnx.edge",
               "qonnx.ui"),
-          1: ("qonnx.models", "qonnx.data", "qonnx.noise", "qonnx.calibration", "qonnx.export", "qonnx.parity",
-              "qonnx.genai", "qonnx.demo", "qonnx.variants", "qonnx.runners", "qonnx.tasks", "qonnx.measure"),
+          1: ("qonnx.models", "qonnx.heads", "qonnx.data", "qonnx.noise", "qonnx.calibration", "qonnx.export",
+              "qonnx.parity", "qonnx.pooling", "qonnx.genai", "qonnx.demo", "qonnx.variants", "qonnx.runners",
+              "qonnx.tasks", "qonnx.measure"),
           0: ("qonnx.config", "qonnx.schema", "qonnx.ratios", "qonnx.store", "qonnx.manifest", "qonnx.cache", "qonnx.errors",
               "qonnx.envinfo", "qonnx.progress")}
 

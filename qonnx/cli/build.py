@@ -30,7 +30,14 @@ def export(model, **kw):
     p = data["parity"]
     verb = "reused the identical export in" if data["reused"] else "exported"
     click.echo(f"{verb} {model} -> {data['output']}  (max |diff| vs PyTorch {p['max_abs_diff']:.2e}, "
-               f"top-1 agreement {p['min_top1_agreement']:.0%} over {len(p['cases'])} shapes)")
+               f"{agreement(p)} over {len(p['cases'])} shapes)")
+
+
+def agreement(p) -> str:
+    """A parity report's agreement: top-1 (classifiers, LMs) or the worst cosine (embedding models)."""
+    if "min_cosine" in p:
+        return f"mean-pooled cosine >= {p['min_cosine']:.6f}"
+    return f"top-1 agreement {p['min_top1_agreement']:.0%}"
 
 
 @click.command()
@@ -66,4 +73,4 @@ def quantize(onnx_dir, **kw):
     p = data["parity"]
     verb = "reused the identical" if data["reused"] else "built"
     click.echo(f"{verb} {kw['method']} -> {data['output']}  (max |diff| vs ONNX FP32 {p['max_abs_diff']:.3g}, "
-               f"top-1 agreement {p['min_top1_agreement']:.0%})")
+               f"{agreement(p)})")

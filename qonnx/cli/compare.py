@@ -49,7 +49,8 @@ EXIT_CODES = ("Exit codes: 0 every requested row ok or skipped with its reason; 
                    "ratios, with their range. 0: ratios from the sequential pass [10; 0 with ray or concurrent rows].")
 @options(CompareConfig, "mlflow")
 @budget(CompareConfig, "Classifiers: build every INT8 variant within it on --validation (0.005 = half a point), "
-                       "searched as in `quantize --max-accuracy-drop`; a row fails where none does.")
+                       "searched as in `quantize --max-accuracy-drop`; a row fails where none does. Embedding "
+                       "models: checked on the rows (Ship this, validate), not searched.")
 @click.option("--config", "config_file", type=click.Path(),
               help="YAML/JSON file with these options (names as here: batch-size or batch_size); flags win.")
 @options(CompareConfig, "resume")

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 DEMOS = {
     "sentiment": ("sentiment", "MiniLM-L6 sentiment classifier fine-tuned on VADER movie snippets"),
     "smollm2": ("smollm2", "SmolLM2-135M-Instruct causal LM (fp32) with a plain-text corpus"),
+    "minilm": ("minilm", "all-MiniLM-L6-v2 sentence embeddings, as published, with VADER sentences"),
 }
 
 

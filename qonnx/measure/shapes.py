@@ -62,9 +62,10 @@ def _points(arrays):
     return found
 
 
-def measure(runner, arrays, lm=False) -> list:
+def measure(runner, arrays, lm=False, call=None) -> list:
     """One entry per point: batch, length, padding, latency (ms, n calls), rows per second, the
-    mean tokens per row the model processed (padding included) and the real ones among them."""
+    mean tokens per row the model processed (padding included) and the real ones among them.
+    `call`: the runner's method a text batch goes through [runner.logits]."""
     out = []
     for (b, length, padding), reps in sorted(_points(arrays).items()):
         calls = [reps[r] for r in sorted(reps)]
@@ -72,7 +73,7 @@ def measure(runner, arrays, lm=False) -> list:
             def fn(x):
                 return runner.step(x["input_ids"], np.ones_like(x["input_ids"]))
         else:
-            fn = runner.logits
+            fn = call or runner.logits
         seconds = runner.latency(fn, calls, warmup=min(3, len(calls)))
         lat = Latency.from_values(seconds)
         real = [float(c["attention_mask"].sum() / b) if "attention_mask" in c else float(length) for c in calls]

@@ -31,10 +31,21 @@ QUALITY = {
     "lm": [
         Column("perplexity", "ppl", "perplexity", ".2f", "perplexity on the eval text"),
         Column("perplexity_change_pct", "ppl Δ%", "ppl change %", "+.2f", "percent above the reference")],
+    "embeddings": [
+        Column("topk_overlap", "top-10", "top-10 overlap", ".4f", "share of each text's top-10 neighbours that are "
+                                                                     "the reference's"),
+        Column("cosine_mean", "cos mean", "cosine mean", ".5f", "mean cosine of each text's embedding with the "
+                                                               "reference's"),
+        Column("cosine_p5", "cos p5", "cosine p5", ".5f", "5th percentile of those cosines"),
+        Column("cosine_min", "cos min", "cosine min", ".5f", "the worst text's cosine"),
+        Column("similarity_spearman", "sim ρ", "similarity Spearman", ".4f", "rank correlation of every pair's "
+                                                                             "similarity with the reference's")],
 }
+LABELS = Column("label_spearman", "label ρ", "label Spearman", ".4f", "pair cosines against the pair file's scores")
 ROBUST = [Column("robust_accuracy", "typo acc", "typo accuracy", ".4f", "accuracy with typos (--robustness-rate)"),
           Column("robust_drop", "typo drop", "typo drop vs ref", "+.4f", "the reference's typo accuracy minus the row's")]
-AGREEMENT = Column("agreement", "agree", "agreement", ".3f", "top-1 agreement with the reference's outputs")
+AGREEMENT = Column("agreement", "agree", "agreement", ".3f", "top-1 agreement with the reference's outputs "
+                   "(embeddings: the same nearest neighbour)")
 SPEED = {
     "classification": [
         Column("latency_ms.p50", "p50 ms", "p50 ms", ".2f", "batch-1 latency, median"),
@@ -52,6 +63,7 @@ SPEED = {
                "decode tokens/s over torch-fp32's: the median per-round ratio (or of the passes without rounds)", "x"),
         Column("speedup_range", "range", "speedup range", "range", "the lowest and highest per-round ratio")],
 }
+SPEED["embeddings"] = SPEED["classification"]
 TAIL = [Column("model_memory_mb", "model MiB", "model MiB", ".0f",
                "steady-state memory: the inference peak minus the worker's baseline (loading excluded)"),
         Column("load_peak_mb", "load peak MiB", "load peak MiB", ".0f", "the worker's peak while loading"),
@@ -64,7 +76,8 @@ CSV = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "
        "speedup", "speedup_range", "timing", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb",
        "model_memory_mb", "memory_note", "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb",
        "cuda_peak_mb", "device_memory_mb",
-       "memory_reduction", "size_mb", "size_reduction", "load_s", "threads", "note", "artifact"]
+       "memory_reduction", "size_mb", "size_reduction", "load_s", "threads", "note", "artifact",
+       "topk_overlap", "cosine_mean", "cosine_p5", "cosine_min", "similarity_spearman", "label_spearman"]
 
 
 DEVICE = Column("device_memory_mb", "GPU MiB", "GPU MiB", ".0f", "GPU memory the worker holds (NVML), CUDA rows")
@@ -75,11 +88,12 @@ def display(kind, rows=()) -> list:
     """The columns of a results table of `kind`; the typo, speedup range and GPU columns only where a row
     has them, the threads column only where rows ran at different thread counts (Ray nodes of other sizes)."""
     robust = ROBUST if kind == "classification" and any(r.get("robust_accuracy") is not None for r in rows) else []
+    labels = [LABELS] if any(r.get("label_spearman") is not None for r in rows) else []
     device = [DEVICE] if any(r.get("device_memory_mb") is not None for r in rows) else []
     threads = [THREADS] if len({r.get("threads") for r in rows if r.get("threads")}) > 1 else []
     ranged = any(r.get("speedup_range") for r in rows)
     speed = [c for c in SPEED[kind] if ranged or c.key != "speedup_range"]
-    return NAME + QUALITY[kind] + robust + [AGREEMENT] + speed + threads + device + TAIL
+    return NAME + QUALITY[kind] + labels + robust + [AGREEMENT] + speed + threads + device + TAIL
 
 
 def span(v) -> str:

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from qonnx.measure.deviation import agreement, token_agreement
+from qonnx.measure.similarity import TOP_K, against_reference
 from qonnx.ratios import derive, reference
 from qonnx.variants.registry import DEFAULT_ORDER
 
@@ -16,7 +17,7 @@ def _derive(row, rows, kind, ref):
     if ref and row.outputs and Path(row.outputs).is_file() and ref.outputs and Path(ref.outputs).is_file():
         a, b = np.load(ref.outputs), np.load(row.outputs)
         try:
-            found = token_agreement(a, b) if kind == "lm" else agreement(a, b)
+            found = {"lm": token_agreement, "embeddings": against_reference}.get(kind, agreement)(a, b)
         except ValueError as e:
             row.agreement_error = str(e)
         else:
@@ -78,6 +79,8 @@ def method_notes(kind, s):
                          "per-tensor weights where that held, per-channel where not; then units kept FP32); "
                          "each artifact's manifest holds the steps. The accuracy column is data the search "
                          "never saw, so a row may miss the budget here.")
+    elif kind == "embeddings":
+        notes += embedding_notes(s)
     else:
         notes.append(f"Perplexity: first {s.get('eval_tokens')} tokens, window {s.get('window')}, "
                      f"stride {s.get('stride')}, each scored token weighted equally; identical for "
@@ -131,6 +134,34 @@ def threads_note(s) -> str:
         return ("each Ray node's usable cores (the cores its processes may run on, no more than the CPUs it gives "
                 "Ray), so the count may differ from node to node: each row's threads says its own")
     return str(s.get("threads"))
+
+
+def embedding_notes(s) -> list:
+    sel = s.get("dataset_selection") or {}
+    texts = sel.get("texts", sel.get("rows", "?"))
+    pairs = f" from {sel.get('rows')} labelled pairs" if "texts" in sel else ""
+    recipe = s.get("pooling") or {}
+    notes = [f"Embeddings of {texts} distinct texts{pairs} ({sel.get('method', '?')} of {sel.get('of', '?')}, seed "
+             f"{sel.get('seed')}, rows sha256 {sel.get('rows_sha256')}), each text alone (batch 1), pooled and "
+             "normalized as the model folder says (sentence-transformers' modules.json and 1_Pooling/config.json; "
+             f"mean pooling over the real tokens where it has none; here {recipe.get('source', '?')}, "
+             f"{'normalized' if recipe.get('normalize') else 'not normalized'}; texts cut at "
+             f"{recipe.get('max_length', '?')} tokens), by the same numpy code on every row's last hidden state; "
+             f"throughput from a separate pass at batch {s.get('batch_size')}, latency at batch 1 "
+             f"over {s.get('latency_samples')} requests (the model call: tokenization and pooling excluded).",
+             "Against the reference's embeddings of the same texts: cosine of each text's embedding (mean, 5th "
+             f"percentile, minimum); top-{TOP_K} overlap: every text as a query over the others, the share of its "
+             f"top-{TOP_K} neighbours by cosine (k is one fewer than the texts where there are {TOP_K} or fewer) "
+             "that are also the reference's, averaged; agreement: the share of queries whose nearest neighbour is "
+             "the reference's; similarity Spearman: rank correlation of the cosine of every pair of texts with "
+             "the reference's." + (" Label Spearman: the pair cosines against the pair file's scores, as STS "
+                                    "benchmarks report it." if pairs else "")]
+    limit = s.get("max_accuracy_drop")
+    notes.append(f"Quality budget: {s.get('budget_metric', 'topk_overlap')}; "
+                 + (f"this run's --max-accuracy-drop {limit:g} asks top-{TOP_K} overlap >= {1 - limit:g}. "
+                    if limit is not None else f"this run set none (Ship this reads top-{TOP_K} overlap >= 0.95). ")
+                 + "The builds are each method's plain recipe: the budget is checked on these rows, not searched.")
+    return notes
 
 
 def placement_note(s) -> str:

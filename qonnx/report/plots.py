@@ -26,6 +26,8 @@ def plot_all(results, run_dir):
     labels = [f"{r['variant']} ({r['provider']})" for r in rows]
     quality_key, quality_label = (("perplexity", "perplexity (lower is better)") if lm
                                   else ("accuracy", "accuracy (fraction correct)"))
+    if results["settings"]["kind"] == "embeddings":
+        quality_key, quality_label = "topk_overlap", "top-10 overlap (with the reference's neighbours)"
     speed_key, speed_label = (("ttft_ms", "time to first token p50 (ms)") if lm
                               else ("latency_ms", "latency p50 at batch 1 (ms)"))
     charts = [

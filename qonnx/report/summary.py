@@ -2,7 +2,8 @@
 from qonnx.report.columns import span, value
 
 # the quality budget a run is read against when it set none itself
-DEFAULT_BUDGET = {"classification": ("max_accuracy_drop", 0.01), "lm": ("max_perplexity_increase", 5.0)}
+DEFAULT_BUDGET = {"classification": ("max_accuracy_drop", 0.01), "lm": ("max_perplexity_increase", 5.0),
+                  "embeddings": ("max_accuracy_drop", 0.05)}  # embeddings: 1 - top-10 overlap
 
 # (key, label, format, better, threshold): a change counts where it passes the threshold,
 # relative ("5%") or absolute (a number), so noise is not marked
@@ -17,6 +18,12 @@ KEY_MEASURES = {
            ("ttft_ms.p50", "TTFT p50 ms", ".1f", "lower", "5%"),
            ("model_memory_mb", "model MiB", ".0f", "lower", "5%"),
            ("size_mb", "size MiB", ".1f", "lower", "1%")],
+    "embeddings": [("topk_overlap", "top-10 overlap", ".4f", "higher", 0.005),
+                   ("cosine_mean", "cosine mean", ".5f", "higher", 0.0005),
+                   ("latency_ms.p50", "p50 ms", ".2f", "lower", "5%"),
+                   ("throughput_per_s", "throughput /s", ".1f", "higher", "5%"),
+                   ("model_memory_mb", "model MiB", ".0f", "lower", "5%"),
+                   ("size_mb", "size MiB", ".1f", "lower", "1%")],
 }
 THRESHOLDS_TEXT = ("0.005 accuracy, 1 % perplexity or size, 5 % for timings and memory "
                    "(differences below those are noise on a busy machine)")
@@ -39,10 +46,15 @@ def recommend(doc) -> dict:
     lm = kind == "lm"
     rows = [r for r in doc["rows"] if r["status"] == "ok"]
     loss = (lambda r: r.get("perplexity_change_pct")) if lm else (lambda r: r.get("accuracy_drop"))
+    if kind == "embeddings":
+        loss = topk_loss
     within = [r for r in rows if loss(r) is not None and loss(r) <= limit + 1e-9]  # 0.885 - 0.875 is 1 point
     which = (f"the run's budget ({key.replace('_', ' ')} {limit}{' %' if lm else ''})" if given else
              f"the default budget ({'perplexity +' + format(limit, 'g') + ' %' if lm else f'{limit * 100:g} accuracy point'} "
              "against the reference; this run set none)")
+    if kind == "embeddings":
+        which = (f"the budget of top-10 overlap with the reference >= {1 - limit:g} ("
+                 + (f"the run's --max-accuracy-drop {limit:g})" if given else "the default; this run set none)"))
     if not within:
         return {"row": None, "text": f"no measured row is within {which}."}
     providers = sorted({r["provider"] for r in within}, key=lambda p: p != "cpu")
@@ -73,6 +85,7 @@ def recommend(doc) -> dict:
         best = min(rows_p, key=lambda r: (r.get("latency_ms") or {}).get("p50") or float("inf"))
         speed = f"p50 {(best.get('latency_ms') or {}).get('p50', 0):.2f} ms at batch 1"
     quality = (f"perplexity {best['perplexity']:.2f} ({best['perplexity_change_pct']:+.2f} %)" if lm else
+               embedding_quality(best) if kind == "embeddings" else
                f"accuracy {best['accuracy']:.4f} ({-best['accuracy_drop']:+.4f} vs reference)")
     extra = f", {best['speedup']:.2f}x torch-fp32" if best.get("speedup") else ""
     if best.get("speedup_range"):
@@ -80,6 +93,16 @@ def recommend(doc) -> dict:
     size = f", {best['size_mb']:.1f} MiB" if best.get("size_mb") else ""
     return {"row": best, "text": f"{best['variant']} on {best['provider']}: the fastest row within {which}; "
                                  f"{speed}{extra}, {quality}{size}."}
+
+
+def topk_loss(row):
+    """An embedding row's loss against the budget: 1 - top-10 overlap with the reference."""
+    return None if row.get("topk_overlap") is None else 1 - row["topk_overlap"]
+
+
+def embedding_quality(row) -> str:
+    return (f"top-10 overlap {row['topk_overlap']:.4f}, cosine mean {row['cosine_mean']:.5f} "
+            f"(min {row['cosine_min']:.5f})")
 
 
 def overlap(a, b) -> bool:

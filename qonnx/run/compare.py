@@ -34,6 +34,9 @@ def eval_data(source, cfg) -> data.TextData:
     if not spec:
         raise ConfigError(f"Give an evaluation set with --dataset for {source.name} (a csv/tsv/jsonl/"
                           "json/parquet/txt file or a hub dataset id).")
+    if tasks.kind(source.task) == "embeddings":
+        return tasks.module("embeddings").read_data(spec, text_column=cfg.text_column, hub_config=cfg.dataset_config,
+                                                    split=cfg.split, max_samples=cfg.max_samples, seed=cfg.seed)
     label2id = source.config.get("label2id") or {}
     if not source.is_lm and not label2id:
         raise ConfigError(f"{source.name} has no label2id in its config; cannot map labels.")
@@ -152,6 +155,9 @@ def plan(cfg, kind):
 def result_settings(cfg, source, kind, evald) -> dict:
     """Everything that shapes a row's numbers, as recorded in run.json and compared on resume."""
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(cfg).items()}
+    task_settings = getattr(tasks.module(kind), "settings", None)
+    if task_settings:  # what the task reads from the model folder (embeddings: pooling) or limits with a budget
+        settings.update(task_settings(source))
     settings.update({"task": source.task, "kind": kind, "dataset_source": evald.source,
                      "dataset_selection": evald.selection, "model_path": str(source.path),
                      "model_digest": store.tree_digest(source.path),
@@ -166,9 +172,13 @@ def result_settings(cfg, source, kind, evald) -> dict:
 
 def check(cfg, source):
     """What this model cannot be measured with, before anything is built."""
-    if cfg.robustness_rate is not None and source.is_lm:
+    kind = tasks.kind(source.task)
+    if cfg.robustness_rate is not None and kind != "classification":
         raise ConfigError("--robustness-rate measures classification accuracy under typos; "
-                          f"{source.name} is a language model.")
+                          f"{source.name} is {'a language' if kind == 'lm' else 'an embedding'} model.")
+    if kind == "embeddings" and cfg.max_perplexity_increase is not None:
+        raise ConfigError("--max-perplexity-increase is for language models; an embedding model's budget is "
+                          "--max-accuracy-drop (a limit on 1 - top-10 overlap with FP32).")
     cfg.check_kind(source.is_lm)
     limit = source.config.get("max_position_embeddings") or source.config.get("n_positions")
     if limit and cfg.sequence_lengths and max(cfg.sequence_lengths) > limit:
@@ -198,7 +208,9 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     tok = models.load_tokenizer(source.path)
     shared = Job.settings(cfg, source, kind)
     arrays = tasks.module(kind).prepare(tok, {"texts": evald.texts, "labels": evald.labels,
-                                              "corpus": evald.corpus, "source": evald.source}, SimpleNamespace(**shared))
+                                              "corpus": evald.corpus, "source": evald.source,
+                                              "pairs": evald.pairs, "scores": evald.scores,
+                                              "model_path": source.path}, SimpleNamespace(**shared))
     meta = {"settings": settings, "environment": env}
     run.create(meta)
     np.savez(run.work / "inputs.npz", **arrays)

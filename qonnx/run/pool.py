@@ -39,8 +39,9 @@ def _call(runner, job, inputs):
     """(result, seconds of the model call) for one request; a "segment" request (a round of compare's
     interleaved timing) is several batch-1 calls timed one by one, their seconds summed."""
     if "segment" in inputs:
+        call = runner.hidden if job.kind == "embeddings" else runner.logits
         runner.synchronize()
-        seconds = sum(runner.timed(runner.logits, feed)[1] for feed in inputs["segment"])
+        seconds = sum(runner.timed(call, feed)[1] for feed in inputs["segment"])
         return {}, seconds
     if job.kind == "lm":
         ttft, decode_s, ids = generate(runner, inputs["ids"], inputs["new_tokens"])

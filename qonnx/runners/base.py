@@ -5,7 +5,7 @@ import time
 
 class Runner:
     """Base lifecycle. Subclasses set `self.device` ('cpu' or 'cuda') and implement load and
-    logits (classifiers) or step (causal LMs)."""
+    logits (classifiers), step (causal LMs) or hidden (embedding models: the last hidden state)."""
 
     name = "runner"
     device = "cpu"
@@ -21,6 +21,9 @@ class Runner:
         raise NotImplementedError
 
     def step(self, input_ids, attention_mask, past=None):
+        raise NotImplementedError
+
+    def hidden(self, batch):
         raise NotImplementedError
 
     def close(self):

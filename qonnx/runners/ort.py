@@ -96,11 +96,18 @@ class OrtRunner(Runner):
         return [v.numpy() for v in self._bound(feed, names).values()]
 
     def logits(self, batch):
+        return self._output(batch, self.outputs[0])
+
+    def hidden(self, batch):
+        """The encoder's last hidden state (a feature-extraction export's output)."""
+        return self._output(batch, "last_hidden_state" if "last_hidden_state" in self.outputs else self.outputs[0])
+
+    def _output(self, batch, name):
         batch = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
         if "token_type_ids" in self.inputs and "token_type_ids" not in batch:  # the graph wants it
             batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
         feed = self._feed(batch)
-        return self._run([self.outputs[0]], feed)[0].astype(np.float32, copy=False)  # no copy of float32
+        return self._run([name], feed)[0].astype(np.float32, copy=False)  # no copy of float32
 
     # -- causal LM ---------------------------------------------------------------------------
     def empty_past(self, batch_size):

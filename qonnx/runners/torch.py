@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from qonnx.errors import ConfigError, ModelError
-from qonnx.models import is_lm_task, load_pretrained
+from qonnx.models import is_embeddings_task, is_lm_task, load_pretrained
 from qonnx.runners.base import Runner
 
 log = logging.getLogger(__name__)
@@ -24,8 +24,16 @@ def cuda_problem() -> str:
 def auto_class(task):
     import transformers
 
+    if is_embeddings_task(task):
+        return transformers.AutoModel  # the bare encoder: its last hidden state is pooled by the task
     return (transformers.AutoModelForCausalLM if is_lm_task(task)
             else transformers.AutoModelForSequenceClassification)
+
+
+def unused_weights(task) -> tuple:
+    """Prefixes of weights the task never reads: an embedding model's pooler (it reads the last
+    hidden state), which a sentence-transformers checkpoint may lack."""
+    return ("pooler.",) if is_embeddings_task(task) else ()
 
 
 def modeling_class(path):
@@ -56,6 +64,7 @@ def load_model(path, task, mode="fp32", device="cpu"):
     import torch
 
     cls = auto_class(task)
+    kw = {"unused": unused_weights(task)}
     if mode == "bnb-int4":
         from transformers import BitsAndBytesConfig
 
@@ -63,14 +72,14 @@ def load_model(path, task, mode="fp32", device="cpu"):
         q = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                bnb_4bit_compute_dtype=compute)
         model = load_pretrained(cls, path, quantization_config=q, device_map=device,
-                                dtype=compute)
+                                dtype=compute, **kw)
     elif mode == "int8-dynamic":
         if device != "cpu":
             raise ConfigError("torch dynamic INT8 runs on the CPU only")
-        model = load_pretrained(cls, path, dtype=torch.float32)
+        model = load_pretrained(cls, path, dtype=torch.float32, **kw)
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
     else:
-        model = load_pretrained(cls, path, dtype=getattr(torch, DTYPES[mode])).to(device)
+        model = load_pretrained(cls, path, dtype=getattr(torch, DTYPES[mode]), **kw).to(device)
     return model.eval()
 
 
@@ -146,6 +155,14 @@ class TorchRunner(Runner):
         with torch.inference_mode():
             out = self.model(**self._tensors({k: v for k, v in batch.items() if k in self.accepts})).logits
         return out.float().cpu().numpy()
+
+    def hidden(self, batch):
+        """The encoder's last hidden state (embedding models), as float32 numpy."""
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(**self._tensors({k: v for k, v in batch.items() if k in self.accepts}))
+        return out.last_hidden_state.float().cpu().numpy()
 
     def step(self, input_ids, attention_mask, past=None):
         import torch

@@ -6,12 +6,14 @@ variant gets the same token ids, and workers need no tokenizer), `measure(runner
 """
 from importlib import import_module
 
-from qonnx.models import is_lm_task
+from qonnx.models import is_embeddings_task, is_lm_task
 
-TASKS = {"classification": "classification", "lm": "lm"}
+TASKS = {"classification": "classification", "lm": "lm", "embeddings": "embeddings"}
 
 
 def kind(task: str) -> str:
+    if is_embeddings_task(task):
+        return "embeddings"
     return "lm" if is_lm_task(task) else "classification"
 
 

@@ -12,8 +12,8 @@ from qonnx.measure.latency import Latency
 MAX_LENGTH = 128
 
 
-def encode(tok, texts):
-    enc = tok(texts, padding="longest", truncation=True, max_length=MAX_LENGTH, return_tensors="np")
+def encode(tok, texts, max_length=MAX_LENGTH):
+    enc = tok(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="np")
     return {k: v.astype(np.int64) for k, v in enc.items()}
 
 
@@ -31,7 +31,8 @@ def prepare(tok, data, job) -> dict:
     return arrays
 
 
-def _group(arrays, prefix):
+def group(arrays, prefix):
+    """[{input name: array}] of the keys PREFIXnnnnn.NAME, in order (batchNNNNN, singleNNNNN)."""
     out = {}
     for key, v in arrays.items():
         if key.startswith(prefix):
@@ -41,8 +42,8 @@ def _group(arrays, prefix):
 
 
 def measure(runner, arrays, job):
-    batches, labels = _group(arrays, "batch"), arrays["labels"]
-    unique = _group(arrays, "single")
+    batches, labels = group(arrays, "batch"), arrays["labels"]
+    unique = group(arrays, "single")
     singles = [unique[i] for i in arrays["request_order"]]
     logits = np.concatenate([runner.logits(u) for u in unique])  # quality: each text alone
     for b in {b["input_ids"].shape: b for b in batches}.values():  # warm-up: every padded shape once

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from qonnx import models, tasks
 from qonnx.config import CompareConfig, usable_cores
-from qonnx.errors import DataError, QonnxError
+from qonnx.errors import ConfigError, DataError, QonnxError
 from qonnx.schema import read as load_results
 from qonnx.variants import VARIANTS, requires
 from qonnx.variants.artifact import artifact_for
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 # a model named on the command line: cheap to get through the artifact store (cached after once)
 MODEL_VARIANTS = ("torch-fp32", "onnx-fp32", "onnx-int8-dynamic")
 REFERENCES = ("torch-fp32", "onnx-fp32")
+SERVED = ("classification", "lm")  # task kinds the UI has a view for
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Entry:
 class Plan:
     title: str
     task: str
-    kind: str                    # classification | lm
+    kind: str                    # classification | lm (an embedding model is refused: nothing to show per text yet)
     model_path: Path             # tokenizer and config.json
     threads: int
     max_new_tokens: int = 32
@@ -54,6 +55,9 @@ class Plan:
     results: dict | None = None
 
     def __post_init__(self):
+        if self.kind not in SERVED:
+            raise ConfigError(f"qonnx ui serves {' and '.join(SERVED)} models; {self.title} is an {self.kind} model. "
+                              "Compare its variants with qonnx compare.")
         self.config = models.ModelSource(self.title, self.model_path, self.task).config
         self.tokenizer = models.load_tokenizer(self.model_path)
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from qonnx import data, export, genai
 from qonnx.config import QuantizeConfig
+from qonnx.models import is_embeddings_task
 from qonnx.variants.build import quantize
 from qonnx.variants.registry import VARIANTS
 
@@ -19,12 +20,14 @@ def calibration_column(cfg) -> str:
     return cfg.text_column if cfg.text_column in data.columns(cfg.calibration) else "text"
 
 
-def quantize_config(onnx_dir, method, cfg, options=()) -> QuantizeConfig:
-    """The QuantizeConfig a compare-style config (calibration, seed, threads, budgets) asks for."""
+def quantize_config(onnx_dir, method, cfg, options=(), searched=True) -> QuantizeConfig:
+    """The QuantizeConfig a compare-style config (calibration, seed, threads, budgets) asks for;
+    searched=False: the method's plain recipe, whatever budget the config holds."""
+    budget = cfg.budget_fields(method, fixed_options=bool(options)) if searched else {}
     return QuantizeConfig(onnx_dir=onnx_dir, method=method, calibration=cfg.calibration,
                           calibration_method=cfg.calibration_method, num_samples=cfg.num_calibration_samples,
                           seed=cfg.seed, text_column=calibration_column(cfg), threads=cfg.threads,
-                          **dict(options), **cfg.budget_fields(method, fixed_options=bool(options)))
+                          **dict(options), **budget)
 
 
 def artifact_for(source, variant, cfg) -> Path:
@@ -36,4 +39,7 @@ def artifact_for(source, variant, cfg) -> Path:
     onnx_dir = export.ensure(source)
     if v.mode == "fp32":
         return onnx_dir
-    return Path(quantize(quantize_config(onnx_dir, v.mode, cfg, v.options))["output"])
+    # an embedding model's budget is checked on the run's rows, not searched while building (the
+    # accuracy-budget search scores a classifier's labels)
+    searched = not is_embeddings_task(source.task)
+    return Path(quantize(quantize_config(onnx_dir, v.mode, cfg, v.options, searched))["output"])

@@ -11,8 +11,8 @@ from pathlib import Path
 from qonnx import calibration, manifest, store
 from qonnx.config.parts import demo_split
 from qonnx.envinfo import versions
-from qonnx.errors import ModelError
-from qonnx.models import is_lm_task, load_tokenizer
+from qonnx.errors import ConfigError, ModelError
+from qonnx.models import is_embeddings_task, is_lm_task, load_tokenizer
 from qonnx.variants.checks import check_variant, load_export
 from qonnx.variants.registry import method_module
 from qonnx.variants.search import budget, lm_budget
@@ -68,6 +68,10 @@ def quantize(cfg) -> dict:
         if spec:
             texts, prov = calibration.select(spec, cfg.num_samples, cfg.seed, lm, column)
     cfg.check_kind(lm)
+    if is_embeddings_task(task) and cfg.max_accuracy_drop is not None:
+        raise ConfigError(f"{src_dir} is an embedding model; the --max-accuracy-drop search scores a classifier's "
+                          "labels. Build without it, then gate the compare run: qonnx validate RUN --variant V "
+                          "--max-accuracy-drop X (a limit on 1 - top-10 overlap with FP32).")
     validation, texts_lm = None, None
     if cfg.max_accuracy_drop is not None:
         validation = budget.validation(cfg, src_manifest, src_dir, config)
