@@ -26,7 +26,8 @@ def run(tmp_path_factory):
                            "commuters said it was worth the wait"]}).to_csv(d / "calib.csv", index=False)
     result = CliRunner().invoke(main, ["compare", str(model), "--dataset", str(d / "sts.csv"), "--calibration",
                                        str(d / "calib.csv"), "--latency-samples", "3", "--warmup", "1",
-                                       "--batch-size", "4", "--threads", "1", "--concurrent-rows", "-o", str(d / "run")])
+                                       "--batch-size", "4", "--batch-sizes", "2", "--sequence-lengths", "16",
+                                       "--threads", "1", "--concurrent-rows", "-o", str(d / "run")])
     return model, d / "run", result
 
 
@@ -47,6 +48,7 @@ def test_every_default_row_is_ok_or_skipped_with_its_reason(run):
     for r in rows.values():
         if r["status"] == "ok":
             assert r["embedding_dim"] == 32 and 0 <= r["topk_overlap"] <= 1 and r["cosine_min"] <= r["cosine_mean"]
+            assert {(c["batch"], c["length"], c["padding"]) for c in r["shapes"]} == {(2, 16, "padded"), (2, 16, "real")}
     assert "top-10" in result.output and "cos mean" in result.output and "label ρ" in result.output
 
 
@@ -126,11 +128,17 @@ def test_a_bare_encoder_asks_for_the_task_and_gets_mean_pooling(tmp_path):
     from conftest import tiny_bert
     from qonnx.errors import ModelError
     from qonnx.models import resolve
+    from qonnx.tasks.embeddings import recipe
 
-    folder = tiny_bert(tmp_path, "BertModel", num_hidden_layers=1)
+    (tmp_path / "bare").mkdir()
+    folder = tiny_bert(tmp_path / "bare", "BertModel", num_hidden_layers=1)
     with pytest.raises(ModelError, match="BertModel is a bare model .* give --task feature-extraction"):
         resolve(str(folder))
     assert resolve(str(folder), "feature-extraction").task == "feature-extraction"
+    spec = recipe(folder)
+    assert spec["modes"] == ["mean"] and not spec["normalize"] and spec["max_length"] == 128
+    r = CliRunner().invoke(main, ["export", str(folder), "--task", "feature-extraction", "-o", str(tmp_path / "onnx")])
+    assert r.exit_code == 0 and float(r.output.split("mean-pooled cosine >= ")[1].split()[0]) > 0.99999, r.output
     (tmp_path / "cls").mkdir()
     classifier = tiny_bert(tmp_path / "cls", num_hidden_layers=1)
     with pytest.raises(ModelError, match="--task feature-extraction does not fit .* is a sequence classifier"):
