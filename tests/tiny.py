@@ -94,3 +94,25 @@ def build(arch: str, folder: Path) -> Path:
     torch.manual_seed(0)
     model_cls(config_cls(**kwargs)).eval().save_pretrained(folder)
     return folder
+
+
+def tiny_sentence_transformer(folder, modes=("mean",), normalize=True, **config):
+    """A tiny BertModel in a sentence-transformers folder layout: modules.json (Transformer, Pooling,
+    Normalize where asked), 1_Pooling/config.json with `modes` on, sentence_bert_config.json."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tiny_bert(folder, "BertModel", **config)
+    flags = {"cls": "pooling_mode_cls_token", "max": "pooling_mode_max_tokens", "mean": "pooling_mode_mean_tokens",
+             "mean_sqrt_len": "pooling_mode_mean_sqrt_len_tokens", "lasttoken": "pooling_mode_lasttoken"}
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (folder / "modules.json").write_text(json.dumps(modules, indent=2))
+    (folder / "1_Pooling").mkdir()
+    hidden = json.loads((folder / "config.json").read_text())["hidden_size"]
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": hidden, **{f: m in modes for m, f in flags.items()}}, indent=2))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
+    return folder

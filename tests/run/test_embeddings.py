@@ -17,7 +17,7 @@ def run(tmp_path_factory):
     """(model folder, run folder, CLI result): the default matrix, rows side by side on one thread each."""
     import pandas as pd
 
-    from conftest import tiny_sentence_transformer
+    from tiny import tiny_sentence_transformer
 
     d = tmp_path_factory.mktemp("embeddings")
     model = tiny_sentence_transformer(d / "model", num_hidden_layers=1)
@@ -125,10 +125,10 @@ def test_an_embedding_export_is_not_budget_searched(run):
 
 
 def test_a_bare_encoder_asks_for_the_task_and_gets_mean_pooling(tmp_path):
-    from conftest import tiny_bert
     from qonnx.errors import ModelError
     from qonnx.models import resolve
     from qonnx.tasks.embeddings import recipe
+    from tiny import tiny_bert
 
     (tmp_path / "bare").mkdir()
     folder = tiny_bert(tmp_path / "bare", "BertModel", num_hidden_layers=1)

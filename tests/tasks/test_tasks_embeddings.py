@@ -170,10 +170,10 @@ def test_embeddings_equal_sentence_transformers_own(modes, normalize, tmp_path):
     st = pytest.importorskip("sentence_transformers")
     from transformers import AutoTokenizer
 
-    from conftest import tiny_sentence_transformer
     from qonnx.runners.torch import TorchRunner
     from qonnx.tasks.classification import encode
     from qonnx.tasks.embeddings import recipe
+    from tiny import tiny_sentence_transformer
 
     folder = tiny_sentence_transformer(tmp_path / "st", modes=modes, normalize=normalize, num_hidden_layers=1)
     texts = ["the film was a delight", "it rained all day after years of delays", "bad"]
