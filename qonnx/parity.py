@@ -53,30 +53,28 @@ def _encode(tok, texts, length):
     return {k: v.astype(np.int64) for k, v in enc.items()}
 
 
+def _cases(tok, texts, compare):
+    """summarize() of compare(inputs) at every batch size and padded length."""
+    return summarize([{"batch": batch, "length": length, **compare(_encode(tok, texts[:batch], length))}
+                      for batch in BATCHES for length in LENGTHS])
+
+
 def classifier(ref, cand, tok, texts):
-    cases = []
-    for batch in BATCHES:
-        for length in LENGTHS:
-            enc = _encode(tok, texts[:batch], length)
-            a, b = ref.logits(enc), cand.logits(enc)
-            cases.append({"batch": batch, "length": length,
-                          "max_abs_diff": float(np.abs(a - b).max()),
-                          "top1_agreement": float((a.argmax(-1) == b.argmax(-1)).mean())})
-    return summarize(cases)
+    def compare(enc):
+        a, b = ref.logits(enc), cand.logits(enc)
+        return {"max_abs_diff": float(np.abs(a - b).max()),
+                "top1_agreement": float((a.argmax(-1) == b.argmax(-1)).mean())}
+    return _cases(tok, texts, compare)
 
 
 def embeddings(ref, cand, tok, texts):
-    cases = []
-    for batch in BATCHES:
-        for length in LENGTHS:
-            enc = _encode(tok, texts[:batch], length)
-            a, b = ref.hidden(enc), cand.hidden(enc)
-            real = enc["attention_mask"].astype(bool)
-            pa, pb = (pool(x, enc["attention_mask"], MEAN_POOLING).astype(np.float64) for x in (a, b))
-            cos = (pa * pb).sum(1) / np.clip(np.linalg.norm(pa, axis=1) * np.linalg.norm(pb, axis=1), 1e-12, None)
-            cases.append({"batch": batch, "length": length, "max_abs_diff": float(np.abs(a - b)[real].max()),
-                          "cosine": float(cos.min())})
-    return summarize(cases)
+    def compare(enc):
+        a, b = ref.hidden(enc), cand.hidden(enc)
+        real = enc["attention_mask"].astype(bool)
+        pa, pb = (pool(x, enc["attention_mask"], MEAN_POOLING).astype(np.float64) for x in (a, b))
+        cos = (pa * pb).sum(1) / np.clip(np.linalg.norm(pa, axis=1) * np.linalg.norm(pb, axis=1), 1e-12, None)
+        return {"max_abs_diff": float(np.abs(a - b)[real].max()), "cosine": float(cos.min())}
+    return _cases(tok, texts, compare)
 
 
 def causal_lm(ref, cand, tok, texts):

@@ -4,6 +4,7 @@ A percentile is reported only where the sample count supports it: p90 from 10 sa
 from 100 (below that p99 is simply the maximum); otherwise the field is None. `n` is always
 there.
 """
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,3 +33,16 @@ class Latency:
 
     def to_dict(self):
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def batched_seconds(runner, call, batches) -> float:
+    """Seconds of one timed pass of call over every batch, after one untimed call at each padded
+    shape (every new shape costs a first call of its own)."""
+    for b in {b["input_ids"].shape: b for b in batches}.values():
+        call(b)
+    runner.synchronize()
+    t0 = time.perf_counter()
+    for b in batches:
+        call(b)
+    runner.synchronize()
+    return time.perf_counter() - t0

@@ -124,8 +124,7 @@ def time_in_rounds(run, ctx, arrays, bar):
             why = "timed one row after another: no torch-fp32 row on this provider to time the others against"
         if not why and len(group) < 2:
             why = "the only ok row on this provider: nothing to interleave with"
-        if not why:
-            fits, why = rounds.fits(group)
+        why = why or rounds.too_big(group)
         if why:
             for row in group:
                 row.rounds, row.timing = None, why

@@ -17,6 +17,7 @@ import logging
 import psutil
 
 from qonnx.run.pool import Pool
+from qonnx.tasks.classification import group
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,8 @@ def inputs(kind, arrays, job) -> dict:
     """The one piece of work every row repeats each round."""
     if kind == "lm":
         return {"ids": arrays["prompt0"], "new_tokens": job.max_new_tokens}
-    order = arrays["request_order"][:SEGMENT]
-    feeds = [{k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith(f"single{i:05d}.")} for i in order]
-    return {"segment": feeds}
+    singles = group(arrays, "single")
+    return {"segment": [singles[i] for i in arrays["request_order"][:SEGMENT]]}
 
 
 def figure(kind, answer):
@@ -45,12 +45,12 @@ def memory_needed(rows) -> float:
     return sum(r.peak_memory_mb or 0.0 for r in rows)
 
 
-def fits(rows):
-    """(True, '') or (False, why): can this machine hold every row's worker at once?"""
+def too_big(rows) -> str:
+    """Why this machine cannot hold every row's worker at once ('' when it can)."""
     need, free = memory_needed(rows), psutil.virtual_memory().available / 2**20
     if need <= FREE_SHARE * free:
-        return True, ""
-    return False, (f"timed one row after another, not in interleaved rounds: the rows' workers need "
+        return ""
+    return (f"timed one row after another, not in interleaved rounds: the rows' workers need "
                    f"{need:.0f} MiB at once and {free:.0f} MiB is free")
 
 

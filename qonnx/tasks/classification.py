@@ -2,12 +2,11 @@
 it, and as the accuracy-budget search validates: dynamic INT8 scales activations over the whole
 padded batch, so a batched pass would score another model), throughput from a batched pass,
 batch-1 latency. Tokenization happens once in the parent; timings cover the model call only."""
-import time
 
 import numpy as np
 
 from qonnx.measure import shapes
-from qonnx.measure.latency import Latency
+from qonnx.measure.latency import Latency, batched_seconds
 
 MAX_LENGTH = 128
 
@@ -46,14 +45,7 @@ def measure(runner, arrays, job):
     unique = group(arrays, "single")
     singles = [unique[i] for i in arrays["request_order"]]
     logits = np.concatenate([runner.logits(u) for u in unique])  # quality: each text alone
-    for b in {b["input_ids"].shape: b for b in batches}.values():  # warm-up: every padded shape once
-        runner.logits(b)
-    runner.synchronize()
-    t0 = time.perf_counter()
-    for b in batches:
-        runner.logits(b)
-    runner.synchronize()
-    elapsed = time.perf_counter() - t0
+    elapsed = batched_seconds(runner, runner.logits, batches)
     seconds = runner.latency(runner.logits, singles, job.warmup)
     return {"shapes": shapes.measure(runner, arrays) if job.batch_sizes else None,
             "accuracy": float((logits.argmax(-1) == labels).mean()),

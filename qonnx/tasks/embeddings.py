@@ -10,7 +10,6 @@ saved embeddings (qonnx.measure.similarity); with labelled pairs (sentence1, sen
 row also scores Spearman of its pair cosines against the labels, as STS benchmarks report it.
 """
 import json
-import time
 
 import numpy as np
 
@@ -18,7 +17,7 @@ from qonnx import pooling
 from qonnx.data import TextData, check_texts, column, open_table, selection, stratified
 from qonnx.errors import DataError
 from qonnx.measure import shapes
-from qonnx.measure.latency import Latency
+from qonnx.measure.latency import Latency, batched_seconds
 from qonnx.measure.similarity import TOP_K, pair_cosines, spearman
 from qonnx.tasks.classification import MAX_LENGTH, encode, group
 
@@ -111,14 +110,7 @@ def measure(runner, arrays, job):
     batches, unique = group(arrays, "batch"), group(arrays, "single")
     singles = [unique[i] for i in arrays["request_order"]]
     emb = np.concatenate([embed(runner, u, spec) for u in unique])  # quality: each text alone
-    for b in {b["input_ids"].shape: b for b in batches}.values():  # warm-up: every padded shape once
-        runner.hidden(b)
-    runner.synchronize()
-    t0 = time.perf_counter()
-    for b in batches:
-        runner.hidden(b)
-    runner.synchronize()
-    elapsed = time.perf_counter() - t0
+    elapsed = batched_seconds(runner, runner.hidden, batches)
     seconds = runner.latency(runner.hidden, singles, job.warmup)
     result = {"shapes": shapes.measure(runner, arrays, call=runner.hidden) if job.batch_sizes else None,
               "throughput_per_s": len(unique) / elapsed,
