@@ -52,8 +52,11 @@ node:
 	  echo "node/npm could not be installed: the wasm tests will be skipped, saying so"
 
 # (extras before setup: with GPU=1, setup then swaps the onnxruntime that pip brought back)
+# the real-model tests' demos are built first, on every core (a test worker holds only its share);
+# then one pytest worker per core (pytest-xdist), each pinned to its own cores (tests/conftest.py)
 test: $(VENV)/.test-extras setup browser node
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25
+	$(BIN)/qonnx demo build sentiment minilm
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile --durations=25
 
 .PHONY: setup demo test browser node

@@ -1,4 +1,5 @@
 """Where qonnx keeps what it builds, and small file helpers shared by every writer."""
+import contextlib
 import hashlib
 import json
 import os
@@ -37,6 +38,26 @@ def hash_tree(folder) -> dict:
 
 def write_json(path, data):
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # two writers never share a temp file
     tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold an exclusive lock on the file `path` (created) for the block: a second process that
+    builds the same cached thing waits here, then finds it built, instead of building it twice.
+    Advisory (fcntl); where fcntl is missing (Windows) the block runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,11 +1,24 @@
 """Tiny random models built from configs at test time (no hub, no downloads): the builders live in
 tiny.py (a plain module: tests/edge has a conftest of its own, so `from conftest import` is ambiguous)."""
+import os
 from pathlib import Path
 
 import pytest
 
 from browser import page  # noqa: F401  (the headless Chromium fixture)
 from tiny import _tokenizer, tiny_bert
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (make test runs `-n auto`), each worker gets its own share of the cores,
+    so the rows of two tests never fight over one core (every row uses the usable cores: threads
+    follow the affinity) and each worker's timing stays what one process on its cores gives."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if worker and count and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        share = cores[int(worker.removeprefix("gw")) % len(cores)::int(count)]
+        if share:
+            os.sched_setaffinity(0, share)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from importlib import import_module
 from pathlib import Path
 
 from qonnx import manifest, store
-from qonnx.cache import cache_dir
+from qonnx.cache import cache_dir, locked
 from qonnx.errors import unknown
 from qonnx.progress import progress
 
@@ -47,6 +47,13 @@ def ensure(name, force=False) -> Path:
     if name not in DEMOS:
         raise unknown("demo", name, DEMOS)
     folder = demo_dir(name)
+    if not force and not check(folder, name):
+        return folder
+    with locked(folder.with_name(f".{name}.lock")):  # a second process waits, then finds it built
+        return _build(name, folder, force)
+
+
+def _build(name, folder, force) -> Path:
     problem = "rebuild requested" if force else check(folder, name)
     if not problem:
         return folder

@@ -43,10 +43,11 @@ def _call(runner, job, inputs):
         runner.synchronize()
         seconds = sum(runner.timed(call, feed)[1] for feed in inputs["segment"])
         return {}, seconds
-    if job.kind == "lm":
-        ttft, decode_s, ids = generate(runner, inputs["ids"], inputs["new_tokens"])
-        return {"ids": ids, "ttft_ms": ttft * 1e3,
-                "tokens_per_s": (len(ids) - 1) / decode_s if decode_s else None}, ttft + decode_s
+    if job.kind == "lm":  # one prompt ("ids") or several ("prompts", a round): decode tokens/s over them all
+        runs = [generate(runner, ids, inputs["new_tokens"]) for ids in inputs.get("prompts", [inputs.get("ids")])]
+        decode_s, decoded = sum(r[1] for r in runs), sum(len(r[2]) - 1 for r in runs)
+        return {"ids": runs[0][2], "ttft_ms": runs[0][0] * 1e3,
+                "tokens_per_s": decoded / decode_s if decode_s else None}, sum(r[0] + r[1] for r in runs)
     logits, seconds = runner.timed(runner.logits, inputs)
     return {"logits": logits[0]}, seconds
 
@@ -172,15 +173,16 @@ class Pool:
     def pids(self) -> list:
         return [w.proc.pid for w in self.workers.values() if w.alive()]
 
-    def ask(self, inputs, timeout_s, order=None) -> dict:
+    def ask(self, inputs, timeout_s, order=None, turn_s=TURN_S) -> dict:
         """{name: ("ok", result) | ("failed", reason) | ("timed out", reason)} for every worker,
-        within timeout_s. `order` (names): who takes the timed turn first among those ready."""
+        within timeout_s. `order` (names): who takes the timed turn first among those ready;
+        `turn_s`: how long one has the CPU alone before the next starts beside it."""
         with self._ask:
             self._rid += 1
             rank = {name: i for i, name in enumerate(order or ())}
-            return self._gather(self._rid, inputs, time.monotonic() + timeout_s, timeout_s, rank)
+            return self._gather(self._rid, inputs, time.monotonic() + timeout_s, timeout_s, rank, turn_s)
 
-    def _gather(self, rid, inputs, deadline, timeout_s, rank):
+    def _gather(self, rid, inputs, deadline, timeout_s, rank, turn_s):
         self._start([w for w in self.workers.values() if not w.alive()])
         out, pending = {}, {}
         for w in self.workers.values():
@@ -213,7 +215,7 @@ class Pool:
                 try:
                     w.conn.send(("go", rid, None))
                     busy.add(w.name)
-                    turn = (w.name, now + TURN_S)
+                    turn = (w.name, now + turn_s)
                 except OSError:
                     finish(w, ("failed", w.death()))
                 continue

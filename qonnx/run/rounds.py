@@ -8,7 +8,7 @@ within one round compares two rows under the same conditions; the run's ratio is
 per-round ratios, with their range (ratios.derive).
 
 A round: classifiers, SEGMENT batch-1 requests (the first of the latency requests), their time summed
-(ms); LMs, greedy decode of the first prompt (decode tokens/s). Memory is not measured here: each
+(ms); LMs, greedy decode of every prompt (decode tokens/s over them all). Memory is not measured here: each
 row's memory comes from its own worker in the measuring pass. Where the machine's free memory cannot
 hold every worker at once, the run keeps its sequential ratios and says so.
 """
@@ -24,13 +24,15 @@ log = logging.getLogger(__name__)
 SEGMENT = 16           # classifier requests per round
 LOAD_TIMEOUT_S = 900   # the first round: every worker loads and warms up
 ROUND_TIMEOUT_S = 300  # any later round
+TURN_S = 60            # one row's turn in a round: a slow row's whole decode still runs alone
 FREE_SHARE = 0.8       # of the memory free now, what the workers may take together
 
 
 def inputs(kind, arrays, job) -> dict:
     """The one piece of work every row repeats each round."""
-    if kind == "lm":
-        return {"ids": arrays["prompt0"], "new_tokens": job.max_new_tokens}
+    if kind == "lm":  # every prompt: a round long enough that one scheduler hiccup moves it little
+        return {"prompts": [arrays[k] for k in sorted(k for k in arrays if k.startswith("prompt"))],
+                "new_tokens": job.max_new_tokens}
     singles = group(arrays, "single")
     return {"segment": [singles[i] for i in arrays["request_order"][:SEGMENT]]}
 
@@ -62,7 +64,7 @@ def interleave(jobs: dict, kind, work: dict, n: int, on_round=None) -> dict:
     failure = dict.fromkeys(keys)
     pool = Pool(jobs)
     try:
-        first = pool.ask(work, LOAD_TIMEOUT_S, order=keys)  # loading and warm-up; its timing is not kept
+        first = pool.ask(work, LOAD_TIMEOUT_S, order=keys, turn_s=TURN_S)  # loading and warm-up; its timing is not kept
         for k, (status, answer) in first.items():
             if status != "ok":  # a worker that failed is dropped: reloading would share the CPU with timed turns
                 failure[k] = f"its rounds worker {status}: {answer}"
@@ -70,7 +72,7 @@ def interleave(jobs: dict, kind, work: dict, n: int, on_round=None) -> dict:
         live = [k for k in keys if failure[k] is None]
         for r in range(n):
             order = live[r % len(live):] + live[:r % len(live)] if live else []
-            answers = pool.ask(work, ROUND_TIMEOUT_S, order=order)
+            answers = pool.ask(work, ROUND_TIMEOUT_S, order=order, turn_s=TURN_S)
             for k in keys:
                 status, answer = answers.get(k, ("failed", "not asked"))
                 ok = status == "ok" and failure[k] is None and not answer.get("shared_cpu")

@@ -133,3 +133,23 @@ def test_without_the_memory_for_every_worker_the_run_times_apart_and_says_so(tin
     for r in compare(cfg)["rows"]:
         assert "not in interleaved rounds" in r["timing"] and "MiB is free" in r["timing"]
         assert r["rounds"] is None and r["speedup_range"] is None and r["speedup"] is not None
+
+
+def test_an_lm_round_decodes_every_prompt(monkeypatch):
+    """An LM round is the greedy decode of every prompt (one prompt's 31 tokens let one scheduler hiccup
+    move a round's figure): tokens/s over them all, the summed tokens over the summed decode time."""
+    import numpy as np
+
+    from qonnx.run import pool
+
+    arrays = {f"prompt{i}": np.arange(3 + i) for i in range(4)} | {"labels": np.zeros(1)}
+    work = rounds.inputs("lm", arrays, type("Job", (), {"max_new_tokens": 5})())
+    assert [len(p) for p in work["prompts"]] == [3, 4, 5, 6] and work["new_tokens"] == 5
+    seconds = {3: 1.0, 4: 2.0, 5: 3.0, 6: 4.0}  # decode time by prompt length; 5 ids, 4 decoded tokens each
+
+    def fake_generate(runner, ids, new_tokens):
+        return 0.5, seconds[len(ids)], list(range(new_tokens))
+
+    monkeypatch.setattr(pool, "generate", fake_generate)
+    answer, total = pool._call(None, type("Job", (), {"kind": "lm"})(), work)
+    assert answer["tokens_per_s"] == pytest.approx(16 / 10.0) and total == pytest.approx(4 * 0.5 + 10.0)
