@@ -6,6 +6,8 @@
 # 3. qonnx compare of both demos on cpu,cuda: device memory per row (GPU MiB, NVML) and the nodes
 #    ONNX Runtime placed on the CPU under CUDA (report.md "Node placement under CUDA")
 # Everything it prints also lands in OUT_DIR (default gpu-check-DATE), with both run folders.
+# A machine without a registry: SKIP_SETUP=1 PY=python3 (an environment that already holds qonnx's
+# packages and onnxruntime-gpu); other models: CLS_MODEL / LM_MODEL with extra compare options in CLS_ARGS / LM_ARGS (--dataset ...).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-gpu-check-$(date +%Y%m%d-%H%M)}
@@ -15,8 +17,11 @@ TORCH=${TORCH:-"torch --index-url https://download.pytorch.org/whl/cu124"}
 
 echo "== set-up ($(date -u +%FT%TZ))"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || echo "nvidia-smi: none"
-make setup GPU=1 TORCH="$TORCH" || { echo "set-up failed"; exit 1; }
-.venv/bin/python - <<'EOF'
+if [ -z "${SKIP_SETUP:-}" ]; then
+  make setup GPU=1 TORCH="$TORCH" || { echo "set-up failed"; exit 1; }
+fi
+PY=${PY:-.venv/bin/python}
+"$PY" - <<'EOF'
 import onnxruntime as ort, torch
 print("onnxruntime", ort.__version__, ort.get_available_providers())
 print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
@@ -24,16 +29,22 @@ print("torch", torch.__version__, "cuda", torch.cuda.is_available(),
 EOF
 
 echo "== CUDA tests"
-timeout 300 .venv/bin/python -m pytest -q -p no:cacheprovider -m cuda -rs tests || echo "CUDA tests: FAILED"
+timeout "${T_TESTS:-300}" "$PY" -m pytest -q -p no:cacheprovider -m cuda -rs tests || echo "CUDA tests: FAILED"
 
 for demo in sentiment smollm2; do
-  echo "== compare demo:$demo on cpu,cuda"
   args=(--providers cpu,cuda -o "$OUT/$demo")
-  [ "$demo" = sentiment ] && args+=(--max-samples 300 --variants torch-fp32,torch-fp16,onnx-fp32,onnx-fp16,onnx-int8-dynamic,onnx-int8-static)
-  [ "$demo" = smollm2 ] && args+=(--eval-tokens 1024 --variants torch-fp32,torch-fp16,onnx-fp32,onnx-fp16,onnx-int8-dynamic,onnx-int4-rtn)
-  timeout 420 .venv/bin/qonnx compare "demo:$demo" "${args[@]}"
+  if [ "$demo" = sentiment ]; then
+    model=${CLS_MODEL:-demo:sentiment}; extra=${CLS_ARGS:-}
+    args+=(--max-samples 300 --variants torch-fp32,torch-fp16,onnx-fp32,onnx-fp16,onnx-int8-dynamic,onnx-int8-static)
+  else
+    model=${LM_MODEL:-demo:smollm2}; extra=${LM_ARGS:-}
+    args+=(--eval-tokens 1024 --variants torch-fp32,torch-fp16,onnx-fp32,onnx-fp16,onnx-int8-dynamic,onnx-int4-rtn)
+  fi
+  read -r -a more <<< "$extra"; args+=("${more[@]}")
+  echo "== compare $model on cpu,cuda"
+  timeout "${T_CMP:-420}" "$PY" -m qonnx compare "$model" "${args[@]}"
   echo "exit code $?"
-  .venv/bin/python - "$OUT/$demo/results.json" <<'EOF'
+  "$PY" - "$OUT/$demo/results.json" <<'EOF'
 import json, sys
 doc = json.load(open(sys.argv[1]))
 for r in doc["rows"]:
