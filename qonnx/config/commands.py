@@ -74,6 +74,8 @@ class QuantizeConfig(Budget):
     int8_scheme: str = "auto"
     overwrite: bool = False
     threads: int | None = None      # ONNX Runtime threads of the budget searches [all usable cores]
+    # token classifiers, QA: the calibration file's columns (tokens_column; question_column, context_column)
+    task_columns: dict | None = None
 
     def __post_init__(self):
         self.onnx_dir = Path(self.onnx_dir)
