@@ -131,10 +131,11 @@ def tiny_head(arch, head, folder, **config):
     tok = _tokenizer(folder)
     labels = {"id2label": dict(enumerate(NER)), "label2id": {n: i for i, n in enumerate(NER)}} \
         if head == "TokenClassification" else {}
+    vocab = max(tok.get_vocab().values()) + 1  # the vocab file repeats a letter or two: len(tok) is short of the top id
     config_cls, kwargs = {
-        "bert": (t.BertConfig, dict(vocab_size=len(tok), hidden_size=H, num_hidden_layers=LAYERS,
+        "bert": (t.BertConfig, dict(vocab_size=vocab, hidden_size=H, num_hidden_layers=LAYERS,
                                     num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=256)),
-        "distilbert": (t.DistilBertConfig, dict(vocab_size=len(tok), dim=H, n_layers=LAYERS, n_heads=HEADS,
+        "distilbert": (t.DistilBertConfig, dict(vocab_size=vocab, dim=H, n_layers=LAYERS, n_heads=HEADS,
                                                 hidden_dim=FFN, max_position_embeddings=256))}[arch]
     model_cls = getattr(t, {"bert": "Bert", "distilbert": "DistilBert"}[arch] + "For" + head)
     torch.manual_seed(0)
