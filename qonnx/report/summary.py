@@ -94,7 +94,7 @@ def recommend(doc) -> dict:
         speed = f"p50 {(best.get('latency_ms') or {}).get('p50', 0):.2f} ms at batch 1"
     quality = (f"perplexity {best['perplexity']:.2f} ({best['perplexity_change_pct']:+.2f} %)" if lm else
                embedding_quality(best) if kind == "embeddings" else
-               f"F1 {best['f1']:.4f} ({-best['f1_drop']:+.4f} vs reference)" if kind in F1_KINDS else
+               f"F1 {best['f1']:.4f} ({0 - best['f1_drop']:+.4f} vs reference)" if kind in F1_KINDS else
                f"accuracy {best['accuracy']:.4f} ({-best['accuracy_drop']:+.4f} vs reference)")
     extra = f", {best['speedup']:.2f}x torch-fp32" if best.get("speedup") else ""
     if best.get("speedup_range"):
