@@ -6,11 +6,11 @@ from pathlib import Path
 from qonnx import data, export, genai
 from qonnx.config import QuantizeConfig
 from qonnx.heads import QA, TOKENS
-
-TASK_COLUMNS = ("tokens_column", "question_column", "context_column")  # calibration of token classifiers, QA
 from qonnx.models import is_embeddings_task
 from qonnx.variants.build import quantize
 from qonnx.variants.registry import VARIANTS
+
+TASK_COLUMNS = ("tokens_column", "question_column", "context_column")  # calibration of token classifiers, QA
 
 
 def calibration_column(cfg) -> str:
