@@ -1,0 +1,118 @@
+"""Token classification and extractive QA: the metrics against seqeval's and SQuAD's published
+definitions and examples (and the libraries where installed), the span search, the readers."""
+import json
+import random
+
+import numpy as np
+import pytest
+
+from qonnx.errors import DataError
+from qonnx.measure.entities import entities, scores
+from qonnx.measure.squad import best_span, exact, f1, normalize, score
+from qonnx.tasks import kind, qa, tokens
+
+NER = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+LABEL2ID = {n: i for i, n in enumerate(NER)}
+
+
+# -- entities: seqeval's docstring and README examples ------------------------------------------
+def test_entities_as_seqeval_reads_them():
+    assert entities(["B-PER", "I-PER", "O", "B-LOC"]) == [("PER", 0, 1), ("LOC", 3, 3)]  # get_entities' docstring
+    assert entities(["I-PER", "I-PER", "O", "I-LOC"]) == [("PER", 0, 1), ("LOC", 3, 3)]  # IOB1: I opens a chunk
+    assert entities(["B-PER", "I-LOC", "I-LOC"]) == [("PER", 0, 0), ("LOC", 1, 2)]  # a new type ends a chunk
+    assert entities(["B-PER", "B-PER", "O"]) == [("PER", 0, 0), ("PER", 1, 1)]
+    assert entities(["S-PER", "B-LOC", "E-LOC", "O"]) == [("PER", 0, 0), ("LOC", 1, 2)]  # IOBES
+
+
+def test_scores_match_seqevals_published_example():
+    """seqeval's README: one MISC entity mis-bounded, one PER found: precision = recall = F1 = 0.5."""
+    true = [["O", "O", "O", "B-MISC", "I-MISC", "I-MISC", "O"], ["B-PER", "I-PER", "O"]]
+    pred = [["O", "O", "B-MISC", "I-MISC", "I-MISC", "I-MISC", "O"], ["B-PER", "I-PER", "O"]]
+    assert scores(true, pred) == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "entities": 2}
+
+
+def test_scores_by_hand():
+    true = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    pred = [["B-PER", "I-PER", "O", "O"], ["B-ORG", "B-LOC"]]  # PER and ORG found, LOC missed, a LOC invented
+    got = scores(true, pred)
+    assert got["precision"] == pytest.approx(2 / 3) and got["recall"] == pytest.approx(2 / 3)
+    assert scores([["O"]], [["O"]])["f1"] == 0.0  # nothing to find, nothing found: seqeval's 0
+    with pytest.raises(ValueError):
+        scores([["O", "O"]], [["O"]])
+
+
+def test_scores_agree_with_seqeval_on_random_tags():
+    seqeval = pytest.importorskip("seqeval.metrics", reason="seqeval is not installed (the published examples "
+                                                            "above hold the definition)")
+    rng = random.Random(0)
+    for _ in range(30):
+        true = [[rng.choice(NER) for _ in range(rng.randint(1, 12))] for _ in range(rng.randint(1, 6))]
+        pred = [[rng.choice(NER) for _ in t] for t in true]
+        got = scores(true, pred)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = (seqeval.precision_score(true, pred), seqeval.recall_score(true, pred), seqeval.f1_score(true, pred))
+        assert (got["precision"], got["recall"], got["f1"]) == pytest.approx(want)
+
+
+# -- SQuAD: the official evaluation script's definitions ----------------------------------------
+def test_squad_normalization_exact_match_and_f1():
+    assert normalize("The  Eiffel Tower, in Paris!") == "eiffel tower in paris"
+    assert normalize("an apple a day") == "apple day"
+    assert exact("The Eiffel Tower.", "eiffel tower") == 1.0 and exact("Eiffel", "eiffel tower") == 0.0
+    assert f1("the cat sat", "a cat sat down") == pytest.approx(0.8)  # p = 2/2, r = 2/3
+    assert f1("dog", "cat") == 0.0
+    got = score(["the cat sat", "Paris"], [["a cat sat down", "cat sat"], ["London"]])
+    assert got == {"exact_match": 0.5, "f1": pytest.approx(0.5)}  # question 1: its best answer matches exactly
+
+
+def test_best_span_over_windows_within_the_context_and_the_length_limit():
+    start, end = np.zeros((2, 8)), np.zeros((2, 8))
+    mask = np.array([[0, 0, 1, 1, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1, 1, 0]], dtype=bool)
+    start[0, 0], end[0, 0] = 50, 50    # the question's tokens: never an answer
+    start[0, 3], end[0, 2] = 5, 6      # end before start: never (11)
+    start[1, 2], end[1, 4] = 5, 5      # window 1, tokens 2..4: 10, the best legal span
+    start[0, 4], end[0, 5] = 4, 4      # window 0, tokens 4..5: 8
+    assert best_span(start, end, mask)[:3] == (1, 2, 4)
+    assert best_span(start, end, mask, max_answer_len=2)[:3] == (0, 4, 5)  # 2..4 is three tokens
+
+
+# -- readers ------------------------------------------------------------------------------------
+def test_token_reader_takes_names_ids_and_csv_lists(tmp_path):
+    rows = [{"tokens": ["the", "bridge"], "ner_tags": ["O", "B-LOC"]}, {"tokens": ["city"], "ner_tags": ["B-ORG"]}]
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    got = tokens.read_data(str(tmp_path / "a.jsonl"), label2id=LABEL2ID)
+    assert [r["tags"] for r in got.records] == [[0, 3], [5]] and got.texts == ["the bridge", "city"]
+    (tmp_path / "b.csv").write_text('words,tags\n"[""the"", ""bridge""]","[0, 3]"\ncity,5\n')
+    got = tokens.read_data(str(tmp_path / "b.csv"), label2id=LABEL2ID, tokens_column="words", tags_column="tags")
+    assert [r["tags"] for r in got.records] == [[0, 3], [5]] and got.records[1]["words"] == ["city"]
+    (tmp_path / "c.jsonl").write_text(json.dumps({"tokens": ["a", "b"], "ner_tags": ["O"]}))
+    with pytest.raises(DataError, match="different number of tokens and tags"):
+        tokens.read_data(str(tmp_path / "c.jsonl"), label2id=LABEL2ID)
+    (tmp_path / "d.jsonl").write_text(json.dumps({"tokens": ["a"], "ner_tags": ["B-MISC"]}))
+    with pytest.raises(DataError, match="Unknown label 'B-MISC'"):
+        tokens.read_data(str(tmp_path / "d.jsonl"), label2id=LABEL2ID)
+    with pytest.raises(DataError, match="no tokens column 'words'"):
+        tokens.read_data(str(tmp_path / "a.jsonl"), label2id=LABEL2ID, tokens_column="words")
+
+
+def test_qa_reader_takes_squad_json_and_jsonl(tmp_path):
+    squad = {"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": "The bridge opened on Monday.", "qas": [
+        {"id": "1", "question": "When did it open?", "answers": [{"text": "Monday", "answer_start": 21}]}]}]}]}
+    (tmp_path / "dev.json").write_text(json.dumps(squad))
+    got = qa.read_data(str(tmp_path / "dev.json"))
+    assert got.records == [{"question": "When did it open?", "context": "The bridge opened on Monday.",
+                            "answers": ["Monday"]}]
+    row = {"q": "What opened?", "context": "The bridge opened.", "answers": {"text": ["The bridge"], "answer_start": [0]}}
+    (tmp_path / "a.jsonl").write_text(json.dumps(row))
+    assert qa.read_data(str(tmp_path / "a.jsonl"), question_column="q").records[0]["answers"] == ["The bridge"]
+    (tmp_path / "v2.jsonl").write_text(json.dumps({**row, "answers": {"text": [], "answer_start": []}}))
+    with pytest.raises(DataError, match="unanswerable"):
+        qa.read_data(str(tmp_path / "v2.jsonl"), question_column="q")
+
+
+def test_the_two_families_are_their_own_kinds():
+    assert kind("token-classification") == "tokens" and kind("question-answering") == "qa"
+    assert kind("text-classification") == "classification"
