@@ -221,6 +221,7 @@ def test_a_head_of_another_kind_is_refused_and_no_task_is_suggested(tmp_path):
     neither way gets through."""
     from tiny import tiny_bert
 
+    (tmp_path / "mc").mkdir()
     other = tiny_bert(tmp_path / "mc", "BertForMultipleChoice", num_hidden_layers=1, max_position_embeddings=128)
     with pytest.raises(ModelError, match="BertForMultipleChoice is a multiple choice model") as e:
         resolve(str(other))
