@@ -116,3 +116,16 @@ def test_qa_reader_takes_squad_json_and_jsonl(tmp_path):
 def test_the_two_families_are_their_own_kinds():
     assert kind("token-classification") == "tokens" and kind("question-answering") == "qa"
     assert kind("text-classification") == "classification"
+
+
+def test_a_hub_datasets_class_label_tags_are_read_as_names(monkeypatch):
+    """CoNLL-style hub data: ner_tags a sequence of class labels in the dataset's own order, which
+    need not be the model's: they are read as names, then mapped through the model's label2id."""
+    datasets = pytest.importorskip("datasets", reason="the datasets library is not installed")
+    names = ["O", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-PER", "I-PER"]  # not the model's order
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")),
+                                  "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+    ds = datasets.Dataset.from_dict({"tokens": [["city", "officials"]], "ner_tags": [[1, 2]]}, features=features)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: ds)
+    got = tokens.read_data("someone/conll-like", label2id=LABEL2ID)
+    assert got.records[0]["tags"] == [LABEL2ID["B-ORG"], LABEL2ID["I-ORG"]] and got.source == "someone/conll-like:test"
