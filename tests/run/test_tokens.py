@@ -139,3 +139,16 @@ def test_curves_are_refused_for_token_classifiers(bert_run, files, tmp_path):
                                        "--batch-sizes", "2", "-o", str(tmp_path / "run")])
     assert result.exit_code == 1 and "not yet for a token classifier" in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_quantize_calibrates_on_tokens_and_refuses_the_budget_search(bert_run, files, tmp_path):
+    export = rows_of(bert_run[1])["onnx-fp32"]["artifact"]
+    built = CliRunner().invoke(main, ["quantize", export, "-m", "int8-static", "--calibration",
+                                      str(files / "calib.csv"), "-o", str(tmp_path / "static")])
+    assert built.exit_code == 0, built.output
+    cal = json.loads((tmp_path / "static" / "manifest.json").read_text())["settings"]["calibration"]
+    assert cal["column"] == "tokens" and cal["count"] == 6
+    refused = CliRunner().invoke(main, ["quantize", export, "-m", "int8-dynamic", "--max-accuracy-drop", "0.01",
+                                        "-o", str(tmp_path / "dyn")])
+    assert refused.exit_code == 1 and "a token classifier" in refused.output and "qonnx validate" in refused.output
+    assert not (tmp_path / "dyn").exists()
