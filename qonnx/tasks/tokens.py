@@ -96,8 +96,7 @@ def prepare(tok, data, job) -> dict:
     length = min(MAX_LENGTH, job.config.get("max_position_embeddings") or MAX_LENGTH)
     id2label = {int(k): v for k, v in (job.config.get("id2label") or {}).items()}
     arrays = {"id2label": np.array(json.dumps(id2label)),
-              "tags": np.asarray([t for r in records for t in r["tags"]], dtype=np.int64),
-              "words": np.asarray([len(r["words"]) for r in records], dtype=np.int64)}
+              "tags": np.asarray([t for r in records for t in r["tags"]], dtype=np.int64)}
     sentences = [r["words"] for r in records]
     for b, i in enumerate(range(0, len(sentences), bs)):
         arrays.update({f"batch{b:05d}.{k}": v for k, v in _encode(tok, sentences[i:i + bs], length)[1].items()})

@@ -129,3 +129,56 @@ def test_a_hub_datasets_class_label_tags_are_read_as_names(monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: ds)
     got = tokens.read_data("someone/conll-like", label2id=LABEL2ID)
     assert got.records[0]["tags"] == [LABEL2ID["B-ORG"], LABEL2ID["I-ORG"]] and got.source == "someone/conll-like:test"
+
+
+def test_a_word_past_the_token_limit_is_predicted_o_and_counted(tmp_path):
+    """Six one-token words, six positions: [CLS], four words, [SEP]. The last two words have no
+    sub-token: predicted O and counted; the four kept words are labelled at their first sub-token."""
+    from types import SimpleNamespace
+
+    from qonnx.runners.base import Runner
+    from tiny import _tokenizer
+
+    class Fake(Runner):  # position p's label: B-ORG, I-ORG, O, B-LOC for the four kept words
+        def logits(self, batch):
+            ids = [0, 5, 6, 0, 3, 0]
+            out = np.zeros(batch["input_ids"].shape + (len(NER),), dtype=np.float32)
+            for p in range(batch["input_ids"].shape[1]):
+                out[:, p, ids[p]] = 1
+            return out
+
+    job = SimpleNamespace(batch_size=2, latency_samples=2, warmup=0,
+                          config={"max_position_embeddings": 6, "id2label": dict(enumerate(NER))})
+    words = ["city", "officials", "the", "bridge", "opened", "monday"]
+    arrays = tokens.prepare(_tokenizer(tmp_path), {"records": [{"words": words, "tags": [5, 6, 0, 3, 0, 3]}]}, job)
+    got = tokens.measure(Fake(), arrays, job)
+    assert got["words_cut"] == 2 and got["words_scored"] == 6 and got["outputs"].shape == (4, len(NER))
+    # gold ORG(0-1), LOC(3), LOC(5); predicted ORG(0-1), LOC(3): precision 1, recall 2/3
+    assert (got["precision"], got["recall"]) == (1.0, pytest.approx(2 / 3)) and got["entities"] == 3
+
+
+def test_qa_answer_from_a_later_window_mapped_to_the_contexts_characters(tmp_path):
+    """A context many windows long (16 positions): the best span lies in a later window and comes
+    back as the context's own characters; questions' tokens are never an answer."""
+    from types import SimpleNamespace
+
+    from qonnx.runners.base import Runner
+    from tiny import _tokenizer
+
+    tok = _tokenizer(tmp_path)
+    vocab = tok.get_vocab()
+
+    class Fake(Runner):
+        def spans(self, batch):
+            ids = batch["input_ids"]
+            return (np.where(ids == vocab["ferry"], 5.0, 0.0) + np.where(ids == vocab["what"], 9.0, 0.0),
+                    np.where(ids == vocab["tourists"], 5.0, 0.0) + np.where(ids == vocab["what"], 9.0, 0.0))
+
+    context = ("the film was a delight from start to finish and it rained all day after years of delays the "
+               "old Ferry would continue for tourists, officials said")
+    job = SimpleNamespace(batch_size=2, latency_samples=1, warmup=0, config={"max_position_embeddings": 16})
+    record = {"question": "what?", "context": context, "answers": ["the ferry would continue for tourists"]}
+    arrays = qa.prepare(tok, {"records": [record]}, job)
+    got = qa.measure(Fake(), arrays, job)
+    assert got["answers"] == ["Ferry would continue for tourists"] and got["windows"] > 3
+    assert got["exact_match"] == 1.0 and got["f1"] == 1.0  # "the" and case are normalized away
