@@ -94,9 +94,10 @@ def read_data(spec, *, question_column="question", context_column="context", ans
                              for i in picked])
 
 
-def calibration(spec, n, seed, columns) -> tuple:
-    """(samples, provenance) for int8-static: n (question, context) pairs drawn with `seed`."""
-    q, c = (columns or {}).get("question_column", "question"), (columns or {}).get("context_column", "context")
+def calibration(spec, n, seed, cfg) -> tuple:
+    """(samples, provenance) for int8-static: n (question, context) pairs drawn with `seed` from
+    cfg.question_column and cfg.context_column."""
+    q, c = cfg.question_column, cfg.context_column
     table, source = _table(spec, None, "train")
     pairs = list(zip(check_texts(column(table, q, source, "question").tolist(), source, q),
                      check_texts(column(table, c, source, "context").tolist(), source, c)))

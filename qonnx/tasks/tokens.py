@@ -66,10 +66,10 @@ def read_data(spec, *, label2id, tokens_column="tokens", tags_column="ner_tags",
                     records=[{"words": [str(x) for x in words[i]], "tags": ids[i]} for i in picked])
 
 
-def calibration(spec, n, seed, columns) -> tuple:
+def calibration(spec, n, seed, cfg) -> tuple:
     """(samples, provenance) for int8-static: n sentences (word lists) drawn with `seed` from the
-    tokens column of a file or hub split, tokenized as the eval sentences are."""
-    name = (columns or {}).get("tokens_column", "tokens")
+    cfg.tokens_column of a file or hub split, tokenized as the eval sentences are."""
+    name = cfg.tokens_column
     table, source = open_table(spec)
     sentences = [[str(x) for x in w] for w in cells(column(table, name, source, "tokens").tolist(), source, name)]
     picked = random.Random(seed).sample(sentences, min(n, len(sentences)))

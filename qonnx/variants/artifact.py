@@ -30,7 +30,7 @@ def quantize_config(onnx_dir, method, cfg, options=(), searched=True) -> Quantiz
     return QuantizeConfig(onnx_dir=onnx_dir, method=method, calibration=cfg.calibration,
                           calibration_method=cfg.calibration_method, num_samples=cfg.num_calibration_samples,
                           seed=cfg.seed, text_column=calibration_column(cfg), threads=cfg.threads,
-                          task_columns={k: getattr(cfg, k) for k in TASK_COLUMNS if hasattr(cfg, k)},
+                          **{k: getattr(cfg, k) for k in TASK_COLUMNS if hasattr(cfg, k)},
                           **dict(options), **budget)
 
 

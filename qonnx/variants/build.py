@@ -21,8 +21,8 @@ from qonnx.variants.search import budget, lm_budget
 log = logging.getLogger(__name__)
 
 KEY_LIBRARIES = ("qonnx", "onnx", "onnxruntime")
-# none of these changes the bytes (task_columns picks the calibration samples, whose hashes are in the key)
-NOT_IN_KEY = ("onnx_dir", "output", "overwrite", "threads", "task_columns")
+# none of these changes the bytes (the *_column settings pick calibration samples, whose hashes are in the key)
+NOT_IN_KEY = ("onnx_dir", "output", "overwrite", "threads", "tokens_column", "question_column", "context_column")
 
 
 def calibration_spec(cfg, src_manifest):
@@ -69,7 +69,7 @@ def quantize(cfg) -> dict:
         spec, column = calibration_spec(cfg, src_manifest)
         family = FAMILIES.get(task)  # token classifiers, QA: calibrated on their own inputs (words, pairs)
         if spec and family:
-            texts, prov = tasks.module(family).calibration(spec, cfg.num_samples, cfg.seed, cfg.task_columns)
+            texts, prov = tasks.module(family).calibration(spec, cfg.num_samples, cfg.seed, cfg)
         elif spec:
             texts, prov = calibration.select(spec, cfg.num_samples, cfg.seed, lm, column)
     cfg.check_kind(lm)

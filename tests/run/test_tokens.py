@@ -143,11 +143,13 @@ def test_curves_are_refused_for_token_classifiers(bert_run, files, tmp_path):
 
 def test_quantize_calibrates_on_tokens_and_refuses_the_budget_search(bert_run, files, tmp_path):
     export = rows_of(bert_run[1])["onnx-fp32"]["artifact"]
-    built = CliRunner().invoke(main, ["quantize", export, "-m", "int8-static", "--calibration",
-                                      str(files / "calib.csv"), "-o", str(tmp_path / "static")])
+    renamed = tmp_path / "calib.csv"
+    renamed.write_text((files / "calib.csv").read_text().replace("tokens", "words", 1))
+    built = CliRunner().invoke(main, ["quantize", export, "-m", "int8-static", "--calibration", str(renamed),
+                                      "--tokens-column", "words", "-o", str(tmp_path / "static")])
     assert built.exit_code == 0, built.output
     cal = json.loads((tmp_path / "static" / "manifest.json").read_text())["settings"]["calibration"]
-    assert cal["column"] == "tokens" and cal["count"] == 6
+    assert cal["column"] == "words" and cal["count"] == 6
     refused = CliRunner().invoke(main, ["quantize", export, "-m", "int8-dynamic", "--max-accuracy-drop", "0.01",
                                         "-o", str(tmp_path / "dyn")])
     assert refused.exit_code == 1 and "a token classifier" in refused.output and "qonnx validate" in refused.output
