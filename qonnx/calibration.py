@@ -46,9 +46,15 @@ class TextReader:
         text = next(self._it, None)
         if text is None:
             return None
-        # fixed length: the entropy and percentile calibrators stack activations of all samples
-        enc = self.tok(text, truncation=True, max_length=MAX_LENGTH, padding="max_length",
-                       return_tensors="np")
+        # fixed length: the entropy and percentile calibrators stack activations of all samples;
+        # a token classifier's sample is a list of words, a QA model's a (question, context) pair
+        fixed = {"max_length": MAX_LENGTH, "padding": "max_length", "return_tensors": "np"}
+        if isinstance(text, tuple):
+            enc = self.tok(text[0], text[1], truncation="only_second", **fixed)
+        elif isinstance(text, list):
+            enc = self.tok(text, is_split_into_words=True, truncation=True, **fixed)
+        else:
+            enc = self.tok(text, truncation=True, **fixed)
         feed = {k: v.astype(np.int64) for k, v in enc.items() if k in self.names}
         if "position_ids" in self.names:
             feed["position_ids"] = np.arange(feed["input_ids"].shape[1], dtype=np.int64)[None]

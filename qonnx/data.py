@@ -27,6 +27,7 @@ class TextData:
     selection: dict = field(default_factory=dict)  # how rows were chosen, and their hash
     pairs: list = field(default_factory=list)   # embeddings: [(i, j)] indices into texts, labelled pairs
     scores: list = field(default_factory=list)  # embeddings: each pair's similarity label
+    records: list = field(default_factory=list)  # token classification, QA: each example's fields (the task's reader)
 
     @property
     def corpus(self) -> str:
@@ -110,6 +111,9 @@ def _hub_table(spec: str, config: str | None, split: str, label_column=None):
         feature = ds.features.get(label_column) if label_column else None
         if isinstance(feature, datasets.ClassLabel):
             table[label_column] = [feature.int2str(int(v)) for v in table[label_column]]
+        inner = getattr(feature, "feature", None)  # a sequence of class labels (CoNLL's ner_tags)
+        if isinstance(inner, datasets.ClassLabel):
+            table[label_column] = [[inner.int2str(int(v)) for v in tags] for tags in table[label_column]]
         return table
     except Exception as e:
         raise DataError(
@@ -227,13 +231,14 @@ def _lines(path: Path) -> list:
     return [ln for ln in path.read_text(encoding="utf-8-sig", errors="replace").splitlines() if ln.strip()]
 
 
-def open_table(spec: str, hub_config=None, split="test"):
-    """(table, source) of a data spec; a .txt file is a table with one 'text' column of its lines."""
+def open_table(spec: str, hub_config=None, split="test", label_column=None):
+    """(table, source) of a data spec; a .txt file is a table with one 'text' column of its lines.
+    label_column: a hub dataset's class-label column (or sequence of them), given as names."""
     import pandas as pd
 
     path = _locate(spec)
     if path is None:
-        return _hub_table(spec, hub_config, split), f"{spec}:{split}"
+        return _hub_table(spec, hub_config, split, label_column), f"{spec}:{split}"
     if path.suffix.lower() == ".txt":
         return pd.DataFrame({"text": _lines(path)}), str(path)
     return _read_table(path), str(path)

@@ -9,11 +9,16 @@ from pathlib import Path
 from qonnx.errors import ModelError, did_you_mean
 
 CLASSIFICATION, LM, EMBEDDINGS = "text-classification", "text-generation-with-past", "feature-extraction"
+TOKENS, QA = "token-classification", "question-answering"  # ...ForTokenClassification, ...ForQuestionAnswering
 TASKS = {CLASSIFICATION: CLASSIFICATION, LM: LM, "text-generation": LM, EMBEDDINGS: EMBEDDINGS,
-         "sentence-similarity": EMBEDDINGS}
+         "sentence-similarity": EMBEDDINGS, TOKENS: TOKENS, QA: QA}
 SUPPORTED = (f"sequence classifiers (--task {CLASSIFICATION}, ...ForSequenceClassification), causal LMs "
-             f"(--task {LM}, ...ForCausalLM) and embedding models (--task {EMBEDDINGS}: a sentence-transformers "
-             "folder, or a bare encoder such as BertModel)")
+             f"(--task {LM}, ...ForCausalLM), embedding models (--task {EMBEDDINGS}: a sentence-transformers "
+             f"folder, or a bare encoder such as BertModel), token classifiers (--task {TOKENS}, "
+             f"...ForTokenClassification: NER, POS) and extractive question answering (--task {QA}, "
+             "...ForQuestionAnswering)")
+WHAT = {CLASSIFICATION: "a sequence classifier", LM: "a causal language model", TOKENS: "a token classifier",
+        QA: "an extractive question answering model"}
 ST_MODULES = "modules.json"  # a sentence-transformers folder: its modules (qonnx.pooling reads them)
 
 
@@ -32,7 +37,9 @@ def _heads():
     from transformers.models.auto import modeling_auto as auto
 
     return {CLASSIFICATION: set(auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values()),
-            LM: set(auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())}
+            LM: set(auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()),
+            TOKENS: set(auto.MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES.values()),
+            QA: set(auto.MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES.values())}
 
 
 def other_head(archs) -> str:
@@ -83,15 +90,16 @@ def infer_task(config: dict, name: str, folder: Path | None = None) -> str:
                          "head into one.")
     raise ModelError(
         f"Cannot tell the task of '{name}' from its architectures {archs}; qonnx supports sequence "
-        f"classifiers, causal LMs and embedding models. Give it with --task {CLASSIFICATION}, --task {LM} "
-        f"or --task {EMBEDDINGS}.")
+        f"classifiers, causal LMs, embedding models, token classifiers and extractive QA models. Give it with "
+        f"--task {CLASSIFICATION}, --task {LM}, --task {EMBEDDINGS}, --task {TOKENS} or --task {QA}.")
 
 
 def check_task(task: str, config: dict, name: str) -> str:
     """A --task given by the user: known, and fitting the model's architecture."""
     if task not in TASKS:
         raise ModelError(f"Unknown task '{task}'.{did_you_mean(task, TASKS)} qonnx measures "
-                         f"{CLASSIFICATION}, {LM} (or text-generation) and {EMBEDDINGS} (or sentence-similarity).")
+                         f"{CLASSIFICATION}, {LM} (or text-generation), {EMBEDDINGS} (or sentence-similarity), {TOKENS} "
+                         f"and {QA}.")
     task = TASKS[task]
     archs = config.get("architectures") or []
     heads = _heads()
@@ -101,10 +109,9 @@ def check_task(task: str, config: dict, name: str) -> str:
                 raise ModelError(f"--task {task} does not fit '{name}': {', '.join(archs)} is {what} ({kind}); "
                                  f"measure it as {kind}.")
         return task
-    other = CLASSIFICATION if task == LM else LM
-    if archs and all(a in heads[other] for a in archs):
-        kind = "a sequence classifier" if other == CLASSIFICATION else "a causal language model"
-        raise ModelError(f"--task {task} does not fit '{name}': {', '.join(archs)} is {kind} ({other}).")
+    for kind, classes in heads.items():  # a head of another kind qonnx measures: measure it as that
+        if kind != task and archs and all(a in classes and a not in heads[task] for a in archs):
+            raise ModelError(f"--task {task} does not fit '{name}': {', '.join(archs)} is {WHAT[kind]} ({kind}).")
     other_kind = other_head(archs)
     if other_kind:
         raise ModelError(f"--task {task} does not fit '{name}': {other_kind}, and its weights were not "

@@ -16,8 +16,10 @@ from qonnx.heads import (  # noqa: F401  (models.X: the task names and checks, u
     CLASSIFICATION,
     EMBEDDINGS,
     LM,
+    QA,
     SUPPORTED,
     TASKS,
+    TOKENS,
     check_head,
     check_task,
     infer_task,
@@ -144,8 +146,8 @@ def check_folder(path: Path, name: str, config: dict, task: str = ""):
         raise ModelError(f"{name} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "
                          "save the tokenizer into the model folder (tokenizer.save_pretrained).")
     tok = load_tokenizer(path)
-    if task in (CLASSIFICATION, EMBEDDINGS) and tok.pad_token is None:
-        what = "classifier" if task == CLASSIFICATION else "embedding model"
+    if task in (CLASSIFICATION, EMBEDDINGS, TOKENS, QA) and tok.pad_token is None:
+        what = {CLASSIFICATION: "classifier", EMBEDDINGS: "embedding model"}.get(task, task.replace("-", " ") + " model")
         raise ModelError(f"The tokenizer in {path} has no pad token; qonnx pads {what} batches. Set one "
                          "(tokenizer.pad_token = tokenizer.eos_token, and config.pad_token_id) and save it.")
 

@@ -3,12 +3,14 @@
 Used after export (PyTorch vs ONNX) and after quantize (ONNX FP32 vs the variant). Classifiers are
 checked at batch 1 and 4, padded to several lengths; causal LMs at several lengths, plus a step
 that feeds one token through the key/value cache; embedding models like classifiers, on the last
-hidden state at the real tokens (padding positions are never pooled) and the cosine of its mean.
+hidden state at the real tokens (padding positions are never pooled) and the cosine of its mean;
+token classifiers like classifiers, on every token's logits; extractive QA on the start and end logits.
 """
 import logging
 
 import numpy as np
 
+from qonnx.heads import QA, TASKS
 from qonnx.models import is_embeddings_task, is_lm_task
 from qonnx.pooling import DEFAULT as MEAN_POOLING
 from qonnx.pooling import pool
@@ -77,6 +79,16 @@ def embeddings(ref, cand, tok, texts):
     return _cases(tok, texts, compare)
 
 
+def spans(ref, cand, tok, texts):
+    """Extractive QA: start and end logits; agreement = the same argmax start and end."""
+    def compare(enc):
+        (a0, a1), (b0, b1) = ref.spans(enc), cand.spans(enc)
+        same = (a0.argmax(-1) == b0.argmax(-1)) & (a1.argmax(-1) == b1.argmax(-1))
+        return {"max_abs_diff": float(max(np.abs(a0 - b0).max(), np.abs(a1 - b1).max())),
+                "top1_agreement": float(same.mean())}
+    return _cases(tok, texts, compare)
+
+
 def causal_lm(ref, cand, tok, texts):
     """Full-sequence logits at several lengths, then one cached step vs the full recomputation."""
     corpus = " ".join(texts)
@@ -107,6 +119,7 @@ def summarize(cases):
 
 def check(source_task, ref, cand, tok, texts):
     fn = causal_lm if is_lm_task(source_task) else embeddings if is_embeddings_task(source_task) else classifier
+    fn = spans if TASKS.get(source_task) == QA else fn  # a token classifier's logits: as a classifier's, per token
     return fn(ref, cand, tok, texts)
 
 

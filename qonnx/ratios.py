@@ -4,7 +4,9 @@ and memory against torch-fp32 on the row's provider and machine; size against th
 FP32. Rows are schema.Row objects (read by attribute)."""
 
 # figures of a row against the reference, worked out from the measured ones (derived), never read
-DERIVED = ("accuracy_drop", "perplexity_change_pct", "speedup", "speedup_range", "memory_reduction", "size_reduction")
+DERIVED = ("accuracy_drop", "perplexity_change_pct", "speedup", "speedup_range", "memory_reduction", "size_reduction",
+           "f1_drop")
+F1_KINDS = ("tokens", "qa")  # token classification (entity F1) and extractive QA (SQuAD F1): f1 is the budget's
 MIN_ROUNDS = 3  # per-round ratios needed for a ratio from rounds; fewer: the sequential figures
 
 
@@ -47,9 +49,11 @@ def derive(row, rows, kind, ref) -> dict:
     base = measured(rows, "torch-fp32", row.provider, machine(row))
     same_rt_fp32 = measured(rows, "torch-fp32" if row.runtime == "torch" else "onnx-fp32") or ref
     out = dict.fromkeys(DERIVED)
-    if kind in ("classification", "embeddings"):  # embeddings: no accuracy, speed as a classifier's
+    if kind in ("classification", "embeddings", *F1_KINDS):  # embeddings, F1_KINDS: speed as a classifier's
         if ref and ref.accuracy is not None and row.accuracy is not None:
             out["accuracy_drop"] = ref.accuracy - row.accuracy
+        if kind in F1_KINDS and ref and ref.f1 is not None and row.f1 is not None:
+            out["f1_drop"] = ref.f1 - row.f1
         if base:
             out["speedup"] = _ratio((base.latency_ms or {}).get("p50"), (row.latency_ms or {}).get("p50"))
     else:

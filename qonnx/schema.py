@@ -33,7 +33,9 @@ UNITS = {"size_mb": "MiB", "peak_memory_mb": "MiB", "peak_increment_mb": "MiB", 
          "memory_reduction": "ratio: torch-fp32's model_memory_mb over the row's",
          "size_reduction": "ratio: the same runtime's FP32 size_mb over the row's",
          **dict.fromkeys(("cosine_mean", "cosine_p5", "cosine_min"), "cosine"), "topk_overlap": "fraction",
-         "similarity_spearman": "Spearman's rho", "label_spearman": "Spearman's rho"}
+         "similarity_spearman": "Spearman's rho", "label_spearman": "Spearman's rho",
+         **dict.fromkeys(("precision", "recall", "f1", "exact_match"), "fraction"),
+         "f1_drop": "fraction (reference minus row)"}
 
 
 @dataclass
@@ -52,6 +54,10 @@ class Row:
     samples: list | None = None     # LM: decoded continuations of the first prompts
     label_spearman: float | None = None   # embeddings with labelled pairs: pair cosines vs the labels
     embedding_dim: int | None = None      # embeddings: the length of one embedding
+    precision: float | None = None        # token classification: entity level (seqeval)
+    recall: float | None = None
+    f1: float | None = None               # token classification (entity F1), QA (SQuAD F1)
+    exact_match: float | None = None      # QA: SQuAD exact match
     outputs: str | None = None      # absolute path of the raw outputs (.npy)
     # timing (runners own it; Latency dicts with their sample count n)
     latency_ms: dict | None = None
@@ -94,6 +100,7 @@ class Row:
     cosine_min: float | None = None
     topk_overlap: float | None = None
     similarity_spearman: float | None = None
+    f1_drop: float | None = None             # token classification, QA: the reference's f1 minus the row's
     speedup: float | None = None
     speedup_range: list | None = None        # [min, max] of the per-round ratios
     memory_reduction: float | None = None
@@ -128,6 +135,7 @@ AT_LEAST_0, FRACTION, ABOVE_0, ANY = (0, None, True), (0, 1, True), (0, None, Fa
 NUMBERS = {"accuracy": FRACTION, "agreement": FRACTION, "robust_accuracy": FRACTION, "perplexity": ABOVE_0,
            "threads": ABOVE_0,
            "topk_overlap": FRACTION, "embedding_dim": AT_LEAST_0,
+           **dict.fromkeys(("precision", "recall", "f1", "exact_match"), FRACTION), "f1_drop": ANY,
            **dict.fromkeys(("cosine_mean", "cosine_p5", "cosine_min", "similarity_spearman", "label_spearman"),
                            (-1, 1, True)),  # cosines and correlations
            "accuracy_drop": ANY, "perplexity_change_pct": ANY, "robust_drop": ANY,

@@ -206,7 +206,7 @@ def table(csv_path):
 
     frame = pd.read_csv(csv_path)
     cols = [c for c in frame.columns if c.startswith("point.")] + ["variant", "provider", "status"]
-    cols += [c for c in ("accuracy", "perplexity", "topk_overlap", "latency_ms_p50", "throughput_per_s", "size_mb")
+    cols += [c for c in ("accuracy", "perplexity", "topk_overlap", "f1", "latency_ms_p50", "throughput_per_s", "size_mb")
              if c in frame.columns and frame[c].notna().any()]
     out = Table(title=f"sweep: {len(frame)} rows")
     for c in cols:

@@ -41,7 +41,9 @@ class ValidateConfig:
 # the quality limit of each kind of run; a limit of another kind has nothing to check
 QUALITY = {"classification": ("accuracy", "--max-accuracy-drop", "max_accuracy_drop"),
            "lm": ("perplexity", "--max-perplexity-increase", "max_perplexity_increase_pct"),
-           "embeddings": ("top-10 overlap", "--max-accuracy-drop", "max_accuracy_drop")}
+           "embeddings": ("top-10 overlap", "--max-accuracy-drop", "max_accuracy_drop"),
+           "tokens": ("entity F1", "--max-accuracy-drop", "max_accuracy_drop"),
+           "qa": ("SQuAD F1", "--max-accuracy-drop", "max_accuracy_drop")}
 ROW_KEYS = ("variant", "provider", "status")
 
 
@@ -99,6 +101,8 @@ def validate(cfg: ValidateConfig):
     if kind == "embeddings":  # its --max-accuracy-drop limits 1 - top-10 overlap with the reference
         overlap = row.get("topk_overlap")
         add("topk_drop (1 - topk_overlap)", None if overlap is None else 1 - overlap, cfg.max_accuracy_drop, True)
+    elif kind in ("tokens", "qa"):  # its --max-accuracy-drop limits the f1 drop against the reference
+        add("f1_drop", row.get("f1_drop"), cfg.max_accuracy_drop, True)
     else:
         add("accuracy_drop", row.get("accuracy_drop"), cfg.max_accuracy_drop, True)
     add("perplexity_change_pct", row.get("perplexity_change_pct"), cfg.max_perplexity_increase_pct, True)

@@ -215,18 +215,31 @@ def token_classifier(tmp_path_factory):
                      num_hidden_layers=1, max_position_embeddings=128)
 
 
-def test_a_head_of_another_kind_is_refused_and_no_task_is_suggested(token_classifier, tmp_path):
-    """The error for a token classifier suggested --task text-classification; followed, torch-fp32
-    measured a freshly initialised pooler as if trained. Now neither way gets through."""
-    with pytest.raises(ModelError, match="BertForTokenClassification is a token classification model") as e:
-        resolve(str(token_classifier))
+def test_a_head_of_another_kind_is_refused_and_no_task_is_suggested(tmp_path):
+    """The error for a head qonnx does not measure (here multiple choice) once suggested --task
+    text-classification; followed, torch-fp32 measured a freshly initialised head as if trained. Now
+    neither way gets through."""
+    from tiny import tiny_bert
+
+    (tmp_path / "mc").mkdir()
+    other = tiny_bert(tmp_path / "mc", "BertForMultipleChoice", num_hidden_layers=1, max_position_embeddings=128)
+    with pytest.raises(ModelError, match="BertForMultipleChoice is a multiple choice model") as e:
+        resolve(str(other))
     assert "--task text-classification or" not in str(e.value) and "no --task turns" in str(e.value)
     data = tmp_path / "eval.csv"
     data.write_text("text,label\ngood film,positive\nbad film,negative\n")
-    r = CliRunner().invoke(main, ["compare", str(token_classifier), "--task", "text-classification", "--dataset",
+    r = CliRunner().invoke(main, ["compare", str(other), "--task", "text-classification", "--dataset",
                                   str(data), "--variants", "torch-fp32", "-o", str(tmp_path / "run")])
     assert r.exit_code == 1 and "--task text-classification does not fit" in r.output, r.output
-    assert "token classification model" in r.output and not (tmp_path / "run").exists()
+    assert "multiple choice model" in r.output and not (tmp_path / "run").exists()
+
+
+def test_a_token_classifier_is_not_measured_as_a_sequence_classifier(token_classifier, tmp_path):
+    """A token classifier is its own task now (token-classification); --task text-classification on
+    it is refused, naming the task it is."""
+    assert resolve(str(token_classifier)).task == "token-classification"
+    with pytest.raises(ModelError, match="does not fit .* is a token classifier \\(token-classification\\)"):
+        resolve(str(token_classifier), "text-classification")
 
 
 def test_weights_newly_initialised_for_a_task_are_refused(token_classifier, tmp_path):

@@ -117,3 +117,28 @@ def tiny_sentence_transformer(folder, modes=("mean",), normalize=True, **config)
         {"word_embedding_dimension": hidden, **{f: m in modes for m, f in flags.items()}}, indent=2))
     (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64, "do_lower_case": False}))
     return folder
+
+
+NER = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+
+
+def tiny_head(arch, head, folder, **config):
+    """A tiny BERT or DistilBERT with transformers' `head` class (TokenClassification: the NER label
+    set above; QuestionAnswering), seeded, saved with its tokenizer (a fast one: word ids, offsets)."""
+    import torch
+    import transformers as t
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = _tokenizer(folder)
+    labels = {"id2label": dict(enumerate(NER)), "label2id": {n: i for i, n in enumerate(NER)}} \
+        if head == "TokenClassification" else {}
+    vocab = max(tok.get_vocab().values()) + 1  # the vocab file repeats a letter or two: len(tok) is short of the top id
+    config_cls, kwargs = {
+        "bert": (t.BertConfig, dict(vocab_size=vocab, hidden_size=H, num_hidden_layers=LAYERS,
+                                    num_attention_heads=HEADS, intermediate_size=FFN, max_position_embeddings=256)),
+        "distilbert": (t.DistilBertConfig, dict(vocab_size=vocab, dim=H, n_layers=LAYERS, n_heads=HEADS,
+                                                hidden_dim=FFN, max_position_embeddings=256))}[arch]
+    model_cls = getattr(t, {"bert": "Bert", "distilbert": "DistilBert"}[arch] + "For" + head)
+    torch.manual_seed(0)
+    model_cls(config_cls(**{**kwargs, **labels, **config})).eval().save_pretrained(folder)
+    return folder

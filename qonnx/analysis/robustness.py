@@ -16,7 +16,7 @@ import json
 import logging
 from pathlib import Path
 
-from qonnx import models, noise, store
+from qonnx import models, noise, store, tasks
 from qonnx.analysis.robustness_report import write_files
 from qonnx.cache import write_json
 from qonnx.config import RobustnessConfig
@@ -94,7 +94,7 @@ def robustness(cfg: RobustnessConfig, on_row=None) -> dict:
     on_row(rate, row) is called as each compare row finishes."""
     source = models.resolve(cfg.model, cfg.task)
     if source.task != models.CLASSIFICATION:
-        what = "a language model" if source.is_lm else "an embedding model"
+        what = tasks.WHAT[tasks.kind(source.task)]
         raise ConfigError(f"robustness measures classification accuracy; {source.name} is {what} "
                           f"({source.task}). Give a text-classification model.")
     base = cfg.compare_config()

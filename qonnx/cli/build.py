@@ -46,7 +46,7 @@ def agreement(p) -> str:
          output="[beside ONNX_DIR: onnx-METHOD-KEY].")
 @click.option("--num-samples", type=int, default=default_of(QuantizeConfig, "num_samples"), show_default=True,
               help="Calibration samples.")
-@options(QuantizeConfig, "text_column")
+@options(QuantizeConfig, "text_column", "tokens_column", "question_column", "context_column")
 @click.option("--per-channel/--per-tensor", default=default_of(QuantizeConfig, "per_channel"),
               help="INT8 weight scales [int8-dynamic fused and int8-static: per channel; int8-dynamic "
                    "with --max-accuracy-drop: per tensor where that holds, per channel where not].")

@@ -16,15 +16,22 @@ OVERRIDES = "Overrides the file."  # sweep: a flag wins over the sweep file
 
 OPTIONS = {
     "output": dict(decls=("-o", "--output"), type=click.Path(), help="Output folder"),
-    "task": dict(help="text-classification | text-generation-with-past | feature-extraction (embeddings) [from the "
-                      "model's architecture; a sentence-transformers folder (modules.json): feature-extraction]."),
+    "task": dict(help="text-classification | text-generation-with-past | feature-extraction (embeddings) | "
+                      "token-classification | question-answering [from the model's architecture; a "
+                      "sentence-transformers folder (modules.json): feature-extraction]."),
     "overwrite": dict(is_flag=True, help="Replace a qonnx artifact already in --output."),
     "method": dict(decls=("-m", "--method"), help="Quantization method:"),
     "dataset": dict(help="Eval data: csv/tsv/jsonl/json/parquet file (txt for LMs and embedding models), demo "
                          "split (demo:sentiment:test) or hub id [the demo's --split]. Embedding models: texts, or "
-                         "labelled pairs (sentence1, sentence2, score) for Spearman against the labels."),
+                         "labelled pairs (sentence1, sentence2, score) for Spearman against the labels. Token classifiers: "
+                         "words and tags; QA: SQuAD json/jsonl (question, context, answers)."),
     "text_column": dict(help="Text column of the data: --dataset, or quantize's --calibration [text]."),
     "label_column": dict(help="Label column of --dataset."),
+    "tokens_column": dict(help="Token classifiers: the column of each row's words (a list; csv: a JSON list)."),
+    "tags_column": dict(help="Token classifiers: the column of each word's tag (names or ids of the model's id2label)."),
+    "question_column": dict(help="Extractive QA: the question column."),
+    "context_column": dict(help="Extractive QA: the context column."),
+    "answers_column": dict(help='Extractive QA: the answers column ({"text": [...], "answer_start": [...]}).'),
     "dataset_config": dict(help="Hub dataset config name (e.g. sst2)."),
     "split": dict(help="Split of a hub dataset or demo."),
     "max_samples": dict(type=int, help="Classifiers: eval rows, a seeded sample stratified by label."),
@@ -52,7 +59,8 @@ OPTIONS = {
     "resume": dict(is_flag=True, help="Finish interrupted work in --output: only what is not done yet is run."),
     # the quality budgets (quantize, compare) and the gate's limits (validate)
     "max_accuracy_drop": dict(type=float, help="Largest accuracy drop vs FP32 (fraction, 0.01 = 1 point); "
-                                               "embedding models: largest 1 - top-10 overlap with FP32's neighbours."),
+                                               "embedding models: largest 1 - top-10 overlap with FP32's neighbours; token "
+                                               "classifiers and QA: largest f1 drop (entity F1, SQuAD F1)."),
     "max_perplexity_increase": dict(type=float, help="Largest perplexity increase vs FP32, in percent."),
     "validation": dict(help="The budget's data, neither calibration nor eval data: labelled rows "
                             "(classifiers) or text (LMs) [the demo's validation split]."),

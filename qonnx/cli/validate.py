@@ -31,7 +31,8 @@ EDGE_ONLY = ("target", "max_memory_mb", "max_latency_ms", "threads", "atol", "fi
 @options(None, "max_accuracy_drop", "max_perplexity_increase")
 @click.option("--min-speedup", type=float, help="A run folder: smallest speedup vs torch-fp32 on the same provider.")
 @click.option("--min-agreement", type=float, help="A run folder: smallest top-1 agreement with the FP32 reference "
-                                                   "(embedding models: the share of texts with FP32's nearest neighbour).")
+                                                   "(embedding models: the share of texts with FP32's nearest neighbour; "
+                                                   "token classifiers: of words with its label; QA: of answer spans).")
 @click.option("--max-size-mb", type=float, help="Largest model size in MiB (2**20 bytes): size_mb of a run's row, or "
                                                 "the file an edge target deploys (.onnx and its data, or .ort).")
 @click.option("--target", help=f"An artifact: comma list of {', '.join(TARGETS)} [all]. wasm and ort-mobile are "

@@ -74,6 +74,10 @@ class QuantizeConfig(Budget):
     int8_scheme: str = "auto"
     overwrite: bool = False
     threads: int | None = None      # ONNX Runtime threads of the budget searches [all usable cores]
+    # token classifiers, QA: the calibration file's columns (its word lists; its questions and contexts)
+    tokens_column: str = "tokens"
+    question_column: str = "question"
+    context_column: str = "context"
 
     def __post_init__(self):
         self.onnx_dir = Path(self.onnx_dir)

@@ -20,7 +20,7 @@ class Job:
     provider: str                # cpu | cuda
     model_path: str              # the artifact's model.onnx, or the model folder for torch
     task: str                    # the model's transformers task
-    kind: str                    # classification | lm | embeddings (qonnx.tasks)
+    kind: str                    # classification | lm | embeddings | tokens | qa (qonnx.tasks)
     config: dict                 # the model's config.json
     threads: int | None          # RuntimePart.threads: torch.set_num_threads == ORT intra_op_num_threads
                                  # (None until the Ray executor sets its node's usable cores)

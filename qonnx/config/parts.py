@@ -77,6 +77,11 @@ class DataPart:
     dataset: str | None = None           # [the demo's --split]
     text_column: str = "text"
     label_column: str = "label"
+    tokens_column: str = "tokens"        # token classification: each row's words (CoNLL-2003's names)
+    tags_column: str = "ner_tags"        # token classification: each word's tag (a name, or an id of id2label)
+    question_column: str = "question"    # extractive QA (SQuAD's names)
+    context_column: str = "context"
+    answers_column: str = "answers"      # {"text": [...], "answer_start": [...]}
     dataset_config: str | None = None    # a hub dataset's config name
     split: str = "test"
     max_samples: int | None = 500        # classifiers: a seeded sample stratified by label

@@ -41,11 +41,22 @@ QUALITY = {
         Column("similarity_spearman", "sim ρ", "similarity Spearman", ".4f", "rank correlation of every pair's "
                                                                              "similarity with the reference's")],
 }
+F1_DROP = Column("f1_drop", "F1 drop", "F1 drop vs ref", "+.4f", "the reference's F1 minus the row's")
+QUALITY["tokens"] = [
+    Column("f1", "F1", "entity F1", ".4f", "entity-level F1 (seqeval): an entity counts with its type, start and end"),
+    F1_DROP,
+    Column("precision", "prec", "entity precision", ".4f", "share of predicted entities that are gold entities"),
+    Column("recall", "recall", "entity recall", ".4f", "share of gold entities found")]
+QUALITY["qa"] = [
+    Column("f1", "F1", "SQuAD F1", ".4f", "token overlap with the best reference answer (SQuAD's normalization)"),
+    F1_DROP,
+    Column("exact_match", "EM", "exact match", ".4f", "share of answers equal to a reference answer, normalized")]
 LABELS = Column("label_spearman", "label ρ", "label Spearman", ".4f", "pair cosines against the pair file's scores")
 ROBUST = [Column("robust_accuracy", "typo acc", "typo accuracy", ".4f", "accuracy with typos (--robustness-rate)"),
           Column("robust_drop", "typo drop", "typo drop vs ref", "+.4f", "the reference's typo accuracy minus the row's")]
 AGREEMENT = Column("agreement", "agree", "agreement", ".3f", "top-1 agreement with the reference's outputs "
-                   "(embeddings: the same nearest neighbour)")
+                   "(embeddings: the same nearest neighbour; token classifiers: each word's label; QA: the "
+                   "answer span)")
 SPEED = {
     "classification": [
         Column("latency_ms.p50", "p50 ms", "p50 ms", ".2f", "batch-1 latency, median"),
@@ -63,7 +74,7 @@ SPEED = {
                "decode tokens/s over torch-fp32's: the median per-round ratio (or of the passes without rounds)", "x"),
         Column("speedup_range", "range", "speedup range", "range", "the lowest and highest per-round ratio")],
 }
-SPEED["embeddings"] = SPEED["classification"]
+SPEED["embeddings"] = SPEED["tokens"] = SPEED["qa"] = SPEED["classification"]
 TAIL = [Column("model_memory_mb", "model MiB", "model MiB", ".0f",
                "steady-state memory: the inference peak minus the worker's baseline (loading excluded)"),
         Column("load_peak_mb", "load peak MiB", "load peak MiB", ".0f", "the worker's peak while loading"),
@@ -77,7 +88,8 @@ CSV = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "
        "model_memory_mb", "memory_note", "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb",
        "cuda_peak_mb", "device_memory_mb",
        "memory_reduction", "size_mb", "size_reduction", "load_s", "threads", "note", "artifact",
-       "topk_overlap", "cosine_mean", "cosine_p5", "cosine_min", "similarity_spearman", "label_spearman"]
+       "topk_overlap", "cosine_mean", "cosine_p5", "cosine_min", "similarity_spearman", "label_spearman",
+       "f1", "f1_drop", "precision", "recall", "exact_match"]
 
 
 DEVICE = Column("device_memory_mb", "GPU MiB", "GPU MiB", ".0f", "GPU memory the worker holds (NVML), CUDA rows")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qonnx.measure.deviation import agreement, token_agreement
+from qonnx.measure.deviation import agreement, span_agreement, token_agreement
 from qonnx.measure.similarity import TOP_K, against_reference
 from qonnx.ratios import derive, reference
 from qonnx.variants.registry import DEFAULT_ORDER
@@ -17,7 +17,7 @@ def _derive(row, rows, kind, ref):
     if ref and row.outputs and Path(row.outputs).is_file() and ref.outputs and Path(ref.outputs).is_file():
         a, b = np.load(ref.outputs), np.load(row.outputs)
         try:
-            found = {"lm": token_agreement, "embeddings": against_reference}.get(kind, agreement)(a, b)
+            found = {"lm": token_agreement, "embeddings": against_reference, "qa": span_agreement}.get(kind, agreement)(a, b)
         except ValueError as e:
             row.agreement_error = str(e)
         else:
@@ -81,6 +81,8 @@ def method_notes(kind, s):
                          "never saw, so a row may miss the budget here.")
     elif kind == "embeddings":
         notes += embedding_notes(s)
+    elif kind in ("tokens", "qa"):
+        notes += family_notes(kind, s)
     else:
         notes.append(f"Perplexity: first {s.get('eval_tokens')} tokens, window {s.get('window')}, "
                      f"stride {s.get('stride')}, each scored token weighted equally; identical for "
@@ -162,6 +164,35 @@ def embedding_notes(s) -> list:
                     if limit is not None else f"this run set none (Ship this reads top-{TOP_K} overlap >= 0.95). ")
                  + "The builds are each method's plain recipe: the budget is checked on these rows, not searched.")
     return notes
+
+
+def family_notes(kind, s) -> list:
+    """How a token classifier's or an extractive QA model's quality was measured."""
+    sel = s.get("dataset_selection") or {}
+    rows = (f"{sel.get('rows', '?')} of {sel.get('of', '?')} {'sentences' if kind == 'tokens' else 'questions'} "
+            f"({sel.get('method', '?')}, seed {sel.get('seed')}, rows sha256 {sel.get('rows_sha256')})")
+    if kind == "tokens":
+        what = (f"Token classification over {rows}, each sentence alone (batch 1), tokenized from its words: each "
+                "word's label is the argmax at its first sub-token; precision, recall and F1 over entities as seqeval "
+                "computes them (IOB chunks, micro average; an entity counts only with its type, start and end); "
+                "agreement: the share of words whose label is the reference's. A word past the model's token limit "
+                "is predicted O (words_cut in the row).")
+    else:
+        win = s.get("qa_windows") or {}
+        what = (f"Extractive QA over {rows}: each question with its context cut into windows of "
+                f"{win.get('max_length', '?')} tokens overlapping by {win.get('doc_stride', '?')} (the transformers "
+                "pipeline's doc_stride), all its windows in one call; the answer is the best span over the windows "
+                f"(start + end logit, at most {win.get('max_answer_len', '?')} tokens, in the context). Exact match "
+                "and F1 as SQuAD's evaluation script (lowercase, punctuation and a/an/the removed, whitespace "
+                "collapsed; the best over the reference answers); agreement: the share of questions whose answer "
+                "span is the reference's.")
+    limit = s.get("max_accuracy_drop")
+    return [what + f" Throughput from a separate pass at batch {s.get('batch_size')}; latency at batch 1 over "
+            f"{s.get('latency_samples')} requests (the model call only).",
+            f"Quality budget: {s.get('budget_metric', 'f1')}; "
+            + (f"this run's --max-accuracy-drop {limit:g}. " if limit is not None else
+               "this run set none (Ship this reads an f1 drop <= 0.01). ")
+            + "The builds are each method's plain recipe: the budget is checked on these rows, not searched."]
 
 
 def placement_note(s) -> str:

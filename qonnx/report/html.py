@@ -104,6 +104,8 @@ def tradeoff_svg(doc, width=760, height=420):
     ykey, ylabel = ("perplexity", "perplexity (lower is better)") if lm else ("accuracy", "accuracy")
     if doc["settings"]["kind"] == "embeddings":
         ykey, ylabel = "topk_overlap", "top-10 overlap with the reference"
+    if doc["settings"]["kind"] in ("tokens", "qa"):
+        ykey, ylabel = "f1", "F1 (entity level)" if doc["settings"]["kind"] == "tokens" else "SQuAD F1"
     pts = [(get(r, xkey), get(r, ykey), r) for r in doc["rows"] if r["status"] == "ok"]
     pts = [p for p in pts if isinstance(p[0], (int, float)) and isinstance(p[1], (int, float))]
     if not pts:

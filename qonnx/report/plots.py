@@ -28,6 +28,9 @@ def plot_all(results, run_dir):
                                   else ("accuracy", "accuracy (fraction correct)"))
     if results["settings"]["kind"] == "embeddings":
         quality_key, quality_label = "topk_overlap", "top-10 overlap (with the reference's neighbours)"
+    if results["settings"]["kind"] in ("tokens", "qa"):
+        quality_key, quality_label = "f1", ("entity F1 (seqeval)" if results["settings"]["kind"] == "tokens"
+                                            else "SQuAD F1")
     speed_key, speed_label = (("ttft_ms", "time to first token p50 (ms)") if lm
                               else ("latency_ms", "latency p50 at batch 1 (ms)"))
     charts = [

@@ -3,7 +3,8 @@ from qonnx.report.columns import span, value
 
 # the quality budget a run is read against when it set none itself
 DEFAULT_BUDGET = {"classification": ("max_accuracy_drop", 0.01), "lm": ("max_perplexity_increase", 5.0),
-                  "embeddings": ("max_accuracy_drop", 0.05)}  # embeddings: 1 - top-10 overlap
+                  "embeddings": ("max_accuracy_drop", 0.05),  # embeddings: 1 - top-10 overlap
+                  "tokens": ("max_accuracy_drop", 0.01), "qa": ("max_accuracy_drop", 0.01)}  # the f1 drop
 
 # (key, label, format, better, threshold): a change counts where it passes the threshold,
 # relative ("5%") or absolute (a number), so noise is not marked
@@ -25,6 +26,8 @@ KEY_MEASURES = {
                    ("model_memory_mb", "model MiB", ".0f", "lower", "5%"),
                    ("size_mb", "size MiB", ".1f", "lower", "1%")],
 }
+KEY_MEASURES["tokens"] = KEY_MEASURES["qa"] = [("f1", "F1", ".4f", "higher", 0.005)] + KEY_MEASURES["classification"][1:]
+F1_KINDS = ("tokens", "qa")
 THRESHOLDS_TEXT = ("0.005 accuracy, 1 % perplexity or size, 5 % for timings and memory "
                    "(differences below those are noise on a busy machine)")
 # settings that name where a run went, not what it measured
@@ -48,12 +51,17 @@ def recommend(doc) -> dict:
     loss = (lambda r: r.get("perplexity_change_pct")) if lm else (lambda r: r.get("accuracy_drop"))
     if kind == "embeddings":
         loss = topk_loss
+    if kind in F1_KINDS:
+        loss = lambda r: r.get("f1_drop")  # noqa: E731
     within = [r for r in rows if loss(r) is not None and loss(r) <= limit + 1e-9]  # 0.885 - 0.875 is 1 point
     which = (f"the run's budget ({key.replace('_', ' ')} {limit}{' %' if lm else ''})" if given else
              f"the default budget ({'perplexity +' + format(limit, 'g') + ' %' if lm else f'{limit * 100:g} accuracy point'} "
              "against the reference; this run set none)")
     if kind == "embeddings":
         which = (f"the budget of top-10 overlap with the reference >= {1 - limit:g} ("
+                 + (f"the run's --max-accuracy-drop {limit:g})" if given else "the default; this run set none)"))
+    if kind in F1_KINDS:
+        which = (f"the budget of an F1 drop against the reference <= {limit:g} ("
                  + (f"the run's --max-accuracy-drop {limit:g})" if given else "the default; this run set none)"))
     if not within:
         return {"row": None, "text": f"no measured row is within {which}."}
@@ -86,6 +94,7 @@ def recommend(doc) -> dict:
         speed = f"p50 {(best.get('latency_ms') or {}).get('p50', 0):.2f} ms at batch 1"
     quality = (f"perplexity {best['perplexity']:.2f} ({best['perplexity_change_pct']:+.2f} %)" if lm else
                embedding_quality(best) if kind == "embeddings" else
+               f"F1 {best['f1']:.4f} ({0 - best['f1_drop']:+.4f} vs reference)" if kind in F1_KINDS else
                f"accuracy {best['accuracy']:.4f} ({-best['accuracy_drop']:+.4f} vs reference)")
     extra = f", {best['speedup']:.2f}x torch-fp32" if best.get("speedup") else ""
     if best.get("speedup_range"):

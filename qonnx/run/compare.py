@@ -37,6 +37,10 @@ def eval_data(source, cfg) -> data.TextData:
     if tasks.kind(source.task) == "embeddings":
         return tasks.module("embeddings").read_data(spec, text_column=cfg.text_column, hub_config=cfg.dataset_config,
                                                     split=cfg.split, max_samples=cfg.max_samples, seed=cfg.seed)
+    family = tasks.FAMILIES.get(source.task)  # token classification, QA: each reads its own columns
+    if family:
+        return tasks.module(family).read_data(spec, **tasks.columns(family, cfg, source), hub_config=cfg.dataset_config,
+                                              split=cfg.split, max_samples=cfg.max_samples, seed=cfg.seed)
     label2id = source.config.get("label2id") or {}
     if not source.is_lm and not label2id:
         raise ConfigError(f"{source.name} has no label2id in its config; cannot map labels.")
@@ -174,10 +178,12 @@ def check(cfg, source):
     kind = tasks.kind(source.task)
     if cfg.robustness_rate is not None and kind != "classification":
         raise ConfigError("--robustness-rate measures classification accuracy under typos; "
-                          f"{source.name} is {'a language' if kind == 'lm' else 'an embedding'} model.")
+                          f"{source.name} is {tasks.WHAT[kind]}.")
     if kind == "embeddings" and cfg.max_perplexity_increase is not None:
         raise ConfigError("--max-perplexity-increase is for language models; an embedding model's budget is "
                           "--max-accuracy-drop (a limit on 1 - top-10 overlap with FP32).")
+    if kind in tasks.FAMILIES.values():
+        tasks.check_config(kind, cfg)
     cfg.check_kind(source.is_lm)
     limit = source.config.get("max_position_embeddings") or source.config.get("n_positions")
     if limit and cfg.sequence_lengths and max(cfg.sequence_lengths) > limit:
@@ -208,7 +214,7 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     shared = Job.settings(cfg, source, kind)
     arrays = tasks.module(kind).prepare(tok, {"texts": evald.texts, "labels": evald.labels,
                                               "corpus": evald.corpus, "source": evald.source,
-                                              "pairs": evald.pairs, "scores": evald.scores,
+                                              "pairs": evald.pairs, "scores": evald.scores, "records": evald.records,
                                               "model_path": source.path}, SimpleNamespace(**shared))
     meta = {"settings": settings, "environment": env}
     run.create(meta)

@@ -39,7 +39,7 @@ def _call(runner, job, inputs):
     """(result, seconds of the model call) for one request; a "segment" request (a round of compare's
     interleaved timing) is several batch-1 calls timed one by one, their seconds summed."""
     if "segment" in inputs:
-        call = runner.hidden if job.kind == "embeddings" else runner.logits
+        call = {"embeddings": runner.hidden, "qa": runner.spans}.get(job.kind, runner.logits)
         runner.synchronize()
         seconds = sum(runner.timed(call, feed)[1] for feed in inputs["segment"])
         return {}, seconds

@@ -5,7 +5,7 @@ import time
 
 class Runner:
     """Base lifecycle. Subclasses set `self.device` ('cpu' or 'cuda') and implement load and
-    logits (classifiers), step (causal LMs) or hidden (embedding models: the last hidden state)."""
+    logits (classifiers), step (causal LMs) or hidden (embedding models: the last hidden state), spans (extractive QA)."""
 
     name = "runner"
     device = "cpu"
@@ -24,6 +24,10 @@ class Runner:
         raise NotImplementedError
 
     def hidden(self, batch):
+        raise NotImplementedError
+
+    def spans(self, batch):
+        """(start_logits, end_logits): extractive question answering."""
         raise NotImplementedError
 
     def close(self):

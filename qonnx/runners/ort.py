@@ -102,12 +102,17 @@ class OrtRunner(Runner):
         """The encoder's last hidden state (a feature-extraction export's output)."""
         return self._output(batch, "last_hidden_state" if "last_hidden_state" in self.outputs else self.outputs[0])
 
-    def _output(self, batch, name):
+    def spans(self, batch):
+        """(start_logits, end_logits) of an extractive QA export, as float32 numpy."""
+        return tuple(self._output(batch, "start_logits", "end_logits"))
+
+    def _output(self, batch, *names):
         batch = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
         if "token_type_ids" in self.inputs and "token_type_ids" not in batch:  # the graph wants it
             batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
         feed = self._feed(batch)
-        return self._run([name], feed)[0].astype(np.float32, copy=False)  # no copy of float32
+        out = [v.astype(np.float32, copy=False) for v in self._run(list(names), feed)]  # no copy of float32
+        return out[0] if len(names) == 1 else out
 
     # -- causal LM ---------------------------------------------------------------------------
     def empty_past(self, batch_size):

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from qonnx.errors import ConfigError, ModelError
+from qonnx.heads import QA, TASKS, TOKENS
 from qonnx.models import is_embeddings_task, is_lm_task, load_pretrained
 from qonnx.runners.base import Runner
 
@@ -26,6 +27,9 @@ def auto_class(task):
 
     if is_embeddings_task(task):
         return transformers.AutoModel  # the bare encoder: its last hidden state is pooled by the task
+    heads = {TOKENS: transformers.AutoModelForTokenClassification, QA: transformers.AutoModelForQuestionAnswering}
+    if TASKS.get(task, task) in heads:
+        return heads[TASKS.get(task, task)]
     return (transformers.AutoModelForCausalLM if is_lm_task(task)
             else transformers.AutoModelForSequenceClassification)
 
@@ -180,6 +184,14 @@ class TorchRunner(Runner):
         with torch.inference_mode():
             out = self.model(**self._tensors({k: v for k, v in batch.items() if k in self.accepts}))
         return out.last_hidden_state.float().cpu().numpy()
+
+    def spans(self, batch):
+        """(start_logits, end_logits) of an extractive QA model, as float32 numpy."""
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(**self._tensors({k: v for k, v in batch.items() if k in self.accepts}))
+        return out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
 
     def step(self, input_ids, attention_mask, past=None):
         import torch

@@ -6,16 +6,45 @@ variant gets the same token ids, and workers need no tokenizer), `measure(runner
 """
 from importlib import import_module
 
+from qonnx.errors import ConfigError
+from qonnx.heads import QA, TOKENS
+from qonnx.heads import TASKS as TASK_NAMES
 from qonnx.models import is_embeddings_task, is_lm_task
 
-TASKS = {"classification": "classification", "lm": "lm", "embeddings": "embeddings"}
+TASKS = {"classification": "classification", "lm": "lm", "embeddings": "embeddings", "tokens": "tokens",
+         "qa": "qa"}
+FAMILIES = {TOKENS: "tokens", QA: "qa"}  # transformers task -> kind, for the families registered by name
+WHAT = {"classification": "a sequence classifier", "lm": "a language model", "embeddings": "an embedding model",
+        "tokens": "a token classifier", "qa": "an extractive question answering model"}
+COLUMNS = {"tokens": ("tokens_column", "tags_column"), "qa": ("question_column", "context_column", "answers_column")}
 
 
 def kind(task: str) -> str:
     if is_embeddings_task(task):
         return "embeddings"
+    if TASK_NAMES.get(task, task) in FAMILIES:
+        return FAMILIES[TASK_NAMES.get(task, task)]
     return "lm" if is_lm_task(task) else "classification"
 
 
 def module(kind_name):
     return import_module(f".{TASKS[kind_name]}", __name__)
+
+
+def columns(kind_name, cfg, source=None) -> dict:
+    """The data columns a family reads (--tokens-column ...), as its read_data takes them."""
+    out = {k: getattr(cfg, k) for k in COLUMNS[kind_name]}
+    if kind_name == "tokens" and source is not None:
+        out["label2id"] = source.config.get("label2id") or {}
+    return out
+
+
+def check_config(kind_name, cfg):
+    """What a token-classification or QA run cannot take, refused before anything is built."""
+    what = WHAT[kind_name]
+    if cfg.batch_sizes or cfg.sequence_lengths:
+        raise ConfigError(f"--batch-sizes/--sequence-lengths curves are measured for text classifiers and LMs; not "
+                          f"yet for {what}: leave them out.")
+    if cfg.max_perplexity_increase is not None:
+        raise ConfigError(f"--max-perplexity-increase is for language models; {what}'s budget is "
+                          "--max-accuracy-drop (a limit on its f1 drop against FP32).")

@@ -56,7 +56,7 @@ class Plan:
 
     def __post_init__(self):
         if self.kind not in SERVED:
-            raise ConfigError(f"qonnx ui serves {' and '.join(SERVED)} models; {self.title} is an {self.kind} model. "
+            raise ConfigError(f"qonnx ui serves {' and '.join(SERVED)} models; {self.title} is a model of kind '{self.kind}'. "
                               "Compare its variants with qonnx compare.")
         self.config = models.ModelSource(self.title, self.model_path, self.task).config
         self.tokenizer = models.load_tokenizer(self.model_path)

@@ -5,9 +5,12 @@ from pathlib import Path
 
 from qonnx import data, export, genai
 from qonnx.config import QuantizeConfig
+from qonnx.heads import QA, TOKENS
 from qonnx.models import is_embeddings_task
 from qonnx.variants.build import quantize
 from qonnx.variants.registry import VARIANTS
+
+TASK_COLUMNS = ("tokens_column", "question_column", "context_column")  # calibration of token classifiers, QA
 
 
 def calibration_column(cfg) -> str:
@@ -27,6 +30,7 @@ def quantize_config(onnx_dir, method, cfg, options=(), searched=True) -> Quantiz
     return QuantizeConfig(onnx_dir=onnx_dir, method=method, calibration=cfg.calibration,
                           calibration_method=cfg.calibration_method, num_samples=cfg.num_calibration_samples,
                           seed=cfg.seed, text_column=calibration_column(cfg), threads=cfg.threads,
+                          **{k: getattr(cfg, k) for k in TASK_COLUMNS if hasattr(cfg, k)},
                           **dict(options), **budget)
 
 
@@ -39,7 +43,7 @@ def artifact_for(source, variant, cfg) -> Path:
     onnx_dir = export.ensure(source)
     if v.mode == "fp32":
         return onnx_dir
-    # an embedding model's budget is checked on the run's rows, not searched while building (the
-    # accuracy-budget search scores a classifier's labels)
-    searched = not is_embeddings_task(source.task)
+    # an embedding model's, a token classifier's or a QA model's budget is checked on the run's rows,
+    # not searched while building (the accuracy-budget search scores a classifier's labels)
+    searched = not is_embeddings_task(source.task) and source.task not in (TOKENS, QA)
     return Path(quantize(quantize_config(onnx_dir, v.mode, cfg, v.options, searched))["output"])

@@ -8,11 +8,12 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from qonnx import calibration, manifest, store
+from qonnx import calibration, manifest, store, tasks
 from qonnx.config.parts import demo_split
 from qonnx.envinfo import versions
 from qonnx.errors import ConfigError, ModelError
 from qonnx.models import is_embeddings_task, is_lm_task, load_tokenizer
+from qonnx.tasks import FAMILIES
 from qonnx.variants.checks import check_variant, load_export
 from qonnx.variants.registry import method_module
 from qonnx.variants.search import budget, lm_budget
@@ -20,7 +21,8 @@ from qonnx.variants.search import budget, lm_budget
 log = logging.getLogger(__name__)
 
 KEY_LIBRARIES = ("qonnx", "onnx", "onnxruntime")
-NOT_IN_KEY = ("onnx_dir", "output", "overwrite", "threads")  # none of these changes the bytes
+# none of these changes the bytes (the *_column settings pick calibration samples, whose hashes are in the key)
+NOT_IN_KEY = ("onnx_dir", "output", "overwrite", "threads", "tokens_column", "question_column", "context_column")
 
 
 def calibration_spec(cfg, src_manifest):
@@ -65,9 +67,16 @@ def quantize(cfg) -> dict:
     texts, prov, spec = None, None, None
     if getattr(method_module(cfg.method), "NEEDS_CALIBRATION", False):
         spec, column = calibration_spec(cfg, src_manifest)
-        if spec:
+        family = FAMILIES.get(task)  # token classifiers, QA: calibrated on their own inputs (words, pairs)
+        if spec and family:
+            texts, prov = tasks.module(family).calibration(spec, cfg.num_samples, cfg.seed, cfg)
+        elif spec:
             texts, prov = calibration.select(spec, cfg.num_samples, cfg.seed, lm, column)
     cfg.check_kind(lm)
+    if task in FAMILIES and cfg.max_accuracy_drop is not None:
+        raise ConfigError(f"{src_dir} is {tasks.WHAT[FAMILIES[task]]}; the --max-accuracy-drop search scores a "
+                          "classifier's labels. Build without it, then gate the compare run: qonnx validate RUN "
+                          "--variant V --max-accuracy-drop X (a limit on the f1 drop against FP32).")
     if is_embeddings_task(task) and cfg.max_accuracy_drop is not None:
         raise ConfigError(f"{src_dir} is an embedding model; the --max-accuracy-drop search scores a classifier's "
                           "labels. Build without it, then gate the compare run: qonnx validate RUN --variant V "

@@ -27,7 +27,7 @@ from qonnx.variants.units import role, weighted_nodes
 
 NOTES = {"cuda": "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"}
 NEEDS = (requires.calibration_data,)
-DEFAULT_FOR = ("classification", "embeddings")
+DEFAULT_FOR = ("classification", "embeddings", "tokens", "qa")
 NEEDS_CALIBRATION = True
 RECIPE = 2  # in the variant key: a recipe change never reuses an older build
 
