@@ -9,11 +9,13 @@ from pathlib import Path
 from qonnx.errors import ModelError, did_you_mean
 
 CLASSIFICATION, LM, EMBEDDINGS = "text-classification", "text-generation-with-past", "feature-extraction"
+IMAGES = "image-classification"
 TASKS = {CLASSIFICATION: CLASSIFICATION, LM: LM, "text-generation": LM, EMBEDDINGS: EMBEDDINGS,
-         "sentence-similarity": EMBEDDINGS}
+         "sentence-similarity": EMBEDDINGS, IMAGES: IMAGES}
 SUPPORTED = (f"sequence classifiers (--task {CLASSIFICATION}, ...ForSequenceClassification), causal LMs "
-             f"(--task {LM}, ...ForCausalLM) and embedding models (--task {EMBEDDINGS}: a sentence-transformers "
-             "folder, or a bare encoder such as BertModel)")
+             f"(--task {LM}, ...ForCausalLM), embedding models (--task {EMBEDDINGS}: a sentence-transformers "
+             f"folder, or a bare encoder such as BertModel) and image classifiers (--task {IMAGES}, "
+             "...ForImageClassification: ViT, ConvNeXt, ResNet, MobileNet)")
 ST_MODULES = "modules.json"  # a sentence-transformers folder: its modules (qonnx.pooling reads them)
 
 
@@ -27,12 +29,23 @@ def is_embeddings_task(task: str) -> bool:
     return TASKS.get(task, task) == EMBEDDINGS
 
 
+def is_images_task(task: str) -> bool:
+    """The one place that decides whether a task is image classification."""
+    return TASKS.get(task, task) == IMAGES
+
+
+def _names(mapping) -> set:
+    """The class names of an auto mapping (a value may be a tuple of classes)."""
+    return {n for names in mapping.values() for n in ((names,) if isinstance(names, str) else names)}
+
+
 def _heads():
     """Architecture class names by task, from transformers' own auto mappings."""
     from transformers.models.auto import modeling_auto as auto
 
     return {CLASSIFICATION: set(auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values()),
-            LM: set(auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())}
+            LM: set(auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()),
+            IMAGES: _names(auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES)}
 
 
 def other_head(archs) -> str:
@@ -83,28 +96,30 @@ def infer_task(config: dict, name: str, folder: Path | None = None) -> str:
                          "head into one.")
     raise ModelError(
         f"Cannot tell the task of '{name}' from its architectures {archs}; qonnx supports sequence "
-        f"classifiers, causal LMs and embedding models. Give it with --task {CLASSIFICATION}, --task {LM} "
-        f"or --task {EMBEDDINGS}.")
+        f"classifiers, causal LMs, embedding models and image classifiers. Give it with --task {CLASSIFICATION}, "
+        f"--task {LM}, --task {EMBEDDINGS} or --task {IMAGES}.")
 
 
 def check_task(task: str, config: dict, name: str) -> str:
     """A --task given by the user: known, and fitting the model's architecture."""
     if task not in TASKS:
         raise ModelError(f"Unknown task '{task}'.{did_you_mean(task, TASKS)} qonnx measures "
-                         f"{CLASSIFICATION}, {LM} (or text-generation) and {EMBEDDINGS} (or sentence-similarity).")
+                         f"{CLASSIFICATION}, {LM} (or text-generation), {EMBEDDINGS} (or sentence-similarity) and "
+                         f"{IMAGES}.")
     task = TASKS[task]
     archs = config.get("architectures") or []
     heads = _heads()
     if task == EMBEDDINGS:  # the encoder of any checkpoint but a trained classifier's or an LM's
-        for kind, what in ((CLASSIFICATION, "a sequence classifier"), (LM, "a causal language model")):
+        for kind, what in ((CLASSIFICATION, "a sequence classifier"), (LM, "a causal language model"),
+                           (IMAGES, "an image classifier")):
             if archs and all(a in heads[kind] for a in archs):
                 raise ModelError(f"--task {task} does not fit '{name}': {', '.join(archs)} is {what} ({kind}); "
                                  f"measure it as {kind}.")
         return task
-    other = CLASSIFICATION if task == LM else LM
-    if archs and all(a in heads[other] for a in archs):
-        kind = "a sequence classifier" if other == CLASSIFICATION else "a causal language model"
-        raise ModelError(f"--task {task} does not fit '{name}': {', '.join(archs)} is {kind} ({other}).")
+    what = {CLASSIFICATION: "a sequence classifier", LM: "a causal language model", IMAGES: "an image classifier"}
+    for other in (k for k in what if k != task):
+        if archs and all(a in heads[other] for a in archs):
+            raise ModelError(f"--task {task} does not fit '{name}': {', '.join(archs)} is {what[other]} ({other}).")
     other_kind = other_head(archs)
     if other_kind:
         raise ModelError(f"--task {task} does not fit '{name}': {other_kind}, and its weights were not "

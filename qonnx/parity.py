@@ -9,11 +9,12 @@ import logging
 
 import numpy as np
 
-from qonnx.models import is_embeddings_task, is_lm_task
+from qonnx.models import is_embeddings_task, is_images_task, is_lm_task
 from qonnx.pooling import DEFAULT as MEAN_POOLING
 from qonnx.pooling import pool
 from qonnx.runners.ort import OrtRunner
 from qonnx.runners.torch import TorchRunner
+from qonnx.tasks import images as image_task
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,17 @@ def embeddings(ref, cand, tok, texts):
     return _cases(tok, texts, compare)
 
 
+def images(ref, cand, proc, _texts=None):
+    """Image classifiers: seeded synthetic images through the model's processor, at batch 1 and 4."""
+    px = image_task.pixels(proc, image_task.probe_images(max(BATCHES)))
+
+    def compare(batch):
+        a, b = ref.logits({"pixel_values": batch}), cand.logits({"pixel_values": batch})
+        return {"max_abs_diff": float(np.abs(a - b).max()),
+                "top1_agreement": float((a.argmax(-1) == b.argmax(-1)).mean())}
+    return summarize([{"batch": n, "length": px.shape[-1], **compare(px[:n])} for n in BATCHES])
+
+
 def causal_lm(ref, cand, tok, texts):
     """Full-sequence logits at several lengths, then one cached step vs the full recomputation."""
     corpus = " ".join(texts)
@@ -107,14 +119,20 @@ def summarize(cases):
 
 def check(source_task, ref, cand, tok, texts):
     fn = causal_lm if is_lm_task(source_task) else embeddings if is_embeddings_task(source_task) else classifier
+    fn = images if is_images_task(source_task) else fn
     return fn(ref, cand, tok, texts)
+
+
+def preprocessor(folder, task):
+    """What turns parity's probes into inputs: the image processor (image classifiers) or the tokenizer."""
+    from transformers import AutoTokenizer
+
+    return image_task.processor(folder) if is_images_task(task) else AutoTokenizer.from_pretrained(folder)
 
 
 def check_export(source, onnx_path, threads=None):
     """An exported folder's model.onnx against PyTorch on the model's own probe texts."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(source.path)
+    tok = preprocessor(source.path, source.task)
     with TorchRunner(source.path, source.task, threads=threads) as ref, \
             OrtRunner(onnx_path, config=source.config, threads=threads) as cand:
         return check(source.task, ref, cand, tok, probe_texts(source))

@@ -47,7 +47,7 @@ def derive(row, rows, kind, ref) -> dict:
     base = measured(rows, "torch-fp32", row.provider, machine(row))
     same_rt_fp32 = measured(rows, "torch-fp32" if row.runtime == "torch" else "onnx-fp32") or ref
     out = dict.fromkeys(DERIVED)
-    if kind in ("classification", "embeddings"):  # embeddings: no accuracy, speed as a classifier's
+    if kind in ("classification", "embeddings", "images"):  # embeddings: no accuracy, speed as a classifier's
         if ref and ref.accuracy is not None and row.accuracy is not None:
             out["accuracy_drop"] = ref.accuracy - row.accuracy
         if base:

@@ -50,6 +50,7 @@ class Row:
     perplexity: float | None = None
     scored_tokens: int | None = None
     samples: list | None = None     # LM: decoded continuations of the first prompts
+    top5_accuracy: float | None = None    # image classifiers with more than 5 classes
     label_spearman: float | None = None   # embeddings with labelled pairs: pair cosines vs the labels
     embedding_dim: int | None = None      # embeddings: the length of one embedding
     outputs: str | None = None      # absolute path of the raw outputs (.npy)
@@ -127,7 +128,7 @@ class Row:
 AT_LEAST_0, FRACTION, ABOVE_0, ANY = (0, None, True), (0, 1, True), (0, None, False), (None, None, True)
 NUMBERS = {"accuracy": FRACTION, "agreement": FRACTION, "robust_accuracy": FRACTION, "perplexity": ABOVE_0,
            "threads": ABOVE_0,
-           "topk_overlap": FRACTION, "embedding_dim": AT_LEAST_0,
+           "topk_overlap": FRACTION, "embedding_dim": AT_LEAST_0, "top5_accuracy": FRACTION,
            **dict.fromkeys(("cosine_mean", "cosine_p5", "cosine_min", "similarity_spearman", "label_spearman"),
                            (-1, 1, True)),  # cosines and correlations
            "accuracy_drop": ANY, "perplexity_change_pct": ANY, "robust_drop": ANY,

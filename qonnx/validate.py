@@ -41,7 +41,8 @@ class ValidateConfig:
 # the quality limit of each kind of run; a limit of another kind has nothing to check
 QUALITY = {"classification": ("accuracy", "--max-accuracy-drop", "max_accuracy_drop"),
            "lm": ("perplexity", "--max-perplexity-increase", "max_perplexity_increase_pct"),
-           "embeddings": ("top-10 overlap", "--max-accuracy-drop", "max_accuracy_drop")}
+           "embeddings": ("top-10 overlap", "--max-accuracy-drop", "max_accuracy_drop"),
+           "images": ("top-1 accuracy", "--max-accuracy-drop", "max_accuracy_drop")}
 ROW_KEYS = ("variant", "provider", "status")
 
 

@@ -77,6 +77,7 @@ class DataPart:
     dataset: str | None = None           # [the demo's --split]
     text_column: str = "text"
     label_column: str = "label"
+    image_column: str = "image"          # image classifiers: the column of image file paths
     dataset_config: str | None = None    # a hub dataset's config name
     split: str = "test"
     max_samples: int | None = 500        # classifiers: a seeded sample stratified by label

@@ -63,7 +63,10 @@ SPEED = {
                "decode tokens/s over torch-fp32's: the median per-round ratio (or of the passes without rounds)", "x"),
         Column("speedup_range", "range", "speedup range", "range", "the lowest and highest per-round ratio")],
 }
-SPEED["embeddings"] = SPEED["classification"]
+SPEED["embeddings"] = SPEED["images"] = SPEED["classification"]
+QUALITY["images"] = [QUALITY["classification"][0],
+                     Column("top5_accuracy", "top-5", "top-5 accuracy", ".4f", "fraction whose label is among the 5 "
+                            "highest logits (models with more than 5 classes)"), QUALITY["classification"][1]]
 TAIL = [Column("model_memory_mb", "model MiB", "model MiB", ".0f",
                "steady-state memory: the inference peak minus the worker's baseline (loading excluded)"),
         Column("load_peak_mb", "load peak MiB", "load peak MiB", ".0f", "the worker's peak while loading"),
@@ -77,7 +80,8 @@ CSV = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "
        "model_memory_mb", "memory_note", "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb",
        "cuda_peak_mb", "device_memory_mb",
        "memory_reduction", "size_mb", "size_reduction", "load_s", "threads", "note", "artifact",
-       "topk_overlap", "cosine_mean", "cosine_p5", "cosine_min", "similarity_spearman", "label_spearman"]
+       "topk_overlap", "cosine_mean", "cosine_p5", "cosine_min", "similarity_spearman", "label_spearman",
+       "top5_accuracy"]
 
 
 DEVICE = Column("device_memory_mb", "GPU MiB", "GPU MiB", ".0f", "GPU memory the worker holds (NVML), CUDA rows")

@@ -81,6 +81,15 @@ def method_notes(kind, s):
                          "never saw, so a row may miss the budget here.")
     elif kind == "embeddings":
         notes += embedding_notes(s)
+    elif kind == "images":
+        sel = s.get("dataset_selection") or {}
+        notes.append(f"Top-1 and top-5 accuracy over {sel.get('rows', '?')} of {sel.get('of', '?')} images "
+                     f"({sel.get('method', '?')}, seed {sel.get('seed')}, rows sha256 {sel.get('rows_sha256')}) at "
+                     "batch 1, each image alone; pixels from the model's own image processor (made once, in the "
+                     "parent: image decoding and resizing are outside every timer); top-5 only for models with more "
+                     f"than 5 classes; throughput from a separate pass at batch {s.get('batch_size')}; latency at "
+                     f"batch 1 over {s.get('latency_samples')} requests. Agreement: top-1 agreement with the "
+                     "reference. --max-accuracy-drop is checked on the rows (Ship this, validate), not searched.")
     else:
         notes.append(f"Perplexity: first {s.get('eval_tokens')} tokens, window {s.get('window')}, "
                      f"stride {s.get('stride')}, each scored token weighted equally; identical for "

@@ -4,6 +4,7 @@ from qonnx.report.columns import span, value
 # the quality budget a run is read against when it set none itself
 DEFAULT_BUDGET = {"classification": ("max_accuracy_drop", 0.01), "lm": ("max_perplexity_increase", 5.0),
                   "embeddings": ("max_accuracy_drop", 0.05)}  # embeddings: 1 - top-10 overlap
+DEFAULT_BUDGET["images"] = DEFAULT_BUDGET["classification"]  # image classifiers: top-1 accuracy
 
 # (key, label, format, better, threshold): a change counts where it passes the threshold,
 # relative ("5%") or absolute (a number), so noise is not marked
@@ -25,6 +26,8 @@ KEY_MEASURES = {
                    ("model_memory_mb", "model MiB", ".0f", "lower", "5%"),
                    ("size_mb", "size MiB", ".1f", "lower", "1%")],
 }
+KEY_MEASURES["images"] = KEY_MEASURES["classification"][:1] + [("top5_accuracy", "top-5 accuracy", ".4f", "higher", 0.005)] \
+    + KEY_MEASURES["classification"][1:]
 THRESHOLDS_TEXT = ("0.005 accuracy, 1 % perplexity or size, 5 % for timings and memory "
                    "(differences below those are noise on a busy machine)")
 # settings that name where a run went, not what it measured

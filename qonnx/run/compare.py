@@ -40,6 +40,10 @@ def eval_data(source, cfg) -> data.TextData:
     label2id = source.config.get("label2id") or {}
     if not source.is_lm and not label2id:
         raise ConfigError(f"{source.name} has no label2id in its config; cannot map labels.")
+    if tasks.kind(source.task) == "images":
+        return tasks.module("images").read_data(spec, label2id=label2id, image_column=cfg.image_column,
+                                                label_column=cfg.label_column, hub_config=cfg.dataset_config,
+                                                split=cfg.split, max_samples=cfg.max_samples, seed=cfg.seed)
     return data.load(spec, lm=source.is_lm, label2id=label2id, text_column=cfg.text_column,
                      label_column=cfg.label_column, hub_config=cfg.dataset_config, split=cfg.split,
                      max_samples=None if source.is_lm else cfg.max_samples, seed=cfg.seed)
@@ -178,6 +182,9 @@ def check(cfg, source):
     if kind == "embeddings" and cfg.max_perplexity_increase is not None:
         raise ConfigError("--max-perplexity-increase is for language models; an embedding model's budget is "
                           "--max-accuracy-drop (a limit on 1 - top-10 overlap with FP32).")
+    if kind == "images" and (cfg.batch_sizes or cfg.sequence_lengths):
+        raise ConfigError("--batch-sizes and --sequence-lengths draw latency curves of text models; image classifiers "
+                          "have no curves yet (their throughput pass runs at --batch-size).")
     cfg.check_kind(source.is_lm)
     limit = source.config.get("max_position_embeddings") or source.config.get("n_positions")
     if limit and cfg.sequence_lengths and max(cfg.sequence_lengths) > limit:
@@ -204,7 +211,7 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     env = collect()
     if cfg.resume:
         run.check_resumable(settings, env)
-    tok = models.load_tokenizer(source.path)
+    tok = getattr(tasks.module(kind), "processor", models.load_tokenizer)(source.path)  # images: the image processor
     shared = Job.settings(cfg, source, kind)
     arrays = tasks.module(kind).prepare(tok, {"texts": evald.texts, "labels": evald.labels,
                                               "corpus": evald.corpus, "source": evald.source,

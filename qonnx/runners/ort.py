@@ -51,6 +51,12 @@ def session(path, provider="cpu", threads=None, profile_placement=False):
     return sess
 
 
+def as_input(v):
+    """Token ids as int64, pixels (any float array) as float32: what every exported graph takes."""
+    v = np.asarray(v)
+    return v.astype(np.float32, copy=False) if v.dtype.kind == "f" else v.astype(np.int64, copy=False)
+
+
 class OrtRunner(Runner):
     decode_loop = "qonnx's greedy loop, ONNX Runtime IO binding (the KV cache stays OrtValues between steps)"
 
@@ -103,7 +109,7 @@ class OrtRunner(Runner):
         return self._output(batch, "last_hidden_state" if "last_hidden_state" in self.outputs else self.outputs[0])
 
     def _output(self, batch, name):
-        batch = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
+        batch = {k: as_input(v) for k, v in batch.items()}
         if "token_type_ids" in self.inputs and "token_type_ids" not in batch:  # the graph wants it
             batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
         feed = self._feed(batch)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from qonnx.errors import ConfigError, ModelError
-from qonnx.models import is_embeddings_task, is_lm_task, load_pretrained
+from qonnx.models import is_embeddings_task, is_images_task, is_lm_task, load_pretrained
 from qonnx.runners.base import Runner
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ def auto_class(task):
 
     if is_embeddings_task(task):
         return transformers.AutoModel  # the bare encoder: its last hidden state is pooled by the task
+    if is_images_task(task):
+        return transformers.AutoModelForImageClassification
     return (transformers.AutoModelForCausalLM if is_lm_task(task)
             else transformers.AutoModelForSequenceClassification)
 
@@ -146,8 +148,12 @@ class TorchRunner(Runner):
     def _tensors(self, batch):
         import torch
 
-        return {k: torch.as_tensor(np.asarray(v, dtype=np.int64), device=self.device)
-                for k, v in batch.items()}
+        out = {}
+        for k, v in batch.items():  # token ids as int64; pixels in the model's own dtype (fp16 rows: fp16)
+            v = np.asarray(v)
+            out[k] = (torch.as_tensor(v, device=self.device).to(self.model.dtype) if v.dtype.kind == "f"
+                      else torch.as_tensor(v.astype(np.int64, copy=False), device=self.device))
+        return out
 
     def logits(self, batch):
         import torch

@@ -6,14 +6,17 @@ variant gets the same token ids, and workers need no tokenizer), `measure(runner
 """
 from importlib import import_module
 
-from qonnx.models import is_embeddings_task, is_lm_task
+from qonnx.models import is_embeddings_task, is_images_task, is_lm_task
 
 TASKS = {"classification": "classification", "lm": "lm", "embeddings": "embeddings"}
+TASKS["images"] = "images"  # image classification (tasks/images.py)
 
 
 def kind(task: str) -> str:
     if is_embeddings_task(task):
         return "embeddings"
+    if is_images_task(task):
+        return "images"
     return "lm" if is_lm_task(task) else "classification"
 
 

@@ -12,7 +12,8 @@ from qonnx import calibration, manifest, store
 from qonnx.config.parts import demo_split
 from qonnx.envinfo import versions
 from qonnx.errors import ConfigError, ModelError
-from qonnx.models import is_embeddings_task, is_lm_task, load_tokenizer
+from qonnx.models import is_embeddings_task, is_images_task, is_lm_task, load_tokenizer
+from qonnx.tasks import images as image_task
 from qonnx.variants.checks import check_variant, load_export
 from qonnx.variants.registry import method_module
 from qonnx.variants.search import budget, lm_budget
@@ -65,13 +66,18 @@ def quantize(cfg) -> dict:
     texts, prov, spec = None, None, None
     if getattr(method_module(cfg.method), "NEEDS_CALIBRATION", False):
         spec, column = calibration_spec(cfg, src_manifest)
-        if spec:
+        if spec and is_images_task(task):  # images: a folder of them, or a table's image column
+            texts, prov = calibration.select_images(spec, cfg.num_samples, cfg.seed)
+        elif spec:
             texts, prov = calibration.select(spec, cfg.num_samples, cfg.seed, lm, column)
     cfg.check_kind(lm)
     if is_embeddings_task(task) and cfg.max_accuracy_drop is not None:
         raise ConfigError(f"{src_dir} is an embedding model; the --max-accuracy-drop search scores a classifier's "
                           "labels. Build without it, then gate the compare run: qonnx validate RUN --variant V "
                           "--max-accuracy-drop X (a limit on 1 - top-10 overlap with FP32).")
+    if is_images_task(task) and cfg.max_accuracy_drop is not None:
+        raise ConfigError(f"{src_dir} is an image classifier; the --max-accuracy-drop search scores texts. Build "
+                          "without it, then gate the compare run: qonnx validate RUN --variant V --max-accuracy-drop X.")
     validation, texts_lm = None, None
     if cfg.max_accuracy_drop is not None:
         validation = budget.validation(cfg, src_manifest, src_dir, config)
@@ -90,7 +96,8 @@ def quantize(cfg) -> dict:
         log.info("building %s from %s", cfg.method, src_dir)
         kwargs = {"lm": lm}
         if texts is not None or validation is not None:
-            kwargs.update(tokenizer=load_tokenizer(src_dir), texts=texts, provenance=prov)
+            kwargs.update(tokenizer=image_task.processor(src_dir) if is_images_task(task) else load_tokenizer(src_dir),
+                          texts=texts, provenance=prov)
         build = method_module(cfg.method).build
         if validation is not None:  # keep the most damaging units FP32 until within budget
             build, kwargs["validation"] = budget.build, validation

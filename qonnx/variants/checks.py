@@ -29,10 +29,7 @@ def load_export(src_dir: Path):
 
 def check_variant(src_dir, out_dir, task, config):
     """Parity of the new variant against the FP32 export on real text; NaN/Inf is an error."""
-    from transformers import AutoTokenizer
-
-
-    tok = AutoTokenizer.from_pretrained(src_dir)
+    tok = parity.preprocessor(src_dir, task or "text-classification")
     with OrtRunner(Path(src_dir) / "model.onnx", config=config) as ref, \
             OrtRunner(Path(out_dir) / "model.onnx", config=config) as cand:
         report = parity.check(task or "text-classification", ref, cand, tok, parity.PROBE_TEXTS)
