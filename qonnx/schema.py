@@ -21,7 +21,7 @@ UNITS = {"size_mb": "MiB", "peak_memory_mb": "MiB", "peak_increment_mb": "MiB", 
          "latency_ms": "milliseconds", "ttft_ms": "milliseconds", "load_s": "seconds", "wall_s": "seconds",
          "throughput_per_s": "samples per second", "decode_tokens_per_s": "tokens per second",
          "decode_range": "tokens per second (min, max over passes)",
-         "accuracy": "fraction", "accuracy_drop": "fraction (reference minus row)",
+         "accuracy": "fraction", "top5_accuracy": "fraction", "accuracy_drop": "fraction (reference minus row)",
          "perplexity_change_pct": "percent", "agreement": "fraction",
          "speedup": "ratio, same provider and machine: with rounds, the median of the per-round ratios (torch-fp32's "
                     "round time over the row's; LM: the row's decode tokens/s over torch-fp32's); without, torch-fp32's "
