@@ -94,7 +94,8 @@ def robustness(cfg: RobustnessConfig, on_row=None) -> dict:
     on_row(rate, row) is called as each compare row finishes."""
     source = models.resolve(cfg.model, cfg.task)
     if source.task != models.CLASSIFICATION:
-        what = "a language model" if source.is_lm else "an embedding model"
+        what = "a language model" if source.is_lm else "an embedding model" if source.task == models.EMBEDDINGS \
+            else f"a {source.task} model"
         raise ConfigError(f"robustness measures classification accuracy; {source.name} is {what} "
                           f"({source.task}). Give a text-classification model.")
     base = cfg.compare_config()

@@ -178,7 +178,7 @@ def check(cfg, source):
     kind = tasks.kind(source.task)
     if cfg.robustness_rate is not None and kind != "classification":
         raise ConfigError("--robustness-rate measures classification accuracy under typos; "
-                          f"{source.name} is {'a language' if kind == 'lm' else 'an embedding'} model.")
+                          f"{source.name} is {'a language' if kind == 'lm' else 'an embedding' if kind == 'embeddings' else 'an image'} model.")
     if kind == "embeddings" and cfg.max_perplexity_increase is not None:
         raise ConfigError("--max-perplexity-increase is for language models; an embedding model's budget is "
                           "--max-accuracy-drop (a limit on 1 - top-10 overlap with FP32).")

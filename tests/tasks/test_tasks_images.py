@@ -73,9 +73,8 @@ def test_a_vit_folder_is_an_image_classifier_and_the_task_must_fit(tmp_path):
 
 
 def test_a_text_classifier_is_no_image_classifier(tmp_path):
-    from tiny import tiny_bert
-
     from qonnx.models import resolve
+    from tiny import tiny_bert
 
     with pytest.raises(ModelError, match="BertForSequenceClassification is a sequence classifier"):
         resolve(str(tiny_bert(tmp_path)), "image-classification")
