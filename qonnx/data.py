@@ -27,6 +27,7 @@ class TextData:
     selection: dict = field(default_factory=dict)  # how rows were chosen, and their hash
     pairs: list = field(default_factory=list)   # embeddings: [(i, j)] indices into texts, labelled pairs
     scores: list = field(default_factory=list)  # embeddings: each pair's similarity label
+    targets: list = field(default_factory=list)  # seq2seq: each text's reference output (--target-column)
 
     @property
     def corpus(self) -> str:

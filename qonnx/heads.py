@@ -10,12 +10,15 @@ from qonnx.errors import ModelError, did_you_mean
 
 CLASSIFICATION, LM, EMBEDDINGS = "text-classification", "text-generation-with-past", "feature-extraction"
 IMAGES = "image-classification"
+SEQ2SEQ = "text2text-generation-with-past"
 TASKS = {CLASSIFICATION: CLASSIFICATION, LM: LM, "text-generation": LM, EMBEDDINGS: EMBEDDINGS,
-         "sentence-similarity": EMBEDDINGS, IMAGES: IMAGES}
+         "sentence-similarity": EMBEDDINGS, IMAGES: IMAGES,
+         SEQ2SEQ: SEQ2SEQ, "text2text-generation": SEQ2SEQ}
 SUPPORTED = (f"sequence classifiers (--task {CLASSIFICATION}, ...ForSequenceClassification), causal LMs "
              f"(--task {LM}, ...ForCausalLM), embedding models (--task {EMBEDDINGS}: a sentence-transformers "
-             f"folder, or a bare encoder such as BertModel) and image classifiers (--task {IMAGES}, "
-             "...ForImageClassification: ViT, ConvNeXt, ResNet, MobileNet)")
+             f"folder, or a bare encoder such as BertModel), image classifiers (--task {IMAGES}, "
+             f"...ForImageClassification: ViT, ConvNeXt, ResNet, MobileNet) and sequence-to-sequence models "
+             f"(--task {SEQ2SEQ}, ...ForConditionalGeneration: T5, BART, Marian)")
 ST_MODULES = "modules.json"  # a sentence-transformers folder: its modules (qonnx.pooling reads them)
 
 
@@ -34,6 +37,11 @@ def is_images_task(task: str) -> bool:
     return TASKS.get(task, task) == IMAGES
 
 
+def is_seq2seq_task(task: str) -> bool:
+    """The one place that decides whether a task is sequence-to-sequence generation."""
+    return TASKS.get(task, task) == SEQ2SEQ
+
+
 def _names(mapping) -> set:
     """The class names of an auto mapping (a value may be a tuple of classes)."""
     return {n for names in mapping.values() for n in ((names,) if isinstance(names, str) else names)}
@@ -45,7 +53,8 @@ def _heads():
 
     return {CLASSIFICATION: set(auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values()),
             LM: set(auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()),
-            IMAGES: _names(auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES)}
+            IMAGES: _names(auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES),
+            SEQ2SEQ: _names(auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES)}
 
 
 def other_head(archs) -> str:
@@ -96,27 +105,28 @@ def infer_task(config: dict, name: str, folder: Path | None = None) -> str:
                          "head into one.")
     raise ModelError(
         f"Cannot tell the task of '{name}' from its architectures {archs}; qonnx supports sequence "
-        f"classifiers, causal LMs, embedding models and image classifiers. Give it with --task {CLASSIFICATION}, "
-        f"--task {LM}, --task {EMBEDDINGS} or --task {IMAGES}.")
+        f"classifiers, causal LMs, embedding models image classifiers and seq2seq models. Give it with --task "
+        f"{CLASSIFICATION}, --task {LM}, --task {EMBEDDINGS}, --task {IMAGES} or --task {SEQ2SEQ}.")
 
 
 def check_task(task: str, config: dict, name: str) -> str:
     """A --task given by the user: known, and fitting the model's architecture."""
     if task not in TASKS:
         raise ModelError(f"Unknown task '{task}'.{did_you_mean(task, TASKS)} qonnx measures "
-                         f"{CLASSIFICATION}, {LM} (or text-generation), {EMBEDDINGS} (or sentence-similarity) and "
-                         f"{IMAGES}.")
+                         f"{CLASSIFICATION}, {LM} (or text-generation), {EMBEDDINGS} (or sentence-similarity), "
+                         f"{IMAGES} and {SEQ2SEQ} (or text2text-generation).")
     task = TASKS[task]
     archs = config.get("architectures") or []
     heads = _heads()
     if task == EMBEDDINGS:  # the encoder of any checkpoint but a trained classifier's or an LM's
         for kind, what in ((CLASSIFICATION, "a sequence classifier"), (LM, "a causal language model"),
-                           (IMAGES, "an image classifier")):
+                           (IMAGES, "an image classifier"), (SEQ2SEQ, "a sequence-to-sequence model")):
             if archs and all(a in heads[kind] for a in archs):
                 raise ModelError(f"--task {task} does not fit '{name}': {', '.join(archs)} is {what} ({kind}); "
                                  f"measure it as {kind}.")
         return task
-    what = {CLASSIFICATION: "a sequence classifier", LM: "a causal language model", IMAGES: "an image classifier"}
+    what = {CLASSIFICATION: "a sequence classifier", LM: "a causal language model", IMAGES: "an image classifier",
+            SEQ2SEQ: "a sequence-to-sequence model"}
     for other in (k for k in what if k != task):
         if archs and all(a in heads[other] for a in archs):
             raise ModelError(f"--task {task} does not fit '{name}': {', '.join(archs)} is {what[other]} ({other}).")

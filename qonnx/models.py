@@ -17,6 +17,7 @@ from qonnx.heads import (  # noqa: F401  (models.X: the task names and checks, u
     EMBEDDINGS,
     IMAGES,
     LM,
+    SEQ2SEQ,
     SUPPORTED,
     TASKS,
     check_head,
@@ -25,6 +26,7 @@ from qonnx.heads import (  # noqa: F401  (models.X: the task names and checks, u
     is_embeddings_task,
     is_images_task,
     is_lm_task,
+    is_seq2seq_task,
 )
 
 log = logging.getLogger(__name__)

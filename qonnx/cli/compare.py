@@ -18,7 +18,7 @@ EXIT_CODES = ("Exit codes: 0 every requested row ok or skipped with its reason; 
 @click.command(epilog=EXIT_CODES)
 @click.argument("model", default=default_of(CompareConfig, "model"))
 @options(CompareConfig, "output", "dataset", "text_column", "label_column", "dataset_config", "split", "variants",
-         "image_column", "providers", "task", "threads", "max_samples", "batch_size",
+         "image_column", "target_column", "providers", "task", "threads", "max_samples", "batch_size",
          output="[$QONNX_ARTIFACTS or ./artifacts, /runs/NAME-TIME].")
 @click.option("--latency-samples", type=int, default=default_of(CompareConfig, "latency_samples"),
               show_default=True, help="Timed batch-1 requests.")

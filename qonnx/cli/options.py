@@ -25,6 +25,8 @@ OPTIONS = {
                          "labelled pairs (sentence1, sentence2, score) for Spearman against the labels."),
     "text_column": dict(help="Text column of the data: --dataset, or quantize's --calibration [text]."),
     "label_column": dict(help="Label column of --dataset."),
+    "target_column": dict(help="Seq2seq models: the column of reference outputs; each row then scores ROUGE-L F1 "
+                               "against them."),
     "image_column": dict(help="Image classifiers: the column of image file paths (relative to the table's folder); "
                               "or give --dataset DIR in the imagefolder layout (DIR/LABEL/IMAGE.png)."),
     "dataset_config": dict(help="Hub dataset config name (e.g. sst2)."),

@@ -15,6 +15,7 @@ METHODS = {
 
 KINDS = ("classification", "lm", "embeddings")    # task kinds (qonnx.tasks)
 KINDS += ("images",)                              # image classification
+KINDS += ("seq2seq",)                             # encoder-decoder generation (T5, BART, Marian)
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 TORCH_MODES = ("fp32", "fp16", "bf16", "int8-dynamic")
 # onnxruntime-genai rows: the builder's recipes (fp32, int4, int4-mixed) and qonnx's builds on its

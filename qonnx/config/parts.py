@@ -78,6 +78,7 @@ class DataPart:
     text_column: str = "text"
     label_column: str = "label"
     image_column: str = "image"          # image classifiers: the column of image file paths
+    target_column: str | None = None     # seq2seq: the reference outputs (ROUGE-L)
     dataset_config: str | None = None    # a hub dataset's config name
     split: str = "test"
     max_samples: int | None = 500        # classifiers: a seeded sample stratified by label

@@ -7,6 +7,7 @@ import numpy as np
 from qonnx.measure.deviation import agreement, token_agreement
 from qonnx.measure.similarity import TOP_K, against_reference
 from qonnx.ratios import derive, reference
+from qonnx.tasks.seq2seq import against_reference as generation_agreement
 from qonnx.variants.registry import DEFAULT_ORDER
 
 
@@ -17,7 +18,8 @@ def _derive(row, rows, kind, ref):
     if ref and row.outputs and Path(row.outputs).is_file() and ref.outputs and Path(ref.outputs).is_file():
         a, b = np.load(ref.outputs), np.load(row.outputs)
         try:
-            found = {"lm": token_agreement, "embeddings": against_reference}.get(kind, agreement)(a, b)
+            found = {"lm": token_agreement, "embeddings": against_reference,
+                     "seq2seq": generation_agreement}.get(kind, agreement)(a, b)
         except ValueError as e:
             row.agreement_error = str(e)
         else:
@@ -81,6 +83,17 @@ def method_notes(kind, s):
                          "never saw, so a row may miss the budget here.")
     elif kind == "embeddings":
         notes += embedding_notes(s)
+    elif kind == "seq2seq":
+        sel = s.get("dataset_selection") or {}
+        notes.append(f"Generation over {sel.get('rows', '?')} of {sel.get('of', '?')} source texts ({sel.get('method')}, "
+                     f"seed {sel.get('seed')}), each alone (batch 1, cut at 128 tokens): greedy, up to "
+                     f"{s.get('max_new_tokens')} new tokens, through transformers' generate() on both runtimes (ONNX "
+                     "rows: optimum's ORTModelForSeq2SeqLM over the exported encoder and decoder-with-past graphs). "
+                     "TTFT = a one-token generate() (encoder and first decoder step); decode tokens/s = the tokens "
+                     "after the first over the rest of a full generate(). exact_match = texts generated exactly as the "
+                     "reference row's; agreement = the reference's generated tokens matched position by position; "
+                     "ROUGE-L F1 (LCS on lower-cased words, no stemming) against --target-column where given. "
+                     "--max-accuracy-drop limits 1 - exact_match, checked on the rows, not searched.")
     elif kind == "images":
         sel = s.get("dataset_selection") or {}
         notes.append(f"Top-1 and top-5 accuracy over {sel.get('rows', '?')} of {sel.get('of', '?')} images "

@@ -22,12 +22,14 @@ def plot_all(results, run_dir):
     rows = [r for r in results["rows"] if r["status"] == "ok"]
     if not rows:
         return []
-    lm = results["settings"]["kind"] == "lm"
+    lm = results["settings"]["kind"] in ("lm", "seq2seq")
     labels = [f"{r['variant']} ({r['provider']})" for r in rows]
     quality_key, quality_label = (("perplexity", "perplexity (lower is better)") if lm
                                   else ("accuracy", "accuracy (fraction correct)"))
     if results["settings"]["kind"] == "embeddings":
         quality_key, quality_label = "topk_overlap", "top-10 overlap (with the reference's neighbours)"
+    if results["settings"]["kind"] == "seq2seq":
+        quality_key, quality_label = "exact_match", "exact match (with the reference's generated text)"
     speed_key, speed_label = (("ttft_ms", "time to first token p50 (ms)") if lm
                               else ("latency_ms", "latency p50 at batch 1 (ms)"))
     charts = [

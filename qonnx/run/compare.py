@@ -37,6 +37,10 @@ def eval_data(source, cfg) -> data.TextData:
     if tasks.kind(source.task) == "embeddings":
         return tasks.module("embeddings").read_data(spec, text_column=cfg.text_column, hub_config=cfg.dataset_config,
                                                     split=cfg.split, max_samples=cfg.max_samples, seed=cfg.seed)
+    if tasks.kind(source.task) == "seq2seq":
+        return tasks.module("seq2seq").read_data(spec, text_column=cfg.text_column, target_column=cfg.target_column,
+                                                 hub_config=cfg.dataset_config, split=cfg.split,
+                                                 max_samples=cfg.max_samples, seed=cfg.seed)
     label2id = source.config.get("label2id") or {}
     if not source.is_lm and not label2id:
         raise ConfigError(f"{source.name} has no label2id in its config; cannot map labels.")
@@ -123,8 +127,8 @@ def time_in_rounds(run, ctx, arrays, bar):
         return
     for provider in cfg.providers:
         group = [r for r in run.rows() if r.ok and r.provider == provider]
-        why = ""
-        if not any(r.variant == "torch-fp32" for r in group):
+        why = "timed one row after another: no interleaved rounds for seq2seq rows yet" if kind == "seq2seq" else ""
+        if not why and not any(r.variant == "torch-fp32" for r in group):
             why = "timed one row after another: no torch-fp32 row on this provider to time the others against"
         if not why and len(group) < 2:
             why = "the only ok row on this provider: nothing to interleave with"
@@ -182,9 +186,9 @@ def check(cfg, source):
     if kind == "embeddings" and cfg.max_perplexity_increase is not None:
         raise ConfigError("--max-perplexity-increase is for language models; an embedding model's budget is "
                           "--max-accuracy-drop (a limit on 1 - top-10 overlap with FP32).")
-    if kind == "images" and (cfg.batch_sizes or cfg.sequence_lengths):
-        raise ConfigError("--batch-sizes and --sequence-lengths draw latency curves of text models; image classifiers "
-                          "have no curves yet (their throughput pass runs at --batch-size).")
+    if kind in ("images", "seq2seq") and (cfg.batch_sizes or cfg.sequence_lengths):
+        raise ConfigError(f"--batch-sizes and --sequence-lengths draw latency curves of text classifiers and LMs; "
+                          f"{kind} models have no curves yet.")
     cfg.check_kind(source.is_lm)
     limit = source.config.get("max_position_embeddings") or source.config.get("n_positions")
     if limit and cfg.sequence_lengths and max(cfg.sequence_lengths) > limit:
@@ -215,7 +219,7 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     shared = Job.settings(cfg, source, kind)
     arrays = tasks.module(kind).prepare(tok, {"texts": evald.texts, "labels": evald.labels,
                                               "corpus": evald.corpus, "source": evald.source,
-                                              "pairs": evald.pairs, "scores": evald.scores,
+                                              "pairs": evald.pairs, "scores": evald.scores, "targets": evald.targets,
                                               "model_path": source.path}, SimpleNamespace(**shared))
     meta = {"settings": settings, "environment": env}
     run.create(meta)

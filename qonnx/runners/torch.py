@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from qonnx.errors import ConfigError, ModelError
-from qonnx.models import is_embeddings_task, is_images_task, is_lm_task, load_pretrained
+from qonnx.models import is_embeddings_task, is_images_task, is_lm_task, is_seq2seq_task, load_pretrained
 from qonnx.runners.base import Runner
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ def auto_class(task):
         return transformers.AutoModel  # the bare encoder: its last hidden state is pooled by the task
     if is_images_task(task):
         return transformers.AutoModelForImageClassification
+    if is_seq2seq_task(task):
+        return transformers.AutoModelForSeq2SeqLM
     return (transformers.AutoModelForCausalLM if is_lm_task(task)
             else transformers.AutoModelForSequenceClassification)
 

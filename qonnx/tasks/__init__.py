@@ -6,10 +6,11 @@ variant gets the same token ids, and workers need no tokenizer), `measure(runner
 """
 from importlib import import_module
 
-from qonnx.models import is_embeddings_task, is_images_task, is_lm_task
+from qonnx.models import is_embeddings_task, is_images_task, is_lm_task, is_seq2seq_task
 
 TASKS = {"classification": "classification", "lm": "lm", "embeddings": "embeddings"}
 TASKS["images"] = "images"  # image classification (tasks/images.py)
+TASKS["seq2seq"] = "seq2seq"  # encoder-decoder generation (tasks/seq2seq.py)
 
 
 def kind(task: str) -> str:
@@ -17,6 +18,8 @@ def kind(task: str) -> str:
         return "embeddings"
     if is_images_task(task):
         return "images"
+    if is_seq2seq_task(task):
+        return "seq2seq"
     return "lm" if is_lm_task(task) else "classification"
 
 

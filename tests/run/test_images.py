@@ -113,5 +113,5 @@ def test_an_image_export_is_not_budget_searched(run):
     from qonnx.variants import quantize
 
     export = rows_of(run[1])["onnx-fp32"]["artifact"]
-    with pytest.raises(ConfigError, match="is an image classifier; the --max-accuracy-drop search scores texts"):
+    with pytest.raises(ConfigError, match="is an image-classification model; the --max-accuracy-drop search scores text"):
         quantize(QuantizeConfig(onnx_dir=export, method="int8-dynamic", max_accuracy_drop=0.01))
