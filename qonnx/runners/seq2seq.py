@@ -69,8 +69,9 @@ class Seq2SeqRunner(Runner):
         try:
             self.model = ORTModelForSeq2SeqLM.from_pretrained(
                 self.path, provider=PROVIDERS[self.provider], session_options=opts, local_files_only=True,
-                encoder_file_name=ENCODER, decoder_file_name=files[1].name,
-                **({"decoder_with_past_file_name": files[2].name} if len(files) > 2 else {}))
+                encoder_file_name=ENCODER, use_cache=True,  # a decoder file name would turn merging off
+                **({"decoder_file_name": files[1].name, "decoder_with_past_file_name": files[2].name,
+                    "use_merged": False} if len(files) > 2 else {"use_merged": True}))
         except Exception as e:
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
             raise ModelError(f"ONNX Runtime cannot load the seq2seq model in {self.path}: {type(e).__name__}: "
