@@ -50,7 +50,8 @@ EXIT_CODES = ("Exit codes: 0 every requested row ok or skipped with its reason; 
 @options(CompareConfig, "mlflow")
 @budget(CompareConfig, "Classifiers: build every INT8 variant within it on --validation (0.005 = half a point), "
                        "searched as in `quantize --max-accuracy-drop`; a row fails where none does. Embedding "
-                       "models: checked on the rows (Ship this, validate), not searched.")
+                       "models, image classifiers and seq2seq models: checked on the rows (Ship this, validate), "
+                       "not searched.")
 @click.option("--config", "config_file", type=click.Path(),
               help="YAML/JSON file with these options (names as here: batch-size or batch_size); flags win.")
 @options(CompareConfig, "resume")

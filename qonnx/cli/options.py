@@ -56,7 +56,9 @@ OPTIONS = {
     "resume": dict(is_flag=True, help="Finish interrupted work in --output: only what is not done yet is run."),
     # the quality budgets (quantize, compare) and the gate's limits (validate)
     "max_accuracy_drop": dict(type=float, help="Largest accuracy drop vs FP32 (fraction, 0.01 = 1 point); "
-                                               "embedding models: largest 1 - top-10 overlap with FP32's neighbours."),
+                                               "embedding models: largest 1 - top-10 overlap with FP32's neighbours; "
+                                               "image classifiers: top-1 accuracy drop; seq2seq models: largest "
+                                               "1 - exact match with FP32's generated text."),
     "max_perplexity_increase": dict(type=float, help="Largest perplexity increase vs FP32, in percent."),
     "validation": dict(help="The budget's data, neither calibration nor eval data: labelled rows "
                             "(classifiers) or text (LMs) [the demo's validation split]."),

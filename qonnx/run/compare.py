@@ -188,7 +188,7 @@ def check(cfg, source):
                           "--max-accuracy-drop (a limit on 1 - top-10 overlap with FP32).")
     if kind in ("images", "seq2seq") and (cfg.batch_sizes or cfg.sequence_lengths):
         raise ConfigError(f"--batch-sizes and --sequence-lengths draw latency curves of text classifiers and LMs; "
-                          f"{kind} models have no curves yet.")
+                          f"{'image classifiers' if kind == 'images' else 'seq2seq models'} have no curves yet.")
     cfg.check_kind(source.is_lm)
     limit = source.config.get("max_position_embeddings") or source.config.get("n_positions")
     if limit and cfg.sequence_lengths and max(cfg.sequence_lengths) > limit:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from qonnx import data, export, genai
 from qonnx.config import QuantizeConfig
-from qonnx.models import is_embeddings_task, is_images_task
+from qonnx.models import is_embeddings_task, is_images_task, is_seq2seq_task
 from qonnx.variants.build import quantize
 from qonnx.variants.registry import VARIANTS
 
@@ -41,5 +41,5 @@ def artifact_for(source, variant, cfg) -> Path:
         return onnx_dir
     # an embedding model's budget is checked on the run's rows, not searched while building (the
     # accuracy-budget search scores a classifier's labels)
-    searched = not (is_embeddings_task(source.task) or is_images_task(source.task))
+    searched = not (is_embeddings_task(source.task) or is_images_task(source.task) or is_seq2seq_task(source.task))
     return Path(quantize(quantize_config(onnx_dir, v.mode, cfg, v.options, searched))["output"])
