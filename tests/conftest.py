@@ -8,6 +8,8 @@ import pytest
 from browser import page  # noqa: F401  (the headless Chromium fixture)
 from tiny import _tokenizer, tiny_bert
 
+ALL_CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
 
 def pytest_configure(config):
     """Under pytest-xdist (make test runs `-n auto`), each worker gets its own share of the cores,
@@ -19,6 +21,21 @@ def pytest_configure(config):
         share = cores[int(worker.removeprefix("gw")) % len(cores)::int(count)]
         if share:
             os.sched_setaffinity(0, share)
+
+
+@pytest.fixture(autouse=True)
+def _every_core_for_all_cores_tests(request):
+    """A test marked all_cores (it asks for --threads 2, as the README's examples do) runs on every
+    core of the machine while it runs, though its xdist worker is pinned to a share of them."""
+    if ALL_CORES is None or request.node.get_closest_marker("all_cores") is None:
+        yield
+        return
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, ALL_CORES)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
 
 
 @pytest.fixture(scope="session")

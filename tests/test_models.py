@@ -266,3 +266,23 @@ def test_a_malicious_pickle_is_refused_by_name_and_never_run(tiny_classifier, tm
     with pytest.raises(ModelError, match="safe loader refuses") as e:
         TorchRunner(str(folder), "text-classification").load()
     assert "TF 2.0" not in str(e.value) and not marker.exists()
+
+
+def test_bnb_layers_its_avx512_bf16_kernel_cannot_pack_are_named():
+    """bitsandbytes 0.50 fails on its AVX512-BF16 CPU path with a bare reshape error for a layer not
+    a multiple of its 64x32 blocks (a tiny model's 32-wide layers); the row says which layer instead.
+    Layers of that CPU path are faked here, so the check runs on any CPU."""
+    import torch
+
+    from qonnx.runners.torch import _bnb_cpu_packing
+
+    def linear(k, n, cpu_path=True):
+        m = torch.nn.Linear(k, n)
+        m.support_avx512bf16_for_cpu = cpu_path
+        return m
+
+    _bnb_cpu_packing(torch.nn.Sequential(linear(64, 32), linear(384, 1536), linear(32, 32, cpu_path=False)))
+    with pytest.raises(ModelError, match=r"1 layer\(s\) .* \(e.g. 1: 32 inputs, 64 outputs\)"):
+        _bnb_cpu_packing(torch.nn.Sequential(linear(64, 32), linear(32, 64), linear(64, 2, cpu_path=False)))
+    with pytest.raises(ModelError, match="2 layer"):
+        _bnb_cpu_packing(torch.nn.Sequential(linear(64, 48), linear(96, 64)))

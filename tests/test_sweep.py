@@ -14,6 +14,8 @@ from qonnx.errors import ConfigError
 from qonnx.parity import PROBE_TEXTS
 from qonnx.run.compare import compare
 
+pytestmark = pytest.mark.all_cores  # the sweeps here time threads 1 and 2
+
 FAST = {"latency_samples": 5, "warmup": 1, "batch_size": 8}
 
 

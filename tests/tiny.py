@@ -102,7 +102,8 @@ def tiny_sentence_transformer(folder, modes=("mean",), normalize=True, **config)
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
-    tiny_bert(folder, "BertModel", **config)
+    # 64 wide: bitsandbytes 0.50's AVX512-BF16 CPU path cannot pack a Linear narrower than its 64-wide block
+    tiny_bert(folder, "BertModel", **{"hidden_size": 64, "intermediate_size": 128, **config})
     flags = {"cls": "pooling_mode_cls_token", "max": "pooling_mode_max_tokens", "mean": "pooling_mode_mean_tokens",
              "mean_sqrt_len": "pooling_mode_mean_sqrt_len_tokens", "lasttoken": "pooling_mode_lasttoken"}
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},

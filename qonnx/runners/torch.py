@@ -77,6 +77,7 @@ def load_model(path, task, mode="fp32", device="cpu"):
                                bnb_4bit_compute_dtype=compute)
         model = load_pretrained(cls, path, quantization_config=q, device_map=device,
                                 dtype=compute, **kw)
+        _bnb_cpu_packing(model)
     elif mode == "int8-dynamic":
         if device != "cpu":
             raise ConfigError("torch dynamic INT8 runs on the CPU only")
@@ -85,6 +86,22 @@ def load_model(path, task, mode="fp32", device="cpu"):
     else:
         model = load_pretrained(cls, path, dtype=getattr(torch, DTYPES[mode]), **kw).to(device)
     return model.eval()
+
+
+def _bnb_cpu_packing(model):
+    """bitsandbytes (0.50) repacks 4-bit weights for its AVX512-BF16 CPU kernel on the first call and
+    fails there, with a bare reshape error, on a layer whose input width is not a multiple of its
+    64-wide block or whose output is not one of 32: say so by name instead."""
+    odd = [(name, m.in_features, m.out_features) for name, m in model.named_modules()
+           if getattr(m, "support_avx512bf16_for_cpu", False) and hasattr(m, "in_features")
+           and (m.in_features % 64 or m.out_features % 32)]
+    if odd:
+        from importlib.metadata import version
+
+        name, k, n = odd[0]
+        raise ModelError(f"bitsandbytes {version('bitsandbytes')} cannot run this model with its AVX512-BF16 CPU "
+                         f"kernel: {len(odd)} layer(s) are not multiples of its 64x32 blocks (e.g. {name}: "
+                         f"{k} inputs, {n} outputs); run bnb-int4 on CUDA or on a CPU without AVX512-BF16")
 
 
 class _Counter(io.RawIOBase):

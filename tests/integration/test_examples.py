@@ -9,6 +9,8 @@ from qonnx import sweep
 from qonnx.config import CompareConfig
 from qonnx.config import file as configfile
 
+pytestmark = pytest.mark.all_cores  # the examples ask for --threads 2
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 

@@ -94,7 +94,7 @@ def test_several_runs_side_by_side(run_dir, tmp_path):
     for r in doc["rows"]:
         if r["status"] == "ok":
             r["latency_ms"]["p50"] *= 2
-    doc["settings"]["threads"] = 1
+    doc["settings"]["threads"] += 1  # a setting that differs between the runs
     (slower / "results.json").write_text(json.dumps(doc))
     out = tmp_path / "both"
     r = CliRunner().invoke(main, ["report", str(run_dir), str(slower), "-o", str(out)])

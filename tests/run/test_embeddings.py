@@ -45,9 +45,10 @@ def test_every_default_row_is_ok_or_skipped_with_its_reason(run):
     expected = expected_skips("bert", lm=False)
     assert set(skipped) == set(expected) and all(why in skipped[v] for v, why in expected.items()), skipped
     assert not [v for v, r in rows.items() if r["status"] == "failed"]
+    width = json.loads((model / "config.json").read_text())["hidden_size"]
     for r in rows.values():
         if r["status"] == "ok":
-            assert r["embedding_dim"] == 32 and 0 <= r["topk_overlap"] <= 1 and r["cosine_min"] <= r["cosine_mean"]
+            assert r["embedding_dim"] == width and 0 <= r["topk_overlap"] <= 1 and r["cosine_min"] <= r["cosine_mean"]
             assert {(c["batch"], c["length"], c["padding"]) for c in r["shapes"]} == {(2, 16, "padded"), (2, 16, "real")}
     assert "top-10" in result.output and "cos mean" in result.output and "label ρ" in result.output
 
