@@ -87,3 +87,18 @@ def test_pixels_follow_the_processor(tmp_path):
     px = images.pixels(proc, images.probe_images(3))
     assert px.shape == (3, 3, 16, 16) and px.dtype == np.float32
     assert np.allclose(px, images.pixels(proc, images.probe_images(3)))  # seeded
+
+
+def test_compare_refuses_what_image_classifiers_do_not_have(tmp_path, folder):
+    from click.testing import CliRunner
+    from tiny_vision import tiny_vit
+
+    from qonnx.cli import main
+
+    model = tiny_vit(tmp_path / "vit")
+    for extra, words in ((["--batch-sizes", "1,2"], "image classifiers have no curves yet"),
+                         (["--robustness-rate", "0.1"], "is an image model"),
+                         (["--max-perplexity-increase", "5"], "--max-perplexity-increase is for language models")):
+        r = CliRunner().invoke(main, ["compare", str(model), "--dataset", str(folder), "-o", str(tmp_path / "run"),
+                                      *extra])
+        assert r.exit_code == 1 and words in r.output, r.output
