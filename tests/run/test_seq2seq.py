@@ -106,3 +106,19 @@ def test_a_method_without_a_seq2seq_recipe_is_skipped_with_its_reason(run):
     export = rows_of(run[1])["onnx-fp32"]["artifact"]
     with pytest.raises(NotForSeq2Seq, match="int4-weight is not built for encoder-decoder"):
         quantize(QuantizeConfig(onnx_dir=export, method="int4-weight"))
+
+
+def test_each_onnx_row_loads_the_graphs_its_build_holds(run):
+    """int8-dynamic quantizes the encoder and the merged decoder; fp16 holds the unmerged pair (ONNX Runtime
+    refuses a merged FP16 decoder); size counts the graphs the runtime loads."""
+    from pathlib import Path
+
+    from qonnx.runners.seq2seq import loaded_files
+
+    rows = rows_of(run[1])
+    names = {v: sorted(p.name for p in loaded_files(Path(rows[v]["artifact"]))) for v in ("onnx-int8-dynamic", "onnx-fp16")}
+    assert names["onnx-int8-dynamic"] == ["decoder_model_merged.onnx", "encoder_model.onnx"]
+    assert names["onnx-fp16"] == ["decoder_model.onnx", "decoder_with_past_model.onnx", "encoder_model.onnx"]
+    for v in ("onnx-int8-dynamic", "onnx-fp16"):
+        on_disk = sum(p.stat().st_size for p in loaded_files(Path(rows[v]["artifact"]))) / 2**20
+        assert rows[v]["size_mb"] == pytest.approx(on_disk)
