@@ -31,7 +31,7 @@ def _ratio(a, b):
 def round_ratios(row, base, kind) -> list:
     """The row's speed over base's in each interleaved round both kept a figure of (higher: faster)."""
     pairs = [(a, b) for a, b in zip(row.rounds or [], base.rounds or []) if a and b]
-    return [a / b if kind == "lm" else b / a for a, b in pairs]
+    return [a / b if kind in ("lm", "seq2seq") else b / a for a, b in pairs]
 
 
 def median(values):

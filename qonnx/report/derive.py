@@ -142,6 +142,7 @@ def timing_note(kind, s) -> str:
         return ("Speed ratios: from each row's own measuring pass, rows timed one after another (no interleaved "
                 "rounds), so a change in the machine's load between rows is in the ratios.")
     work = ("greedy decode of every prompt (decode tokens/s over them all)" if kind == "lm" else
+            "greedy generation of every source text (decode tokens/s over them all)" if kind == "seq2seq" else
             "the first 16 batch-1 latency requests (their summed ms)")
     return (f"Speed ratios: after measuring, every ok row's worker was loaded at once (each in its own process) "
             f"and timed in {n} interleaved rounds: in each round every row ran {work} in turn, alone on the CPU, "

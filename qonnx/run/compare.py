@@ -127,8 +127,8 @@ def time_in_rounds(run, ctx, arrays, bar):
         return
     for provider in cfg.providers:
         group = [r for r in run.rows() if r.ok and r.provider == provider]
-        why = "timed one row after another: no interleaved rounds for seq2seq rows yet" if kind == "seq2seq" else ""
-        if not why and not any(r.variant == "torch-fp32" for r in group):
+        why = ""
+        if not any(r.variant == "torch-fp32" for r in group):
             why = "timed one row after another: no torch-fp32 row on this provider to time the others against"
         if not why and len(group) < 2:
             why = "the only ok row on this provider: nothing to interleave with"

@@ -14,13 +14,13 @@ DEFAULT_ROWS = {"torch-fp32", "torch-fp16", "torch-bf16", "torch-int8-dynamic", 
 NEW_TOKENS = 6
 
 
-def compare(model, d, *extra):
+def compare(model, d, *extra, timing=("--concurrent-rows",)):
     from tiny_seq2seq import seq2seq_table
 
     table = seq2seq_table(d / "s2s.csv")
     result = CliRunner().invoke(main, ["compare", str(model), "--dataset", str(table), "--target-column", "summary",
                                        "--max-new-tokens", str(NEW_TOKENS), "--warmup", "1", "--threads", "1",
-                                       "--concurrent-rows", "-o", str(d / "run"), *extra])
+                                       *timing, "-o", str(d / "run"), *extra])
     return d / "run", result
 
 
