@@ -10,6 +10,7 @@ import numpy as np
 
 from qonnx import data
 from qonnx.errors import DataError
+from qonnx.tasks import images
 
 MAX_LENGTH = 128
 
@@ -29,6 +30,38 @@ def select(spec, n, seed, lm, text_column="text"):
             "max_length": MAX_LENGTH,
             "sample_sha256": [hashlib.sha256(t.encode()).hexdigest()[:16] for t in picked]}
     return picked, prov
+
+
+def select_images(spec, n, seed, image_column="image"):
+    """(image paths, provenance) - n images drawn with `seed` from a folder or a table's image column;
+    each sample's sha256 is of the file's bytes."""
+    paths = images.calibration_images(spec, image_column)
+    picked = random.Random(seed).sample(paths, min(n, len(paths)))
+    prov = {"source": str(spec), "available": len(paths), "count": len(picked), "seed": seed, "max_length": None,
+            "sample_sha256": [hashlib.sha256(open(p, "rb").read()).hexdigest()[:16] for p in picked]}
+    return picked, prov
+
+
+class ImageReader:
+    """onnxruntime.quantization.CalibrationDataReader over images, through the model's image processor."""
+
+    def __init__(self, paths, processor):
+        self.paths, self.proc = paths, processor
+        self.rewind()
+
+    def rewind(self):
+        self._it = iter(self.paths)
+
+    def get_next(self):
+        path = next(self._it, None)
+        return None if path is None else {"pixel_values": images.pixels(self.proc, [path])}
+
+
+def reader(samples, preprocessor, input_names, past_shapes=None):
+    """The calibration reader a graph takes: images for a graph fed pixel_values, else tokenized text."""
+    if "pixel_values" in input_names:
+        return ImageReader(samples, preprocessor)
+    return TextReader(samples, preprocessor, input_names, past_shapes)
 
 
 class TextReader:

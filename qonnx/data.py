@@ -28,6 +28,7 @@ class TextData:
     pairs: list = field(default_factory=list)   # embeddings: [(i, j)] indices into texts, labelled pairs
     scores: list = field(default_factory=list)  # embeddings: each pair's similarity label
     records: list = field(default_factory=list)  # token classification, QA: each example's fields (the task's reader)
+    targets: list = field(default_factory=list)  # seq2seq: each text's reference output (--target-column)
 
     @property
     def corpus(self) -> str:

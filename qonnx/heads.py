@@ -10,15 +10,21 @@ from qonnx.errors import ModelError, did_you_mean
 
 CLASSIFICATION, LM, EMBEDDINGS = "text-classification", "text-generation-with-past", "feature-extraction"
 TOKENS, QA = "token-classification", "question-answering"  # ...ForTokenClassification, ...ForQuestionAnswering
+IMAGES = "image-classification"
+SEQ2SEQ = "text2text-generation-with-past"
 TASKS = {CLASSIFICATION: CLASSIFICATION, LM: LM, "text-generation": LM, EMBEDDINGS: EMBEDDINGS,
-         "sentence-similarity": EMBEDDINGS, TOKENS: TOKENS, QA: QA}
+         "sentence-similarity": EMBEDDINGS, TOKENS: TOKENS, QA: QA, IMAGES: IMAGES,
+         SEQ2SEQ: SEQ2SEQ, "text2text-generation": SEQ2SEQ}
 SUPPORTED = (f"sequence classifiers (--task {CLASSIFICATION}, ...ForSequenceClassification), causal LMs "
              f"(--task {LM}, ...ForCausalLM), embedding models (--task {EMBEDDINGS}: a sentence-transformers "
              f"folder, or a bare encoder such as BertModel), token classifiers (--task {TOKENS}, "
-             f"...ForTokenClassification: NER, POS) and extractive question answering (--task {QA}, "
-             "...ForQuestionAnswering)")
+             f"...ForTokenClassification: NER, POS), extractive question answering (--task {QA}, "
+             f"...ForQuestionAnswering), image classifiers (--task {IMAGES}, ...ForImageClassification: ViT, "
+             f"ConvNeXt, ResNet, MobileNet) and sequence-to-sequence models (--task {SEQ2SEQ}, "
+             "...ForConditionalGeneration: T5, BART, Marian)")
 WHAT = {CLASSIFICATION: "a sequence classifier", LM: "a causal language model", TOKENS: "a token classifier",
-        QA: "an extractive question answering model"}
+        QA: "an extractive question answering model", IMAGES: "an image classifier",
+        SEQ2SEQ: "a sequence-to-sequence model"}
 ST_MODULES = "modules.json"  # a sentence-transformers folder: its modules (qonnx.pooling reads them)
 
 
@@ -32,6 +38,21 @@ def is_embeddings_task(task: str) -> bool:
     return TASKS.get(task, task) == EMBEDDINGS
 
 
+def is_images_task(task: str) -> bool:
+    """The one place that decides whether a task is image classification."""
+    return TASKS.get(task, task) == IMAGES
+
+
+def is_seq2seq_task(task: str) -> bool:
+    """The one place that decides whether a task is sequence-to-sequence generation."""
+    return TASKS.get(task, task) == SEQ2SEQ
+
+
+def _names(mapping) -> set:
+    """The class names of an auto mapping (a value may be a tuple of classes)."""
+    return {n for names in mapping.values() for n in ((names,) if isinstance(names, str) else names)}
+
+
 def _heads():
     """Architecture class names by task, from transformers' own auto mappings."""
     from transformers.models.auto import modeling_auto as auto
@@ -39,7 +60,9 @@ def _heads():
     return {CLASSIFICATION: set(auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES.values()),
             LM: set(auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()),
             TOKENS: set(auto.MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES.values()),
-            QA: set(auto.MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES.values())}
+            QA: set(auto.MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES.values()),
+            IMAGES: _names(auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES),
+            SEQ2SEQ: _names(auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES)}
 
 
 def other_head(archs) -> str:
@@ -90,21 +113,22 @@ def infer_task(config: dict, name: str, folder: Path | None = None) -> str:
                          "head into one.")
     raise ModelError(
         f"Cannot tell the task of '{name}' from its architectures {archs}; qonnx supports sequence "
-        f"classifiers, causal LMs, embedding models, token classifiers and extractive QA models. Give it with "
-        f"--task {CLASSIFICATION}, --task {LM}, --task {EMBEDDINGS}, --task {TOKENS} or --task {QA}.")
+        f"classifiers, causal LMs, embedding models, token classifiers, extractive QA models, image classifiers "
+        f"and seq2seq models. Give it with --task {CLASSIFICATION}, --task {LM}, --task {EMBEDDINGS}, --task "
+        f"{TOKENS}, --task {QA}, --task {IMAGES} or --task {SEQ2SEQ}.")
 
 
 def check_task(task: str, config: dict, name: str) -> str:
     """A --task given by the user: known, and fitting the model's architecture."""
     if task not in TASKS:
         raise ModelError(f"Unknown task '{task}'.{did_you_mean(task, TASKS)} qonnx measures "
-                         f"{CLASSIFICATION}, {LM} (or text-generation), {EMBEDDINGS} (or sentence-similarity), {TOKENS} "
-                         f"and {QA}.")
+                         f"{CLASSIFICATION}, {LM} (or text-generation), {EMBEDDINGS} (or sentence-similarity), {TOKENS}, "
+                         f"{QA}, {IMAGES} and {SEQ2SEQ} (or text2text-generation).")
     task = TASKS[task]
     archs = config.get("architectures") or []
     heads = _heads()
     if task == EMBEDDINGS:  # the encoder of any checkpoint but a trained classifier's or an LM's
-        for kind, what in ((CLASSIFICATION, "a sequence classifier"), (LM, "a causal language model")):
+        for kind, what in WHAT.items():
             if archs and all(a in heads[kind] for a in archs):
                 raise ModelError(f"--task {task} does not fit '{name}': {', '.join(archs)} is {what} ({kind}); "
                                  f"measure it as {kind}.")

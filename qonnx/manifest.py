@@ -13,7 +13,8 @@ from qonnx.envinfo import versions
 
 SIDE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
               "special_tokens_map.json", "vocab.txt", "merges.txt", "vocab.json",
-              "tokenizer.model", "added_tokens.json", "sentencepiece.bpe.model", "spiece.model")
+              "tokenizer.model", "added_tokens.json", "sentencepiece.bpe.model", "spiece.model",
+              "preprocessor_config.json")
 
 
 def write(folder, **fields):

@@ -15,8 +15,10 @@ from qonnx.errors import ModelError
 from qonnx.heads import (  # noqa: F401  (models.X: the task names and checks, used across qonnx)
     CLASSIFICATION,
     EMBEDDINGS,
+    IMAGES,
     LM,
     QA,
+    SEQ2SEQ,
     SUPPORTED,
     TASKS,
     TOKENS,
@@ -24,7 +26,9 @@ from qonnx.heads import (  # noqa: F401  (models.X: the task names and checks, u
     check_task,
     infer_task,
     is_embeddings_task,
+    is_images_task,
     is_lm_task,
+    is_seq2seq_task,
 )
 
 log = logging.getLogger(__name__)
@@ -142,6 +146,11 @@ def check_folder(path: Path, name: str, config: dict, task: str = ""):
         except Exception as e:
             raise ModelError(f"{f} is damaged or truncated ({type(e).__name__}: "
                              f"{str(e).splitlines()[0][:120] if str(e) else ''}); re-download or re-save it.") from None
+    if task == IMAGES:  # an image classifier reads pixels through its image processor, not a tokenizer
+        if "preprocessor_config.json" not in files:
+            raise ModelError(f"{name} has no preprocessor_config.json (the model's image processor); save it into "
+                             "the model folder (AutoImageProcessor ... .save_pretrained).")
+        return
     if not any(t in files for t in TOKENIZER_FILES):
         raise ModelError(f"{name} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "
                          "save the tokenizer into the model folder (tokenizer.save_pretrained).")
@@ -210,7 +219,7 @@ def resolve(name: str, task: str | None = None) -> ModelSource:
     except json.JSONDecodeError as e:
         raise ModelError(f"{path / 'config.json'} is not valid JSON: {e}") from None
     task = check_task(task, config, name) if task else infer_task(config, name, path)
-    if task == CLASSIFICATION:
+    if task in (CLASSIFICATION, IMAGES):
         check_head(config, name)
     check_folder(path, name, config, task)
     return ModelSource(name=name, path=path, task=task, demo=demo)

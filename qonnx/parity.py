@@ -11,11 +11,13 @@ import logging
 import numpy as np
 
 from qonnx.heads import QA, TASKS
-from qonnx.models import is_embeddings_task, is_lm_task
+from qonnx.models import is_embeddings_task, is_images_task, is_lm_task, is_seq2seq_task
 from qonnx.pooling import DEFAULT as MEAN_POOLING
 from qonnx.pooling import pool
+from qonnx.runners import seq2seq as s2s
 from qonnx.runners.ort import OrtRunner
 from qonnx.runners.torch import TorchRunner
+from qonnx.tasks import images as image_task
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,35 @@ def spans(ref, cand, tok, texts):
         return {"max_abs_diff": float(max(np.abs(a0 - b0).max(), np.abs(a1 - b1).max())),
                 "top1_agreement": float(same.mean())}
     return _cases(tok, texts, compare)
+def images(ref, cand, proc, _texts=None):
+    """Image classifiers: seeded synthetic images through the model's processor, at batch 1 and 4."""
+    px = image_task.pixels(proc, image_task.probe_images(max(BATCHES)))
+
+    def compare(batch):
+        a, b = ref.logits({"pixel_values": batch}), cand.logits({"pixel_values": batch})
+        return {"max_abs_diff": float(np.abs(a - b).max()),
+                "top1_agreement": float((a.argmax(-1) == b.argmax(-1)).mean())}
+    return summarize([{"batch": n, "length": px.shape[-1], **compare(px[:n])} for n in BATCHES])
+
+
+def seq2seq(ref, cand, tok, texts):
+    """Encoder-decoder models: teacher-forced logits at batch 1 and 4, several source lengths and two decoder
+    lengths, then greedy generation of 8 tokens (the decoder's key/value cache at work) on each text."""
+    start = ref.model.generation_config.decoder_start_token_id or 0
+    cases = []
+    for batch in BATCHES:
+        for length in LENGTHS:
+            enc = {k: v for k, v in _encode(tok, texts[:batch], length).items() if k in ("input_ids", "attention_mask")}
+            for steps in (1, 8):  # the decoder fed start + the first source tokens
+                dec = np.concatenate([np.full((batch, 1), start), enc["input_ids"][:, :steps - 1]], axis=1)
+                a, b = ref.logits({**enc, "decoder_input_ids": dec}), cand.logits({**enc, "decoder_input_ids": dec})
+                cases.append({"batch": batch, "length": length, "decoder_length": steps,
+                              "max_abs_diff": float(np.abs(a - b).max()),
+                              "top1_agreement": float((a.argmax(-1) == b.argmax(-1)).mean())})
+    same = [bool(np.array_equal(ref.generate(e, 8), cand.generate(e, 8)))
+            for e in ({k: v for k, v in _encode(tok, [t], 32).items() if k in ("input_ids", "attention_mask")}
+                      for t in texts[:4])]
+    return {**summarize(cases), "greedy_8_tokens_identical": sum(same) / len(same)}
 
 
 def causal_lm(ref, cand, tok, texts):
@@ -120,14 +151,24 @@ def summarize(cases):
 def check(source_task, ref, cand, tok, texts):
     fn = causal_lm if is_lm_task(source_task) else embeddings if is_embeddings_task(source_task) else classifier
     fn = spans if TASKS.get(source_task) == QA else fn  # a token classifier's logits: as a classifier's, per token
+    fn = images if is_images_task(source_task) else seq2seq if is_seq2seq_task(source_task) else fn
     return fn(ref, cand, tok, texts)
+
+
+def preprocessor(folder, task):
+    """What turns parity's probes into inputs: the image processor (image classifiers) or the tokenizer."""
+    from transformers import AutoTokenizer
+
+    return image_task.processor(folder) if is_images_task(task) else AutoTokenizer.from_pretrained(folder)
 
 
 def check_export(source, onnx_path, threads=None):
     """An exported folder's model.onnx against PyTorch on the model's own probe texts."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(source.path)
+    tok = preprocessor(source.path, source.task)
+    if is_seq2seq_task(source.task):  # the export's folder: its encoder and decoder graphs
+        with s2s.make(source.path, "torch", source.task, threads=threads) as ref, \
+                s2s.make(onnx_path, "onnx", source.task, threads=threads) as cand:
+            return check(source.task, ref, cand, tok, probe_texts(source))
     with TorchRunner(source.path, source.task, threads=threads) as ref, \
             OrtRunner(onnx_path, config=source.config, threads=threads) as cand:
         return check(source.task, ref, cand, tok, probe_texts(source))

@@ -33,7 +33,7 @@ def _ratio(a, b):
 def round_ratios(row, base, kind) -> list:
     """The row's speed over base's in each interleaved round both kept a figure of (higher: faster)."""
     pairs = [(a, b) for a, b in zip(row.rounds or [], base.rounds or []) if a and b]
-    return [a / b if kind == "lm" else b / a for a, b in pairs]
+    return [a / b if kind in ("lm", "seq2seq") else b / a for a, b in pairs]
 
 
 def median(values):
@@ -49,7 +49,7 @@ def derive(row, rows, kind, ref) -> dict:
     base = measured(rows, "torch-fp32", row.provider, machine(row))
     same_rt_fp32 = measured(rows, "torch-fp32" if row.runtime == "torch" else "onnx-fp32") or ref
     out = dict.fromkeys(DERIVED)
-    if kind in ("classification", "embeddings", *F1_KINDS):  # embeddings, F1_KINDS: speed as a classifier's
+    if kind in ("classification", "embeddings", "images", *F1_KINDS):  # speed as a classifier's
         if ref and ref.accuracy is not None and row.accuracy is not None:
             out["accuracy_drop"] = ref.accuracy - row.accuracy
         if kind in F1_KINDS and ref and ref.f1 is not None and row.f1 is not None:

@@ -21,7 +21,8 @@ UNITS = {"size_mb": "MiB", "peak_memory_mb": "MiB", "peak_increment_mb": "MiB", 
          "latency_ms": "milliseconds", "ttft_ms": "milliseconds", "load_s": "seconds", "wall_s": "seconds",
          "throughput_per_s": "samples per second", "decode_tokens_per_s": "tokens per second",
          "decode_range": "tokens per second (min, max over passes)",
-         "accuracy": "fraction", "accuracy_drop": "fraction (reference minus row)",
+         "accuracy": "fraction", "top5_accuracy": "fraction", "rouge_l": "F1 (fraction)",
+         "exact_match": "fraction", "accuracy_drop": "fraction (reference minus row)",
          "perplexity_change_pct": "percent", "agreement": "fraction",
          "speedup": "ratio, same provider and machine: with rounds, the median of the per-round ratios (torch-fp32's "
                     "round time over the row's; LM: the row's decode tokens/s over torch-fp32's); without, torch-fp32's "
@@ -52,6 +53,8 @@ class Row:
     perplexity: float | None = None
     scored_tokens: int | None = None
     samples: list | None = None     # LM: decoded continuations of the first prompts
+    top5_accuracy: float | None = None    # image classifiers with more than 5 classes
+    rouge_l: float | None = None          # seq2seq with references: ROUGE-L F1 of the generated texts
     label_spearman: float | None = None   # embeddings with labelled pairs: pair cosines vs the labels
     embedding_dim: int | None = None      # embeddings: the length of one embedding
     precision: float | None = None        # token classification: entity level (seqeval)
@@ -95,6 +98,7 @@ class Row:
     agreement: float | None = None
     max_logit_diff: float | None = None
     agreement_error: str | None = None
+    exact_match: float | None = None         # seq2seq: texts generated exactly as the reference row's
     cosine_mean: float | None = None         # embeddings against the reference's (measure.similarity)
     cosine_p5: float | None = None
     cosine_min: float | None = None
@@ -134,7 +138,7 @@ class Row:
 AT_LEAST_0, FRACTION, ABOVE_0, ANY = (0, None, True), (0, 1, True), (0, None, False), (None, None, True)
 NUMBERS = {"accuracy": FRACTION, "agreement": FRACTION, "robust_accuracy": FRACTION, "perplexity": ABOVE_0,
            "threads": ABOVE_0,
-           "topk_overlap": FRACTION, "embedding_dim": AT_LEAST_0,
+           "topk_overlap": FRACTION, "embedding_dim": AT_LEAST_0, "top5_accuracy": FRACTION, "rouge_l": FRACTION,
            **dict.fromkeys(("precision", "recall", "f1", "exact_match"), FRACTION), "f1_drop": ANY,
            **dict.fromkeys(("cosine_mean", "cosine_p5", "cosine_min", "similarity_spearman", "label_spearman"),
                            (-1, 1, True)),  # cosines and correlations

@@ -43,7 +43,9 @@ QUALITY = {"classification": ("accuracy", "--max-accuracy-drop", "max_accuracy_d
            "lm": ("perplexity", "--max-perplexity-increase", "max_perplexity_increase_pct"),
            "embeddings": ("top-10 overlap", "--max-accuracy-drop", "max_accuracy_drop"),
            "tokens": ("entity F1", "--max-accuracy-drop", "max_accuracy_drop"),
-           "qa": ("SQuAD F1", "--max-accuracy-drop", "max_accuracy_drop")}
+           "qa": ("SQuAD F1", "--max-accuracy-drop", "max_accuracy_drop"),
+           "images": ("top-1 accuracy", "--max-accuracy-drop", "max_accuracy_drop"),
+           "seq2seq": ("exact match with the reference's text", "--max-accuracy-drop", "max_accuracy_drop")}
 ROW_KEYS = ("variant", "provider", "status")
 
 
@@ -103,6 +105,9 @@ def validate(cfg: ValidateConfig):
         add("topk_drop (1 - topk_overlap)", None if overlap is None else 1 - overlap, cfg.max_accuracy_drop, True)
     elif kind in ("tokens", "qa"):  # its --max-accuracy-drop limits the f1 drop against the reference
         add("f1_drop", row.get("f1_drop"), cfg.max_accuracy_drop, True)
+    elif kind == "seq2seq":  # its --max-accuracy-drop limits 1 - exact match with the reference's text
+        match = row.get("exact_match")
+        add("exact_match_drop (1 - exact_match)", None if match is None else 1 - match, cfg.max_accuracy_drop, True)
     else:
         add("accuracy_drop", row.get("accuracy_drop"), cfg.max_accuracy_drop, True)
     add("perplexity_change_pct", row.get("perplexity_change_pct"), cfg.max_perplexity_increase_pct, True)

@@ -119,10 +119,11 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     import onnx
 
     name, task, lm, fp32, tok_dir, config, demo = _source(cfg)
-    if models.is_embeddings_task(task) or task in (models.TOKENS, models.QA):
-        what = "an embedding model" if models.is_embeddings_task(task) else "a token classifier or QA model"
-        raise ConfigError(f"sensitivity ranks units by the damage each does to a classifier's accuracy or an LM's "
-                          f"perplexity; {name} is {what} ({task}), which it does not measure yet.")
+    if models.is_embeddings_task(task) or models.is_images_task(task) or task in (models.TOKENS, models.QA):
+        what = ("an embedding model" if models.is_embeddings_task(task) else "an image classifier"
+                if models.is_images_task(task) else "a token classifier or QA model")
+        raise ConfigError(f"sensitivity ranks units by the damage each does to a text classifier's accuracy or an "
+                          f"LM's perplexity; {name} is {what} ({task}), which it does not measure yet.")
     if lm and cfg.method == "int8-static":
         raise ConfigError("int8-static sensitivity is for classifiers; for LMs use int8-dynamic or int4-weight.")
     tok = models.load_tokenizer(tok_dir)

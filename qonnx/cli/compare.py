@@ -18,8 +18,8 @@ EXIT_CODES = ("Exit codes: 0 every requested row ok or skipped with its reason; 
 @click.command(epilog=EXIT_CODES)
 @click.argument("model", default=default_of(CompareConfig, "model"))
 @options(CompareConfig, "output", "dataset", "text_column", "label_column", "tokens_column", "tags_column",
-         "question_column", "context_column", "answers_column", "dataset_config", "split", "variants",
-         "providers", "task", "threads", "max_samples", "batch_size",
+         "question_column", "context_column", "answers_column", "image_column", "target_column", "dataset_config",
+         "split", "variants", "providers", "task", "threads", "max_samples", "batch_size",
          output="[$QONNX_ARTIFACTS or ./artifacts, /runs/NAME-TIME].")
 @click.option("--latency-samples", type=int, default=default_of(CompareConfig, "latency_samples"),
               show_default=True, help="Timed batch-1 requests.")
@@ -51,8 +51,8 @@ EXIT_CODES = ("Exit codes: 0 every requested row ok or skipped with its reason; 
 @options(CompareConfig, "mlflow")
 @budget(CompareConfig, "Classifiers: build every INT8 variant within it on --validation (0.005 = half a point), "
                        "searched as in `quantize --max-accuracy-drop`; a row fails where none does. Embedding "
-                       "models (1 - top-10 overlap), token classifiers and QA (f1 drop): checked on the rows "
-                       "(Ship this, validate), not searched.")
+                       "models (1 - top-10 overlap), token classifiers and QA (f1 drop), image classifiers and "
+                       "seq2seq models: checked on the rows (Ship this, validate), not searched.")
 @click.option("--config", "config_file", type=click.Path(),
               help="YAML/JSON file with these options (names as here: batch-size or batch_size); flags win.")
 @options(CompareConfig, "resume")

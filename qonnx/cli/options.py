@@ -32,6 +32,10 @@ OPTIONS = {
     "question_column": dict(help="Extractive QA: the question column."),
     "context_column": dict(help="Extractive QA: the context column."),
     "answers_column": dict(help='Extractive QA: the answers column ({"text": [...], "answer_start": [...]}).'),
+    "target_column": dict(help="Seq2seq models: the column of reference outputs; each row then scores ROUGE-L F1 "
+                               "against them."),
+    "image_column": dict(help="Image classifiers: the column of image file paths (relative to the table's folder); "
+                              "or give --dataset DIR in the imagefolder layout (DIR/LABEL/IMAGE.png)."),
     "dataset_config": dict(help="Hub dataset config name (e.g. sst2)."),
     "split": dict(help="Split of a hub dataset or demo."),
     "max_samples": dict(type=int, help="Classifiers: eval rows, a seeded sample stratified by label."),
@@ -60,7 +64,9 @@ OPTIONS = {
     # the quality budgets (quantize, compare) and the gate's limits (validate)
     "max_accuracy_drop": dict(type=float, help="Largest accuracy drop vs FP32 (fraction, 0.01 = 1 point); "
                                                "embedding models: largest 1 - top-10 overlap with FP32's neighbours; token "
-                                               "classifiers and QA: largest f1 drop (entity F1, SQuAD F1)."),
+                                               "classifiers and QA: largest f1 drop (entity F1, SQuAD F1); image "
+                                               "classifiers: top-1 accuracy drop; seq2seq models: largest 1 - exact "
+                                               "match with FP32's generated text."),
     "max_perplexity_increase": dict(type=float, help="Largest perplexity increase vs FP32, in percent."),
     "validation": dict(help="The budget's data, neither calibration nor eval data: labelled rows "
                             "(classifiers) or text (LMs) [the demo's validation split]."),

@@ -13,7 +13,7 @@ METHODS = {
     "int4-weight": "int4_weight",
 }
 
-KINDS = ("classification", "lm", "embeddings", "tokens", "qa")  # task kinds (qonnx.tasks)
+KINDS = ("classification", "lm", "embeddings", "tokens", "qa", "images", "seq2seq")  # task kinds (qonnx.tasks)
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 TORCH_MODES = ("fp32", "fp16", "bf16", "int8-dynamic")
 # onnxruntime-genai rows: the builder's recipes (fp32, int4, int4-mixed) and qonnx's builds on its

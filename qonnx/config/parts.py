@@ -82,6 +82,8 @@ class DataPart:
     question_column: str = "question"    # extractive QA (SQuAD's names)
     context_column: str = "context"
     answers_column: str = "answers"      # {"text": [...], "answer_start": [...]}
+    image_column: str = "image"          # image classifiers: the column of image file paths
+    target_column: str | None = None     # seq2seq: the reference outputs (ROUGE-L)
     dataset_config: str | None = None    # a hub dataset's config name
     split: str = "test"
     max_samples: int | None = 500        # classifiers: a seeded sample stratified by label

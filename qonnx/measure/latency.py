@@ -38,7 +38,7 @@ class Latency:
 def batched_seconds(runner, call, batches) -> float:
     """Seconds of one timed pass of call over every batch, after one untimed call at each padded
     shape (every new shape costs a first call of its own)."""
-    for b in {b["input_ids"].shape: b for b in batches}.values():
+    for b in {next(iter(b.values())).shape: b for b in batches}.values():  # input_ids, or pixel_values
         call(b)
     runner.synchronize()
     t0 = time.perf_counter()

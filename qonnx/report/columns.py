@@ -75,6 +75,14 @@ SPEED = {
         Column("speedup_range", "range", "speedup range", "range", "the lowest and highest per-round ratio")],
 }
 SPEED["embeddings"] = SPEED["tokens"] = SPEED["qa"] = SPEED["classification"]
+SPEED["embeddings"] = SPEED["images"] = SPEED["classification"]
+QUALITY["images"] = [QUALITY["classification"][0],
+                     Column("top5_accuracy", "top-5", "top-5 accuracy", ".4f", "fraction whose label is among the 5 "
+                            "highest logits (models with more than 5 classes)"), QUALITY["classification"][1]]
+QUALITY["seq2seq"] = [Column("exact_match", "exact", "exact match", ".4f", "share of texts generated exactly as the "
+                             "reference row's"),
+                      Column("rouge_l", "ROUGE-L", "ROUGE-L F1", ".4f", "against --target-column's references")]
+SPEED["seq2seq"] = SPEED["lm"]
 TAIL = [Column("model_memory_mb", "model MiB", "model MiB", ".0f",
                "steady-state memory: the inference peak minus the worker's baseline (loading excluded)"),
         Column("load_peak_mb", "load peak MiB", "load peak MiB", ".0f", "the worker's peak while loading"),
@@ -89,7 +97,7 @@ CSV = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "
        "cuda_peak_mb", "device_memory_mb",
        "memory_reduction", "size_mb", "size_reduction", "load_s", "threads", "note", "artifact",
        "topk_overlap", "cosine_mean", "cosine_p5", "cosine_min", "similarity_spearman", "label_spearman",
-       "f1", "f1_drop", "precision", "recall", "exact_match"]
+       "f1", "f1_drop", "precision", "recall", "exact_match", "top5_accuracy", "rouge_l"]
 
 
 DEVICE = Column("device_memory_mb", "GPU MiB", "GPU MiB", ".0f", "GPU memory the worker holds (NVML), CUDA rows")

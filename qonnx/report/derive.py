@@ -7,6 +7,7 @@ import numpy as np
 from qonnx.measure.deviation import agreement, span_agreement, token_agreement
 from qonnx.measure.similarity import TOP_K, against_reference
 from qonnx.ratios import derive, reference
+from qonnx.tasks.seq2seq import against_reference as generation_agreement
 from qonnx.variants.registry import DEFAULT_ORDER
 
 
@@ -17,7 +18,8 @@ def _derive(row, rows, kind, ref):
     if ref and row.outputs and Path(row.outputs).is_file() and ref.outputs and Path(ref.outputs).is_file():
         a, b = np.load(ref.outputs), np.load(row.outputs)
         try:
-            found = {"lm": token_agreement, "embeddings": against_reference, "qa": span_agreement}.get(kind, agreement)(a, b)
+            found = {"lm": token_agreement, "embeddings": against_reference, "qa": span_agreement,
+                     "seq2seq": generation_agreement}.get(kind, agreement)(a, b)
         except ValueError as e:
             row.agreement_error = str(e)
         else:
@@ -83,6 +85,26 @@ def method_notes(kind, s):
         notes += embedding_notes(s)
     elif kind in ("tokens", "qa"):
         notes += family_notes(kind, s)
+    elif kind == "seq2seq":
+        sel = s.get("dataset_selection") or {}
+        notes.append(f"Generation over {sel.get('rows', '?')} of {sel.get('of', '?')} source texts ({sel.get('method')}, "
+                     f"seed {sel.get('seed')}), each alone (batch 1, cut at 128 tokens): greedy, up to "
+                     f"{s.get('max_new_tokens')} new tokens, through transformers' generate() on both runtimes (ONNX "
+                     "rows: optimum's ORTModelForSeq2SeqLM over the exported encoder and decoder-with-past graphs). "
+                     "TTFT = a one-token generate() (encoder and first decoder step); decode tokens/s = the tokens "
+                     "after the first over the rest of a full generate(). exact_match = texts generated exactly as the "
+                     "reference row's; agreement = the reference's generated tokens matched position by position; "
+                     "ROUGE-L F1 (LCS on lower-cased words, no stemming) against --target-column where given. "
+                     "--max-accuracy-drop limits 1 - exact_match, checked on the rows, not searched.")
+    elif kind == "images":
+        sel = s.get("dataset_selection") or {}
+        notes.append(f"Top-1 and top-5 accuracy over {sel.get('rows', '?')} of {sel.get('of', '?')} images "
+                     f"({sel.get('method', '?')}, seed {sel.get('seed')}, rows sha256 {sel.get('rows_sha256')}) at "
+                     "batch 1, each image alone; pixels from the model's own image processor (made once, in the "
+                     "parent: image decoding and resizing are outside every timer); top-5 only for models with more "
+                     f"than 5 classes; throughput from a separate pass at batch {s.get('batch_size')}; latency at "
+                     f"batch 1 over {s.get('latency_samples')} requests. Agreement: top-1 agreement with the "
+                     "reference. --max-accuracy-drop is checked on the rows (Ship this, validate), not searched.")
     else:
         notes.append(f"Perplexity: first {s.get('eval_tokens')} tokens, window {s.get('window')}, "
                      f"stride {s.get('stride')}, each scored token weighted equally; identical for "
@@ -122,6 +144,7 @@ def timing_note(kind, s) -> str:
         return ("Speed ratios: from each row's own measuring pass, rows timed one after another (no interleaved "
                 "rounds), so a change in the machine's load between rows is in the ratios.")
     work = ("greedy decode of every prompt (decode tokens/s over them all)" if kind == "lm" else
+            "greedy generation of every source text (decode tokens/s over them all)" if kind == "seq2seq" else
             "the first 16 batch-1 latency requests (their summed ms)")
     return (f"Speed ratios: after measuring, every ok row's worker was loaded at once (each in its own process) "
             f"and timed in {n} interleaved rounds: in each round every row ran {work} in turn, alone on the CPU, "

@@ -98,7 +98,7 @@ def ticks(lo, hi, count=5):
 
 def tradeoff_svg(doc, width=760, height=420):
     """Quality against speed, one point per ok row, hover for its figures (inline SVG)."""
-    lm = doc["settings"]["kind"] == "lm"
+    lm = doc["settings"]["kind"] in ("lm", "seq2seq")
     xkey, xlabel = ("decode_tokens_per_s", "decode tokens/s (higher is faster)") if lm else \
                    ("latency_ms.p50", "latency p50 at batch 1, ms (lower is faster)")
     ykey, ylabel = ("perplexity", "perplexity (lower is better)") if lm else ("accuracy", "accuracy")
@@ -106,6 +106,8 @@ def tradeoff_svg(doc, width=760, height=420):
         ykey, ylabel = "topk_overlap", "top-10 overlap with the reference"
     if doc["settings"]["kind"] in ("tokens", "qa"):
         ykey, ylabel = "f1", "F1 (entity level)" if doc["settings"]["kind"] == "tokens" else "SQuAD F1"
+    if doc["settings"]["kind"] == "seq2seq":
+        ykey, ylabel = "exact_match", "exact match with the reference's text"
     pts = [(get(r, xkey), get(r, ykey), r) for r in doc["rows"] if r["status"] == "ok"]
     pts = [p for p in pts if isinstance(p[0], (int, float)) and isinstance(p[1], (int, float))]
     if not pts:

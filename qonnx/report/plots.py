@@ -22,7 +22,7 @@ def plot_all(results, run_dir):
     rows = [r for r in results["rows"] if r["status"] == "ok"]
     if not rows:
         return []
-    lm = results["settings"]["kind"] == "lm"
+    lm = results["settings"]["kind"] in ("lm", "seq2seq")
     labels = [f"{r['variant']} ({r['provider']})" for r in rows]
     quality_key, quality_label = (("perplexity", "perplexity (lower is better)") if lm
                                   else ("accuracy", "accuracy (fraction correct)"))
@@ -31,6 +31,8 @@ def plot_all(results, run_dir):
     if results["settings"]["kind"] in ("tokens", "qa"):
         quality_key, quality_label = "f1", ("entity F1 (seqeval)" if results["settings"]["kind"] == "tokens"
                                             else "SQuAD F1")
+    if results["settings"]["kind"] == "seq2seq":
+        quality_key, quality_label = "exact_match", "exact match (with the reference's generated text)"
     speed_key, speed_label = (("ttft_ms", "time to first token p50 (ms)") if lm
                               else ("latency_ms", "latency p50 at batch 1 (ms)"))
     charts = [

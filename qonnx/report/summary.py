@@ -5,6 +5,8 @@ from qonnx.report.columns import span, value
 DEFAULT_BUDGET = {"classification": ("max_accuracy_drop", 0.01), "lm": ("max_perplexity_increase", 5.0),
                   "embeddings": ("max_accuracy_drop", 0.05),  # embeddings: 1 - top-10 overlap
                   "tokens": ("max_accuracy_drop", 0.01), "qa": ("max_accuracy_drop", 0.01)}  # the f1 drop
+DEFAULT_BUDGET["images"] = DEFAULT_BUDGET["classification"]  # image classifiers: top-1 accuracy
+DEFAULT_BUDGET["seq2seq"] = ("max_accuracy_drop", 0.05)  # seq2seq: 1 - exact match with the reference's text
 
 # (key, label, format, better, threshold): a change counts where it passes the threshold,
 # relative ("5%") or absolute (a number), so noise is not marked
@@ -28,6 +30,10 @@ KEY_MEASURES = {
 }
 KEY_MEASURES["tokens"] = KEY_MEASURES["qa"] = [("f1", "F1", ".4f", "higher", 0.005)] + KEY_MEASURES["classification"][1:]
 F1_KINDS = ("tokens", "qa")
+KEY_MEASURES["images"] = KEY_MEASURES["classification"][:1] + [("top5_accuracy", "top-5 accuracy", ".4f", "higher", 0.005)] \
+    + KEY_MEASURES["classification"][1:]
+KEY_MEASURES["seq2seq"] = [("exact_match", "exact match", ".4f", "higher", 0.005),
+                           *KEY_MEASURES["lm"][1:]]
 THRESHOLDS_TEXT = ("0.005 accuracy, 1 % perplexity or size, 5 % for timings and memory "
                    "(differences below those are noise on a busy machine)")
 # settings that name where a run went, not what it measured
@@ -46,13 +52,15 @@ def recommend(doc) -> dict:
     """The fastest ok row within the quality budget, first on the CPU provider: {'row', 'text'}."""
     kind = doc["settings"]["kind"]
     key, limit, given = budget(doc)
-    lm = kind == "lm"
+    lm = kind in ("lm", "seq2seq")  # seq2seq: generation figures as an LM's, exact match as its quality
     rows = [r for r in doc["rows"] if r["status"] == "ok"]
     loss = (lambda r: r.get("perplexity_change_pct")) if lm else (lambda r: r.get("accuracy_drop"))
     if kind == "embeddings":
         loss = topk_loss
     if kind in F1_KINDS:
         loss = lambda r: r.get("f1_drop")  # noqa: E731
+    if kind == "seq2seq":
+        loss = lambda r: None if r.get("exact_match") is None else 1 - r["exact_match"]  # noqa: E731
     within = [r for r in rows if loss(r) is not None and loss(r) <= limit + 1e-9]  # 0.885 - 0.875 is 1 point
     which = (f"the run's budget ({key.replace('_', ' ')} {limit}{' %' if lm else ''})" if given else
              f"the default budget ({'perplexity +' + format(limit, 'g') + ' %' if lm else f'{limit * 100:g} accuracy point'} "
@@ -62,6 +70,9 @@ def recommend(doc) -> dict:
                  + (f"the run's --max-accuracy-drop {limit:g})" if given else "the default; this run set none)"))
     if kind in F1_KINDS:
         which = (f"the budget of an F1 drop against the reference <= {limit:g} ("
+                 + (f"the run's --max-accuracy-drop {limit:g})" if given else "the default; this run set none)"))
+    if kind == "seq2seq":
+        which = (f"the budget of exact match with the reference's text >= {1 - limit:g} ("
                  + (f"the run's --max-accuracy-drop {limit:g})" if given else "the default; this run set none)"))
     if not within:
         return {"row": None, "text": f"no measured row is within {which}."}
@@ -92,7 +103,8 @@ def recommend(doc) -> dict:
     else:
         best = min(rows_p, key=lambda r: (r.get("latency_ms") or {}).get("p50") or float("inf"))
         speed = f"p50 {(best.get('latency_ms') or {}).get('p50', 0):.2f} ms at batch 1"
-    quality = (f"perplexity {best['perplexity']:.2f} ({best['perplexity_change_pct']:+.2f} %)" if lm else
+    quality = (f"exact match {best['exact_match']:.4f}" if kind == "seq2seq" else
+               f"perplexity {best['perplexity']:.2f} ({best['perplexity_change_pct']:+.2f} %)" if lm else
                embedding_quality(best) if kind == "embeddings" else
                f"F1 {best['f1']:.4f} ({0 - best['f1_drop']:+.4f} vs reference)" if kind in F1_KINDS else
                f"accuracy {best['accuracy']:.4f} ({-best['accuracy_drop']:+.4f} vs reference)")

@@ -41,9 +41,17 @@ def eval_data(source, cfg) -> data.TextData:
     if family:
         return tasks.module(family).read_data(spec, **tasks.columns(family, cfg, source), hub_config=cfg.dataset_config,
                                               split=cfg.split, max_samples=cfg.max_samples, seed=cfg.seed)
+    if tasks.kind(source.task) == "seq2seq":
+        return tasks.module("seq2seq").read_data(spec, text_column=cfg.text_column, target_column=cfg.target_column,
+                                                 hub_config=cfg.dataset_config, split=cfg.split,
+                                                 max_samples=cfg.max_samples, seed=cfg.seed)
     label2id = source.config.get("label2id") or {}
     if not source.is_lm and not label2id:
         raise ConfigError(f"{source.name} has no label2id in its config; cannot map labels.")
+    if tasks.kind(source.task) == "images":
+        return tasks.module("images").read_data(spec, label2id=label2id, image_column=cfg.image_column,
+                                                label_column=cfg.label_column, hub_config=cfg.dataset_config,
+                                                split=cfg.split, max_samples=cfg.max_samples, seed=cfg.seed)
     return data.load(spec, lm=source.is_lm, label2id=label2id, text_column=cfg.text_column,
                      label_column=cfg.label_column, hub_config=cfg.dataset_config, split=cfg.split,
                      max_samples=None if source.is_lm else cfg.max_samples, seed=cfg.seed)
@@ -184,6 +192,9 @@ def check(cfg, source):
                           "--max-accuracy-drop (a limit on 1 - top-10 overlap with FP32).")
     if kind in tasks.FAMILIES.values():
         tasks.check_config(kind, cfg)
+    if kind in ("images", "seq2seq") and (cfg.batch_sizes or cfg.sequence_lengths):
+        raise ConfigError(f"--batch-sizes and --sequence-lengths draw latency curves of text classifiers and LMs; "
+                          f"{'image classifiers' if kind == 'images' else 'seq2seq models'} have no curves yet.")
     cfg.check_kind(source.is_lm)
     limit = source.config.get("max_position_embeddings") or source.config.get("n_positions")
     if limit and cfg.sequence_lengths and max(cfg.sequence_lengths) > limit:
@@ -210,11 +221,12 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
     env = collect()
     if cfg.resume:
         run.check_resumable(settings, env)
-    tok = models.load_tokenizer(source.path)
+    tok = getattr(tasks.module(kind), "processor", models.load_tokenizer)(source.path)  # images: the image processor
     shared = Job.settings(cfg, source, kind)
     arrays = tasks.module(kind).prepare(tok, {"texts": evald.texts, "labels": evald.labels,
                                               "corpus": evald.corpus, "source": evald.source,
                                               "pairs": evald.pairs, "scores": evald.scores, "records": evald.records,
+                                              "targets": evald.targets,
                                               "model_path": source.path}, SimpleNamespace(**shared))
     meta = {"settings": settings, "environment": env}
     run.create(meta)

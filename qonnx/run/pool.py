@@ -43,6 +43,10 @@ def _call(runner, job, inputs):
         runner.synchronize()
         seconds = sum(runner.timed(call, feed)[1] for feed in inputs["segment"])
         return {}, seconds
+    if job.kind == "seq2seq":  # each source text generated in full: decode tokens/s over them all
+        runs = [runner.timed_generate(p, inputs["new_tokens"]) for p in inputs["prompts"]]
+        decode_s, decoded = sum(max(r[2] - r[1], 0.0) for r in runs), sum(len(r[0][0]) - 1 for r in runs)
+        return {"tokens_per_s": decoded / decode_s if decode_s else None}, sum(r[1] + r[2] for r in runs)
     if job.kind == "lm":  # one prompt ("ids") or several ("prompts", a round): decode tokens/s over them all
         runs = [generate(runner, ids, inputs["new_tokens"]) for ids in inputs.get("prompts", [inputs.get("ids")])]
         decode_s, decoded = sum(r[1] for r in runs), sum(len(r[2]) - 1 for r in runs)
@@ -78,7 +82,8 @@ def worker_main(job, conn, parent_pid):
                     loading.load()
                     runner = loading
                     extra["load_s"] = time.perf_counter() - t0
-                    _call(runner, job, {**inputs, "new_tokens": 2} if job.kind == "lm" else inputs)  # warm-up
+                    _call(runner, job, {**inputs, "new_tokens": 2} if job.kind in ("lm", "seq2seq")
+                          else inputs)  # warm-up
                 conn.send(("ready", rid, None))
                 nxt = conn.recv()
                 while nxt is not None and nxt[0] == "go" and nxt[1] != rid:

@@ -33,13 +33,15 @@ def inputs(kind, arrays, job) -> dict:
     if kind == "lm":  # every prompt: a round long enough that one scheduler hiccup moves it little
         return {"prompts": [arrays[k] for k in sorted(k for k in arrays if k.startswith("prompt"))],
                 "new_tokens": job.max_new_tokens}
+    if kind == "seq2seq":  # every source text, generated in full
+        return {"prompts": group(arrays, "prompt"), "new_tokens": job.max_new_tokens}
     singles = group(arrays, "single")
     return {"segment": [singles[i] for i in arrays["request_order"][:SEGMENT]]}
 
 
 def figure(kind, answer):
     """A row's figure of one round: ms for the segment (classifiers), decode tokens/s (LMs)."""
-    return answer.get("tokens_per_s") if kind == "lm" else answer.get("ms")
+    return answer.get("tokens_per_s") if kind in ("lm", "seq2seq") else answer.get("ms")
 
 
 def memory_needed(rows) -> float:

@@ -19,6 +19,7 @@ import numpy as np
 from qonnx import tasks
 from qonnx.config import Job
 from qonnx.measure import memory
+from qonnx.runners import seq2seq
 from qonnx.runners.genai import GenaiRunner
 from qonnx.runners.ort import OrtRunner, placement
 from qonnx.runners.torch import TorchRunner
@@ -41,6 +42,8 @@ def die_with_parent():
 
 
 def make_runner(job):
+    if job.kind == "seq2seq":  # both runtimes through transformers' generate()
+        return seq2seq.make(job.model_path, job.runtime, job.task, job.mode, job.provider, job.threads)
     if job.runtime == "genai":
         return GenaiRunner(job.model_path, job.provider, job.threads, job.config)
     if job.runtime == "onnx":

@@ -51,6 +51,12 @@ def session(path, provider="cpu", threads=None, profile_placement=False):
     return sess
 
 
+def as_input(v):
+    """Token ids as int64, pixels (any float array) as float32: what every exported graph takes."""
+    v = np.asarray(v)
+    return v.astype(np.float32, copy=False) if v.dtype.kind == "f" else v.astype(np.int64, copy=False)
+
+
 class OrtRunner(Runner):
     decode_loop = "qonnx's greedy loop, ONNX Runtime IO binding (the KV cache stays OrtValues between steps)"
 
@@ -107,7 +113,7 @@ class OrtRunner(Runner):
         return tuple(self._output(batch, "start_logits", "end_logits"))
 
     def _output(self, batch, *names):
-        batch = {k: np.asarray(v, dtype=np.int64) for k, v in batch.items()}
+        batch = {k: as_input(v) for k, v in batch.items()}
         if "token_type_ids" in self.inputs and "token_type_ids" not in batch:  # the graph wants it
             batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
         feed = self._feed(batch)

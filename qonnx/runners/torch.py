@@ -8,7 +8,7 @@ import numpy as np
 
 from qonnx.errors import ConfigError, ModelError
 from qonnx.heads import QA, TASKS, TOKENS
-from qonnx.models import is_embeddings_task, is_lm_task, load_pretrained
+from qonnx.models import is_embeddings_task, is_images_task, is_lm_task, is_seq2seq_task, load_pretrained
 from qonnx.runners.base import Runner
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,10 @@ def auto_class(task):
     heads = {TOKENS: transformers.AutoModelForTokenClassification, QA: transformers.AutoModelForQuestionAnswering}
     if TASKS.get(task, task) in heads:
         return heads[TASKS.get(task, task)]
+    if is_images_task(task):
+        return transformers.AutoModelForImageClassification
+    if is_seq2seq_task(task):
+        return transformers.AutoModelForSeq2SeqLM
     return (transformers.AutoModelForCausalLM if is_lm_task(task)
             else transformers.AutoModelForSequenceClassification)
 
@@ -167,8 +171,12 @@ class TorchRunner(Runner):
     def _tensors(self, batch):
         import torch
 
-        return {k: torch.as_tensor(np.asarray(v, dtype=np.int64), device=self.device)
-                for k, v in batch.items()}
+        out = {}
+        for k, v in batch.items():  # token ids as int64; pixels in the model's own dtype (fp16 rows: fp16)
+            v = np.asarray(v)
+            out[k] = (torch.as_tensor(v, device=self.device).to(self.model.dtype) if v.dtype.kind == "f"
+                      else torch.as_tensor(v.astype(np.int64, copy=False), device=self.device))
+        return out
 
     def logits(self, batch):
         import torch

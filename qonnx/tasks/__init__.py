@@ -9,13 +9,14 @@ from importlib import import_module
 from qonnx.errors import ConfigError
 from qonnx.heads import QA, TOKENS
 from qonnx.heads import TASKS as TASK_NAMES
-from qonnx.models import is_embeddings_task, is_lm_task
+from qonnx.models import is_embeddings_task, is_images_task, is_lm_task, is_seq2seq_task
 
 TASKS = {"classification": "classification", "lm": "lm", "embeddings": "embeddings", "tokens": "tokens",
-         "qa": "qa"}
-FAMILIES = {TOKENS: "tokens", QA: "qa"}  # transformers task -> kind, for the families registered by name
+         "qa": "qa", "images": "images", "seq2seq": "seq2seq"}
+FAMILIES = {TOKENS: "tokens", QA: "qa"}  # transformers task -> kind, for the families that read their own columns
 WHAT = {"classification": "a sequence classifier", "lm": "a language model", "embeddings": "an embedding model",
-        "tokens": "a token classifier", "qa": "an extractive question answering model"}
+        "tokens": "a token classifier", "qa": "an extractive question answering model",
+        "images": "an image classifier", "seq2seq": "a sequence-to-sequence model"}
 COLUMNS = {"tokens": ("tokens_column", "tags_column"), "qa": ("question_column", "context_column", "answers_column")}
 
 
@@ -24,6 +25,10 @@ def kind(task: str) -> str:
         return "embeddings"
     if TASK_NAMES.get(task, task) in FAMILIES:
         return FAMILIES[TASK_NAMES.get(task, task)]
+    if is_images_task(task):
+        return "images"
+    if is_seq2seq_task(task):
+        return "seq2seq"
     return "lm" if is_lm_task(task) else "classification"
 
 

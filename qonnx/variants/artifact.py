@@ -6,7 +6,7 @@ from pathlib import Path
 from qonnx import data, export, genai
 from qonnx.config import QuantizeConfig
 from qonnx.heads import QA, TOKENS
-from qonnx.models import is_embeddings_task
+from qonnx.models import is_embeddings_task, is_images_task, is_seq2seq_task
 from qonnx.variants.build import quantize
 from qonnx.variants.registry import VARIANTS
 
@@ -43,7 +43,8 @@ def artifact_for(source, variant, cfg) -> Path:
     onnx_dir = export.ensure(source)
     if v.mode == "fp32":
         return onnx_dir
-    # an embedding model's, a token classifier's or a QA model's budget is checked on the run's rows,
-    # not searched while building (the accuracy-budget search scores a classifier's labels)
-    searched = not is_embeddings_task(source.task) and source.task not in (TOKENS, QA)
+    # an embedding model's, a token classifier's, a QA model's, an image classifier's or a seq2seq model's budget
+    # is checked on the run's rows, not searched while building (the accuracy-budget search scores a classifier's labels)
+    searched = not (is_embeddings_task(source.task) or is_images_task(source.task) or is_seq2seq_task(source.task)
+                    or source.task in (TOKENS, QA))
     return Path(quantize(quantize_config(onnx_dir, v.mode, cfg, v.options, searched))["output"])

@@ -12,8 +12,10 @@ from qonnx import calibration, manifest, store, tasks
 from qonnx.config.parts import demo_split
 from qonnx.envinfo import versions
 from qonnx.errors import ConfigError, ModelError
-from qonnx.models import is_embeddings_task, is_lm_task, load_tokenizer
+from qonnx.models import is_embeddings_task, is_images_task, is_lm_task, is_seq2seq_task, load_tokenizer
 from qonnx.tasks import FAMILIES
+from qonnx.tasks import images as image_task
+from qonnx.variants import seq2seq
 from qonnx.variants.checks import check_variant, load_export
 from qonnx.variants.registry import method_module
 from qonnx.variants.search import budget, lm_budget
@@ -64,12 +66,16 @@ def quantize(cfg) -> dict:
     src_manifest, config = load_export(src_dir)
     task = src_manifest.get("source", {}).get("task", "")
     lm = is_lm_task(task)
+    if is_seq2seq_task(task):  # before any calibration data is read
+        seq2seq.check(cfg.method)
     texts, prov, spec = None, None, None
     if getattr(method_module(cfg.method), "NEEDS_CALIBRATION", False):
         spec, column = calibration_spec(cfg, src_manifest)
         family = FAMILIES.get(task)  # token classifiers, QA: calibrated on their own inputs (words, pairs)
         if spec and family:
             texts, prov = tasks.module(family).calibration(spec, cfg.num_samples, cfg.seed, cfg)
+        elif spec and is_images_task(task):  # images: a folder of them, or a table's image column
+            texts, prov = calibration.select_images(spec, cfg.num_samples, cfg.seed)
         elif spec:
             texts, prov = calibration.select(spec, cfg.num_samples, cfg.seed, lm, column)
     cfg.check_kind(lm)
@@ -81,6 +87,9 @@ def quantize(cfg) -> dict:
         raise ConfigError(f"{src_dir} is an embedding model; the --max-accuracy-drop search scores a classifier's "
                           "labels. Build without it, then gate the compare run: qonnx validate RUN --variant V "
                           "--max-accuracy-drop X (a limit on 1 - top-10 overlap with FP32).")
+    if (is_images_task(task) or is_seq2seq_task(task)) and cfg.max_accuracy_drop is not None:
+        raise ConfigError(f"{src_dir} is an {task} model; the --max-accuracy-drop search scores text classifiers. Build "
+                          "without it, then gate the compare run: qonnx validate RUN --variant V --max-accuracy-drop X.")
     validation, texts_lm = None, None
     if cfg.max_accuracy_drop is not None:
         validation = budget.validation(cfg, src_manifest, src_dir, config)
@@ -99,7 +108,8 @@ def quantize(cfg) -> dict:
         log.info("building %s from %s", cfg.method, src_dir)
         kwargs = {"lm": lm}
         if texts is not None or validation is not None:
-            kwargs.update(tokenizer=load_tokenizer(src_dir), texts=texts, provenance=prov)
+            kwargs.update(tokenizer=image_task.processor(src_dir) if is_images_task(task) else load_tokenizer(src_dir),
+                          texts=texts, provenance=prov)
         build = method_module(cfg.method).build
         if validation is not None:  # keep the most damaging units FP32 until within budget
             build, kwargs["validation"] = budget.build, validation
@@ -107,7 +117,8 @@ def quantize(cfg) -> dict:
             build, kwargs["texts"] = lm_budget.build, texts_lm
         try:
             with store.scratch_cwd():
-                settings = build(src_dir / "model.onnx", tmp / "model.onnx", cfg, config, **kwargs)
+                settings = (seq2seq.build(cfg.method, build, src_dir, tmp, cfg, config) if is_seq2seq_task(task) else
+                            build(src_dir / "model.onnx", tmp / "model.onnx", cfg, config, **kwargs))
         except (ValueError, RuntimeError, KeyError, *_ort_errors()) as e:  # ORT rejects the graph
             raise ModelError(f"{cfg.method} quantization of {src_dir} failed: "
                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None

@@ -94,8 +94,10 @@ def save(model, path, external=None, prune=False) -> Path:
 
 def onnx_size_mb(folder: Path) -> float:
     """Size of the model itself: the .onnx file(s) and external weight data, not tokenizer files."""
-    return sum(p.stat().st_size for p in Path(folder).iterdir()
-               if p.suffix in (".onnx", ".data") or p.name.endswith(".onnx_data")) / 2**20
+    files = [p for p in Path(folder).iterdir() if p.suffix in (".onnx", ".data") or p.name.endswith(".onnx_data")]
+    if (Path(folder) / "decoder_model_merged.onnx").is_file():  # seq2seq: the runtime loads the merged decoder only
+        files = [p for p in files if p.name not in ("decoder_model.onnx", "decoder_with_past_model.onnx")]
+    return sum(p.stat().st_size for p in files) / 2**20
 
 
 def materialize_transposed_weights(model):

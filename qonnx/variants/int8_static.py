@@ -27,7 +27,7 @@ from qonnx.variants.units import role, weighted_nodes
 
 NOTES = {"cuda": "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to the CPU (see placement)"}
 NEEDS = (requires.calibration_data,)
-DEFAULT_FOR = ("classification", "embeddings", "tokens", "qa")
+DEFAULT_FOR = ("classification", "embeddings", "tokens", "qa", "images")
 NEEDS_CALIBRATION = True
 RECIPE = 2  # in the variant key: a recipe change never reuses an older build
 
@@ -118,7 +118,7 @@ def context(src, tmp, cfg, config, tokenizer, texts, lm) -> dict:
 
     def ranges_for(method):  # each calibration method's ranges, computed once
         if method not in ranges:
-            reader = calibration.TextReader(texts, tokenizer, [i.name for i in inputs], shapes)
+            reader = calibration.reader(texts, tokenizer, [i.name for i in inputs], shapes)
             ranges[method] = calibrate(pre, reader, method, tmp)
         return ranges[method]
     nodes = weighted_nodes(onnx.load(str(pre), load_external_data=False))

@@ -65,7 +65,7 @@ VARIANTS = {v.name: v for v in [
     Variant("torch-fp16", "torch", "fp16", notes=(("cpu", TORCH_FP16_CPU),), needs=_TORCH),
     Variant("torch-bf16", "torch", "bf16", needs=_TORCH + (req.cpu_bf16,)),
     Variant("torch-int8-dynamic", "torch", "int8-dynamic", devices=("cpu",),
-            default_for=("classification", "embeddings", "tokens", "qa"), needs=_TORCH),
+            default_for=("classification", "embeddings", "tokens", "qa", "images", "seq2seq"), needs=_TORCH),
     Variant("bnb-int4", "torch", "bnb-int4", needs=_TORCH + (req.bitsandbytes,)),
     Variant("onnx-fp32", "onnx", "fp32", needs=(req.ort_provider,)),
     *(_onnx(m) for m in METHODS),

@@ -43,5 +43,5 @@ def cpu_bf16(variant, provider, ctx):
 
 def calibration_data(variant, provider, ctx):
     if not (ctx.cfg.calibration or ctx.source.demo):
-        return "no calibration data: pass --calibration FILE (never the eval set)"
+        return "no calibration data: pass --calibration FILE (image classifiers: a folder of images; never the eval set)"
     return ""
