@@ -30,6 +30,7 @@ ACCURACY_BUDGET_METHODS = ("int8-static", "int8-dynamic")     # --max-accuracy-d
 PERPLEXITY_BUDGET_METHODS = ("int4-weight",)                  # --max-perplexity-increase (LMs)
 SENSITIVITY_METHODS = ("int8-dynamic", "int8-static", "int4-weight")
 SENSITIVITY_VIEWS = ("only", "all-but")
+EDGE_TARGETS = ("wasm", "ort-mobile", "nnapi", "coreml", "qnn")   # qonnx.edge: validate --target, compare --targets
 
 
 def variant_names(methods=None) -> list:

@@ -7,6 +7,7 @@ from pathlib import Path
 from qonnx.config.choices import (
     ACCURACY_BUDGET_METHODS,
     CALIBRATION_METHODS,
+    EDGE_TARGETS,
     EXPORTERS,
     GENAI_PRECISIONS,
     INT4_ALGORITHMS,
@@ -114,10 +115,15 @@ class CompareConfig(DataPart, CalibrationPart, RuntimePart, LMEvalPart, Budget):
     resume: bool = False
     robustness_rate: float | None = None  # also measure accuracy with typos in this fraction of words
     mlflow: str | None = None             # tracking URI: every row becomes an MLflow run
+    targets: list = field(default_factory=list)  # edge targets (qonnx.edge) each ONNX row's artifact is gated on
 
     def __post_init__(self):
         if self.output is not None:
             self.output = Path(self.output)
+        for t in self.targets:
+            if t not in EDGE_TARGETS:
+                raise unknown("edge target (--targets)", t, EDGE_TARGETS)
+        self.targets = [t for t in EDGE_TARGETS if t in self.targets]  # one order, each once
         self.check_data()
         self.check_calibration()
         self.check_lm_eval()

@@ -9,6 +9,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from qonnx.config.choices import EDGE_TARGETS as TARGETS
 from qonnx.config.parts import check_threads
 from qonnx.edge import ort_mobile, partition, qnn, shapes, wasm
 from qonnx.edge.inputs import feeds
@@ -18,7 +19,6 @@ from qonnx.errors import ConfigError, QonnxError, unknown
 
 log = logging.getLogger(__name__)
 
-TARGETS = ("wasm", "ort-mobile", "nnapi", "coreml", "qnn")
 EXECUTED = ("wasm", "ort-mobile")
 BUDGETS = {"max_size_mb": "--max-size-mb", "max_memory_mb": "--max-memory-mb", "max_latency_ms": "--max-latency-ms"}
 
