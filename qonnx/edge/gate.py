@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 from qonnx.config.choices import EDGE_TARGETS as TARGETS
 from qonnx.config.parts import check_threads
-from qonnx.edge import ort_mobile, partition, qnn, shapes, wasm
+from qonnx.edge import ort_mobile, partition, qnn, shapes, versions, wasm
 from qonnx.edge.inputs import feeds
 from qonnx.edge.model import open_artifact
 from qonnx.edge.reference import reference
+from qonnx.edge.result import TargetResult
 from qonnx.errors import ConfigError, QonnxError, unknown
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,8 @@ def validate_artifact(cfg: EdgeConfig, on_target=None) -> dict:
                       "external_data": art.external_files},
                budgets={k: getattr(cfg, k) for k in BUDGETS if getattr(cfg, k) is not None})
     cases, ref, how, ref_problem = None, None, "", ""
-    if any(t in EXECUTED for t in cfg.targets):
+    readable = versions.judge(TargetResult("here", False), art, versions.ort_limits())
+    if any(t in EXECUTED for t in cfg.targets) and readable:
         cases, how = feeds(art)
         try:
             ref = reference(art.path, cases, cfg.threads)
@@ -87,6 +89,11 @@ def validate_artifact(cfg: EdgeConfig, on_target=None) -> dict:
     for name in cfg.targets:
         if on_target:
             on_target(name)
+        read = TargetResult(name, executed=False)  # the IR version and opset its runtime reads
+        if not versions.judge(read, art, versions.limits(name)):
+            read.note(f"Not checked further: {read.figures['reads']['runtime']} cannot load the model.")
+            doc["targets"][name] = read.to_json()
+            continue
         if name == "wasm":
             r = wasm.check(art, cases, ref, cfg)
         elif name == "ort-mobile":
@@ -95,6 +102,8 @@ def validate_artifact(cfg: EdgeConfig, on_target=None) -> dict:
             if model is None:
                 model, note = partition.prepared(art)
             r = qnn.check(art, model, note) if name == "qnn" else partition.check(name, art, model, note)
+        r.reasons[1:1] = read.reasons
+        r.figures.update(read.figures)
         if r.executed:
             r.note(f"Inputs: {how}." if not ref_problem else
                    f"Inputs: {how}; no CPU EP reference to compare with ({ref_problem}).")
