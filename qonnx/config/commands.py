@@ -14,6 +14,7 @@ from qonnx.config.choices import (
     INT8_SCHEMES,
     METHODS,
     PERPLEXITY_BUDGET_METHODS,
+    QNN_ACTIVATIONS,
     SENSITIVITY_METHODS,
     SENSITIVITY_VIEWS,
     variant_names,
@@ -73,6 +74,7 @@ class QuantizeConfig(Budget):
     algorithm: str = "hqq"
     text_column: str | None = None  # calibration file's text column [text]
     int8_scheme: str = "auto"
+    qnn_activations: str = "uint16"  # int8-qdq-qnn: activation type (QNN's HTP takes uint8 or uint16)
     overwrite: bool = False
     threads: int | None = None      # ONNX Runtime threads of the budget searches [all usable cores]
 
@@ -88,6 +90,8 @@ class QuantizeConfig(Budget):
             raise unknown("INT4 algorithm", self.algorithm, INT4_ALGORITHMS)
         if self.int8_scheme not in INT8_SCHEMES:
             raise unknown("INT8 scheme", self.int8_scheme, INT8_SCHEMES)
+        if self.qnn_activations not in QNN_ACTIVATIONS:
+            raise unknown("--qnn-activations", self.qnn_activations, QNN_ACTIVATIONS)
         at_least(("--num-samples", self.num_samples, 1))
         check_threads(self.threads)
         if self.block_size is not None and self.max_perplexity_increase is not None:
