@@ -85,3 +85,15 @@ def test_wasm_runs_the_onnx_row_in_node(ort_web, tiny_classifier, reviews, tmp_p
     doc = run(tiny_classifier, reviews, tmp_path / "run", ["wasm"], variants=("onnx-fp32",))
     t = doc["rows"][0]["targets"]["wasm"]
     assert t["executed"] is True and t["verdict"] in ("pass", "warn") and t["latency_ms_p50"] > 0
+
+
+def test_a_resume_with_other_targets_gates_the_measured_rows_again(gated, tiny_classifier, reviews):
+    out, first = gated
+    cfg = CompareConfig(model=str(tiny_classifier), output=out, dataset=str(reviews),
+                        variants=["torch-fp32", "onnx-fp32", "onnx-int8-dynamic"], providers=["cpu"],
+                        latency_samples=3, warmup=1, batch_size=4, rounds=0, targets=["qnn"], resume=True)
+    again = {r["variant"]: r for r in compare(cfg)["rows"]}
+    before = {r["variant"]: r for r in first["rows"]}
+    assert list(again["onnx-fp32"]["targets"]) == ["qnn"]
+    assert again["onnx-fp32"]["latency_ms"] == before["onnx-fp32"]["latency_ms"]  # not measured again
+    assert "not a QDQ graph" in " ".join(again["onnx-fp32"]["targets"]["qnn"]["reasons"])
