@@ -51,9 +51,9 @@ def sentence(doc, pick) -> str:
     ok = [r for r in within if r in rows and all(t.get("verdict") != "fail" for t in r["targets"].values())]
     head = ""
     if best:
-        failed = [n for n, t in (best.get("targets") or {}).items() if t.get("verdict") != "pass"
-                  and t.get("verdict") != "warn"]
-        head = f"{best['variant']} is not deployable on {', '.join(failed) or names}. "
+        failed = [n for n, t in (best.get("targets") or {}).items() if t.get("verdict") == "fail"]
+        head = (f"{best['variant']} is not deployable on {', '.join(failed)}. " if failed else
+                f"{best['variant']} has no edge verdicts (a PyTorch row: no ONNX file to deploy). ")
     if not ok:
         return head + f"No row within the quality budget passes every edge target ({names}); each row's reasons are listed."
     fast = min(ok, key=speed_key(doc))

@@ -57,9 +57,10 @@ def gate(rows, targets, save, on_row=None):
                     on_row(row)
                 try:
                     done[key] = kept(validate_artifact(EdgeConfig(artifact=key, targets=list(targets))))
-                except QonnxError as e:  # the gate could not check this artifact: a failed verdict, said why
-                    log.warning("edge gate on %s: %s", key, e)
-                    done[key] = {t: {"verdict": "fail", "executed": False,
-                                     "reasons": [f"FAIL: the edge gate could not check it: {e}"]} for t in targets}
+                except Exception as e:  # the gate could not check this artifact: a failed verdict, said why
+                    why = str(e) if isinstance(e, QonnxError) else f"{type(e).__name__}: {e}"
+                    log.warning("edge gate on %s: %s", key, why)
+                    done[key] = {t: {"verdict": "fail", "executed": False, "how": "not checked",
+                                     "reasons": [f"FAIL: the edge gate could not check it: {why}"]} for t in targets}
             row.targets = done[key]
         save(row)

@@ -97,3 +97,14 @@ def test_a_resume_with_other_targets_gates_the_measured_rows_again(gated, tiny_c
     assert list(again["onnx-fp32"]["targets"]) == ["qnn"]
     assert again["onnx-fp32"]["latency_ms"] == before["onnx-fp32"]["latency_ms"]  # not measured again
     assert "not a QDQ graph" in " ".join(again["onnx-fp32"]["targets"]["qnn"]["reasons"])
+
+
+def test_a_torch_row_picked_to_ship_is_said_to_have_no_edge_verdicts():
+    doc = {"settings": {"kind": "classification"}, "rows": [
+        {"variant": "torch-fp32", "provider": "cuda", "status": "ok", "accuracy_drop": 0.0, "latency_ms": {"p50": 1.0},
+         "targets": {"nnapi": {"verdict": "n/a", "reasons": ["a PyTorch row"]}}},
+        {"variant": "onnx-fp32", "provider": "cuda", "status": "ok", "accuracy_drop": 0.0, "latency_ms": {"p50": 2.0},
+         "targets": {"nnapi": {"verdict": "warn", "how": "checked statically", "reasons": ["WARN: two partitions."]}}}]}
+    text = deploy.sentence(doc, {"row": doc["rows"][0]})
+    assert text.startswith("torch-fp32 has no edge verdicts") and "deployable: onnx-fp32 on cuda" in text
+    assert deploy.lines(doc) == ["onnx-fp32 on cuda: nnapi warn (checked statically): two partitions"]
