@@ -7,7 +7,8 @@ ACT u8 | u16 (activations), WEIGHTS u8 | i8 (i8: symmetric), CALIBRATION minmax 
 raw | fix (the attention mask's float32-minimum constant left, or bounded to -1e4 as
 int8-qdq-qnn does), KEEP all | keepnorm (LayerNormalization and Softmax left float), CHANNELS
 pt | pc (per tensor or per channel weights). Each graph is built as int8-qdq-qnn builds it
-(qnn_preprocess_model with LayerNorm fusion, get_qnn_qdq_config, quantize) on the first
+(its prepare: qnn_preprocess_model with LayerNorm fusion, opset 21; then get_qnn_qdq_config and
+quantize) on the first
 --calibration sentences of demo:sentiment's calibration split, then run by the CPU EP on the
 first --test sentences of its test split (each padded to 128 tokens, batch 1); printed: the
 predictions that agree with the FP32 export's, and the largest logit difference.
@@ -25,12 +26,12 @@ from transformers import AutoTokenizer
 
 from qonnx.cache import cache_dir
 from qonnx.calibration import TextReader
-from qonnx.variants.int8_qdq_qnn import bound_mask
+from qonnx.variants.int8_qdq_qnn import prepare
 
 
 def main():
     from onnxruntime.quantization import CalibrationMethod, QuantType, quantize
-    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config, qnn_preprocess_model
+    from onnxruntime.quantization.execution_providers.qnn import get_qnn_qdq_config
 
     ap = argparse.ArgumentParser()
     ap.add_argument("src", type=Path)
@@ -53,10 +54,8 @@ def main():
 
     ref = logits(a.src / "model.onnx")
     pre, fixed = a.out / "pre.onnx", a.out / "pre-mask.onnx"
-    qnn_preprocess_model(str(a.src / "model.onnx"), str(pre), fuse_layernorm=True)
-    model = onnx.load(str(pre))
-    print("mask constants bounded:", bound_mask(model), flush=True)
-    onnx.save(model, str(fixed))
+    prepare(a.src / "model.onnx", pre, bound=False)
+    print(prepare(a.src / "model.onnx", fixed), flush=True)
     types = {"u8": QuantType.QUInt8, "u16": QuantType.QUInt16, "i8": QuantType.QInt8}
     results = {}
     for spec in a.specs:

@@ -44,6 +44,17 @@ def test_the_qnn_target_passes_its_type_checks_once_shapes_are_fixed(builds):
     problems = [r for r in fixed["reasons"] if r.startswith("FAIL") and any(
         w in r for w in ("dynamic input", "not a QDQ", "activations quantized", "signed weight", "dynamic or integer"))]
     assert problems == [] and fixed["qdq_types"]["activations"].keys() == {"uint16"}
+    # standard (opset 21) Q/DQ: shape inference sees through them, and QNN takes the whole graph
+    assert fixed["unsupported_ops"] == [] and fixed["verdict"] == "pass" and fixed["partitions"] == 1
+
+
+def test_sixteen_bit_qdq_is_standard_onnx_at_opset_21(builds):
+    import onnx
+
+    model = onnx.load(str(builds["uint16"]["output"] + "/model.onnx"))
+    assert builds["uint16"]["settings"]["opset"] == 21 and model.ir_version >= 10
+    qdq = [n for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    assert qdq and {n.domain for n in qdq} == {""}
 
 
 def test_unknown_activation_type_is_bad_input(tiny_classifier_onnx):
