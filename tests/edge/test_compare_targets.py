@@ -3,7 +3,9 @@ import json
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
+from qonnx.cli import main
 from qonnx.config import CompareConfig
 from qonnx.errors import ConfigError
 from qonnx.parity import PROBE_TEXTS
@@ -76,9 +78,12 @@ def test_the_summary_names_a_deployable_row_or_says_none_is():
     assert deploy.sentence(doc, {"row": doc["rows"][1]}).startswith("Deployable: onnx-int8 passes or warns")
 
 
-def test_an_unknown_target_is_bad_input():
+def test_an_unknown_target_is_bad_input(tmp_path):
     with pytest.raises(ConfigError, match="Unknown edge target .--targets. 'wsm'.*Did you mean 'wasm'"):
         CompareConfig(targets=["wsm"])
+    done = CliRunner().invoke(main, ["compare", "demo:sentiment", "--targets", "nnapi,wsm", "-o", str(tmp_path / "r")])
+    assert done.exit_code == 1 and "Error: Unknown edge target (--targets) 'wsm'" in done.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_wasm_runs_the_onnx_row_in_node(ort_web, tiny_classifier, reviews, tmp_path):
