@@ -34,7 +34,7 @@ KINDS = ("classification", "embeddings")
 DEFAULT_FOR = ()  # a build for one NPU, not a CPU row: measured when asked for (--variants)
 NEEDS = (requires.calibration_data,)
 NEEDS_CALIBRATION = True
-RECIPE = 1
+RECIPE = 2  # 2: opset 21, standard 16-bit Q/DQ
 NOTES = {"cpu": "a QDQ graph for Qualcomm's HTP, run here by the CPU EP through dequantized ops: its accuracy is "
                 "what the NPU approximates, its speed is not the NPU's",
          "cuda": "a QDQ graph for Qualcomm's HTP; the CUDA EP runs it through dequantized ops"}
