@@ -55,9 +55,19 @@ def sentence(doc, pick) -> str:
         head = (f"{best['variant']} is not deployable on {', '.join(failed)}. " if failed else
                 f"{best['variant']} has no edge verdicts (a PyTorch row: no ONNX file to deploy). ")
     if not ok:
-        return head + f"No row within the quality budget passes every edge target ({names}); each row's reasons are listed."
+        return (head + f"No row within the quality budget passes every edge target ({names}); each row's reasons are "
+                       f"listed. {per_target(doc, [r for r in within if r in rows])}")
     fast = min(ok, key=speed_key(doc))
     speed = (f"{fast.get('decode_tokens_per_s') or 0:.1f} decode tokens/s" if doc["settings"]["kind"] == "lm" else
              f"p50 {(fast.get('latency_ms') or {}).get('p50') or 0:.2f} ms")
     return (head + f"Accurate, fast and deployable: {fast['variant']} on {fast['provider']} ({speed}), the fastest "
                    f"row within the quality budget that no edge target ({names}) fails.")
+
+
+def per_target(doc, rows) -> str:
+    """Per target, the fastest of rows that passes or warns on it, or 'none'."""
+    parts = []
+    for name in dict.fromkeys(n for r in rows for n in r["targets"]):
+        fit = [r for r in rows if (r["targets"].get(name) or {}).get("verdict") in ("pass", "warn")]
+        parts.append(f"{name}: {min(fit, key=speed_key(doc))['variant'] if fit else 'none'}")
+    return f"Fastest within the budget per target: {'; '.join(parts)}." if parts else ""
