@@ -109,6 +109,7 @@ class Row:
     speedup_range: list | None = None        # [min, max] of the per-round ratios
     memory_reduction: float | None = None
     size_reduction: float | None = None
+    targets: dict | None = None              # compare --targets: {edge target: {verdict, executed, reasons, ...}}
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -152,7 +153,7 @@ MAY_BE_INFINITE = ("max_logit_diff",)  # measure.deviation writes inf where an o
 TIMINGS = ("latency_ms", "ttft_ms")  # {p50, p90, p99, mean, n}: each a number >= 0, or None
 TEXT = ("reason", "note", "artifact", "outputs", "size_note", "agreement_error", "memory_note", "decode_loop",
         "timing")
-OBJECTS, LISTS = ("placement", "node", "environment"), ("samples", "shapes", "decode_range", "rounds", "speedup_range")
+OBJECTS, LISTS = ("placement", "node", "environment", "targets"), ("samples", "shapes", "decode_range", "rounds", "speedup_range")
 STATUSES = ("ok", "failed", "skipped")
 
 

@@ -59,6 +59,9 @@ def agreement(p) -> str:
               help="int4-weight: hqq | rtn")
 @click.option("--int8-scheme", default=default_of(QuantizeConfig, "int8_scheme"), show_default=True,
               help="int8-dynamic: fused (encoders) | blockwise (decoders) | auto")
+@click.option("--qnn-activations", default=default_of(QuantizeConfig, "qnn_activations"), show_default=True,
+              help="int8-qdq-qnn: activation type, uint16 | uint8 (QNN's HTP takes both; weights are int8, "
+                   "symmetric).")
 @options(QuantizeConfig, "overwrite", "threads", threads="Used by the budget searches.")
 @budget(QuantizeConfig, "int8-static/int8-dynamic on classifiers: search calibration (int8-static) or per-tensor/"
                         "per-channel weights (int8-dynamic), then keep the most damaging units FP32, until the "

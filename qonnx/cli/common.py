@@ -7,7 +7,8 @@ import click
 from rich.console import Console
 
 from qonnx.errors import QonnxError, RowsFailed
-from qonnx.report.summary import noise
+from qonnx.report import deploy
+from qonnx.report.summary import noise, recommend
 from qonnx.report.tables import console, reasons
 
 
@@ -50,6 +51,11 @@ def print_table(results):
     con.print(console(results))
     for line in reasons(results):
         con.print(f"  {line}", highlight=False)
+    if deploy.gated(results):  # compare --targets: each row's edge verdicts, and the row to ship
+        con.print("Deployable? (the edge gate)", highlight=False)
+        for line in deploy.lines(results):
+            con.print(f"  {line}", highlight=False)
+        con.print(deploy.sentence(results, recommend(results)), highlight=False)
     for line in noise(results):
         err().print(f"[yellow]warning:[/] {line}", highlight=False)
 

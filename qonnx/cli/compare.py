@@ -49,6 +49,10 @@ EXIT_CODES = ("Exit codes: 0 every requested row ok or skipped with its reason; 
                    "times the same requests in turn, round after round; speedups are the median of the per-round "
                    "ratios, with their range. 0: ratios from the sequential pass [10; 0 with ray or concurrent rows].")
 @options(CompareConfig, "mlflow")
+@click.option("--targets", callback=csv_list,
+              help="Comma list of edge targets (wasm, ort-mobile, nnapi, coreml, qnn): after measuring, each ONNX "
+                   "row's artifact goes through `qonnx validate`'s edge gate; its verdicts become columns and a "
+                   "'Deployable?' section of the report (torch rows: n/a).")
 @budget(CompareConfig, "Classifiers: build every INT8 variant within it on --validation (0.005 = half a point), "
                        "searched as in `quantize --max-accuracy-drop`; a row fails where none does. Embedding "
                        "models (1 - top-10 overlap), token classifiers and QA (f1 drop), image classifiers and "

@@ -11,6 +11,7 @@ METHODS = {
     "int8-dynamic": "int8_dynamic",
     "int8-static": "int8_static",
     "int4-weight": "int4_weight",
+    "int8-qdq-qnn": "int8_qdq_qnn",
 }
 
 KINDS = ("classification", "lm", "embeddings", "tokens", "qa", "images", "seq2seq")  # task kinds (qonnx.tasks)
@@ -24,12 +25,14 @@ GENAI_ROWS = ("fp32", "int8", "int4", "int4-mixed", "int4-budget")   # the order
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 INT4_ALGORITHMS = ("rtn", "hqq")
 INT8_SCHEMES = ("auto", "fused", "blockwise")
+QNN_ACTIVATIONS = ("uint16", "uint8")                        # int8-qdq-qnn: the HTP's activation types
 EXPORTERS = ("optimum", "genai")
 EXECUTORS = ("local", "ray")
 ACCURACY_BUDGET_METHODS = ("int8-static", "int8-dynamic")     # --max-accuracy-drop (classifiers)
 PERPLEXITY_BUDGET_METHODS = ("int4-weight",)                  # --max-perplexity-increase (LMs)
 SENSITIVITY_METHODS = ("int8-dynamic", "int8-static", "int4-weight")
 SENSITIVITY_VIEWS = ("only", "all-but")
+EDGE_TARGETS = ("wasm", "ort-mobile", "nnapi", "coreml", "qnn")   # qonnx.edge: validate --target, compare --targets
 
 
 def variant_names(methods=None) -> list:

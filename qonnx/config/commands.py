@@ -7,12 +7,14 @@ from pathlib import Path
 from qonnx.config.choices import (
     ACCURACY_BUDGET_METHODS,
     CALIBRATION_METHODS,
+    EDGE_TARGETS,
     EXPORTERS,
     GENAI_PRECISIONS,
     INT4_ALGORITHMS,
     INT8_SCHEMES,
     METHODS,
     PERPLEXITY_BUDGET_METHODS,
+    QNN_ACTIVATIONS,
     SENSITIVITY_METHODS,
     SENSITIVITY_VIEWS,
     variant_names,
@@ -72,6 +74,7 @@ class QuantizeConfig(Budget):
     algorithm: str = "hqq"
     text_column: str | None = None  # calibration file's text column [text]
     int8_scheme: str = "auto"
+    qnn_activations: str = "uint16"  # int8-qdq-qnn: activation type (QNN's HTP takes uint8 or uint16)
     overwrite: bool = False
     threads: int | None = None      # ONNX Runtime threads of the budget searches [all usable cores]
     # token classifiers, QA: the calibration file's columns (its word lists; its questions and contexts)
@@ -91,6 +94,8 @@ class QuantizeConfig(Budget):
             raise unknown("INT4 algorithm", self.algorithm, INT4_ALGORITHMS)
         if self.int8_scheme not in INT8_SCHEMES:
             raise unknown("INT8 scheme", self.int8_scheme, INT8_SCHEMES)
+        if self.qnn_activations not in QNN_ACTIVATIONS:
+            raise unknown("--qnn-activations", self.qnn_activations, QNN_ACTIVATIONS)
         at_least(("--num-samples", self.num_samples, 1))
         check_threads(self.threads)
         if self.block_size is not None and self.max_perplexity_increase is not None:
@@ -118,10 +123,15 @@ class CompareConfig(DataPart, CalibrationPart, RuntimePart, LMEvalPart, Budget):
     resume: bool = False
     robustness_rate: float | None = None  # also measure accuracy with typos in this fraction of words
     mlflow: str | None = None             # tracking URI: every row becomes an MLflow run
+    targets: list = field(default_factory=list)  # edge targets (qonnx.edge) each ONNX row's artifact is gated on
 
     def __post_init__(self):
         if self.output is not None:
             self.output = Path(self.output)
+        for t in self.targets:
+            if t not in EDGE_TARGETS:
+                raise unknown("edge target (--targets)", t, EDGE_TARGETS)
+        self.targets = [t for t in EDGE_TARGETS if t in self.targets]  # one order, each once
         self.check_data()
         self.check_calibration()
         self.check_lm_eval()

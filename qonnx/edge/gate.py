@@ -9,16 +9,17 @@ import math
 import os
 from dataclasses import dataclass, field
 
+from qonnx.config.choices import EDGE_TARGETS as TARGETS
 from qonnx.config.parts import check_threads
-from qonnx.edge import ort_mobile, partition, qnn, shapes, wasm
+from qonnx.edge import ort_mobile, partition, qnn, shapes, versions, wasm
 from qonnx.edge.inputs import feeds
 from qonnx.edge.model import open_artifact
 from qonnx.edge.reference import reference
+from qonnx.edge.result import TargetResult
 from qonnx.errors import ConfigError, QonnxError, unknown
 
 log = logging.getLogger(__name__)
 
-TARGETS = ("wasm", "ort-mobile", "nnapi", "coreml", "qnn")
 EXECUTED = ("wasm", "ort-mobile")
 BUDGETS = {"max_size_mb": "--max-size-mb", "max_memory_mb": "--max-memory-mb", "max_latency_ms": "--max-latency-ms"}
 
@@ -76,17 +77,26 @@ def validate_artifact(cfg: EdgeConfig, on_target=None) -> dict:
                       "external_data": art.external_files},
                budgets={k: getattr(cfg, k) for k in BUDGETS if getattr(cfg, k) is not None})
     cases, ref, how, ref_problem = None, None, "", ""
+    here = TargetResult("here", False)
     if any(t in EXECUTED for t in cfg.targets):
         cases, how = feeds(art)
-        try:
-            ref = reference(art.path, cases, cfg.threads)
-        except QonnxError as e:
-            ref_problem = str(e)
+        if not versions.judge(here, art, versions.ort_limits()):  # too new for the CPU EP here
+            ref_problem = here.reasons[0].removeprefix("FAIL: ")
+        else:
+            try:
+                ref = reference(art.path, cases, cfg.threads)
+            except QonnxError as e:
+                ref_problem = str(e)
     doc["inputs"] = how
     model = note = None
     for name in cfg.targets:
         if on_target:
             on_target(name)
+        read = TargetResult(name, executed=False)  # the IR version and opset its runtime reads
+        if not versions.judge(read, art, versions.limits(name)):
+            read.note(f"Not checked further: {read.figures['reads']['runtime']} cannot load the model.")
+            doc["targets"][name] = read.to_json()
+            continue
         if name == "wasm":
             r = wasm.check(art, cases, ref, cfg)
         elif name == "ort-mobile":
@@ -95,6 +105,8 @@ def validate_artifact(cfg: EdgeConfig, on_target=None) -> dict:
             if model is None:
                 model, note = partition.prepared(art)
             r = qnn.check(art, model, note) if name == "qnn" else partition.check(name, art, model, note)
+        r.reasons[1:1] = read.reasons
+        r.figures.update(read.figures)
         if r.executed:
             r.note(f"Inputs: {how}." if not ref_problem else
                    f"Inputs: {how}; no CPU EP reference to compare with ({ref_problem}).")

@@ -25,8 +25,8 @@ CONTRIB = frozenset({"FusedMatMul", "Gelu", "QuantizeLinear", "DequantizeLinear"
 DYNAMIC_QUANT = frozenset({"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
                            "MatMulIntegerToFloat", "QAttention", "QEmbedLayerNormalization", "MatMulNBits"})
 ACTIVATIONS = ("uint8", "uint16")
-QDQ_HINT = ("as ONNX Runtime's QNN helpers build them (onnxruntime.quantization.execution_providers.qnn: "
-            "qnn_preprocess_model, then get_qnn_qdq_config with quantize)")
+QDQ_HINT = ("as ONNX Runtime's QNN helpers build them: `qonnx quantize DIR -m int8-qdq-qnn` "
+            "(onnxruntime.quantization.execution_providers.qnn)")
 
 
 class Checker:

@@ -15,10 +15,12 @@ class Column:
 
 
 def value(row, key):
-    """row[key], or row[a][b] for a key 'a.b' (latency_ms.p50); None where absent."""
+    """row[key], or row[a][b] for a key 'a.b' (latency_ms.p50); None where absent. An edge target's
+    entry (targets.wasm) is shown by its verdict."""
     a, _, b = key.partition(".")
     v = (row or {}).get(a)
-    return v.get(b) if b and isinstance(v, dict) else (None if b else v)
+    v = v.get(b) if b and isinstance(v, dict) else (None if b else v)
+    return v.get("verdict") if a == "targets" and isinstance(v, dict) else v
 
 
 NAME = [Column("variant", "variant", "variant", "s", "the row: runtime and method"),
@@ -97,11 +99,18 @@ CSV = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "
        "cuda_peak_mb", "device_memory_mb",
        "memory_reduction", "size_mb", "size_reduction", "load_s", "threads", "note", "artifact",
        "topk_overlap", "cosine_mean", "cosine_p5", "cosine_min", "similarity_spearman", "label_spearman",
-       "f1", "f1_drop", "precision", "recall", "exact_match", "top5_accuracy", "rouge_l"]
+       "f1", "f1_drop", "precision", "recall", "exact_match", "top5_accuracy", "rouge_l", "targets"]
 
 
 DEVICE = Column("device_memory_mb", "GPU MiB", "GPU MiB", ".0f", "GPU memory the worker holds (NVML), CUDA rows")
 THREADS = Column("threads", "threads", "threads", "d", "torch and ORT threads of the row (Ray: its node's cores)")
+
+
+def targets(rows) -> list:
+    """One column per edge target a row was gated on (compare --targets), in the gate's order."""
+    names = [n for r in rows for n in (r.get("targets") or {})]
+    return [Column(f"targets.{n}", n, f"{n} (edge)", "s", f"the edge gate's verdict for {n} (pass, warn, fail; "
+                                                          "n/a for a PyTorch row)") for n in dict.fromkeys(names)]
 
 
 def display(kind, rows=()) -> list:
@@ -113,7 +122,7 @@ def display(kind, rows=()) -> list:
     threads = [THREADS] if len({r.get("threads") for r in rows if r.get("threads")}) > 1 else []
     ranged = any(r.get("speedup_range") for r in rows)
     speed = [c for c in SPEED[kind] if ranged or c.key != "speedup_range"]
-    return NAME + QUALITY[kind] + labels + robust + [AGREEMENT] + speed + threads + device + TAIL
+    return NAME + QUALITY[kind] + labels + robust + [AGREEMENT] + speed + threads + device + TAIL + targets(rows)
 
 
 def span(v) -> str:

@@ -10,7 +10,7 @@ import math
 from html import escape
 from pathlib import Path
 
-from qonnx.report import summary, tables
+from qonnx.report import deploy, summary, tables
 from qonnx.report.columns import display, span
 from qonnx.report.columns import value as get
 
@@ -199,7 +199,9 @@ def _summary(doc):
     pick = summary.recommend(doc)
     cls = "ship" if pick["row"] else "ship none"
     warn = "".join(f'<p class="noise"><b>{escape(w)}</b></p>' for w in summary.noise(doc))
-    return f'<div class="{cls}" id="summary"><b>Ship this:</b> {escape(pick["text"])}{warn}</div>'
+    edge = deploy.sentence(doc, pick)
+    edge = f'<p id="deployable"><b>{escape(edge)}</b></p>' if edge else ""
+    return f'<div class="{cls}" id="summary"><b>Ship this:</b> {escape(pick["text"])}{edge}{warn}</div>'
 
 
 def render(doc, run_dir) -> str:
@@ -214,7 +216,8 @@ def render(doc, run_dir) -> str:
     plots = "".join(_img(run_dir / p) for p in PLOTS if (run_dir / p).is_file())
     body = [head, _summary(doc), "<h2>Results</h2><p class=sub>Click a column to sort. Sizes and memory in MiB "
             "(2<sup>20</sup> bytes); ratios against the reference or torch-fp32 on the same provider.</p>",
-            table(doc), _lists("Rows not measured", tables.reasons(doc)),
+            table(doc), _lists("Deployable? (the edge gate, compare --targets)", deploy.lines(doc)),
+            _lists("Rows not measured", tables.reasons(doc)),
             "<h2>Quality against speed</h2><p class=sub>Hover a point for its figures; squares are ONNX "
             "Runtime, circles PyTorch.</p>", tradeoff_svg(doc),
             f'<h2>Plots</h2><div class="plots">{plots}</div>' if plots else "",

@@ -53,15 +53,7 @@ def recommend(doc) -> dict:
     kind = doc["settings"]["kind"]
     key, limit, given = budget(doc)
     lm = kind in ("lm", "seq2seq")  # seq2seq: generation figures as an LM's, exact match as its quality
-    rows = [r for r in doc["rows"] if r["status"] == "ok"]
-    loss = (lambda r: r.get("perplexity_change_pct")) if lm else (lambda r: r.get("accuracy_drop"))
-    if kind == "embeddings":
-        loss = topk_loss
-    if kind in F1_KINDS:
-        loss = lambda r: r.get("f1_drop")  # noqa: E731
-    if kind == "seq2seq":
-        loss = lambda r: None if r.get("exact_match") is None else 1 - r["exact_match"]  # noqa: E731
-    within = [r for r in rows if loss(r) is not None and loss(r) <= limit + 1e-9]  # 0.885 - 0.875 is 1 point
+    within, loss = within_budget(doc)
     which = (f"the run's budget ({key.replace('_', ' ')} {limit}{' %' if lm else ''})" if given else
              f"the default budget ({'perplexity +' + format(limit, 'g') + ' %' if lm else f'{limit * 100:g} accuracy point'} "
              "against the reference; this run set none)")
@@ -114,6 +106,18 @@ def recommend(doc) -> dict:
     size = f", {best['size_mb']:.1f} MiB" if best.get("size_mb") else ""
     return {"row": best, "text": f"{best['variant']} on {best['provider']}: the fastest row within {which}; "
                                  f"{speed}{extra}, {quality}{size}."}
+
+
+def within_budget(doc):
+    """(the ok rows within the run's quality budget, the loss function it is read with)."""
+    kind = doc["settings"]["kind"]
+    _, limit, _ = budget(doc)
+    loss = {"lm": lambda r: r.get("perplexity_change_pct"), "embeddings": topk_loss,
+            # seq2seq: 1 - exact match with the reference's text; token classifiers and QA: the f1 drop
+            "seq2seq": lambda r: None if r.get("exact_match") is None else 1 - r["exact_match"],
+            **dict.fromkeys(F1_KINDS, lambda r: r.get("f1_drop"))}.get(kind, lambda r: r.get("accuracy_drop"))
+    rows = [r for r in doc["rows"] if r["status"] == "ok"]
+    return [r for r in rows if loss(r) is not None and loss(r) <= limit + 1e-9], loss  # 0.885 - 0.875 is 1 point
 
 
 def topk_loss(row):

@@ -1,13 +1,15 @@
 """Tables for people (console, markdown) and scripts (flattened CSV)."""
-from qonnx.report import columns
-from qonnx.report.summary import noise
+from qonnx.report import columns, deploy
+from qonnx.report.summary import noise, recommend
 
 
 def flatten(row):
     out = {}
     for key in columns.CSV:
         v = row.get(key)
-        if isinstance(v, dict):
+        if key == "targets":  # an edge target's verdict: target_wasm ...
+            out.update({f"target_{k}": columns.value(row, f"targets.{k}") for k in v or {}})
+        elif isinstance(v, dict):
             for k2, v2 in v.items():
                 out[f"{key}_{k2}"] = v2
         elif isinstance(v, list) and len(v) == 2:  # a range: speedup_range_min, speedup_range_max
@@ -80,6 +82,9 @@ def markdown(results):
              if r.get("note") and r["status"] == "ok"]
     placement = [f"- {r['variant']} on {r['provider']}: {r['placement'].get('cpu_nodes', '?')} nodes on the CPU "
                  f"({r['placement'].get('cpu_op_types', '?')})" for r in results["rows"] if r.get("placement")]
+    if deploy.gated(results):
+        lines += ["", "## Deployable?", "", deploy.sentence(results, recommend(results)), ""]
+        lines += [f"- {x}" for x in deploy.lines(results)]
     if reasons(results):
         lines += ["", "## Rows not measured", ""] + [f"- {x}" for x in reasons(results)]
     warnings = noise(results)

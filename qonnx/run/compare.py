@@ -17,7 +17,7 @@ from qonnx.config import CompareConfig, Job, usable_cores
 from qonnx.envinfo import collect
 from qonnx.errors import ConfigError, Interrupted, QonnxError
 from qonnx.progress import progress
-from qonnx.run import rounds, typos
+from qonnx.run import rounds, targets, typos
 from qonnx.run.executors import concurrent_map, local_map
 from qonnx.run.ray import RayExecutor
 from qonnx.run.rundir import Run, default_run_dir
@@ -205,6 +205,7 @@ def check(cfg, source):
                           f"--window {limit} or less (and --stride at most that).")
     if cfg.mlflow:
         track.preflight(cfg.mlflow)
+    targets.preflight(cfg.targets)
 
 
 def compare(cfg: CompareConfig, on_row=None) -> dict:
@@ -270,6 +271,10 @@ def compare(cfg: CompareConfig, on_row=None) -> dict:
             for key, result, failure, node in measure(jobs()):
                 finish(complete_row(waiting.pop(key), result, failure, node, tok, kind))
             time_in_rounds(run, ctx, arrays, bar)
+            if cfg.targets:  # after every timed pass: the gate's own runs never share the machine with one
+                gated = bar.add_task(f"edge targets {','.join(cfg.targets)}", total=None)
+                targets.gate(run.rows(), cfg.targets, run.save_row,
+                             on_row=lambda r: bar.update(gated, description=f"edge targets: {r.variant}"))
         if cfg.robustness_rate is not None:  # the same rows with typos, for every ok row
             typos.attach(run.dir, cfg, source, cfg.robustness_rate, compare, on_row)
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ from qonnx.errors import ConfigError
 from qonnx.schema import Row
 
 # settings that do not change a row's numbers: a resume may change them
-FREE_TO_CHANGE = ("output", "resume", "variants", "providers", "executor", "address", "mlflow")
+FREE_TO_CHANGE = ("output", "resume", "variants", "providers", "executor", "address", "mlflow", "targets")
 
 
 def default_run_dir(source, what="") -> Path:

@@ -37,6 +37,8 @@ def calibration_spec(cfg, src_manifest):
 def variant_key(cfg, src_manifest, calibration_prov=None, validation_selection=None) -> str:
     v = versions()
     settings = {k: val for k, val in dataclasses.asdict(cfg).items() if k not in NOT_IN_KEY}
+    if cfg.method != "int8-qdq-qnn":  # the other methods' keys stay as they were before the option
+        settings.pop("qnn_activations")
     if calibration_prov:  # the samples themselves, not the file name
         settings["calibration"] = {k: calibration_prov[k] for k in ("sample_sha256", "max_length")}
     else:
