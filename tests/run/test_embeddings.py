@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_matrix import SENTENCES, expected_skips
+from test_matrix import SENTENCES, default_rows, rows_of
 
 from qonnx.cli import main
 
@@ -31,20 +31,11 @@ def run(tmp_path_factory):
     return model, d / "run", result
 
 
-def rows_of(run_dir):
-    return {r["variant"]: r for r in json.loads((run_dir / "results.json").read_text())["rows"]}
-
-
 def test_every_default_row_is_ok_or_skipped_with_its_reason(run):
     model, run_dir, result = run
-    assert result.exit_code == 0, result.output
-    rows = rows_of(run_dir)
-    assert set(rows) == {"torch-fp32", "torch-fp16", "torch-bf16", "torch-int8-dynamic", "bnb-int4", "onnx-fp32",
-                         "onnx-fp16", "onnx-int8-dynamic", "onnx-int8-static"}
-    skipped = {v: r["reason"] for v, r in rows.items() if r["status"] == "skipped"}
-    expected = expected_skips("bert", lm=False)
-    assert set(skipped) == set(expected) and all(why in skipped[v] for v, why in expected.items()), skipped
-    assert not [v for v, r in rows.items() if r["status"] == "failed"]
+    rows = default_rows(run_dir, result, "bert", {"torch-fp32", "torch-fp16", "torch-bf16", "torch-int8-dynamic",
+                                                  "bnb-int4", "onnx-fp32", "onnx-fp16", "onnx-int8-dynamic",
+                                                  "onnx-int8-static"})
     width = json.loads((model / "config.json").read_text())["hidden_size"]
     for r in rows.values():
         if r["status"] == "ok":

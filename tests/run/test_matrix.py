@@ -70,3 +70,22 @@ def test_default_matrix(arch, files, tmp_path):
     assert all(why in skipped[v] for v, why in expected.items()), skipped
     assert rows["onnx-fp32"]["status"] == "ok" and rows["torch-fp32"]["status"] == "ok"
     assert rows["onnx-fp32"]["agreement"] >= (0.95 if lm else 1.0)
+
+
+def rows_of(run_dir) -> dict:
+    import json
+
+    return {r["variant"]: r for r in json.loads((run_dir / "results.json").read_text())["rows"]}
+
+
+def default_rows(run_dir, result, arch, names, lm=False) -> dict:
+    """A CLI run of a default matrix: exit 0, exactly `names`, each ok or skipped with the reason this
+    machine gives (expected_skips), none failed. Returns the rows by variant."""
+    assert result.exit_code == 0, result.output
+    rows = rows_of(run_dir)
+    assert set(rows) == set(names), sorted(rows)
+    skipped = {v: r["reason"] for v, r in rows.items() if r["status"] == "skipped"}
+    expected = expected_skips(arch, lm)
+    assert set(skipped) == set(expected) and all(why in skipped[v] for v, why in expected.items()), skipped
+    assert not [v for v, r in rows.items() if r["status"] == "failed"]
+    return rows
