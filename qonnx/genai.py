@@ -26,7 +26,7 @@ from qonnx.models import load_tokenizer
 from qonnx.parity import check_export
 from qonnx.variants.int4_weight import ACCURACY_LEVEL, RECIPE
 from qonnx.variants.requires import genai_problem as missing
-from qonnx.variants.search import lm_budget
+from qonnx.variants.search import kernels, lm_budget
 from qonnx.variants.search.lm_budget import budget_texts
 from qonnx.variants.search.mixed import BLOCK, eight_bit
 
@@ -101,7 +101,7 @@ def _budget_inputs(source, cfg):
                           seed=getattr(cfg, "seed", 0), num_samples=getattr(cfg, "num_calibration_samples", 128))
     cal, val, prov = budget_texts(qcfg, source.demo, load_tokenizer(source.path))
     key = {"max_perplexity_increase_pct": limit, "calibration": prov["calibration"]["sample_sha256"],
-           "validation": prov["validation"]["rows_sha256"]}
+           "validation": prov["validation"]["rows_sha256"], "cpu": kernels.cpu_class()}  # formats chosen for this CPU
     return key, cal, val, prov
 
 
@@ -123,6 +123,7 @@ def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3, cfg
         log.info("reusing %s", out)
         return {**manifest.read(out), "output": str(out), "reused": True}
     overwrite = overwrite or (not output and store.is_artifact(out))
+    kernels.refuse_other_cpu(out, overwrite)
     with store.atomic_dir(out, overwrite=overwrite, protect=[source.path]) as tmp:
         settings = {"precision": precision, "execution_provider": "cpu",
                     "builder_args": list(RECIPES.get(precision, RECIPES["fp32"]))}
