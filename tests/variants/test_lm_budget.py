@@ -329,3 +329,44 @@ def test_kernel_table_times_every_shape_in_every_format_and_predicts_by_sum():
     shapes = {"a": (64, 32), "b": (64, 32), "c": (128, 64)}
     want = got[(64, 32, "4-bit/32")]["us"] + got[(64, 32, "float")]["us"] + got[(128, 64, "8-bit/128")]["us"]
     assert kernels.predict_us(table, {"a": "4-bit/32", "c": "8-bit/128"}, shapes) == pytest.approx(want)
+
+
+XEON = {"model": "Intel Xeon (fake)", "flags": ["AVX-512", "AVX512-VNNI"]}
+
+
+def test_the_cpu_class_is_in_the_key_and_another_class_s_build_is_not_replaced_silently(tiny_lm_onnx, texts,
+                                                                                        tmp_path, monkeypatch):
+    from qonnx.config import QuantizeConfig
+    from qonnx.variants.build import variant_key
+    from qonnx.variants.search import kernels
+
+    src = {"key": "export"}
+    budget = QuantizeConfig(onnx_dir=tiny_lm_onnx, method="int4-weight", max_perplexity_increase=5)
+    plain = QuantizeConfig(onnx_dir=tiny_lm_onnx, method="int4-weight")
+    here = variant_key(budget, src), variant_key(plain, src)
+    monkeypatch.setattr(kernels, "this_cpu", lambda: {**XEON, "flags": XEON["flags"] + ["SSE4 (not a class flag)"]})
+    assert kernels.cpu_class() == XEON
+    assert variant_key(budget, src) != here[0] and variant_key(plain, src) == here[1]  # only the budget build
+    # an explicit -o folder holding a budget build searched on another CPU class: refused, and why
+    monkeypatch.setattr(kernels, "this_cpu", lambda: {"model": "AMD EPYC (fake)", "flags": ["AVX2"]})
+    out = tmp_path / "q"
+    out.mkdir()
+    old = json.dumps({"kind": "variant", "key": "old", "settings": {"budget_search": {"kernels": {"cpu": XEON}}}})
+    (out / "manifest.json").write_text(old)
+    res = _quantize(tiny_lm_onnx, texts, out, 5)
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert (f"{out} holds a budget build searched on Intel Xeon (fake) (AVX-512, AVX512-VNNI); this machine is AMD "
+            "EPYC (fake) (AVX2). Pass --overwrite to search again for this CPU") in " ".join(res.output.split())
+    assert (out / "manifest.json").read_text() == old and len(list(out.iterdir())) == 1
+
+
+def test_a_row_says_when_its_budget_build_was_timed_on_another_cpu_class():
+    from qonnx.variants.search.kernels import other_cpu_note
+
+    built = {"settings": {"budget_search": {"kernels": {"cpu": XEON}}}}
+    epyc = {"model": "AMD EPYC 9B45", "arch": "x86_64", "cores": 2, "flags": ["AVX2", "AVX-512", "AVX512-BF16"]}
+    note = other_cpu_note(built, epyc)
+    assert note.startswith("the budget search chose its formats by kernels timed on Intel Xeon (fake) (AVX-512, "
+                           "AVX512-VNNI); this row ran on AMD EPYC 9B45 (AVX-512, AVX2, AVX512-BF16)")
+    assert other_cpu_note(built, {**XEON, "cores": 8}) == ""  # the same class: nothing to say
+    assert other_cpu_note({"settings": {"bits": 4}}, epyc) == "" and other_cpu_note(built, None) == ""
