@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 RECIPES = {"fp32": ("fp32", []), "int4": ("int4", []),
            "int4-mixed": ("int4", ["--extra_options", "int4_algo_config=k_quant_mixed"])}
 # qonnx's own builds on the builder's fp32 graph: int8 (every MatMul 8-bit blockwise, round to
-# nearest, MatMulNBits, blocks of 128), and int4-budget (8-bit with the least sensitive layers at
-# 4 bits, as many as keep validation perplexity within the budget: qonnx.variants.search.lm_budget)
+# nearest, MatMulNBits, blocks of 128), and int4-budget (each layer's format chosen by its KL and its
+# kernels' time on this CPU, the fastest within the budget: qonnx.variants.search.lm_budget)
 INT8 = "int8"
 BUDGETED = "int4-budget"
 DEFAULT_BUDGET_PCT = 10.0
