@@ -67,7 +67,8 @@ def cached(path, units, formats):
     try:
         saved = json.loads(path.read_text())
         trials = saved["trials"]
-        if set(trials) == set(units) and all(set(t) == set(formats) for t in trials.values()):
+        if isinstance(saved["base_kl"], float) and set(trials) == set(units) and \
+                all(set(t) == set(formats) for t in trials.values()):
             return saved
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         pass
