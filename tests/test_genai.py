@@ -85,6 +85,8 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
     from qonnx.variants.search import kernels
     from tiny import fake_kernels
 
+    monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))  # a fresh cache: the first search measures costs
+
     calib, valid = tmp_path / "calib.txt", tmp_path / "valid.txt"
     calib.write_text("\n".join(PROBE_TEXTS * 10))
     valid.write_text("\n".join(reversed(PROBE_TEXTS * 10)))
@@ -98,6 +100,7 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
     assert data["method"] == "genai-int4-budget" and rec["budget"]["max_perplexity_increase_pct"] == 1000
     assert rec["increase_pct"] <= 1000 and rec["steps"][0]["moves_held_back"] == 0
     assert rec["cpu"] == kernels.cpu_class() and "kernels timed on" not in row["note"]
+    assert "ranking_reused" not in rec
     assert "GroupQueryAttention" in {n.op_type for n in __import__("onnx").load(
         str(Path(row["artifact"]) / "model.onnx"), load_external_data=False).graph.node}
     # the recorded CPU faked: the kernel table says it was timed on an Intel VNNI machine
@@ -107,6 +110,8 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
         m.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us, xeon))
         other = compare(CompareConfig(output=tmp_path / "run2", max_perplexity_increase=999, **kw))["rows"][0]
     assert other["status"] == "ok" and other["artifact"] != row["artifact"]
+    again = json.loads((Path(other["artifact"]) / "manifest.json").read_text())["settings"]["budget_search"]
+    assert Path(again["ranking_reused"]).parent == tmp_path / "cache" / "lm-budget-rankings"  # the costs, reused
     assert ("budget search chose its formats by kernels timed on Intel Xeon (fake) (AVX-512, AVX2, AVX512-VNNI); "
             "this row ran on") in other["note"], other["note"]
     # on another CPU class the budget's key differs: the first build is not reused, a new one is searched
