@@ -370,3 +370,13 @@ def test_a_row_says_when_its_budget_build_was_timed_on_another_cpu_class():
                            "AVX512-VNNI); this row ran on AMD EPYC 9B45 (AVX-512, AVX2, AVX512-BF16)")
     assert other_cpu_note(built, {**XEON, "cores": 8}) == ""  # the same class: nothing to say
     assert other_cpu_note({"settings": {"bits": 4}}, epyc) == "" and other_cpu_note(built, None) == ""
+
+
+def test_a_unit_s_time_in_a_format_is_the_sum_of_its_matmuls_kernels():
+    from qonnx.variants.search.kernels import unit_ms
+    from tiny import fake_kernels
+
+    table = fake_kernels({(64, 32): 2, (128, 64): 1}, {"4-bit/128": 1.0, "float": 4.0})
+    ms = unit_ms(table, {"layer 0": ["a", "b"], "head": ["c"]}, {"a": (64, 32), "b": (64, 32), "c": (128, 64)})
+    assert ms["layer 0"] == pytest.approx({"4-bit/128": 2 * 64 * 32 / 1e6, "float": 8 * 64 * 32 / 1e6})
+    assert ms["head"] == pytest.approx({"4-bit/128": 128 * 64 / 1e6, "float": 4 * 128 * 64 / 1e6})
