@@ -160,7 +160,7 @@ def _build_from_fp32(source, tmp: Path, budget) -> dict:
                 "algorithm": "rtn, symmetric",
                 "accuracy_level": ACCURACY_LEVEL}
     key, cal_ids, val_ids, prov = budget
-    log.info("searching a mixed 4/8-bit build of %s within +%s %% perplexity", source.name,
+    log.info("searching each layer's weight format of %s within +%s %% perplexity", source.name,
              key["max_perplexity_increase_pct"])
     # the fp32 folder's content key: a second budget on it reuses the per-unit costs
     record = lm_budget.search(fp32 / "model.onnx", tmp / "model.onnx", key["max_perplexity_increase_pct"],
