@@ -26,7 +26,7 @@ from qonnx.models import load_tokenizer
 from qonnx.parity import check_export
 from qonnx.variants.int4_weight import ACCURACY_LEVEL, RECIPE
 from qonnx.variants.requires import genai_problem as missing
-from qonnx.variants.search import lm_budget
+from qonnx.variants.search import kernels, lm_budget
 from qonnx.variants.search.lm_budget import budget_texts
 from qonnx.variants.search.mixed import BLOCK, eight_bit
 
@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 RECIPES = {"fp32": ("fp32", []), "int4": ("int4", []),
            "int4-mixed": ("int4", ["--extra_options", "int4_algo_config=k_quant_mixed"])}
 # qonnx's own builds on the builder's fp32 graph: int8 (every MatMul 8-bit blockwise, round to
-# nearest, MatMulNBits, blocks of 128), and int4-budget (8-bit with the least sensitive layers at
-# 4 bits, as many as keep validation perplexity within the budget: qonnx.variants.search.lm_budget)
+# nearest, MatMulNBits, blocks of 128), and int4-budget (each layer's format chosen by its KL and its
+# kernels' time on this CPU, the fastest within the budget: qonnx.variants.search.lm_budget)
 INT8 = "int8"
 BUDGETED = "int4-budget"
 DEFAULT_BUDGET_PCT = 10.0
@@ -101,7 +101,7 @@ def _budget_inputs(source, cfg):
                           seed=getattr(cfg, "seed", 0), num_samples=getattr(cfg, "num_calibration_samples", 128))
     cal, val, prov = budget_texts(qcfg, source.demo, load_tokenizer(source.path))
     key = {"max_perplexity_increase_pct": limit, "calibration": prov["calibration"]["sample_sha256"],
-           "validation": prov["validation"]["rows_sha256"]}
+           "validation": prov["validation"]["rows_sha256"], "cpu": kernels.cpu_class()}  # formats chosen for this CPU
     return key, cal, val, prov
 
 
@@ -123,6 +123,7 @@ def build(source, precision="fp32", output=None, overwrite=False, atol=1e-3, cfg
         log.info("reusing %s", out)
         return {**manifest.read(out), "output": str(out), "reused": True}
     overwrite = overwrite or (not output and store.is_artifact(out))
+    kernels.refuse_other_cpu(out, overwrite)
     with store.atomic_dir(out, overwrite=overwrite, protect=[source.path]) as tmp:
         settings = {"precision": precision, "execution_provider": "cpu",
                     "builder_args": list(RECIPES.get(precision, RECIPES["fp32"]))}
@@ -159,8 +160,9 @@ def _build_from_fp32(source, tmp: Path, budget) -> dict:
                 "algorithm": "rtn, symmetric",
                 "accuracy_level": ACCURACY_LEVEL}
     key, cal_ids, val_ids, prov = budget
-    log.info("searching a mixed 4/8-bit build of %s within +%s %% perplexity", source.name,
+    log.info("searching each layer's weight format of %s within +%s %% perplexity", source.name,
              key["max_perplexity_increase_pct"])
+    # the fp32 folder's content key: a second budget on it reuses the per-unit costs
     record = lm_budget.search(fp32 / "model.onnx", tmp / "model.onnx", key["max_perplexity_increase_pct"],
-                              cal_ids, val_ids, source.config)
+                              cal_ids, val_ids, source.config, model_digest=manifest.read(fp32).get("key"))
     return {"built_from": str(fp32), "budget_search": record, "data": prov}

@@ -78,9 +78,15 @@ def test_genai_refuses_a_classifier(tiny_classifier):
     assert res.exit_code == 1 and "--exporter genai builds decoder LMs" in res.output, res.output
 
 
-def test_budgeted_genai_row(tiny_lm, corpus, tmp_path):
-    """genai-int4-budget: qonnx's mixed 4/8-bit search on the builder's fp32 graph, a row like any
-    other, its search recorded in the artifact's manifest; the budget is part of the key."""
+def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
+    """genai-int4-budget: qonnx's search over weight formats on the builder's fp32 graph, a row like
+    any other, its search recorded in the artifact's manifest; the budget and the CPU class are part
+    of the key, and a build whose kernels were timed on another CPU class says so in its row."""
+    from qonnx.variants.search import kernels
+    from tiny import fake_kernels
+
+    monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))  # a fresh cache: the first search measures costs
+
     calib, valid = tmp_path / "calib.txt", tmp_path / "valid.txt"
     calib.write_text("\n".join(PROBE_TEXTS * 10))
     valid.write_text("\n".join(reversed(PROBE_TEXTS * 10)))
@@ -92,11 +98,29 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path):
     data = json.loads((Path(row["artifact"]) / "manifest.json").read_text())
     rec = data["settings"]["budget_search"]
     assert data["method"] == "genai-int4-budget" and rec["budget"]["max_perplexity_increase_pct"] == 1000
-    assert rec["increase_pct"] <= 1000 and rec["steps"][0]["eight_bit_units"] == 0
+    assert rec["increase_pct"] <= 1000 and rec["steps"][0]["moves_held_back"] == 0
+    assert rec["cpu"] == kernels.cpu_class() and "kernels timed on" not in row["note"]
+    assert "ranking_reused" not in rec
     assert "GroupQueryAttention" in {n.op_type for n in __import__("onnx").load(
         str(Path(row["artifact"]) / "model.onnx"), load_external_data=False).graph.node}
-    other = compare(CompareConfig(output=tmp_path / "run2", max_perplexity_increase=999, **kw))["rows"][0]
+    # the recorded CPU faked: the kernel table says it was timed on an Intel VNNI machine
+    xeon = {"model": "Intel Xeon (fake)", "flags": ["AVX-512", "AVX2", "AVX512-VNNI"]}
+    us = {"4-bit/32": 2.5, "4-bit/128": 2.0, "8-bit/128": 3.0, "float": 12.0}
+    with monkeypatch.context() as m:
+        m.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us, xeon))
+        other = compare(CompareConfig(output=tmp_path / "run2", max_perplexity_increase=999, **kw))["rows"][0]
     assert other["status"] == "ok" and other["artifact"] != row["artifact"]
+    again = json.loads((Path(other["artifact"]) / "manifest.json").read_text())["settings"]["budget_search"]
+    assert Path(again["ranking_reused"]).parent == tmp_path / "cache" / "lm-budget-rankings"  # the costs, reused
+    assert ("budget search chose its formats by kernels timed on Intel Xeon (fake) (AVX-512, AVX2, AVX512-VNNI); "
+            "this row ran on") in other["note"], other["note"]
+    # on another CPU class the budget's key differs: the first build is not reused, a new one is searched
+    with monkeypatch.context() as m:
+        m.setattr(kernels, "this_cpu", lambda: xeon)
+        m.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us, xeon))
+        third = compare(CompareConfig(output=tmp_path / "run3", max_perplexity_increase=1000, **kw))["rows"][0]
+    assert third["status"] == "ok" and third["artifact"] != row["artifact"]
+    assert json.loads((Path(third["artifact"]) / "manifest.json").read_text())["settings"]["budget_search"]["cpu"] == xeon
 
 
 def test_compare_refuses_a_perplexity_budget_for_a_classifier(tiny_classifier, tmp_path):

@@ -80,9 +80,9 @@ OPTIONS = {
 
 BUDGET = ("max_accuracy_drop", "max_perplexity_increase", "validation", "validation_text_column",
           "validation_label_column", "validation_samples", "search_time_limit")
-PERPLEXITY_BUDGET = ("LMs, int4-weight: 8-bit with the least sensitive layers at 4 bits (blocks of 128; GPTQ "
-                     "or round to nearest, measured per layer), as many as keep perplexity on --validation "
-                     "within it; exit 2 if none does.")
+PERPLEXITY_BUDGET = ("LMs, int4-weight: each layer's format (4-bit/32, 4-bit/128, 8-bit/128 or float) chosen by "
+                     "its KL and its kernels' time on this CPU: the fastest build whose perplexity on --validation "
+                     "is within it; exit 2 if none does.")
 REQUIRED = object()
 
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from qonnx import data, models, report, store, tasks, track
+from qonnx import data, manifest, models, report, store, tasks, track
 from qonnx.cache import sha256_file, write_json
 from qonnx.config import CompareConfig, Job, usable_cores
 from qonnx.envinfo import collect
@@ -25,6 +25,7 @@ from qonnx.schema import Row
 from qonnx.variants.artifact import artifact_for, calibration_column
 from qonnx.variants.graph import onnx_size_mb
 from qonnx.variants.registry import VARIANTS, defaults
+from qonnx.variants.search.kernels import other_cpu_note
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,9 @@ def prepare_row(source, variant, provider, cfg, shared, env):
     row = Row(variant=variant, provider=provider, runtime=v.runtime, note=v.note(provider), environment=env,
               timing=apart_reason(cfg) or "timed in its own measuring pass (interleaved rounds follow)")
     if v.runtime == "onnx" and "max_perplexity_increase" in cfg.budget_fields(v.mode, fixed_options=bool(v.options)):
-        row.note = ("the perplexity budget's build (--max-perplexity-increase): MatMulNBits 8-bit, the least "
-                    "sensitive layers 4-bit, blocks of 128, GPTQ or round to nearest per layer (not HQQ)")
+        row.note = ("the perplexity budget's build (--max-perplexity-increase): each layer's MatMulNBits format "
+                    "(4-bit/32, 4-bit/128, 8-bit/128 or float) chosen by its KL and its kernels' time on the CPU it "
+                    "was built on; 4 bits by GPTQ or round to nearest (not HQQ)")
     try:
         art = artifact_for(source, variant, cfg)
     except QonnxError as e:  # a model a builder has no recipe for is skipped, not failed
@@ -109,6 +111,8 @@ def complete_row(row, result, failure, node, tok, kind) -> Row:
             row.extra[k] = val
     if row.runtime == "torch" and row.size_mb is not None:
         row.size_note = "torch.save(state_dict) bytes (torch variants have no file of their own)"
+    moved = other_cpu_note(manifest.read(row.artifact), (row.environment or {}).get("cpu")) if row.artifact else ""
+    row.note = "; ".join(n for n in (row.note, moved) if n) or row.note  # a budget build timed on another CPU class
     return row
 
 

@@ -2,7 +2,8 @@
 
 The key covers the export's own key, every QuantizeConfig setting that shapes the bytes, the
 calibration samples (sha256 of each) and the versions of onnx, onnxruntime and qonnx: a new
-calibration file, seed, block size or library version never reuses an old folder.
+calibration file, seed, block size or library version never reuses an old folder. A perplexity
+budget's key also names the CPU class (model and flags) its formats were chosen on.
 """
 import dataclasses
 import logging
@@ -18,7 +19,7 @@ from qonnx.tasks import images as image_task
 from qonnx.variants import seq2seq
 from qonnx.variants.checks import check_variant, load_export
 from qonnx.variants.registry import method_module
-from qonnx.variants.search import budget, lm_budget
+from qonnx.variants.search import budget, kernels, lm_budget
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ def variant_key(cfg, src_manifest, calibration_prov=None, validation_selection=N
         settings["validation"] = validation_selection.get("rows_sha256")
     export_id = src_manifest.get("key") or src_manifest.get("files")
     settings["recipe"] = getattr(method_module(cfg.method), "RECIPE", None)  # a changed recipe rebuilds
+    if cfg.max_perplexity_increase is not None:  # formats chosen by kernels timed on this CPU class
+        settings["cpu"] = kernels.cpu_class()
     return store.digest({"export": export_id, "settings": settings,
                          "versions": {k: v.get(k) for k in KEY_LIBRARIES}})
 
@@ -105,6 +108,7 @@ def quantize(cfg) -> dict:
         log.info("reusing %s", out)
         return {**manifest.read(out), "output": str(out), "reused": True}
     overwrite = cfg.overwrite or (cfg.output is None and store.is_artifact(out))
+    kernels.refuse_other_cpu(out, overwrite)
     with store.atomic_dir(out, overwrite=overwrite, protect=[src_dir]) as tmp:
         manifest.copy_side_files(src_dir, tmp)
         log.info("building %s from %s", cfg.method, src_dir)
@@ -115,7 +119,7 @@ def quantize(cfg) -> dict:
         build = method_module(cfg.method).build
         if validation is not None:  # keep the most damaging units FP32 until within budget
             build, kwargs["validation"] = budget.build, validation
-        if texts_lm is not None:  # 8-bit with the least sensitive layers at 4 bits, within budget
+        if texts_lm is not None:  # each layer's format by its KL and kernel time, within budget
             build, kwargs["texts"] = lm_budget.build, texts_lm
         try:
             with store.scratch_cwd():

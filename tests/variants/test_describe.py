@@ -15,6 +15,9 @@ def test_accuracy_budget_record():
 
 def test_perplexity_budget_record():
     rec = {"budget": {"max_perplexity_increase_pct": 5.0}, "increase_pct": 4.23, "validation_tokens": 2048,
-           "eight_bit_nodes": ["a", "b"], "four_bit_matmuls": 6, "eight_bit_units": ["head"], "steps": [{}]}
-    assert describe(rec) == ("budget +5.0 %: perplexity +4.23 % on 2048 validation tokens with 2 of 8 MatMuls at "
-                             "8 bits (1 unit(s): head) after 1 step(s)")
+           "chosen_formats": {"head": "8-bit/128", **{f"layer {i}": "4-bit/128" for i in range(6)}},
+           "steps": [{}], "predicted_speed_vs_4bit32": 1.125,
+           "cpu": {"model": "AMD EPYC 9B45", "flags": ["AVX2", "AVX512-VNNI"]}}
+    assert describe(rec) == ("budget +5.0 %: perplexity +4.23 % on 2048 validation tokens after 1 step(s); units "
+                             "by format: 8-bit/128: 1 (head); 4-bit/128: 6 (layer 0, layer 1, layer 2, layer 3 +2); "
+                             "MatMuls predicted at 1.12x all 4-bit/32 on AMD EPYC 9B45 (AVX2, AVX512-VNNI)")

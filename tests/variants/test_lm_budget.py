@@ -69,10 +69,9 @@ def test_both_widths_pad_the_input_to_blocks_of_128(tmp_path):
                               [helper.make_tensor_value_info(x, TensorProto.FLOAT, [2, 48])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     _, W = weighted_matmuls(model)
-    plan = {"mm0": (8, eight_bit_codes(W["mm0"], BLOCK)), "mm1": (4, FOUR_BIT["rtn"](W["mm1"], None, BLOCK)),
-            "mm2": (8, eight_bit_codes(W["mm2"], BLOCK))}
-    q = replace(helper.make_model(graph, opset_imports=model.opset_import), plan, {k: w.shape[0] for k, w in W.items()},
-                BLOCK)
+    plan = {"mm0": (8, BLOCK, eight_bit_codes(W["mm0"], BLOCK)),
+            "mm1": (4, BLOCK, FOUR_BIT["rtn"](W["mm1"], None, BLOCK)), "mm2": (8, BLOCK, eight_bit_codes(W["mm2"], BLOCK))}
+    q = replace(helper.make_model(graph, opset_imports=model.opset_import), plan, {k: w.shape[0] for k, w in W.items()})
     attrs = {n.name: {a.name: a.i for a in n.attribute} for n in q.graph.node if n.op_type == "MatMulNBits"}
     assert {a["block_size"] for a in attrs.values()} == {BLOCK} and [a["K"] for a in attrs.values()] == [256, 192, 96]
     assert [n.op_type for n in q.graph.node].count("MatMul") == 1  # mm3 was not asked for
@@ -154,59 +153,103 @@ def _ppl(folder, ids, config):
         return perplexity(r, ids, 512, 256)[0]
 
 
+FORMATS = {"4-bit/32", "4-bit/128", "8-bit/128", "float"}
+
+
+def _formats_in_graph(folder, source):
+    """{MatMul name of the source graph: its format in the saved build}."""
+    import onnx
+
+    from qonnx.variants.search.mixed import weighted_matmuls
+
+    names = [n.name for n in weighted_matmuls(onnx.load(str(source / "model.onnx")))[0]]
+    nodes = {n.name: n for n in onnx.load(str(folder / "model.onnx"), load_external_data=False).graph.node}
+    out = {}
+    for name in names:
+        q = next((nodes[f"{name}_Q{b}"] for b in (4, 8) if f"{name}_Q{b}" in nodes), None)
+        attrs = {a.name: a.i for a in q.attribute} if q is not None else {}
+        out[name] = f"{attrs['bits']}-bit/{attrs['block_size']}" if q is not None else "float"
+        assert q is not None or nodes[name].op_type == "MatMul"
+    return out
+
+
 def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, monkeypatch):
+    import onnx
     from transformers import AutoTokenizer
 
-    monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))  # a fresh cache: the first search ranks
+    from qonnx.variants.search import kernels
+    from qonnx.variants.search.lm_rank import layer_units
+    from qonnx.variants.search.mixed import weighted_matmuls
+    from tiny import fake_kernels
 
-    # a budget no 4-bit build can break: the first step (everything at 4 bits) is the answer
+    monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))  # a fresh cache: the first search measures costs
+    # a CPU as decode sees one at real sizes (at this model's, float is the fastest: nothing to choose)
+    us = {"4-bit/32": 2.5, "4-bit/128": 2.0, "8-bit/128": 3.0, "float": 12.0}
+    monkeypatch.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us))
+
+    # a budget no build can break: the first step (every move taken: the fastest build) is the answer
     loose = _quantize(sharp_lm_onnx, texts, tmp_path / "loose", 1000)
     assert loose.exit_code == 0, loose.output
     rec = json.loads((tmp_path / "loose" / "manifest.json").read_text())["settings"]["budget_search"]
-    assert rec["eight_bit_units"] == [] and len(rec["steps"]) == 1 and rec["ranking"]
-    assert "ranking_reused" not in rec
+    assert [s["moves_held_back"] for s in rec["steps"]] == [0] and "ranking_reused" not in rec
+    # every unit's cost in every format was measured (4 bits: by each recipe, the lowest kept)
+    trials, chosen = rec["trials"], rec["chosen_formats"]
+    assert set(trials) == set(chosen) and all(set(t) == FORMATS for t in trials.values())
+    assert all(set(t[f]) == {"gptq", "rtn"} for t in trials.values() for f in ("4-bit/32", "4-bit/128"))
+    assert all(rec["chosen_recipes"][u] == min(trials[u][f], key=trials[u][f].get) for u, f in chosen.items())
+    # the fastest build puts each unit in its fastest format by the kernel table
+    ms = rec["unit_ms"]
+    assert set(chosen.values()) == {"4-bit/128"} and all(set(ms[u]) == FORMATS for u in chosen)
+    assert rec["predicted_chosen_matmul_us"] == pytest.approx(1000 * sum(ms[u][chosen[u]] for u in chosen))
+    anchor = rec["predicted_matmul_us"]["all 4-bit/32"]
+    assert rec["predicted_speed_vs_4bit32"] == pytest.approx(anchor / rec["predicted_chosen_matmul_us"])
+    units = layer_units([n.name for n in weighted_matmuls(onnx.load(str(sharp_lm_onnx / "model.onnx")))[0]])
+    got = _formats_in_graph(tmp_path / "loose", sharp_lm_onnx)
+    assert got == {n: chosen[u] for u, names in units.items() for n in names}  # the graph is what was recorded
     first = rec["steps"][0]["increase_pct"]
-    assert first > 0  # 4-bit weights cost something on a random model
-    # every unit's 4-bit recipe was measured (KL, everything else 8-bit), the lowest kept, and
-    # that KL ranks the unit
-    trials, chosen = rec["four_bit_recipes"], rec["four_bit_recipe"]
-    assert set(trials) == set(chosen) == {r["unit"] for r in rec["ranking"]}
-    assert all(set(t) == {"gptq", "rtn"} and chosen[u] == min(t, key=t.get) for u, t in trials.items())
-    assert all(r["kl"] == min(trials[r["unit"]].values()) for r in rec["ranking"])
-    # the kernels timed on this CPU, and each step's MatMul time predicted from them
-    assert {k["format"] for k in rec["kernels"]["kernels"]} == {"4-bit/32", "4-bit/128", "8-bit/128", "float"}
-    assert all(s["predicted_matmul_us"] > 0 for s in rec["steps"])
-    anchor = rec["predicted_matmul_us"]["all 4-bit/32 (genai-int4's format)"]
-    assert rec["predicted_speed_vs_4bit32"] == pytest.approx(anchor / rec["steps"][0]["predicted_matmul_us"])
-    # 60 % of that: some units must go to 8 bits, and the saved model must hold the budget when
-    # measured independently on the validation text
+    assert first > 0  # the fastest formats cost something on a random model
+    # 60 % of that: some moves are held back, and the saved model must hold the budget when measured
+    # independently on the validation text
     budget = round(0.6 * first, 3)
     res = _quantize(sharp_lm_onnx, texts, tmp_path / "mid", budget)
     assert res.exit_code == 0, res.output
-    assert f"budget +{budget}" in res.output
-    data = json.loads((tmp_path / "mid" / "manifest.json").read_text())
-    rec = data["settings"]["budget_search"]
-    assert rec["eight_bit_units"] and rec["increase_pct"] <= budget
-    # the second budget on the same model and texts reuses the first one's ranking, recipes included
+    assert f"budget +{budget}" in res.output and "MatMuls predicted at" in res.output
+    rec = json.loads((tmp_path / "mid" / "manifest.json").read_text())["settings"]["budget_search"]
+    assert rec["increase_pct"] <= budget and [s["moves_held_back"] for s in rec["steps"]][:2] == [0, 1]
+    held = next(s["moves_held_back"] for s in rec["steps"] if s["increase_pct"] == rec["increase_pct"])
+    assert held > 0 and rec["predicted_chosen_matmul_us"] >= rec["steps"][0]["predicted_matmul_us"]
+    # the second budget on the same model and texts reuses the first one's costs
     assert Path(rec["ranking_reused"]).parent == tmp_path / "cache" / "lm-budget-rankings"
-    assert rec["four_bit_recipes"] == trials
-    Path(rec["ranking_reused"]).write_text('{"ranking": ')  # a damaged ranking is measured again, not trusted
+    assert rec["trials"] == trials
+    Path(rec["ranking_reused"]).write_text('{"trials": ')  # damaged costs are measured again, not trusted
     again = _quantize(sharp_lm_onnx, texts, tmp_path / "again", budget)
     assert again.exit_code == 0, again.output
     assert "ranking_reused" not in json.loads((tmp_path / "again" / "manifest.json").read_text())["settings"][
         "budget_search"]
-    assert [s["eight_bit_units"] for s in rec["steps"]][:2] == [0, 1]
     tok = AutoTokenizer.from_pretrained(sharp_lm_onnx)
     config = json.loads((sharp_lm_onnx / "config.json").read_text())
     ids = tok((texts / "valid.txt").read_text())["input_ids"][:2048]
     ref, got = _ppl(sharp_lm_onnx, ids, config), _ppl(tmp_path / "mid", ids, config)
     assert 100 * (got / ref - 1) == pytest.approx(rec["increase_pct"], abs=1e-3)
-    import onnx
+    assert set(_formats_in_graph(tmp_path / "mid", sharp_lm_onnx).values()) == set(rec["chosen_formats"].values())
 
-    ops = [n for n in onnx.load(str(tmp_path / "mid" / "model.onnx"), load_external_data=False).graph.node
-           if n.op_type == "MatMulNBits"]
-    bits = {a.i for n in ops for a in n.attribute if a.name == "bits"}
-    assert bits == {4, 8}, [(s["eight_bit_units"], s["increase_pct"]) for s in rec["steps"]]
+
+def test_where_4_bit_128_is_slower_than_8_bit_the_search_never_takes_it(tiny_lm_onnx, texts, tmp_path, monkeypatch):
+    """A CPU (a faked kernel table) where 4-bit/128 runs slower than 8-bit/128: no move goes to it,
+    and the fastest build is 4-bit/32 everywhere, predicted at exactly the anchor's time."""
+    from qonnx.variants.search import kernels
+    from tiny import fake_kernels
+
+    monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))
+    us = {"4-bit/32": 2.0, "4-bit/128": 5.0, "8-bit/128": 3.0, "float": 20.0}
+    monkeypatch.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us))
+    res = _quantize(tiny_lm_onnx, texts, tmp_path / "q", 1000)
+    assert res.exit_code == 0, res.output
+    rec = json.loads((tmp_path / "q" / "manifest.json").read_text())["settings"]["budget_search"]
+    assert "4-bit/128" not in {m["format"] for m in rec["moves"]}
+    assert set(rec["chosen_formats"].values()) == {"4-bit/32"} and rec["predicted_speed_vs_4bit32"] == 1.0
+    assert rec["cpu"] == {"model": "AMD EPYC (fake)", "flags": ["AVX2"]}
+    assert set(_formats_in_graph(tmp_path / "q", tiny_lm_onnx).values()) == {"4-bit/32"}
 
 
 def test_budget_not_met_writes_nothing(tiny_lm_onnx, texts, tmp_path, monkeypatch):
@@ -222,7 +265,7 @@ def test_budget_not_met_writes_nothing(tiny_lm_onnx, texts, tmp_path, monkeypatc
 
     monkeypatch.setattr(lm_budget, "perplexity", worse)
     res = _quantize(tiny_lm_onnx, texts, tmp_path / "none", 1)
-    assert res.exit_code == 2 and "no mix of 4- and 8-bit MatMuls" in res.output, res.output
+    assert res.exit_code == 2 and "no choice of weight formats meets" in res.output, res.output
     assert not (tmp_path / "none").exists()
 
 
@@ -263,6 +306,10 @@ def test_budget_on_a_model_with_fewer_positions_than_the_window(texts, tmp_path)
     assert res.exit_code == 0, res.output
     rec = json.loads((tmp_path / "q" / "manifest.json").read_text())["settings"]["budget_search"]
     assert rec["window"] == 256 and rec["stride"] <= 128
+    # the kernels were timed on this CPU, every shape in every format, and named in the manifest
+    from qonnx.variants.search.kernels import cpu_class
+
+    assert {k["format"] for k in rec["kernels"]["kernels"]} == FORMATS and rec["cpu"] == cpu_class()
     assert rec["gemm_left_fp32"] == 4  # c_attn, attn c_proj, c_fc, mlp c_proj of the one layer
     plain = CliRunner().invoke(main, ["quantize", str(tmp_path / "onnx"), "-m", "int4-weight", "-o", str(tmp_path / "p")])
     assert plain.exit_code == 0, plain.output
@@ -282,3 +329,54 @@ def test_kernel_table_times_every_shape_in_every_format_and_predicts_by_sum():
     shapes = {"a": (64, 32), "b": (64, 32), "c": (128, 64)}
     want = got[(64, 32, "4-bit/32")]["us"] + got[(64, 32, "float")]["us"] + got[(128, 64, "8-bit/128")]["us"]
     assert kernels.predict_us(table, {"a": "4-bit/32", "c": "8-bit/128"}, shapes) == pytest.approx(want)
+
+
+XEON = {"model": "Intel Xeon (fake)", "flags": ["AVX-512", "AVX512-VNNI"]}
+
+
+def test_the_cpu_class_is_in_the_key_and_another_class_s_build_is_not_replaced_silently(tiny_lm_onnx, texts,
+                                                                                        tmp_path, monkeypatch):
+    from qonnx.config import QuantizeConfig
+    from qonnx.variants.build import variant_key
+    from qonnx.variants.search import kernels
+
+    src = {"key": "export"}
+    budget = QuantizeConfig(onnx_dir=tiny_lm_onnx, method="int4-weight", max_perplexity_increase=5)
+    plain = QuantizeConfig(onnx_dir=tiny_lm_onnx, method="int4-weight")
+    here = variant_key(budget, src), variant_key(plain, src)
+    monkeypatch.setattr(kernels, "this_cpu", lambda: {**XEON, "flags": XEON["flags"] + ["SSE4 (not a class flag)"]})
+    assert kernels.cpu_class() == XEON
+    assert variant_key(budget, src) != here[0] and variant_key(plain, src) == here[1]  # only the budget build
+    # an explicit -o folder holding a budget build searched on another CPU class: refused, and why
+    monkeypatch.setattr(kernels, "this_cpu", lambda: {"model": "AMD EPYC (fake)", "flags": ["AVX2"]})
+    out = tmp_path / "q"
+    out.mkdir()
+    old = json.dumps({"kind": "variant", "key": "old", "settings": {"budget_search": {"kernels": {"cpu": XEON}}}})
+    (out / "manifest.json").write_text(old)
+    res = _quantize(tiny_lm_onnx, texts, out, 5)
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert (f"{out} holds a budget build searched on Intel Xeon (fake) (AVX-512, AVX512-VNNI); this machine is AMD "
+            "EPYC (fake) (AVX2). Pass --overwrite to search again for this CPU") in " ".join(res.output.split())
+    assert (out / "manifest.json").read_text() == old and len(list(out.iterdir())) == 1
+
+
+def test_a_row_says_when_its_budget_build_was_timed_on_another_cpu_class():
+    from qonnx.variants.search.kernels import other_cpu_note
+
+    built = {"settings": {"budget_search": {"kernels": {"cpu": XEON}}}}
+    epyc = {"model": "AMD EPYC 9B45", "arch": "x86_64", "cores": 2, "flags": ["AVX2", "AVX-512", "AVX512-BF16"]}
+    note = other_cpu_note(built, epyc)
+    assert note.startswith("the budget search chose its formats by kernels timed on Intel Xeon (fake) (AVX-512, "
+                           "AVX512-VNNI); this row ran on AMD EPYC 9B45 (AVX-512, AVX2, AVX512-BF16)")
+    assert other_cpu_note(built, {**XEON, "cores": 8}) == ""  # the same class: nothing to say
+    assert other_cpu_note({"settings": {"bits": 4}}, epyc) == "" and other_cpu_note(built, None) == ""
+
+
+def test_a_unit_s_time_in_a_format_is_the_sum_of_its_matmuls_kernels():
+    from qonnx.variants.search.kernels import unit_ms
+    from tiny import fake_kernels
+
+    table = fake_kernels({(64, 32): 2, (128, 64): 1}, {"4-bit/128": 1.0, "float": 4.0})
+    ms = unit_ms(table, {"layer 0": ["a", "b"], "head": ["c"]}, {"a": (64, 32), "b": (64, 32), "c": (128, 64)})
+    assert ms["layer 0"] == pytest.approx({"4-bit/128": 2 * 64 * 32 / 1e6, "float": 8 * 64 * 32 / 1e6})
+    assert ms["head"] == pytest.approx({"4-bit/128": 128 * 64 / 1e6, "float": 4 * 128 * 64 / 1e6})

@@ -5,12 +5,16 @@ was, what the search reached and what it kept at higher precision. Pure: no I/O,
 def describe(search: dict) -> str:
     """The perplexity budget's record (lm_budget) or the accuracy budget's (budget), in one line."""
     if "max_perplexity_increase_pct" in search["budget"]:
-        eight = len(search["eight_bit_nodes"])
+        units = {}
+        for u, f in search["chosen_formats"].items():
+            units.setdefault(f, []).append(u)
+        cpu = search.get("cpu") or {}
         return (f"budget +{search['budget']['max_perplexity_increase_pct']} %: perplexity "
-                f"{search['increase_pct']:+.2f} % on {search['validation_tokens']} validation tokens with "
-                f"{eight} of {eight + search['four_bit_matmuls']} MatMuls at 8 bits "
-                f"({len(search['eight_bit_units'])} unit(s): {', '.join(search['eight_bit_units']) or 'none'}) "
-                f"after {len(search['steps'])} step(s)")
+                f"{search['increase_pct']:+.2f} % on {search['validation_tokens']} validation tokens after "
+                f"{len(search['steps'])} step(s); units by format: "
+                f"{'; '.join(f'{f}: {len(us)} ({_short(us)})' for f, us in units.items())}; MatMuls predicted at "
+                f"{search['predicted_speed_vs_4bit32']:.2f}x all 4-bit/32 on {cpu.get('model')} "
+                f"({', '.join(cpu.get('flags') or ()) or 'no listed flags'})")
     kept = ", ".join(search["kept_fp32"]) or "none"
     if search.get("calibration"):
         c = search["calibration"]
@@ -22,3 +26,7 @@ def describe(search: dict) -> str:
     return (f"budget {search['budget']['max_accuracy_drop']}: drop {search['accuracy_drop']:+.4f} on "
             f"{search['validation_rows']} validation rows with {len(search['kept_fp32'])} unit(s) kept FP32 "
             f"({kept}) after {len(search['steps'])} step(s)")
+
+
+def _short(names, most=4) -> str:
+    return ", ".join(names[:most]) + (f" +{len(names) - most}" if len(names) > most else "")

@@ -8,15 +8,64 @@ session takes one turn of CALLS calls per round, the order rotating from round t
 figure is its fastest round (the least disturbed: on a shared machine one round in five was seen
 20x slower), with the median and range of its rounds beside it.
 """
+import functools
 import time
 
 import numpy as np
 
+from qonnx import manifest
 from qonnx.envinfo import cpu
+from qonnx.errors import ConfigError
 from qonnx.variants.gptq import matmul_nbits
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
 
 ROUNDS, CALLS = 7, 20
+# the flags (envinfo's names) that change which weight format ONNX Runtime's kernels run fastest: a
+# budget build is a choice for one CPU class, named by its model and these
+CLASS_FLAGS = ("AVX2", "AVX-512", "AVX512-VNNI", "AVX-VNNI", "AVX512-BF16", "AMX-INT8", "AMX-BF16")
+
+
+@functools.cache
+def this_cpu() -> dict:
+    return cpu()  # cpuinfo takes about a second: once per process
+
+
+def cpu_class(info=None) -> dict:
+    """{"model", "flags"} of a CPU (envinfo.cpu()'s record; None: this machine), flags cut to CLASS_FLAGS."""
+    info = this_cpu() if info is None else info
+    return {"model": info.get("model"), "flags": sorted(f for f in info.get("flags") or () if f in CLASS_FLAGS)}
+
+
+def class_name(c) -> str:
+    return f"{c.get('model')} ({', '.join(c.get('flags') or ()) or 'none of ' + '/'.join(CLASS_FLAGS[:2])})"
+
+
+def timed_on(data) -> dict | None:
+    """The CPU class a manifest's budget search timed its kernels on (None: not such a build)."""
+    search = ((data or {}).get("settings") or {}).get("budget_search") or {}
+    table = search.get("kernels")
+    return cpu_class(table["cpu"]) if isinstance(table, dict) and table.get("cpu") else None
+
+
+def other_cpu_note(data, env_cpu) -> str:
+    """'' unless the artifact (manifest data) is a budget build timed on another CPU class than
+    env_cpu (envinfo.cpu()'s record of where the row runs): then a note that says so."""
+    there = timed_on(data)
+    if there is None or not env_cpu or there == cpu_class(env_cpu):
+        return ""
+    return (f"the budget search chose its formats by kernels timed on {class_name(there)}; this row ran on "
+            f"{class_name(cpu_class(env_cpu))}: its speed is not the one the search predicted (rebuild on this "
+            "CPU: a budget build's key names the CPU class)")
+
+
+def refuse_other_cpu(out, overwrite) -> None:
+    """A budget build at `out` timed on another CPU class is not replaced without --overwrite (the
+    key names the CPU class, so this is an explicit -o folder): say so rather than "already holds"."""
+    there = timed_on(manifest.read(out))
+    if there is not None and not overwrite and there != cpu_class():
+        raise ConfigError(f"{out} holds a budget build searched on {class_name(there)}; this machine is "
+                          f"{class_name(cpu_class())}. Pass --overwrite to search again for this CPU, or choose "
+                          "another -o folder.")
 
 
 def formats(block) -> dict:
@@ -81,7 +130,7 @@ def measure(counts: dict, fmts: dict, threads=None, rounds=ROUNDS, calls=CALLS) 
             for _ in range(calls):
                 s.run(None, {"x": x})
             times[k].append((time.perf_counter() - t0) / calls * 1e6)
-    here = cpu()
+    here = this_cpu()
     return {"cpu": {"model": here.get("model"), "flags": here.get("flags")}, "threads": threads,
             "rounds": rounds, "calls": calls, "onnxruntime": ort.__version__,
             "kernels": [{"K": K, "N": N, "count": counts[(K, N)], "format": fmt, "us": min(t),
@@ -94,3 +143,11 @@ def predict_us(table, formats: dict, shapes: dict) -> float:
     formats {name: format}, shapes {name: (K, N)}; names not in formats are counted as float."""
     us = {(k["K"], k["N"], k["format"]): k["us"] for k in table["kernels"]}
     return sum(us[(*shape, formats.get(name, "float"))] for name, shape in shapes.items())
+
+
+def unit_ms(table, units: dict, shapes: dict) -> dict:
+    """{unit: {format: milliseconds of its MatMuls per decode step}} from the table; units
+    {unit: MatMul names}, shapes {name: (K, N)}."""
+    us = {(k["K"], k["N"], k["format"]): k["us"] for k in table["kernels"]}
+    fmts = {k["format"] for k in table["kernels"]}
+    return {u: {f: sum(us[(*shapes[n], f)] for n in names) / 1000 for f in sorted(fmts)} for u, names in units.items()}

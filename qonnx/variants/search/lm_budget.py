@@ -1,107 +1,56 @@
-"""A perplexity budget for a decoder LM, enforced by search: mixed 4/8-bit MatMulNBits.
+"""A perplexity budget for a decoder LM, enforced by a search over weight formats: MatMulNBits at
+4 bits in blocks of 32 or 128, at 8 bits in blocks of 128, or float, chosen per unit.
 
 1. One calibration pass collects each weighted MatMul's input statistics (X^T X); every MatMul gets
    8-bit codes (round to nearest, symmetric) and 4-bit codes by each recipe of variants.gptq.FOUR_BIT
-   (GPTQ, round to nearest; asymmetric), all in blocks of BLOCK along the input.
-2. Units are transformer layers (all their MatMuls) and the head. Each is measured at 4 bits by
-   each recipe with everything else at 8 bits: KL divergence of the logits from FP32 on the first
-   window of the validation text. A unit keeps its recipe with the lowest KL, and that KL ranks it
-   (higher: the unit is more useful at 8 bits).
-3. Steps keep the 1, 2, 4, 8 ... most useful units at 8 bits and the rest at 4, and measure
-   perplexity on a validation text (neither the calibration text nor the evaluation corpus)
-   against the FP32 graph on the same text. The first step within the budget (the most units at 4
-   bits) is the result; every step is recorded. None within it: BudgetNotMet, saying what the best
-   step reached.
+   (GPTQ, round to nearest; asymmetric) in each 4-bit block size.
+2. The kernel table (kernels.py): each distinct MatMul shape timed in each format on this CPU at
+   decode's [1, K], interleaved: a unit's time in a format is the sum of its MatMuls' kernels.
+3. Units are transformer layers (all their MatMuls) and the head. Each is measured in each format
+   (by each recipe) with everything else at 8 bits: KL divergence of the logits from FP32 on the
+   first window of the validation text (lm_rank.py; cached). A unit keeps, per format, its recipe
+   with the lowest KL.
+4. chooser.py orders the moves from each unit's safest format to faster ones by KL per millisecond
+   saved. Steps hold back the 0, 1, 2, 4 ... most expensive moves (from the fastest build towards
+   the safest) and measure perplexity on a validation text (neither the calibration text nor the
+   evaluation corpus) against the FP32 graph on the same text; bisection finds the fastest step
+   within the budget, and every step is recorded with its predicted MatMul time. None within it:
+   BudgetNotMet, saying what the best step reached.
 
-The ranking is measured on one window; the budget itself is always checked by the perplexity of
-the whole validation text.
+The costs are measured on one window; the budget itself is always checked by the perplexity of
+the whole validation text. The kernel table, the CPU it was timed on, each unit's format and the
+predicted time go into the manifest: the choice holds for that CPU class.
 """
 import hashlib
-import json
 import logging
 import shutil
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from qonnx import calibration, data
-from qonnx.cache import cache_dir, write_json
 from qonnx.config.parts import demo_split
 from qonnx.errors import ConfigError
-from qonnx.runners.ort import OrtRunner
-from qonnx.store import digest, tree_digest, work_dir
-from qonnx.tasks.lm import log_softmax
-from qonnx.tasks.lm import perplexity as ppl
+from qonnx.store import tree_digest, work_dir
 from qonnx.variants.graph import materialize_transposed_weights
 from qonnx.variants.int4_weight import ACCURACY_LEVEL, fp32_gemms
-from qonnx.variants.search import kernels
+from qonnx.variants.search import chooser, kernels, lm_rank
 from qonnx.variants.search.budget import BudgetNotMet, steps
+from qonnx.variants.search.lm_rank import kl, layer_units, perplexity, window_logits
 from qonnx.variants.search.mixed import BLOCK, MixedBuilder
-from qonnx.variants.units import role
 
 log = logging.getLogger(__name__)
-
-def layer_units(names):
-    """{unit: MatMul names}: one unit per transformer layer (all its MatMuls), the head, other."""
-    out = {}
-    for n in names:
-        layer, r = role(n)
-        out.setdefault(f"layer {layer}" if layer is not None else r, []).append(n)
-    return out
-
-
-def kl(ref_logits, logits):
-    p, q = log_softmax(ref_logits), log_softmax(logits)
-    return float((np.exp(p) * (p - q)).sum(-1).mean())
-
-
-def perplexity(path, ids, window, stride, threads, config):
-
-    with OrtRunner(str(path), "cpu", threads, config) as r:
-        return ppl(r, ids, window, stride)[0]
-
-
-def window_logits(path, ids, threads, config):
-    x = np.asarray(ids, dtype=np.int64)[None]
-    with OrtRunner(str(path), "cpu", threads, config) as r:
-        return r.step(x, np.ones_like(x))[0][0]
-
-
-RANKINGS = "lm-budget-rankings"  # under the user cache: per-unit rankings, by ranking_key
-
-
-def ranking_key(model_digest, calib_ids, probe, block, samples, length, recipes) -> str:
-    """What the per-unit ranking depends on: the model, the calibration and probe tokens, the codes'
-    settings and recipes, and the runtime that computes the logits."""
-    import onnxruntime as ort
-
-    ids = hashlib.sha256(np.asarray(calib_ids, dtype=np.int64).tobytes() + b"|" +
-                         np.asarray(probe, dtype=np.int64).tobytes()).hexdigest()
-    return digest({"model": model_digest, "ids": ids, "block": block, "samples": samples, "length": length,
-                   "recipes": list(recipes), "accuracy_level": ACCURACY_LEVEL, "onnxruntime": ort.__version__})
-
-
-def cached_ranking(path):
-    """The ranking a previous search saved at path, or None (absent, or damaged: then measured again)."""
-    if path is None or not path.is_file():
-        return None
-    try:
-        saved = json.loads(path.read_text())
-        if isinstance(saved.get("four_bit_recipes"), dict) and isinstance(saved.get("ranking"), list):
-            return saved
-    except (OSError, ValueError, AttributeError):
-        pass
-    log.warning("budget search: %s is damaged; measuring the ranking again", path)
-    return None
+ANCHOR = "4-bit/32"  # genai-int4's format: the predicted speed is said against it
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
            threads=None, samples=8, length=512, on_step=None, model_digest=None) -> dict:
-    """Write the first mixed build within limit_pct (perplexity increase in percent on val_ids)
-    to `out` (model.onnx + its .data); return the search record. With model_digest (the source
-    model's content hash) the per-unit ranking is kept beside `out`'s folder and reused by a later
-    search on the same model, calibration and validation text (in the user cache: RANKINGS)."""
+    """Write the fastest (by the kernel table) build within limit_pct (perplexity increase in percent
+    on val_ids) to `out` (model.onnx + its .data); return the search record. With model_digest (the
+    source model's content hash) the per-unit costs are cached and reused by a later search on the
+    same model, calibration and validation text (in the user cache: lm_rank.RANKINGS)."""
     import onnx
 
     src, out = Path(src).resolve(), Path(out).resolve()
@@ -113,97 +62,76 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     probe = val_ids[:window]
     ref_logits = window_logits(src, probe, threads, config)
     t0 = time.monotonic()
-    log.info("budget search: FP32 perplexity %.3f on %d validation tokens; 4- and 8-bit codes next", reference,
+    log.info("budget search: FP32 perplexity %.3f on %d validation tokens; codes in each format next", reference,
              len(val_ids))
-    builder = MixedBuilder(onnx.load(str(src)), calib_ids, config, block, samples, length)
+    fmts, eight = kernels.formats(block), f"8-bit/{block}"
+    builder = MixedBuilder(onnx.load(str(src)), calib_ids, config, fmts, samples, length)
     units = layer_units(builder.nodes)
-    table = kernels.measure(kernels.counts(builder.shapes), kernels.formats(block), threads)
-
-    def predicted(eight):  # microseconds of MatMul per decoded token, from the kernel table
-        formats = {n: f"8-bit/{block}" if n in eight else f"4-bit/{block}" for n in builder.nodes}
-        return kernels.predict_us(table, formats, builder.shapes)
-
-    anchor = kernels.predict_us(table, dict.fromkeys(builder.nodes, "4-bit/32"), builder.shapes)
-    log.info("budget search: kernel table of %d shapes timed on this CPU; MatMul time per token: all 4-bit/32 "
-             "%.0f us, all 4-bit/%d %.0f us, all 8-bit/%d %.0f us", len(kernels.counts(builder.shapes)),
-             anchor, block, predicted(set()), block, predicted(set(builder.nodes)))
-    log.info("budget search: codes of %d MatMuls (4-bit: %s; 8-bit) after %.0f s", len(builder.nodes),
-             ", ".join(builder.recipes), time.monotonic() - t0)
+    table = kernels.measure(kernels.counts(builder.shapes), fmts, threads)
+    ms = kernels.unit_ms(table, units, builder.shapes)
+    every = {f"all {f}": 1000 * sum(ms[u][f] for u in units) for f in fmts}
+    log.info("budget search: kernels of %d shapes timed on %s; MatMul time per token: %s",
+             len(kernels.counts(builder.shapes)), kernels.class_name(kernels.cpu_class(table["cpu"])),
+             ", ".join(f"{k} {v:.0f} us" for k, v in every.items()))
+    recipes = {r for f in fmts for r in builder.recipes(f)}
     record = {"budget": {"max_perplexity_increase_pct": limit_pct}, "validation_tokens": len(val_ids),
               "window": window, "stride": stride, "gemm_left_fp32": fp32_gemms(builder.model),
               "calibration": {"samples": samples, "tokens_per_sample": length},
-              "reference_perplexity": reference,
-              "four_bit": f"asymmetric, blocks of {block} (K padded); per unit, the recipe in four_bit_recipes "
-                          "with the lowest KL",
-              "four_bit_recipes": {},
+              "reference_perplexity": reference, "formats": list(fmts),
+              "four_bit": "asymmetric, K padded to whole blocks; per unit and format, the recipe with the lowest KL",
               "eight_bit": f"round to nearest, symmetric, blocks of {block} (K padded)",
-              "ranking_view": f"everything 8-bit but this unit at 4 bits (by each recipe; the lowest counts); KL "
-                              f"divergence from FP32 on the first {len(probe)} validation tokens (higher: the unit "
-                              "matters more)",
-              "ranking": [], "steps": [],
-              "kernels": table,
-              "predicted_matmul_us": {"all 4-bit/32 (genai-int4's format)": anchor, f"all 4-bit/{block}": predicted(set()),
-                                      f"all 8-bit/{block}": predicted(set(builder.nodes))}}
+              "cost_view": f"everything {eight} but this unit in this format (by each recipe; the lowest counts); "
+                           f"KL divergence from FP32 on the first {len(probe)} validation tokens",
+              "cpu": kernels.cpu_class(table["cpu"]), "kernels": table, "unit_ms": ms,
+              "predicted_matmul_us": every, "steps": []}
     # the steps' builds live beside `out` (an atomic .partial folder): a killed search leaves them
     # where qonnx's clean-up of partial folders finds them, not in /tmp
     with work_dir(out.parent, "lmbudget") as tmp:
         path = Path(tmp) / out.name  # the data file's name is written into the graph
 
-        def build(eight_units):
-            eight = [n for u in eight_units for n in units[u]]
-            return builder.build([n for n in builder.nodes if n not in set(eight)], eight, path), eight
+        def measure(plan):
+            builder.build(plan, path)
+            return kl(ref_logits, window_logits(path, probe, threads, config))
 
-        # each unit alone at 4 bits by each recipe, everything else 8-bit: the unit keeps the recipe
-        # with the lowest KL from FP32, and that KL ranks it
-        key = model_digest and ranking_key(model_digest, calib_ids, probe, block, samples, length, builder.recipes)
-        saved_at = cache_dir() / RANKINGS / f"{key}.json" if key else None
-        saved = cached_ranking(saved_at)
-        if saved and set(saved["four_bit_recipes"]) == set(units):
-            record.update({k: saved[k] for k in ("eight_bit_kl", "four_bit_recipes", "ranking")})
-            record["ranking_reused"] = str(saved_at)
-            for u, trials in saved["four_bit_recipes"].items():
-                builder.use(units[u], min(trials, key=trials.get))
-            log.info("budget search: per-unit ranking reused from %s", saved_at)
-        else:
-            record["eight_bit_kl"] = kl(ref_logits, window_logits(build(units)[0], probe, threads, config))
-        for u in ([] if "ranking_reused" in record else units):
-            trials = {}
-            for r in builder.recipes:
-                builder.use(units[u], r)
-                trials[r] = kl(ref_logits, window_logits(build([v for v in units if v != u])[0], probe, threads,
-                                                         config))
-            builder.use(units[u], min(trials, key=trials.get))
-            record["four_bit_recipes"][u] = trials
-            record["ranking"].append({"unit": u, "kl": min(trials.values())})
-            if on_step:
-                on_step({"ranked": u, **record["ranking"][-1]})
-            done = len(record["ranking"])
-            if done % max(1, len(units) // 4) == 0 or done == len(units):
-                log.info("budget search: ranked %d/%d units, %.0f s elapsed", done, len(units), time.monotonic() - t0)
-        if saved_at and "ranking_reused" not in record:
-            saved_at.parent.mkdir(parents=True, exist_ok=True)
-            write_json(saved_at, {k: record[k] for k in ("eight_bit_kl", "four_bit_recipes", "ranking")})
-        record["four_bit_recipe"] = {u: builder.recipe[units[u][0]] for u in units}
-        counts = {r: list(record["four_bit_recipe"].values()).count(r) for r in builder.recipes}
-        builder.recipes = None  # the codes not chosen are no longer needed
-        log.info("budget search: 4-bit recipe per unit: %s", ", ".join(f"{r}: {c}" for r, c in counts.items()))
-        ranked = [r["unit"] for r in sorted(record["ranking"], key=lambda r: -r["kl"])]
+        key = model_digest and lm_rank.ranking_key(model_digest, calib_ids, probe, fmts, samples, length, recipes)
+        found = lm_rank.costs(builder, units, eight, measure, key, on_step)
+        trials = found["trials"]
+        record.update(eight_bit_kl=found["base_kl"], trials=trials)
+        if "reused" in found:
+            record["ranking_reused"] = found["reused"]
+        cost = {u: {f: min(t.values()) for f, t in trials[u].items()} for u in units}
+        recipe = {u: {f: min(t, key=t.get) for f, t in trials[u].items()} for u in units}
+        start, moves = chooser.moves(cost, ms)
+        record["moves"] = [{"unit": u, "format": f, "kl_per_ms": s} for u, f, s in moves]
+        builder.keep({(f, recipe[u][f]) for u in units for f in fmts})  # codes no unit uses are freed
+        log.info("budget search: %d moves from the safest build to the fastest, %.0f s", len(moves),
+                 time.monotonic() - t0)
+
+        def chosen_at(k):  # k: the most expensive moves held back
+            return chooser.assignment(start, moves[:len(moves) - k])
+
+        def build(chosen):
+            builder.build({n: (chosen[u], recipe[u][chosen[u]]) for u in units for n in units[u]}, path)
 
         def step(k):
-            _, eight = build(ranked[:k])
+            chosen = chosen_at(k)
+            build(chosen)
             p = perplexity(path, val_ids, window, stride, threads, config)
-            entry = {"eight_bit_units": k, "eight_bit_matmuls": len(eight), "perplexity": p,
-                     "increase_pct": 100 * (p / reference - 1), "predicted_matmul_us": predicted(set(eight))}
+            entry = {"moves_held_back": k, "units_by_format": dict(Counter(chosen.values())), "perplexity": p,
+                     "increase_pct": 100 * (p / reference - 1),
+                     "predicted_matmul_us": 1000 * chooser.predicted_ms(ms, chosen)}
             record["steps"].append(entry)
-            log.info("budget search: %d of %d units at 8 bits, perplexity %+.2f %% (budget %.2f %%)",
-                     k, len(ranked), entry["increase_pct"], limit_pct)
+            log.info("budget search: %d of %d moves held back (%s), perplexity %+.2f %% (budget %.2f %%)", k,
+                     len(moves), ", ".join(f"{f} x{c}" for f, c in entry["units_by_format"].items()),
+                     entry["increase_pct"], limit_pct)
             if on_step:
                 on_step(entry)
             return entry["increase_pct"] <= limit_pct + 1e-9
 
-        # doubling until within the budget, then bisection between the last miss and the first hit
+        # doubling from the fastest build until within the budget, then bisection between the last
+        # miss and the first hit
         low, high = None, None
-        for k in steps(len(ranked)):
+        for k in steps(len(moves)):
             if step(k):
                 high = k
                 break
@@ -212,23 +140,27 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
             while low is not None and high - low > 1:
                 mid = (low + high) // 2
                 low, high = (low, mid) if step(mid) else (mid, high)
-            chosen = next(s for s in record["steps"] if s["eight_bit_units"] == high)
-            if record["steps"][-1] is not chosen:
-                build(ranked[:high])
-            eight = [n for u in ranked[:high] for n in units[u]]
+            entry = next(s for s in record["steps"] if s["moves_held_back"] == high)
+            chosen = chosen_at(high)
+            if record["steps"][-1] is not entry:
+                build(chosen)
             shutil.move(str(path), str(out))
             shutil.move(str(path) + ".data", str(out) + ".data")
-            record.update(eight_bit_units=ranked[:high], eight_bit_nodes=eight, increase_pct=chosen["increase_pct"],
-                          four_bit_matmuls=len(builder.nodes) - len(eight),
-                          # > 1: the chosen mix's MatMuls predicted faster than all 4-bit/32 on this CPU
-                          predicted_speed_vs_4bit32=anchor / chosen["predicted_matmul_us"])
-            log.info("budget search: the chosen mix's MatMuls are predicted at %.2fx all 4-bit/32 on this CPU (kernel "
-                     "table in the manifest)", record["predicted_speed_vs_4bit32"])
+            by_node = Counter(chosen[u] for u in units for _ in units[u])
+            record.update(chosen_formats=chosen, chosen_recipes={u: recipe[u][chosen[u]] for u in units},
+                          matmuls_by_format=dict(by_node), increase_pct=entry["increase_pct"],
+                          eight_bit_units=[u for u in units if chosen[u] == eight],
+                          predicted_chosen_matmul_us=entry["predicted_matmul_us"],
+                          # > 1: the chosen build's MatMuls predicted faster than all 4-bit/32 on this CPU
+                          predicted_speed_vs_4bit32=every[f"all {ANCHOR}"] / entry["predicted_matmul_us"])
+            log.info("budget search: the chosen build's MatMuls are predicted at %.2fx all %s on this CPU (kernel "
+                     "table in the manifest)", record["predicted_speed_vs_4bit32"], ANCHOR)
             return record
     best = min(record["steps"], key=lambda s: s["increase_pct"])
-    raise BudgetNotMet(f"no mix of 4- and 8-bit MatMuls meets --max-perplexity-increase {limit_pct}: the best step "
-                       f"({best['eight_bit_units']} units at 8 bits) raised validation perplexity by "
-                       f"{best['increase_pct']:.2f} % over {len(val_ids)} tokens. Nothing was written.")
+    raise BudgetNotMet(f"no choice of weight formats meets --max-perplexity-increase {limit_pct}: the best step "
+                       f"({best['moves_held_back']} of {len(moves)} moves held back: "
+                       f"{', '.join(f'{f} x{c}' for f, c in best['units_by_format'].items())}) raised validation "
+                       f"perplexity by {best['increase_pct']:.2f} % over {len(val_ids)} tokens. Nothing was written.")
 
 
 VALIDATION_TOKENS = 2048
@@ -256,9 +188,9 @@ def budget_texts(cfg, demo, tokenizer):
 
 
 def build(src, out, cfg, config, texts=None, **_) -> dict:
-    """int4-weight within --max-perplexity-increase: 8-bit with the least sensitive layers at 4 bits
-    (GPTQ or round to nearest, measured per unit), searched on the validation text. texts:
-    budget_texts(...)."""
+    """int4-weight within --max-perplexity-increase: each unit's weight format (4-bit/32, 4-bit/128,
+    8-bit/128, float) chosen by its measured KL and its kernels' time on this CPU, checked on the
+    validation text. texts: budget_texts(...)."""
     import onnx
 
     cal_ids, val_ids, provenance = texts
@@ -276,6 +208,6 @@ def build(src, out, cfg, config, texts=None, **_) -> dict:
     finally:
         for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
             f.unlink(missing_ok=True)
-    return {"bits": "4 and 8 (mixed)", "block_size": BLOCK,
-            "algorithm": "gptq or rtn per unit (budget_search.four_bit_recipe) + 8-bit rtn",
+    return {"bits": "4, 8 or float per unit (budget_search.chosen_formats)", "block_size": "per unit (formats)",
+            "algorithm": "4-bit: gptq or rtn per unit (budget_search.chosen_recipes); 8-bit: rtn",
             "accuracy_level": ACCURACY_LEVEL, "budget_search": record, "data": provenance}

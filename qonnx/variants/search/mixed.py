@@ -1,6 +1,7 @@
-"""Mixed 4/8-bit MatMulNBits graphs for the LM budget search: every weighted MatMul's 8-bit codes
-and 4-bit codes by each recipe of variants.gptq.FOUR_BIT (computed once from one calibration
-pass), and the graph with a chosen set of MatMuls at each width (replace)."""
+"""Mixed-format MatMulNBits graphs for the LM budget search: every weighted MatMul's codes in each
+candidate format (8-bit, and 4-bit by each recipe of variants.gptq.FOUR_BIT, each in its own
+block size; computed once from one calibration pass), and the graph with each MatMul in its
+chosen format (replace)."""
 from pathlib import Path
 
 import numpy as np
@@ -51,50 +52,60 @@ def _compact(codes, scales, zeros):
     return codes.astype(np.uint8), scales.astype(np.float32), zeros.astype(np.uint8)
 
 
-class MixedBuilder:
-    """The 8-bit codes and the 4-bit codes by each recipe of variants.gptq.FOUR_BIT of every MatMul,
-    computed once; use(names, recipe) sets the 4-bit recipe of those MatMuls (at first: the first
-    recipe); build(four, eight, out) writes the model with the MatMuls in `four` at 4 bits, those in
-    `eight` at 8 bits, the rest as they are."""
+EIGHT = "rtn-sym"  # the one 8-bit recipe: round to nearest, symmetric
 
-    def __init__(self, model, calib_ids, config, block=BLOCK, samples=8, length=512):
-        self.model, self.block = model, block
+
+class MixedBuilder:
+    """Every MatMul's codes in each quantized format of `formats` ({name: (bits, block), or None:
+    float}): 8-bit by round to nearest (recipe EIGHT), 4-bit by each recipe of
+    variants.gptq.FOUR_BIT, computed once from one calibration pass. build(plan, out) writes the
+    model with each MatMul named in plan ({name: (format, recipe)}) in that format, the rest float."""
+
+    def __init__(self, model, calib_ids, config, formats, samples=8, length=512):
+        self.model, self.formats = model, dict(formats)
         nodes, weights = weighted_matmuls(model)
         if not nodes:
             raise ModelError("no MatMul with a constant weight to quantize in this graph")
         H = hessians(model, calibration_feeds(model, calib_ids, samples, length, config), nodes)
         # codes kept as the node stores them (uint8 codes and zero points, float32 scales): about
-        # 3 bytes per weight for the three code sets, not 5 each in float64
-        self.recipes = {r: {n.name: _compact(*f(weights[n.name], H[n.input[0]], block)) for n in nodes}
-                        for r, f in FOUR_BIT.items()}
-        self.eight = {n.name: _compact(*eight_bit_codes(weights[n.name], block)) for n in nodes}
+        # 1 byte per weight and code set, not 5 in float64
+        self.codes = {}
+        for fmt, spec in self.formats.items():
+            if spec is None:
+                continue
+            bits, block = spec
+            makers = FOUR_BIT if bits == 4 else {EIGHT: lambda w, _, b: eight_bit_codes(w, b)}
+            for r, f in makers.items():
+                self.codes[(fmt, r)] = {n.name: _compact(*f(weights[n.name], H[n.input[0]], block)) for n in nodes}
         self.inputs = {n.name: weights[n.name].shape[0] for n in nodes}
         self.shapes = {n.name: tuple(weights[n.name].shape) for n in nodes}
         self.nodes = [n.name for n in nodes]
-        self.codes, self.recipe = {}, {}
-        self.use(self.nodes, next(iter(self.recipes)))
 
-    def use(self, names, recipe):
-        for n in names:
-            self.codes[n], self.recipe[n] = self.recipes[recipe][n], recipe
+    def recipes(self, fmt) -> list:
+        """The recipes of a format (["fp32"] for float: the weight as it is)."""
+        return [r for f, r in self.codes if f == fmt] or ["fp32"]
 
-    def build(self, four, eight, out: Path):
+    def keep(self, used) -> None:
+        """Drop every code set not in `used` ({(format, recipe)}): the chosen ones stay."""
+        self.codes = {k: v for k, v in self.codes.items() if k in used}
+
+    def build(self, plan: dict, out: Path):
         import onnx
 
         m = onnx.ModelProto()
         m.CopyFrom(self.model)
-        plan = {**{n: (8, self.eight[n]) for n in eight}, **{n: (4, self.codes[n]) for n in four}}
-        replace(m, plan, self.inputs, self.block)
+        nbits = {n: (*self.formats[f], self.codes[(f, r)][n]) for n, (f, r) in plan.items() if self.formats[f]}
+        replace(m, nbits, self.inputs)
         return save(m, out, external=True, prune=True)
 
 
-def replace(m, plan, inputs, block):
-    """m with each MatMul named in plan ({name: (bits, (codes, scales, zero points))}) as
+def replace(m, plan, inputs):
+    """m with each MatMul named in plan ({name: (bits, block, (codes, scales, zero points))}) as
     MatMulNBits (8 bits symmetric, 4 asymmetric) and an 8-bit tied lm_head serving the embedding
     lookup too."""
     for i, n in enumerate(list(m.graph.node)):
         if n.name in plan:
-            bits, (c, s, z) = plan[n.name]
+            bits, block, (c, s, z) = plan[n.name]
             node, inits = matmul_nbits(n, inputs[n.name], c, s, z, bits, block, bits == 8, ACCURACY_LEVEL)
             m.graph.node.remove(m.graph.node[i])
             m.graph.node.insert(i, node)
@@ -110,6 +121,6 @@ def eight_bit(src, out, block=BLOCK) -> Path:
 
     m = onnx.load(str(src))
     nodes, weights = weighted_matmuls(m)
-    plan = {n.name: (8, _compact(*eight_bit_codes(weights[n.name], block))) for n in nodes}
-    replace(m, plan, {k: w.shape[0] for k, w in weights.items()}, block)
+    plan = {n.name: (8, block, _compact(*eight_bit_codes(weights[n.name], block))) for n in nodes}
+    replace(m, plan, {k: w.shape[0] for k, w in weights.items()})
     return save(m, out, external=True, prune=True)

@@ -1,0 +1,103 @@
+"""What each unit's format costs in quality, for the LM budget search: KL divergence of the logits
+from FP32 on the first validation window, with everything 8-bit but that unit in that format (by
+each of the format's recipes; the lowest counts). Kept in the user cache by the model, the
+calibration and probe tokens and the codes' settings, so a second budget reuses it."""
+import hashlib
+import json
+import logging
+import time
+
+import numpy as np
+
+from qonnx.cache import cache_dir, write_json
+from qonnx.runners.ort import OrtRunner
+from qonnx.store import digest
+from qonnx.tasks.lm import log_softmax
+from qonnx.tasks.lm import perplexity as ppl
+from qonnx.variants.int4_weight import ACCURACY_LEVEL
+from qonnx.variants.units import role
+
+log = logging.getLogger(__name__)
+
+RANKINGS = "lm-budget-rankings"  # under the user cache: per-unit costs, by ranking_key
+
+
+def layer_units(names):
+    """{unit: MatMul names}: one unit per transformer layer (all its MatMuls), the head, other."""
+    out = {}
+    for n in names:
+        layer, r = role(n)
+        out.setdefault(f"layer {layer}" if layer is not None else r, []).append(n)
+    return out
+
+
+def kl(ref_logits, logits):
+    p, q = log_softmax(ref_logits), log_softmax(logits)
+    return float((np.exp(p) * (p - q)).sum(-1).mean())
+
+
+def perplexity(path, ids, window, stride, threads, config):
+    with OrtRunner(str(path), "cpu", threads, config) as r:
+        return ppl(r, ids, window, stride)[0]
+
+
+def window_logits(path, ids, threads, config):
+    x = np.asarray(ids, dtype=np.int64)[None]
+    with OrtRunner(str(path), "cpu", threads, config) as r:
+        return r.step(x, np.ones_like(x))[0][0]
+
+
+def ranking_key(model_digest, calib_ids, probe, formats, samples, length, recipes) -> str:
+    """What the per-unit costs depend on: the model, the calibration and probe tokens, the formats
+    ({name: (bits, block) or None}) and recipes, and the runtime that computes the logits."""
+    import onnxruntime as ort
+
+    ids = hashlib.sha256(np.asarray(calib_ids, dtype=np.int64).tobytes() + b"|" +
+                         np.asarray(probe, dtype=np.int64).tobytes()).hexdigest()
+    return digest({"model": model_digest, "ids": ids, "formats": {f: list(s or ()) for f, s in formats.items()},
+                   "samples": samples, "length": length, "recipes": sorted(recipes), "accuracy_level": ACCURACY_LEVEL,
+                   "onnxruntime": ort.__version__})
+
+
+def cached(path, units, formats):
+    """The costs a previous search saved at path when they cover these units and formats, else None
+    (absent; damaged or partial: then measured again, with a warning)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+        trials = saved["trials"]
+        if isinstance(saved["base_kl"], float) and set(trials) == set(units) and \
+                all(set(t) == set(formats) for t in trials.values()):
+            return saved
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        pass
+    log.warning("budget search: %s is damaged; measuring the per-unit costs again", path)
+    return None
+
+
+def costs(builder, units, eight, measure, key=None, on_step=None) -> dict:
+    """{"base_kl", "trials": {unit: {format: {recipe: KL}}}} (and "reused": the file, where the
+    cache had it). eight: the base format (every other unit in it); measure(plan) -> KL of the
+    build with that plan ({MatMul: (format, recipe)})."""
+    saved_at = cache_dir() / RANKINGS / f"{key}.json" if key else None
+    saved = cached(saved_at, units, builder.formats)
+    if saved:
+        log.info("budget search: per-unit costs reused from %s", saved_at)
+        return {**saved, "reused": str(saved_at)}
+    base = dict.fromkeys(builder.nodes, (eight, builder.recipes(eight)[0]))
+    out, t0 = {"base_kl": measure(base), "trials": {}}, time.monotonic()
+    for i, (u, names) in enumerate(units.items(), 1):
+        trials = {eight: {builder.recipes(eight)[0]: out["base_kl"]}}
+        for fmt in builder.formats:
+            for r in ([] if fmt == eight else builder.recipes(fmt)):
+                trials.setdefault(fmt, {})[r] = measure({**base, **dict.fromkeys(names, (fmt, r))})
+        out["trials"][u] = trials
+        if on_step:
+            on_step({"ranked": u, "kl": {f: min(t.values()) for f, t in trials.items()}})
+        if i % max(1, len(units) // 4) == 0 or i == len(units):
+            log.info("budget search: costs of %d/%d units measured, %.0f s", i, len(units), time.monotonic() - t0)
+    if saved_at:
+        saved_at.parent.mkdir(parents=True, exist_ok=True)
+        write_json(saved_at, out)
+    return out
