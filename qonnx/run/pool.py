@@ -26,7 +26,6 @@ from qonnx.tasks.lm import generate
 log = logging.getLogger(__name__)
 
 TURN_S = 10.0       # the longest one variant has the CPU to itself before the next one starts
-SETTLE_S = 0.2     # in ordered turns, the pause after one turn ends: its runtime's spinning threads go idle
 STOP_WAIT_S = 3.0   # how long close() waits for a worker before killing it
 
 
@@ -201,21 +200,19 @@ class Pool:
             except OSError:
                 out[w.name] = ("failed", w.death())
         ready, turn, busy, shared = deque(), None, set(), set()  # turn: (name, when it ends)
-        quiet = 0.0  # ordered turns: the next starts no sooner (ORT's and OpenMP's threads spin after a run)
 
         def finish(w, answer):
-            nonlocal turn, quiet
+            nonlocal turn
             del pending[w.conn]
             busy.discard(w.name)
             turn = None if turn and turn[0] == w.name else turn
-            quiet = time.monotonic() + SETTLE_S if rank else quiet
             out[w.name] = answer
 
         while pending and time.monotonic() < deadline:
             now = time.monotonic()
             # with an order, the first turn waits until every worker is ready (or busy), so the order holds
             settled = not rank or len(ready) + len(busy) >= len(pending)
-            if ready and settled and (turn is None or now >= turn[1]) and now >= quiet:
+            if ready and settled and (turn is None or now >= turn[1]):
                 w = min(ready, key=lambda x: rank.get(x.name, len(rank)))
                 ready.remove(w)
                 if busy:  # the variant whose turn it was is slow: start the next one beside it
@@ -228,7 +225,6 @@ class Pool:
                     finish(w, ("failed", w.death()))
                 continue
             wake = min(deadline, turn[1]) if ready and turn else deadline
-            wake = min(wake, quiet) if ready and now < quiet else wake
             sentinels = {w.proc.sentinel: w for w in pending.values()}
             for obj in connection.wait([*pending, *sentinels], timeout=max(0.0, wake - now)):
                 w = pending.get(obj) or sentinels[obj]
