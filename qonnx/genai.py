@@ -101,7 +101,8 @@ def _budget_inputs(source, cfg):
                           seed=getattr(cfg, "seed", 0), num_samples=getattr(cfg, "num_calibration_samples", 128))
     cal, val, prov = budget_texts(qcfg, source.demo, load_tokenizer(source.path))
     key = {"max_perplexity_increase_pct": limit, "calibration": prov["calibration"]["sample_sha256"],
-           "validation": prov["validation"]["rows_sha256"], "cpu": kernels.cpu_class()}  # formats chosen for this CPU
+           "validation": prov["validation"]["rows_sha256"], "cpu": kernels.cpu_class(),  # formats chosen for this CPU
+           "search": lm_budget.SEARCH}
     return key, cal, val, prov
 
 

@@ -49,7 +49,7 @@ def variant_key(cfg, src_manifest, calibration_prov=None, validation_selection=N
     export_id = src_manifest.get("key") or src_manifest.get("files")
     settings["recipe"] = getattr(method_module(cfg.method), "RECIPE", None)  # a changed recipe rebuilds
     if cfg.max_perplexity_increase is not None:  # formats chosen by kernels timed on this CPU class
-        settings["cpu"] = kernels.cpu_class()
+        settings["cpu"], settings["search"] = kernels.cpu_class(), lm_budget.SEARCH
     return store.digest({"export": export_id, "settings": settings,
                          "versions": {k: v.get(k) for k in KEY_LIBRARIES}})
 

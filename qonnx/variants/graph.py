@@ -146,9 +146,6 @@ def share_tied_embedding(model, bits):
     B = W^T as blocks along the hidden axis per vocabulary row, which is the layout
     GatherBlockQuantized reads, so the lookup can use the same bytes. Returns the tables shared.
     """
-    import numpy as np
-    from onnx import helper, numpy_helper
-
     inits = {i.name: i for i in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
     shared = 0
@@ -167,29 +164,42 @@ def share_tied_embedding(model, bits):
         if mm is None or len(mm.input) > 3 and mm.input[3]:
             continue  # not tied, or asymmetric (zero points): leave it alone
         attrs = {a.name: a.i for a in mm.attribute}
-        blob, scales = mm.input[1], mm.input[2]
-        shape = numpy_helper.from_array(np.array([attrs["N"], -1], dtype=np.int64), f"{table}.shared_shape")
-        model.graph.initializer.append(shape)
-        flat_blob, flat_scales = f"{blob}.as_table", f"{scales}.as_table"
-        pad = -attrs["K"] % attrs["block_size"]  # padded blocks: rows wider than the table, cut by a Slice
-        rows = f"{node.output[0]}.padded" if pad else node.output[0]
-        gbq = [helper.make_node(
-            "GatherBlockQuantized", [flat_blob, node.input[1], flat_scales], [rows],
-            name=f"{node.name}_shared", domain="com.microsoft", gather_axis=0, quantize_axis=1,
-            block_size=attrs["block_size"], bits=bits)]
-        if pad:
-            cut = [numpy_helper.from_array(np.array(v, dtype=np.int64), f"{table}.shared_{k}")
-                   for k, v in (("starts", [0]), ("ends", [attrs["K"]]), ("axes", [-1]))]
-            model.graph.initializer.extend(cut)
-            gbq.append(helper.make_node("Slice", [rows] + [c.name for c in cut], list(node.output)))
-        idx = list(model.graph.node).index(node)
-        model.graph.node.remove(node)
-        for i, n in enumerate([helper.make_node("Reshape", [blob, shape.name], [flat_blob]),
-                               helper.make_node("Reshape", [scales, shape.name], [flat_scales]), *gbq]):
-            model.graph.node.insert(idx + i, n)
-        if t is not None and t.op_type == "Transpose" and all(t.output[0] not in n.input for n in model.graph.node):
-            model.graph.node.remove(t)
-        if all(table not in n.input for n in model.graph.node):
-            model.graph.initializer.remove(inits[table])
+        gather_from_blocks(model, node, mm.input[1], mm.input[2], attrs["N"], attrs["K"], attrs["block_size"], bits,
+                           table, t, inits)
         shared += 1
     return shared
+
+
+def gather_from_blocks(model, node, blob, scales, N, K, block, bits, table, transpose=None, inits=None):
+    """Replace the embedding Gather `node` by GatherBlockQuantized over MatMulNBits-layout blocks
+    (blob [N, K / block, block * bits / 8], scales [N, K / block]: the table's N rows in blocks of
+    its K columns, symmetric), dropping the FP32 table (and the Transpose that fed it) when nothing
+    else reads it."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    inits = inits if inits is not None else {i.name: i for i in model.graph.initializer}
+    shape = numpy_helper.from_array(np.array([N, -1], dtype=np.int64), f"{table}.shared_shape")
+    model.graph.initializer.append(shape)
+    flat_blob, flat_scales = f"{blob}.as_table", f"{scales}.as_table"
+    pad = -K % block  # padded blocks: rows wider than the table, cut by a Slice
+    rows = f"{node.output[0]}.padded" if pad else node.output[0]
+    gbq = [helper.make_node(
+        "GatherBlockQuantized", [flat_blob, node.input[1], flat_scales], [rows],
+        name=f"{node.name}_shared", domain="com.microsoft", gather_axis=0, quantize_axis=1,
+        block_size=block, bits=bits)]
+    if pad:
+        cut = [numpy_helper.from_array(np.array(v, dtype=np.int64), f"{table}.shared_{k}")
+               for k, v in (("starts", [0]), ("ends", [K]), ("axes", [-1]))]
+        model.graph.initializer.extend(cut)
+        gbq.append(helper.make_node("Slice", [rows] + [c.name for c in cut], list(node.output)))
+    idx = list(model.graph.node).index(node)
+    model.graph.node.remove(node)
+    for i, n in enumerate([helper.make_node("Reshape", [blob, shape.name], [flat_blob]),
+                           helper.make_node("Reshape", [scales, shape.name], [flat_scales]), *gbq]):
+        model.graph.node.insert(idx + i, n)
+    if transpose is not None and transpose.op_type == "Transpose" and \
+            all(transpose.output[0] not in n.input for n in model.graph.node):
+        model.graph.node.remove(transpose)
+    if table in inits and all(table not in n.input for n in model.graph.node):
+        model.graph.initializer.remove(inits[table])

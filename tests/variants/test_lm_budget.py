@@ -380,3 +380,69 @@ def test_a_unit_s_time_in_a_format_is_the_sum_of_its_matmuls_kernels():
     ms = unit_ms(table, {"layer 0": ["a", "b"], "head": ["c"]}, {"a": (64, 32), "b": (64, 32), "c": (128, 64)})
     assert ms["layer 0"] == pytest.approx({"4-bit/128": 2 * 64 * 32 / 1e6, "float": 8 * 64 * 32 / 1e6})
     assert ms["head"] == pytest.approx({"4-bit/128": 128 * 64 / 1e6, "float": 4 * 128 * 64 / 1e6})
+
+
+def test_a_lookup_the_4_bit_head_cannot_serve_reads_an_8_bit_table_of_its_own():
+    """The genai builder's tied head: lm_head = MatMul(W), lookup = Gather(Transpose(W)). With the
+    head at 4 bits (asymmetric: no shared bytes) the FP32 table went to the file beside it; now the
+    lookup reads 8-bit blocks of its own, within a block's rounding of the FP32 rows."""
+
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from qonnx.variants.gptq import rtn
+    from qonnx.variants.search.mixed import replace
+
+    hidden, vocab = 160, 50  # K not a whole number of blocks: padded, then cut by a Slice
+    W = np.random.default_rng(0).standard_normal((hidden, vocab)).astype(np.float32)
+    nodes = [helper.make_node("Transpose", ["W"], ["Wt"], perm=[1, 0]),
+             helper.make_node("Gather", ["Wt", "ids"], ["emb"], name="/model/embed_tokens/Gather"),
+             helper.make_node("MatMul", ["emb", "W"], ["logits"], name="/lm_head/MatMul")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 3])],
+                          [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in ("emb", "logits")],
+                          [numpy_helper.from_array(W, "W")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    Wp = np.pad(W, ((0, -hidden % 32), (0, 0)))
+    codes = [a.astype(t) for a, t in zip(rtn(Wp, 4, 32), (np.uint8, np.float32, np.uint8))]
+    replace(m, {"/lm_head/MatMul": (4, 32, codes)}, {"/lm_head/MatMul": hidden})
+    ops = [n.op_type for n in m.graph.node]
+    assert "GatherBlockQuantized" in ops and "Transpose" not in ops and "Gather" not in ops
+    assert [i.name for i in m.graph.initializer if i.data_type == TensorProto.FLOAT and list(i.dims) == [hidden, vocab]] == []
+    ids = np.array([[0, 7, 49]], dtype=np.int64)
+    emb = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(["emb"], {"ids": ids})[0]
+    want = W.T[ids[0]]
+    # symmetric codes put a block's largest magnitude on code -128: an error of at most a step (the
+    # opposite sign's end clips at +127), and the largest step of any block is max|W| / 128
+    step = np.abs(W).max() / 128
+    assert emb.shape == (1, 3, hidden) and np.abs(emb[0] - want).max() <= step + 1e-6
+    assert np.abs(emb[0] - want).max() > 0  # quantized, not the FP32 rows
+
+
+def test_kernels_are_timed_with_weights_streamed_from_memory_not_from_cache():
+    """A kernel is timed over as many distinct copies of its weight as make the model's MatMul
+    weight in that format (capped): decode streams every weight once per token."""
+    from qonnx.variants.search import kernels
+
+    assert kernels.weight_bytes(576, 960, None) == 4 * 576 * 960
+    # 8 bits, blocks of 128 (K padded to 640): codes, float32 scales, no zero points
+    assert kernels.weight_bytes(576, 960, (8, 128)) == 640 * 960 + 4 * 5 * 960
+    assert kernels.weight_bytes(576, 960, (4, 32)) == 576 * 960 // 2 + 4 * 18 * 960 + 18 * 960 // 2
+    counts = {(576, 960): 30, (576, 1536): 60}
+    total = sum(c * kernels.weight_bytes(K, N, (4, 128)) for (K, N), c in counts.items())
+    assert kernels.copies(counts, 576, 960, (4, 128)) == total // kernels.weight_bytes(576, 960, (4, 128))
+    assert kernels.copies(counts, 576, 960, (4, 128), cap_mb=1) == 2**20 // kernels.weight_bytes(576, 960, (4, 128))
+    assert kernels.copies({(8, 8): 1}, 8, 8, None) == 1
+    table = kernels.measure({(64, 32): 3}, {"8-bit/128": (8, 128)}, threads=1, rounds=2, calls=1, cap_mb=1)
+    (k,) = table["kernels"]
+    assert k["copies"] == 3 and table["working_set_mb"] == 1  # the model's three weights, under the cap
+
+
+def test_a_budget_unit_is_one_role_of_one_layer():
+    from qonnx.variants.search.lm_rank import layer_units
+
+    names = ["/model/layers.0/attn/qkv_proj/MatMul", "/model/layers.0/attn/o_proj/MatMul",
+             "/model/layers.0/mlp/gate_proj/MatMul", "/model/layers.0/mlp/up_proj/MatMul",
+             "/model/layers.0/mlp/down_proj/MatMul", "/model/layers.1/mlp/down_proj/MatMul", "/lm_head/MatMul"]
+    assert layer_units(names) == {"layer 0 attn-in": names[:1], "layer 0 attn-out": names[1:2],
+                                  "layer 0 ffn-in": names[2:4], "layer 0 ffn-out": names[4:5],
+                                  "layer 1 ffn-out": names[5:6], "head": names[6:]}

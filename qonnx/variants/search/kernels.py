@@ -1,6 +1,13 @@
 """Measured kernel speeds: each distinct weighted-MatMul shape of a model, in each candidate weight
 format, timed on this machine as decode runs it (one token: input [1, K]) through ONNX Runtime.
 
+Decode reads every weight of the model once per token, so a weight is never in the CPU's cache when
+its MatMul runs: a kernel timed on one small weight, called again and again from L2, runs at a speed
+no decode step sees, and favours wide formats (8 bits: twice the bytes of 4). Each (shape, format) is
+therefore timed as a graph of as many copies of the MatMul, each with weights of its own, as make the
+model's whole MatMul weight in that format (at most WORKING_SET_MB): each call streams them from
+memory, as a token does, and a kernel's figure is the call's time over the copies.
+
 A format that wins on one CPU class can lose on another (AVX2, AVX-512 VNNI, BF16 ...), so the LM
 budget search reads this table instead of assuming: it records it in the manifest with the CPU it was
 timed on, and predicts each step's MatMul time from it. Timing is interleaved: every (shape, format)
@@ -19,7 +26,8 @@ from qonnx.errors import ConfigError
 from qonnx.variants.gptq import matmul_nbits
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
 
-ROUNDS, CALLS = 7, 20
+ROUNDS, CALLS = 7, 4
+WORKING_SET_MB = 256  # a model's weights beyond this are out of every cache we know of (L3: 32-256 MB)
 # the flags (envinfo's names) that change which weight format ONNX Runtime's kernels run fastest: a
 # budget build is a choice for one CPU class, named by its model and these
 CLASS_FLAGS = ("AVX2", "AVX-512", "AVX512-VNNI", "AVX-VNNI", "AVX512-BF16", "AMX-INT8", "AMX-BF16")
@@ -73,26 +81,48 @@ def formats(block) -> dict:
     return {"4-bit/32": (4, 32), f"4-bit/{block}": (4, block), f"8-bit/{block}": (8, block), "float": None}
 
 
-def graph(K, N, fmt) -> bytes:
-    """One MatMul [1, K] x [K, N] in format `fmt` ((bits, block), or None: float), random weights
-    (the kernel's speed does not depend on them)."""
+def weight_bytes(K, N, fmt) -> int:
+    """Bytes one K x N weight holds in format fmt ((bits, block), or None: float32): codes, scales
+    (float32) and, at 4 bits, zero points."""
+    if fmt is None:
+        return 4 * K * N
+    bits, block = fmt
+    blocks = -(-K // block) * N
+    return blocks * block * bits // 8 + 4 * blocks + (blocks // 2 if bits == 4 else 0)
+
+
+def copies(counts: dict, K, N, fmt, cap_mb=WORKING_SET_MB) -> int:
+    """How many distinct K x N weights make the model's MatMul weight in format fmt (counts: {(K, N):
+    how many MatMuls}), at most cap_mb: the working set one decode step streams."""
+    total = sum(c * weight_bytes(k, n, fmt) for (k, n), c in counts.items())
+    return max(1, min(total, cap_mb * 2**20) // weight_bytes(K, N, fmt))
+
+
+def graph(K, N, fmt, n=1) -> bytes:
+    """n MatMuls [1, K] x [K, N] reading one input, each with weights of its own, in format `fmt`
+    ((bits, block), or None: float); random weights (the kernel's speed does not depend on them)."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
-    node = helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")
-    if fmt is None:
-        inits = [numpy_helper.from_array(rng.standard_normal((K, N), dtype=np.float32), "w")]
-        nodes, opset = [node], [helper.make_opsetid("", 17)]
-    else:
+    nodes, inits = [], []
+    for i in range(n):
+        node = helper.make_node("MatMul", ["x", f"w{i}"], [f"y{i}"], name=f"mm{i}")
+        if fmt is None:
+            nodes.append(node)
+            inits.append(numpy_helper.from_array(rng.standard_normal((K, N), dtype=np.float32), f"w{i}"))
+            continue
         bits, block = fmt
         Kp = -(-K // block) * block
-        codes = rng.integers(0, 2 ** bits, (Kp, N), dtype=np.uint8)
+        codes = np.frombuffer(rng.bytes(Kp * N), dtype=np.uint8).reshape(Kp, N) & (2 ** bits - 1)
         scales = rng.random((Kp // block, N), dtype=np.float32) * 0.01 + 1e-3
         zeros = np.full((Kp // block, N), 2 ** (bits - 1), dtype=np.uint8)
-        q, inits = matmul_nbits(node, K, codes, scales, zeros, bits, block, bits == 8, ACCURACY_LEVEL)
-        nodes, opset = [q], [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+        q, more = matmul_nbits(node, K, codes, scales, zeros, bits, block, bits == 8, ACCURACY_LEVEL)
+        nodes.append(q)
+        inits.extend(more)
+    opset = [helper.make_opsetid("", 17)] + ([] if fmt is None else [helper.make_opsetid("com.microsoft", 1)])
     g = helper.make_graph(nodes, "kernel", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, K])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, N])], initializer=inits)
+                          [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [1, N]) for i in range(n)],
+                          initializer=inits)
     return helper.make_model(g, opset_imports=opset).SerializeToString()
 
 
@@ -104,9 +134,11 @@ def counts(shapes: dict) -> dict:
     return out
 
 
-def measure(counts: dict, fmts: dict, threads=None, rounds=ROUNDS, calls=CALLS) -> dict:
-    """The kernel table of these shapes in these formats ({name: (bits, block) or None}) on this machine: {"cpu", "threads", "rounds", "calls",
-    "kernels": [{"K", "N", "count", "format", "us", "us_range"}]} (microseconds per call)."""
+def measure(counts: dict, fmts: dict, threads=None, rounds=ROUNDS, calls=CALLS, cap_mb=WORKING_SET_MB) -> dict:
+    """The kernel table of these shapes ({(K, N): how many MatMuls}) in these formats ({name: (bits,
+    block) or None}) on this machine: {"cpu", "threads", "rounds", "calls", "working_set_mb",
+    "kernels": [{"K", "N", "count", "format", "copies", "us", "us_median", "us_range"}]}
+    (microseconds per MatMul, its weights streamed from memory: copies())."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -117,23 +149,25 @@ def measure(counts: dict, fmts: dict, threads=None, rounds=ROUNDS, calls=CALLS) 
     for (K, N) in counts:
         x = np.random.default_rng(1).standard_normal((1, K), dtype=np.float32)
         for fmt, spec in fmts.items():
-            s = ort.InferenceSession(graph(K, N, spec), opts, providers=["CPUExecutionProvider"])
-            for _ in range(3):  # warm-up
+            n = copies(counts, K, N, spec, cap_mb)
+            s = ort.InferenceSession(graph(K, N, spec, n), opts, providers=["CPUExecutionProvider"])
+            for _ in range(2):  # warm-up
                 s.run(None, {"x": x})
-            sessions[(K, N, fmt)] = (s, x)
+            sessions[(K, N, fmt)] = (s, x, n)
     times = {k: [] for k in sessions}
     keys = list(sessions)
     for r in range(rounds):
         for k in keys[r % len(keys):] + keys[:r % len(keys)]:
-            s, x = sessions[k]
+            s, x, n = sessions[k]
             t0 = time.perf_counter()
             for _ in range(calls):
                 s.run(None, {"x": x})
-            times[k].append((time.perf_counter() - t0) / calls * 1e6)
+            times[k].append((time.perf_counter() - t0) / calls / n * 1e6)
     here = this_cpu()
     return {"cpu": {"model": here.get("model"), "flags": here.get("flags")}, "threads": threads,
-            "rounds": rounds, "calls": calls, "onnxruntime": ort.__version__,
-            "kernels": [{"K": K, "N": N, "count": counts[(K, N)], "format": fmt, "us": min(t),
+            "rounds": rounds, "calls": calls, "working_set_mb": cap_mb, "onnxruntime": ort.__version__,
+            "kernels": [{"K": K, "N": N, "count": counts[(K, N)], "format": fmt, "copies": sessions[(K, N, fmt)][2],
+                         "us": min(t),
                          "us_median": float(np.median(t)), "us_range": [min(t), max(t)]}
                         for (K, N, fmt), t in times.items()]}
 

@@ -5,11 +5,13 @@
    8-bit codes (round to nearest, symmetric) and 4-bit codes by each recipe of variants.gptq.FOUR_BIT
    (GPTQ, round to nearest; asymmetric) in each 4-bit block size.
 2. The kernel table (kernels.py): each distinct MatMul shape timed in each format on this CPU at
-   decode's [1, K], interleaved: a unit's time in a format is the sum of its MatMuls' kernels.
-3. Units are transformer layers (all their MatMuls) and the head. Each is measured in each format
-   (by each recipe) with everything else at 8 bits: KL divergence of the logits from FP32 on the
-   first window of the validation text (lm_rank.py; cached). A unit keeps, per format, its recipe
-   with the lowest KL.
+   decode's [1, K], its weights streamed from memory as a token streams them, interleaved: a unit's
+   time in a format is the sum of its MatMuls' kernels.
+3. Units are the roles of each transformer layer (attention in and out, FFN in and out) and the
+   head. Each is measured in each format (by each recipe) with everything else at 8 bits: KL
+   divergence of the logits from FP32 on the first window of the validation text (lm_rank.py;
+   cached). A unit keeps, per format, its recipe with the lowest KL. The embedding lookup is 8-bit
+   in every build (mixed.own_lookup).
 4. chooser.py orders the moves from each unit's safest format to faster ones by KL per millisecond
    saved. Steps hold back the 0, 1, 2, 4 ... most expensive moves (from the fastest build towards
    the safest) and measure perplexity on a validation text (neither the calibration text nor the
@@ -43,6 +45,9 @@ from qonnx.variants.search.mixed import BLOCK, MixedBuilder
 
 log = logging.getLogger(__name__)
 ANCHOR = "4-bit/32"  # genai-int4's format: the predicted speed is said against it
+# in the build's key: a change of how the search chooses never reuses a build it chose the old way
+# (2: units per role of a layer, kernels timed with weights streamed from memory, an 8-bit lookup)
+SEARCH = 2
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,

@@ -15,19 +15,24 @@ from qonnx.store import digest
 from qonnx.tasks.lm import log_softmax
 from qonnx.tasks.lm import perplexity as ppl
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
-from qonnx.variants.units import role
+from qonnx.variants.units import role, unit_name
 
 log = logging.getLogger(__name__)
 
 RANKINGS = "lm-budget-rankings"  # under the user cache: per-unit costs, by ranking_key
 
 
+UNITS = "layer x role"  # in the ranking key: costs measured over other units are never reused
+
+
 def layer_units(names):
-    """{unit: MatMul names}: one unit per transformer layer (all its MatMuls), the head, other."""
+    """{unit: MatMul names}: one unit per role of each transformer layer (attention in, attention
+    out, FFN in, FFN out: units.role), the head, other. Finer than a layer, because the formats'
+    speeds differ by shape: on a CPU where 8 bits cost little more than 4 on the attention's
+    projections but much more on the FFN's input, the search keeps one and not the other."""
     out = {}
     for n in names:
-        layer, r = role(n)
-        out.setdefault(f"layer {layer}" if layer is not None else r, []).append(n)
+        out.setdefault(unit_name(*role(n)), []).append(n)
     return out
 
 
@@ -54,7 +59,7 @@ def ranking_key(model_digest, calib_ids, probe, formats, samples, length, recipe
 
     ids = hashlib.sha256(np.asarray(calib_ids, dtype=np.int64).tobytes() + b"|" +
                          np.asarray(probe, dtype=np.int64).tobytes()).hexdigest()
-    return digest({"model": model_digest, "ids": ids, "formats": {f: list(s or ()) for f, s in formats.items()},
+    return digest({"model": model_digest, "ids": ids, "units": UNITS, "formats": {f: list(s or ()) for f, s in formats.items()},
                    "samples": samples, "length": length, "recipes": sorted(recipes), "accuracy_level": ACCURACY_LEVEL,
                    "onnxruntime": ort.__version__})
 

@@ -9,8 +9,9 @@ import numpy as np
 from qonnx.errors import ModelError
 from qonnx.runners.ort import empty_past
 from qonnx.variants.gptq import FOUR_BIT, eight_bit_codes, hessians, matmul_nbits
-from qonnx.variants.graph import save, share_tied_embedding
+from qonnx.variants.graph import gather_from_blocks, save, share_tied_embedding
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
+from qonnx.variants.units import role
 
 # RECIPE and ACCURACY_LEVEL are int4-weight's: this search is how that method builds within a budget.
 # Both widths' block along the input (K padded to whole blocks, as MatMulNBits allows); why 128:
@@ -101,8 +102,8 @@ class MixedBuilder:
 
 def replace(m, plan, inputs):
     """m with each MatMul named in plan ({name: (bits, block, (codes, scales, zero points))}) as
-    MatMulNBits (8 bits symmetric, 4 asymmetric) and an 8-bit tied lm_head serving the embedding
-    lookup too."""
+    MatMulNBits (8 bits symmetric, 4 asymmetric), and the embedding lookup at 8 bits: from an 8-bit
+    tied lm_head's bytes, else from a table of its own (own_lookup)."""
     for i, n in enumerate(list(m.graph.node)):
         if n.name in plan:
             bits, block, (c, s, z) = plan[n.name]
@@ -111,7 +112,39 @@ def replace(m, plan, inputs):
             m.graph.node.insert(i, node)
             m.graph.initializer.extend(inits)
     share_tied_embedding(m, bits=8)
+    own_lookup(m, BLOCK)
     return m
+
+
+def own_lookup(m, block) -> int:
+    """Each embedding Gather still reading an FP32 table (an initializer, or Transpose of one: the
+    genai builder's tied head) reads an 8-bit copy instead (symmetric, blocks of `block` along the
+    hidden axis: GatherBlockQuantized). A 4-bit head cannot serve the lookup as an 8-bit one does,
+    and the FP32 table alone is a third of a small LM's file (SmolLM2-135M: 108 of 190 MiB); a row
+    at 8 bits is as exact as the 8-bit head's. Returns the tables quantized."""
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in m.graph.initializer}
+    producers = {o: n for n in m.graph.node for o in n.output}
+    done = 0
+    for node in [n for n in m.graph.node if n.op_type == "Gather" and role(n.name)[1] == "embeddings"]:
+        t = producers.get(node.input[0])
+        if node.input[0] in inits:
+            table, rows = node.input[0], numpy_helper.to_array(inits[node.input[0]])  # [vocab, hidden]
+        elif t is not None and t.op_type == "Transpose" and t.input[0] in inits:
+            table, rows = t.input[0], numpy_helper.to_array(inits[t.input[0]]).T
+        else:
+            continue
+        if rows.ndim != 2 or rows.dtype != np.float32 or rows.shape[1] < block:
+            continue
+        N, K = rows.shape
+        codes, scales, zeros = _compact(*eight_bit_codes(np.ascontiguousarray(rows.T), block))
+        fake = helper.make_node("MatMul", ["x", f"{table}.lookup"], ["y"])
+        _, blocks = matmul_nbits(fake, K, codes, scales, zeros, 8, block, True, ACCURACY_LEVEL)
+        m.graph.initializer.extend(blocks)
+        gather_from_blocks(m, node, blocks[0].name, blocks[1].name, N, K, block, 8, table, t, inits)
+        done += 1
+    return done
 
 
 def eight_bit(src, out, block=BLOCK) -> Path:
