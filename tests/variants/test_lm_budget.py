@@ -446,3 +446,14 @@ def test_a_budget_unit_is_one_role_of_one_layer():
     assert layer_units(names) == {"layer 0 attn-in": names[:1], "layer 0 attn-out": names[1:2],
                                   "layer 0 ffn-in": names[2:4], "layer 0 ffn-out": names[4:5],
                                   "layer 1 ffn-out": names[5:6], "head": names[6:]}
+
+
+def test_kernels_timed_while_the_machine_was_busy_are_named():
+    from qonnx.variants.search import kernels
+    from tiny import fake_kernels
+
+    table = fake_kernels({(64, 32): 1, (128, 64): 1}, {"4-bit/32": 1.0, "8-bit/128": 2.0})
+    assert kernels.unsteady(table) == []
+    table["kernels"][1]["us_median"] = 1.31 * table["kernels"][1]["us"]
+    table["kernels"][2]["us_median"] = 1.29 * table["kernels"][2]["us"]
+    assert kernels.unsteady(table) == ["64x32 8-bit/128"]

@@ -172,6 +172,13 @@ def measure(counts: dict, fmts: dict, threads=None, rounds=ROUNDS, calls=CALLS, 
                         for (K, N, fmt), t in times.items()]}
 
 
+def unsteady(table, spread=1.3) -> list:
+    """The kernels ("KxN format") whose median round took more than `spread` times their fastest:
+    timed while something else ran. The fastest round stands for each, but when many are unsteady
+    the table as a whole may hold no undisturbed round."""
+    return [f"{k['K']}x{k['N']} {k['format']}" for k in table["kernels"] if k["us_median"] > spread * k["us"]]
+
+
 def predict_us(table, formats: dict, shapes: dict) -> float:
     """MatMul time of one decode step (microseconds) with each MatMul in its format:
     formats {name: format}, shapes {name: (K, N)}; names not in formats are counted as float."""

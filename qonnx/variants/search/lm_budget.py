@@ -78,6 +78,12 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     log.info("budget search: kernels of %d shapes timed on %s; MatMul time per token: %s",
              len(kernels.counts(builder.shapes)), kernels.class_name(kernels.cpu_class(table["cpu"])),
              ", ".join(f"{k} {v:.0f} us" for k, v in every.items()))
+    busy = kernels.unsteady(table)
+    if 3 * len(busy) > len(table["kernels"]):
+        log.warning("budget search: %d of %d kernels' median round took over 1.3x their fastest: the machine was "
+                    "busy while they were timed, and the formats chosen from them may not be the fastest here. "
+                    "Search again on a quiet machine (--overwrite) if the speed matters.", len(busy),
+                    len(table["kernels"]))
     recipes = {r for f in fmts for r in builder.recipes(f)}
     record = {"budget": {"max_perplexity_increase_pct": limit_pct}, "validation_tokens": len(val_ids),
               "window": window, "stride": stride, "gemm_left_fp32": fp32_gemms(builder.model),
@@ -87,7 +93,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
               "eight_bit": f"round to nearest, symmetric, blocks of {block} (K padded)",
               "cost_view": f"everything {eight} but this unit in this format (by each recipe; the lowest counts); "
                            f"KL divergence from FP32 on the first {len(probe)} validation tokens",
-              "cpu": kernels.cpu_class(table["cpu"]), "kernels": table, "unit_ms": ms,
+              "cpu": kernels.cpu_class(table["cpu"]), "kernels": table, "kernels_unsteady": busy, "unit_ms": ms,
               "predicted_matmul_us": every, "steps": []}
     # the steps' builds live beside `out` (an atomic .partial folder): a killed search leaves them
     # where qonnx's clean-up of partial folders finds them, not in /tmp
