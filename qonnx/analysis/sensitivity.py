@@ -44,8 +44,9 @@ log = logging.getLogger(__name__)
 FAMILY_COLUMNS = {"tokens": ("tokens_column", "tags_column"),
                   "qa": ("question_column", "context_column", "answers_column"), "images": ("image_column",)}
 SEQ2SEQ = ("sensitivity quantizes units of one graph and scores that graph's outputs; {name} is a sequence-to-"
-           "sequence model, exported as separate encoder, decoder and decoder-with-past graphs that share "
-           "weights and generate together, which the analysis does not quantize unit by unit yet.")
+           "sequence model, exported as separate encoder, decoder and decoder-with-past graphs that generate "
+           "together (the merged decoder int8-dynamic builds keeps its weights inside If branches), which the "
+           "analysis does not quantize unit by unit yet (docs/tasks.md, Sensitivity by task).")
 
 
 def _op_counts(path) -> dict:

@@ -3,6 +3,10 @@
 Each module has `prepare(tok, data, job) -> {name: array}` (run once in the parent: every
 variant gets the same token ids, and workers need no tokenizer), `measure(runner, arrays, job)
 -> dict` (in the worker) and `finish(tok, result)` (back in the parent, e.g. decoding text).
+The families `qonnx analyze sensitivity` serves also have `sensitivity_outputs(runner, arrays, job)`
+(the quality pass), `sensitivity_metrics(ref, out, arrays) -> dict` (against FP32's outputs),
+`SENSITIVITY` (the report's columns and damage) and, where prepare does more than it needs,
+`sensitivity_feeds(tok, data, job)`. `read_data` reads any family's data, for compare and sensitivity.
 """
 from importlib import import_module
 
@@ -35,14 +39,6 @@ def kind(task: str) -> str:
 
 def module(kind_name):
     return import_module(f".{TASKS[kind_name]}", __name__)
-
-
-def columns(kind_name, cfg, source=None) -> dict:
-    """The data columns a family reads (--tokens-column ...), as its read_data takes them."""
-    out = {k: getattr(cfg, k) for k in COLUMNS[kind_name]}
-    if kind_name == "tokens" and source is not None:
-        out["label2id"] = source.config.get("label2id") or {}
-    return out
 
 
 def read_data(kind_name, spec, cfg, config, is_lm=False, name="the model") -> data.TextData:
