@@ -5,8 +5,12 @@ damage that unit causes on its own), `all-but` quantizes everything except one u
 that unit in higher precision buys back, the view an exclusion search needs). Each build is
 evaluated in this process with ONNX Runtime on a held-out split (a demo's validation split by
 default, as the budget searches: not the eval split compare scores) against the FP32 export's own
-outputs: accuracy drop, top-1 agreement and KL divergence for classifiers; perplexity change and
-next-token agreement for LMs. Units are quantized in the export's (unfused) graph, so node names
+outputs, by the model's task module (qonnx.tasks: its sensitivity_feeds or prepare, sensitivity_outputs,
+sensitivity_metrics and SENSITIVITY, the table's columns and the damage it sorts by): KL divergence,
+top-1 agreement and accuracy drop for text and image classifiers; perplexity change and next-token
+agreement for LMs; cosine with FP32's pooled embeddings and top-10 neighbour overlap for embedding
+models; word agreement, KL and entity F1 for token classifiers; span agreement, KL and EM/F1 for
+extractive QA. Seq2seq models (separate encoder and decoder graphs) are refused. Units are quantized in the export's (unfused) graph, so node names
 map to modules; the variants quantize the same weights, in a fused graph for encoders.
 Every finished unit is appended to units.jsonl, so an interrupted analysis resumes.
 """
@@ -19,24 +23,30 @@ from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
-
-from qonnx import data, models
+from qonnx import data, models, tasks
 from qonnx.analysis import sensitivity_report
 from qonnx.config import QuantizeConfig, SensitivityConfig
 from qonnx.config.parts import demo_split
 from qonnx.errors import ConfigError
 from qonnx.export import ensure
-from qonnx.measure.quality import classification_metrics, classify, lm_eval, lm_metrics
 from qonnx.progress import progress
 from qonnx.run.rundir import changed, default_run_dir
+from qonnx.runners.ort import OrtRunner
 from qonnx.store import tree_digest, work_dir
-from qonnx.tasks.classification import encode
 from qonnx.variants import int8_static
 from qonnx.variants.partial import quantize_nodes
 from qonnx.variants.units import units
 
 log = logging.getLogger(__name__)
+
+# each family's data columns: the settings of a family that does not read them leave them out, so
+# an analysis recorded before a family's columns existed still resumes
+FAMILY_COLUMNS = {"tokens": ("tokens_column", "tags_column"),
+                  "qa": ("question_column", "context_column", "answers_column"), "images": ("image_column",)}
+SEQ2SEQ = ("sensitivity quantizes units of one graph and scores that graph's outputs; {name} is a sequence-to-"
+           "sequence model, exported as separate encoder, decoder and decoder-with-past graphs that generate "
+           "together (the merged decoder int8-dynamic builds keeps its weights inside If branches), which the "
+           "analysis does not quantize unit by unit yet (docs/tasks.md, Sensitivity by task).")
 
 
 def _op_counts(path) -> dict:
@@ -52,8 +62,9 @@ def _matmul_only(method, lm):
 
 # -- the analysis -----------------------------------------------------------------------------
 
-def _settings(cfg, fp32, source_name, task):
-    s = {k: v for k, v in asdict(cfg).items() if k not in ("output", "resume")}
+def _settings(cfg, fp32, source_name, task, kind):
+    unread = {c for k, cols in FAMILY_COLUMNS.items() if k != kind for c in cols}
+    s = {k: v for k, v in asdict(cfg).items() if k not in ("output", "resume") and k not in unread}
     s.update(output=None, model=cfg.model, source=source_name, task=task, export=str(fp32),
              export_digest=tree_digest(fp32.parent), views=list(cfg.views))
     return json.loads(json.dumps(s, default=str))
@@ -94,9 +105,12 @@ def _open_output(cfg, out: Path, settings) -> list:
 
 
 def _source(cfg):
-    """(name, task, is_lm, fp32 model.onnx, tokenizer folder, config, demo name)."""
+    """(name, task, is_lm, fp32 model.onnx, tokenizer folder, config, demo name, model folder: the
+    one an embedding model's pooling recipe is read from)."""
     folder = Path(cfg.model).expanduser()
     manifest = folder / "manifest.json"
+    if folder.is_dir() and (folder / "encoder_model.onnx").is_file() and manifest.is_file():
+        raise ConfigError(SEQ2SEQ.format(name=folder))
     if folder.is_dir() and (folder / "model.onnx").is_file() and manifest.is_file():
         m = json.loads(manifest.read_text())
         if m.get("kind") not in (None, "export") or m.get("method") not in (None, "export", "fp32"):
@@ -105,35 +119,42 @@ def _source(cfg):
         src = m.get("source") or {}
         task = src.get("task") or models.infer_task(json.loads((folder / "config.json").read_text()), str(folder))
         config = models.with_shape(json.loads((folder / "config.json").read_text()))
-        return str(folder), task, models.is_lm_task(task), folder / "model.onnx", folder, config, src.get("demo", "")
+        model_dir = Path(src["path"]) if src.get("path") and (Path(src["path"]) / "config.json").is_file() else folder
+        return (str(folder), task, models.is_lm_task(task), folder / "model.onnx", folder, config, src.get("demo", ""),
+                model_dir)
     source = models.resolve(cfg.model)
+    if tasks.kind(source.task) == "seq2seq":  # before exporting it
+        raise ConfigError(SEQ2SEQ.format(name=source.name))
     onnx_dir = ensure(source)
-    return source.name, source.task, source.is_lm, Path(onnx_dir) / "model.onnx", onnx_dir, source.config, source.demo
+    return (source.name, source.task, source.is_lm, Path(onnx_dir) / "model.onnx", onnx_dir, source.config, source.demo,
+            source.path)
 
 
 def default_output(demo, name, method) -> Path:
     return default_run_dir(SimpleNamespace(demo=demo, name=name), f"sensitivity-{method}")
 
 
+def refuse(kind, name, method, lm):
+    if lm and method == "int8-static":
+        raise ConfigError("int8-static sensitivity is for classifiers; for LMs use int8-dynamic or int4-weight.")
+    if method == "int8-static" and kind != "classification":
+        raise ConfigError(f"int8-static sensitivity calibrates on text rows (text classifiers); {name} is "
+                          f"{tasks.WHAT[kind]}: use int8-dynamic or int4-weight.")
+
+
 def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     import onnx
 
-    name, task, lm, fp32, tok_dir, config, demo = _source(cfg)
-    if models.is_embeddings_task(task) or models.is_images_task(task) or task in (models.TOKENS, models.QA):
-        what = ("an embedding model" if models.is_embeddings_task(task) else "an image classifier"
-                if models.is_images_task(task) else "a token classifier or QA model")
-        raise ConfigError(f"sensitivity ranks units by the damage each does to a text classifier's accuracy or an "
-                          f"LM's perplexity; {name} is {what} ({task}), which it does not measure yet.")
-    if lm and cfg.method == "int8-static":
-        raise ConfigError("int8-static sensitivity is for classifiers; for LMs use int8-dynamic or int4-weight.")
-    tok = models.load_tokenizer(tok_dir)
+    name, task, lm, fp32, tok_dir, config, demo, model_dir = _source(cfg)
+    kind = tasks.kind(task)
+    refuse(kind, name, cfg.method, lm)
+    family = tasks.module(kind)
+    tok = getattr(family, "processor", models.load_tokenizer)(tok_dir)  # images: the image processor
     spec = demo_split(cfg.dataset, demo, cfg.split)
     if not spec:
         raise ConfigError(f"Give the held-out data with --dataset for {name}.")
-    evald = data.load(spec, lm=lm, label2id=config.get("label2id") or {}, text_column=cfg.text_column,
-                      label_column=cfg.label_column, split=cfg.split,
-                      max_samples=None if lm else cfg.max_samples, seed=cfg.seed)
-    settings = _settings(cfg, fp32, name, task)
+    evald = tasks.read_data(kind, spec, cfg, config, lm, name)
+    settings = _settings(cfg, fp32, name, task, kind)
     ctx = {"block_size": cfg.block_size}
     if cfg.method == "int8-static":  # the variant's own graph (fused for encoders), recipe and ranges
         calib = demo_split(cfg.calibration, demo, "calibration")
@@ -153,16 +174,20 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     all_nodes = [n for ns in graph_units.values() for n in ns]
     out = Path(cfg.output) if cfg.output else default_output(demo, name, cfg.method)
     done = _open_output(cfg, out, settings)
-    if lm:
-        ids = tok(evald.corpus)["input_ids"][:cfg.eval_tokens]  # the corpus joined as compare joins it
-        evaluate = lambda path: lm_eval(path, ids, cfg, config)  # noqa: E731
-        metrics = lm_metrics
-        labels = None
-    else:
-        batches = [encode(tok, evald.texts[i:i + cfg.batch_size]) for i in range(0, len(evald.texts), cfg.batch_size)]
-        labels = np.asarray(evald.labels)
-        evaluate = lambda path: classify(path, batches, cfg.threads)  # noqa: E731
-        metrics = lambda ref, o: classification_metrics(ref, o, labels)  # noqa: E731
+    # the family's feeds (token ids, pixels, word and window maps) made once; every build gets the same
+    job = SimpleNamespace(batch_size=cfg.batch_size, latency_samples=1, batch_sizes=None, sequence_lengths=None,
+                          config=config, eval_tokens=cfg.eval_tokens, window=cfg.window, stride=cfg.stride)
+    arrays = getattr(family, "sensitivity_feeds", family.prepare)(
+        tok, {"texts": evald.texts, "labels": evald.labels, "corpus": evald.corpus, "source": evald.source,
+              "pairs": evald.pairs, "scores": evald.scores, "records": evald.records, "model_path": model_dir}, job)
+
+    def evaluate(path):
+        with OrtRunner(path, threads=cfg.threads, config=config) as r:
+            return family.sensitivity_outputs(r, arrays, job)
+
+    def metrics(ref, o):
+        return family.sensitivity_metrics(ref, o, arrays)
+
     ref = evaluate(fp32)
     fp32_ops = _op_counts(fp32)
     plan = [("all", "all", all_nodes)] + [(view, u, [n for n in all_nodes if (n in ns) == (view == "only")])
@@ -189,11 +214,12 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
             if on_unit:
                 on_unit(rec)
             bar.advance(task_bar)
-    doc = {"kind": "sensitivity", "method": cfg.method, "model": name, "task": task, "lm": lm,
+    own = metrics(ref, ref)  # FP32 against itself: its own figures against the data's labels
+    doc = {"kind": "sensitivity", "method": cfg.method, "model": name, "task": task, "family": kind, "lm": lm,
            "data": {"source": evald.source, "selection": evald.selection,
-                    "samples": None if lm else len(evald.texts), "tokens": len(ids) if lm else None},
+                    "samples": None if lm else len(evald.texts), "tokens": len(arrays["corpus"]) if lm else None},
            "units": {u: ns for u, ns in graph_units.items()},
-           "reference": {"perplexity": ref[0]} if lm else {"accuracy": float((ref.argmax(-1) == labels).mean())},
+           "reference": {k: own[k] for k in family.SENSITIVITY["reference"]},
            "settings": settings, "results": results}
 
     sensitivity_report.write(out, doc)

@@ -2,10 +2,21 @@
 import re
 from pathlib import Path
 
+from qonnx import tasks
 from qonnx.cache import write_json
 from qonnx.variants.units import GROUPS
 
 UNIT = re.compile(r"layer (\d+) (.+)")
+
+
+FMT = {"perplexity": ".2f", "perplexity_change_pct": "+.2f", "accuracy": ".4f", "accuracy_drop": "+.4f",
+       "agreement": ".4f", "kl": ".2e", "nodes": "d", "f1": ".4f", "f1_drop": "+.4f", "exact_match": ".4f",
+       "cosine_mean": ".6f", "cosine_min": ".6f", "cosine_distance": ".2e", "topk_overlap": ".4f"}
+
+
+def family(doc) -> dict:
+    """The task module's SENSITIVITY (columns, damage, heatmap scale) of the analysed model's family."""
+    return tasks.module(doc.get("family") or ("lm" if doc["lm"] else "classification")).SENSITIVITY
 
 
 def frame(doc):
@@ -13,24 +24,26 @@ def frame(doc):
 
     rows = [{k: v for k, v in r.items()} for r in doc["results"]]
     df = pd.DataFrame(rows)
-    key = "kl" if "kl" in df else "perplexity_change_pct"
+    key = family(doc)["damage"]
     return df.sort_values(["view", key], ascending=[True, False]), key
+
+
+def cell(value, fmt):
+    return "-" if value is None or value != value else format(value, fmt) if fmt else str(value)
 
 
 def markdown(doc) -> str:
     df, key = frame(doc)
-    lm = doc["lm"]
-    cols = (["unit", "nodes", "perplexity", "perplexity_change_pct", "agreement"] if lm
-            else ["unit", "nodes", "accuracy", "accuracy_drop", "agreement", "kl"])
-    fmt = {"perplexity": ".2f", "perplexity_change_pct": "+.2f", "accuracy": ".4f", "accuracy_drop": "+.4f",
-           "agreement": ".4f", "kl": ".2e", "nodes": "d"}
-    ref = doc["reference"]
+    lm, fam = doc["lm"], family(doc)
+    cols = ["unit", "nodes", *fam["columns"]]
+    ref = ", ".join(f"{k} {v:.4f}" for k, v in doc["reference"].items() if v is not None) or "its own outputs"
+    if lm:
+        ref = f"perplexity {doc['reference']['perplexity']:.2f}"
     lines = [f"# {doc['method']} sensitivity: {doc['model']}", "",
              f"Held-out data: {doc['data']['source']} ({doc['data']['samples'] or doc['data']['tokens']} "
-             f"{'tokens' if lm else 'rows'}). FP32 reference: "
-             + (f"perplexity {ref['perplexity']:.2f}." if lm else f"accuracy {ref['accuracy']:.4f}."),
-             "Sorted by damage (" + ("perplexity change" if lm else "KL divergence of the class probabilities")
-             + " against the FP32 export's own outputs). `only`: that unit quantized, the rest FP32. "
+             f"{'tokens' if lm else 'rows'}). FP32 reference: {ref}.",
+             f"Sorted by damage ({key}) against the FP32 export's own outputs. Measured: {fam['about']}. "
+             "`only`: that unit quantized, the rest FP32. "
              "`all-but`: everything quantized except that unit. `all`: every unit quantized.", ""]
     for view in ("all", "only", "all-but"):
         part = df[df["view"] == view]
@@ -42,7 +55,7 @@ def markdown(doc) -> str:
                 lines.append(f"| {r['unit']} | {r['nodes']} | not quantized by {doc['method']} (ONNX Runtime "
                              "leaves these ops in float) |" + " |" * (len(cols) - 3))
                 continue
-            lines.append("| " + " | ".join(format(r[c], fmt[c]) if c in fmt else str(r[c]) for c in cols) + " |")
+            lines.append("| " + " | ".join(cell(r.get(c), FMT.get(c)) for c in cols) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -55,10 +68,10 @@ def heatmap(doc, path: Path):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    lm = doc["lm"]
-    # the damage measure: KL for classifiers (accuracy on a few hundred rows moves in steps of one
-    # row), perplexity change for LMs; in the all-but view, what keeping the unit buys back
-    key, scale, unit = ("perplexity_change_pct", 1.0, "perplexity change, %") if lm else ("kl", 1e4, "KL vs FP32, x1e-4")
+    # the damage measure, the family's (KL for classifiers: accuracy on a few hundred rows moves in
+    # steps of one row; perplexity change for LMs ...); in the all-but view, what keeping the unit buys back
+    fam = family(doc)
+    key, scale, unit = fam["damage"], fam["scale"], fam["unit"]
     everything = next((r[key] for r in doc["results"] if r["view"] == "all"), None)
     views = [v for v in ("only", "all-but") if any(r["view"] == v for r in doc["results"])]
     layers = sorted({int(m.group(1)) for r in doc["results"] if (m := UNIT.match(r["unit"]))})

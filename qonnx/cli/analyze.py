@@ -3,6 +3,7 @@ from pathlib import Path
 
 import click
 
+from qonnx import tasks
 from qonnx.analysis.robustness import robustness
 from qonnx.analysis.robustness_report import console, not_measured
 from qonnx.analysis.sensitivity import analyze as run_sensitivity
@@ -45,11 +46,27 @@ def analyze_robustness(model, **kw):
     no_row_measured(any("ok" in e["status"] for e in doc["variants"]))
 
 
-@analyze.command("sensitivity")
+def _measured() -> str:
+    """Each family's figures, from its task module (qonnx.tasks.*.SENSITIVITY)."""
+    return "\n\n".join(f"{tasks.WHAT[k].capitalize()}: {tasks.module(k).SENSITIVITY['about']} (sorted by "
+                     f"{tasks.module(k).SENSITIVITY['damage']}, higher is worse)"
+                     for k in ("classification", "lm", "embeddings", "tokens", "qa", "images"))
+
+
+@analyze.command("sensitivity", help=f"""Which units of MODEL (or of a `qonnx export` folder) a method damages:
+each transformer layer's attention in/out and FFN in/out, the embeddings and the head, quantized one at a
+time (and all but one), measured against FP32's own outputs on held-out data. Writes a table, JSON, CSV and
+a heatmap. Measured per unit, by family:
+
+{_measured()}.
+
+Seq2seq models (separate encoder and decoder graphs) are refused.""")
 @click.argument("model", default="demo:sentiment")
-@options(SensitivityConfig, "method", "dataset", "text_column", "label_column", "split", "max_samples", "seed",
+@options(SensitivityConfig, "method", "dataset", "text_column", "label_column", "tokens_column", "tags_column",
+         "question_column", "context_column", "answers_column", "image_column", "split", "max_samples", "seed",
          "batch_size", "calibration", "num_calibration_samples",
-         method=" | ".join(SENSITIVITY_METHODS) + " (rtn; on LMs int8-dynamic is blockwise MatMulNBits).",
+         method=" | ".join(SENSITIVITY_METHODS) + " (rtn; on LMs int8-dynamic is blockwise MatMulNBits; "
+                                                  "int8-static: text classifiers only).",
          max_samples="Evaluated for every build.",
          split="Held-out data, as the budget searches use: not compare's eval (test) split.")
 @click.option("--views", callback=csv_list, default=default_of(SensitivityConfig, "views"), show_default=True,
@@ -58,15 +75,11 @@ def analyze_robustness(model, **kw):
          output="[$QONNX_ARTIFACTS or ./artifacts, /runs/NAME-sensitivity-METHOD-TIME].")
 @handle_errors
 def analyze_sensitivity(model, **kw):
-    """Which units of MODEL (or of a `qonnx export` folder) a method damages: each transformer
-    layer's attention in/out and FFN in/out, the embeddings and the head, quantized one at a time
-    (and all but one), measured against FP32 on held-out data. Writes a table, JSON, CSV and a
-    heatmap."""
     progress = err()
 
     def on_unit(r):
-        shown = (f"kl {r['kl']:.2e}, drop {r['accuracy_drop']:+.4f}" if "kl" in r
-                 else f"perplexity {r['perplexity_change_pct']:+.2f} %")
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in r.items()
+                          if k not in ("view", "unit", "nodes") and isinstance(v, float))
         progress.print(f"  {r['view']}: {r['unit']}: {shown}", highlight=False)
 
     doc = run_sensitivity(SensitivityConfig(model=model, **kw), on_unit=on_unit)

@@ -189,6 +189,12 @@ class SensitivityConfig:
     dataset: str | None = None           # [the demo's --split]
     text_column: str = "text"
     label_column: str = "label"
+    tokens_column: str = "tokens"        # token classifiers (the other families' columns as compare reads them)
+    tags_column: str = "ner_tags"
+    question_column: str = "question"    # extractive QA
+    context_column: str = "context"
+    answers_column: str = "answers"
+    image_column: str = "image"          # image classifiers
     split: str = "validation"            # held-out data, as the budget searches take: not compare's eval split
     max_samples: int = 300
     batch_size: int = 32

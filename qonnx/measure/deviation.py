@@ -2,6 +2,25 @@
 import numpy as np
 
 
+def log_softmax(x):
+    x = x.astype(np.float64)
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def kl(ref, logits) -> float:
+    """Mean KL(ref || logits) of the softmax distributions over the last axis (float64, at least 0)."""
+    logp, logq = log_softmax(np.asarray(ref)), log_softmax(np.asarray(logits))
+    return max(float(np.mean(np.sum(np.exp(logp) * (logp - logq), -1))), 0.0)
+
+
+def classification_metrics(ref, logits, labels) -> dict:
+    """Accuracy against labels, its drop from ref's, top-1 agreement with ref and KL from ref's probabilities."""
+    acc, ref_acc = float((logits.argmax(-1) == labels).mean()), float((ref.argmax(-1) == labels).mean())
+    return {"accuracy": acc, "accuracy_drop": ref_acc - acc,
+            "agreement": float((logits.argmax(-1) == ref.argmax(-1)).mean()), "kl": kl(ref, logits)}
+
+
 def agreement(ref, cand):
     """Top-1 agreement and max |diff| between two logit arrays of the same shape."""
     ref, cand = np.asarray(ref, dtype=np.float32), np.asarray(cand, dtype=np.float32)

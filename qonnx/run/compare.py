@@ -35,27 +35,7 @@ def eval_data(source, cfg) -> data.TextData:
     if not spec:
         raise ConfigError(f"Give an evaluation set with --dataset for {source.name} (a csv/tsv/jsonl/"
                           "json/parquet/txt file or a hub dataset id).")
-    if tasks.kind(source.task) == "embeddings":
-        return tasks.module("embeddings").read_data(spec, text_column=cfg.text_column, hub_config=cfg.dataset_config,
-                                                    split=cfg.split, max_samples=cfg.max_samples, seed=cfg.seed)
-    family = tasks.FAMILIES.get(source.task)  # token classification, QA: each reads its own columns
-    if family:
-        return tasks.module(family).read_data(spec, **tasks.columns(family, cfg, source), hub_config=cfg.dataset_config,
-                                              split=cfg.split, max_samples=cfg.max_samples, seed=cfg.seed)
-    if tasks.kind(source.task) == "seq2seq":
-        return tasks.module("seq2seq").read_data(spec, text_column=cfg.text_column, target_column=cfg.target_column,
-                                                 hub_config=cfg.dataset_config, split=cfg.split,
-                                                 max_samples=cfg.max_samples, seed=cfg.seed)
-    label2id = source.config.get("label2id") or {}
-    if not source.is_lm and not label2id:
-        raise ConfigError(f"{source.name} has no label2id in its config; cannot map labels.")
-    if tasks.kind(source.task) == "images":
-        return tasks.module("images").read_data(spec, label2id=label2id, image_column=cfg.image_column,
-                                                label_column=cfg.label_column, hub_config=cfg.dataset_config,
-                                                split=cfg.split, max_samples=cfg.max_samples, seed=cfg.seed)
-    return data.load(spec, lm=source.is_lm, label2id=label2id, text_column=cfg.text_column,
-                     label_column=cfg.label_column, hub_config=cfg.dataset_config, split=cfg.split,
-                     max_samples=None if source.is_lm else cfg.max_samples, seed=cfg.seed)
+    return tasks.read_data(tasks.kind(source.task), spec, cfg, source.config, source.is_lm, source.name)
 
 
 def executor(cfg, check_nodes=None):

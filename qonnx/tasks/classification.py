@@ -6,9 +6,16 @@ batch-1 latency. Tokenization happens once in the parent; timings cover the mode
 import numpy as np
 
 from qonnx.measure import shapes
+from qonnx.measure.deviation import classification_metrics
 from qonnx.measure.latency import Latency, batched_seconds
 
 MAX_LENGTH = 128
+# what `qonnx analyze sensitivity` reports per unit (qonnx.analysis.sensitivity asks each task module):
+# its table's columns, the damage it sorts by (higher is worse) and the heatmap's scale of it
+SENSITIVITY = {"columns": ("accuracy", "accuracy_drop", "agreement", "kl"), "damage": "kl", "scale": 1e4,
+               "unit": "KL vs FP32, x1e-4", "reference": ("accuracy",),
+               "about": "KL divergence of the class probabilities from FP32's, top-1 agreement, accuracy (drop) "
+                        "against the labels"}
 
 
 def encode(tok, texts, max_length=MAX_LENGTH):
@@ -52,6 +59,24 @@ def measure(runner, arrays, job):
             "throughput_per_s": len(labels) / elapsed,
             "latency_ms": Latency.from_values(seconds).to_dict(),
             "outputs": logits}
+
+
+def sensitivity_feeds(tok, data, job) -> dict:
+    """The labels and the texts in padded batches of job.batch_size (as the accuracy-budget search
+    evaluates: in this process, with ONNX Runtime)."""
+    texts, bs = data["texts"], job.batch_size
+    arrays = {"labels": np.asarray(data["labels"], dtype=np.int64)}
+    for b, i in enumerate(range(0, len(texts), bs)):
+        arrays.update({f"batch{b:05d}.{k}": v for k, v in encode(tok, texts[i:i + bs]).items()})
+    return arrays
+
+
+def sensitivity_outputs(runner, arrays, job):
+    return np.concatenate([runner.logits(b) for b in group(arrays, "batch")]).astype(np.float64)
+
+
+def sensitivity_metrics(ref, out, arrays) -> dict:
+    return classification_metrics(ref, out, arrays["labels"])
 
 
 def finish(tok, result):

@@ -18,12 +18,16 @@ from qonnx.data import TextData, check_texts, column, open_table, selection, str
 from qonnx.errors import DataError
 from qonnx.measure import shapes
 from qonnx.measure.latency import Latency, batched_seconds
-from qonnx.measure.similarity import TOP_K, pair_cosines, spearman
+from qonnx.measure.similarity import TOP_K, against_reference, pair_cosines, spearman
 from qonnx.tasks.classification import MAX_LENGTH, encode, group
 
 # the figure a quality budget (--max-accuracy-drop) and "Ship this" hold embedding rows to
 BUDGET_METRIC = (f"topk_overlap: the share of each text's top-{TOP_K} neighbours that are FP32's; "
                  "--max-accuracy-drop limits 1 - topk_overlap")
+SENSITIVITY = {"columns": ("cosine_mean", "cosine_min", "cosine_distance", "topk_overlap", "agreement"),
+               "damage": "cosine_distance", "scale": 1e4, "unit": "1 - mean cosine vs FP32, x1e-4", "reference": (),
+               "about": f"mean and minimum cosine of each text's pooled embedding with FP32's (cosine_distance = 1 - "
+                        f"the mean), top-{TOP_K} neighbour overlap and nearest-neighbour agreement with FP32's"}
 PAIR_COLUMNS = ("sentence1", "sentence2")  # STS benchmarks' (and the hub's stsb sets') names
 SCORE_COLUMNS = ("score", "label")
 
@@ -105,11 +109,16 @@ def embed(runner, batch, spec):
     return pooling.pool(runner.hidden(batch), batch["attention_mask"], spec)
 
 
-def measure(runner, arrays, job):
+def embeddings(runner, arrays):
+    """Every text's pooled embedding, each text alone (batch 1)."""
     spec = spec_of(arrays)
+    return np.concatenate([embed(runner, u, spec) for u in group(arrays, "single")])
+
+
+def measure(runner, arrays, job):
     batches, unique = group(arrays, "batch"), group(arrays, "single")
     singles = [unique[i] for i in arrays["request_order"]]
-    emb = np.concatenate([embed(runner, u, spec) for u in unique])  # quality: each text alone
+    emb = embeddings(runner, arrays)  # quality: each text alone
     elapsed = batched_seconds(runner, runner.hidden, batches)
     seconds = runner.latency(runner.hidden, singles, job.warmup)
     result = {"shapes": shapes.measure(runner, arrays, call=runner.hidden) if job.batch_sizes else None,
@@ -119,6 +128,21 @@ def measure(runner, arrays, job):
     if "pairs" in arrays:
         result["label_spearman"] = spearman(pair_cosines(emb, arrays["pairs"]), arrays["scores"])
     return result
+
+
+def sensitivity_outputs(runner, arrays, job):
+    return embeddings(runner, arrays)
+
+
+def sensitivity_metrics(ref, out, arrays) -> dict:
+    """Agreement with FP32's embeddings of the same texts (qonnx.measure.similarity); with labelled
+    pairs, Spearman of the pair cosines against the labels too."""
+    found = against_reference(ref, out)
+    m = {k: found[k] for k in ("cosine_mean", "cosine_min", "topk_overlap", "agreement")}
+    m["cosine_distance"] = 1.0 - found["cosine_mean"]
+    if "pairs" in arrays:
+        m["label_spearman"] = spearman(pair_cosines(out, arrays["pairs"]), arrays["scores"])
+    return m
 
 
 def finish(tok, result):

@@ -15,11 +15,16 @@ import numpy as np
 
 from qonnx.data import TextData, column, map_labels, open_table, selection, stratified
 from qonnx.errors import DataError, ModelError
+from qonnx.measure.deviation import classification_metrics
 from qonnx.measure.latency import Latency, batched_seconds
 from qonnx.tasks.classification import group
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 TOP_K = 5
+SENSITIVITY = {"columns": ("accuracy", "accuracy_drop", "agreement", "kl"), "damage": "kl", "scale": 1e4,
+               "unit": "KL vs FP32, x1e-4", "reference": ("accuracy",),
+               "about": "top-1 agreement with FP32, KL divergence of the class probabilities, top-1 accuracy (drop) "
+                        "against the labels"}
 BUDGET_METRIC = "accuracy: top-1 accuracy on the eval images; --max-accuracy-drop limits the reference's minus the row's"
 
 
@@ -162,11 +167,16 @@ def top_k_accuracy(logits, labels, k=TOP_K):
     return float((top == labels[:, None]).any(1).mean())
 
 
+def logits_of(runner, arrays):
+    """Every image's logits, each image alone (batch 1)."""
+    return np.concatenate([runner.logits(u) for u in group(arrays, "single")])
+
+
 def measure(runner, arrays, job):
     batches, labels = group(arrays, "batch"), arrays["labels"]
     unique = group(arrays, "single")
     singles = [unique[i] for i in arrays["request_order"]]
-    logits = np.concatenate([runner.logits(u) for u in unique])  # quality: each image alone
+    logits = logits_of(runner, arrays)  # quality: each image alone
     elapsed = batched_seconds(runner, runner.logits, batches)
     seconds = runner.latency(runner.logits, singles, job.warmup)
     return {"accuracy": float((logits.argmax(-1) == labels).mean()),
@@ -174,6 +184,14 @@ def measure(runner, arrays, job):
             "throughput_per_s": len(labels) / elapsed,
             "latency_ms": Latency.from_values(seconds).to_dict(),
             "outputs": logits}
+
+
+def sensitivity_outputs(runner, arrays, job):
+    return logits_of(runner, arrays).astype(np.float64)
+
+
+def sensitivity_metrics(ref, out, arrays) -> dict:
+    return classification_metrics(ref, out, arrays["labels"])
 
 
 def finish(proc, result):

@@ -14,18 +14,15 @@ from qonnx.measure.latency import Latency
 
 CHUNK = 64  # positions scored at once
 PASSES = 3  # generation passes over the prompts: decode tokens/s is their median, with their range
+SENSITIVITY = {"columns": ("perplexity", "perplexity_change_pct", "agreement"), "damage": "perplexity_change_pct",
+               "scale": 1.0, "unit": "perplexity change, %", "reference": ("perplexity",),
+               "about": "perplexity change against FP32's on the held-out text, next-token agreement"}
 PROMPTS = [
     "The history of the city begins",
     "In his speech to the committee, the senator argued that",
     "The best way to learn a new language is",
     "Scientists announced on Tuesday that",
 ]
-
-
-def log_softmax(x):
-    x = x.astype(np.float64)
-    x = x - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
 def nll_sum(logits, targets, chunk=CHUNK):
@@ -117,6 +114,22 @@ def measure(runner, arrays, job):
             "decode_range": [min(ok), max(ok)] if ok else None, "decode_passes": len(ok),
             "decode_loop": runner.decode_loop,
             "generated": generated[:2], "outputs": preds}
+
+
+def sensitivity_feeds(tok, data, job) -> dict:
+    """The first job.eval_tokens tokens of the corpus (the lines joined as compare joins them)."""
+    return {"corpus": np.asarray(tok(data["corpus"])["input_ids"][:job.eval_tokens], dtype=np.int64)}
+
+
+def sensitivity_outputs(runner, arrays, job):
+    ppl, _, preds = perplexity(runner, arrays["corpus"].tolist(), job.window, job.stride)
+    return ppl, preds
+
+
+def sensitivity_metrics(ref, out, arrays) -> dict:
+    (ref_ppl, ref_preds), (ppl, preds) = ref, out
+    return {"perplexity": ppl, "perplexity_change_pct": 100.0 * (ppl / ref_ppl - 1),
+            "agreement": float((preds == ref_preds).mean())}
 
 
 def finish(tok, result):

@@ -17,11 +17,16 @@ import numpy as np
 
 from qonnx.data import TextData, check_texts, column, open_table, selection, stratified
 from qonnx.errors import DataError, ModelError
+from qonnx.measure.deviation import kl, span_agreement
 from qonnx.measure.latency import Latency, batched_seconds
 from qonnx.measure.squad import MAX_ANSWER_LEN, best_span, score
 from qonnx.tasks.classification import group
 
 BUDGET_METRIC = "f1: SQuAD F1; --max-accuracy-drop limits the reference's f1 minus the row's"
+SENSITIVITY = {"columns": ("exact_match", "f1", "f1_drop", "agreement", "kl"), "damage": "kl", "scale": 1e4,
+               "unit": "KL vs FP32, x1e-4", "reference": ("exact_match", "f1"),
+               "about": "answer-span agreement with FP32, KL of the start/end token probabilities, SQuAD exact "
+                        "match and F1 (drop) against the answers"}
 MAX_LENGTH, DOC_STRIDE = 384, 128  # the pipeline's max_seq_len and doc_stride
 FEED = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -147,23 +152,52 @@ def prepare(tok, data, job) -> dict:
     return arrays
 
 
-def measure(runner, arrays, job):
-    batches, unique = group(arrays, "batch"), group(arrays, "single")
-    singles = [unique[i] for i in arrays["request_order"]]
+def answer(runner, arrays) -> tuple:
+    """(character spans [questions, 2], answer texts, each question's (start, end) logits over its
+    windows): every question alone, all its windows in one call."""
     records = json.loads(str(arrays["records"]))
-    spans, texts = [], []
-    for u, feed in enumerate(unique):
+    spans, texts, logits = [], [], []
+    for u, feed in enumerate(group(arrays, "single")):
         start, end = runner.spans(feed)
         w, i, j, _ = best_span(start, end, arrays[f"context{u:05d}"])
         offsets = arrays[f"offsets{u:05d}"][w]
         a, b = int(offsets[i][0]), int(offsets[j][1])
         spans.append((a, b))
         texts.append(records[u]["context"][a:b])
+        logits.append((start, end))
+    return np.asarray(spans, dtype=np.int64), texts, logits
+
+
+def measure(runner, arrays, job):
+    batches, unique = group(arrays, "batch"), group(arrays, "single")
+    singles = [unique[i] for i in arrays["request_order"]]
+    records = json.loads(str(arrays["records"]))
+    spans, texts, _ = answer(runner, arrays)
     elapsed = batched_seconds(runner, runner.spans, batches)
     seconds = runner.latency(runner.spans, singles, job.warmup)
     return {**score(texts, [r["answers"] for r in records]), "windows": sum(len(u["input_ids"]) for u in unique),
             "throughput_per_s": len(unique) / elapsed, "latency_ms": Latency.from_values(seconds).to_dict(),
-            "answers": texts[:5], "outputs": np.asarray(spans, dtype=np.int64)}  # character spans: agreement
+            "answers": texts[:5], "outputs": spans}  # character spans: agreement
+
+
+def sensitivity_outputs(runner, arrays, job):
+    return answer(runner, arrays)
+
+
+def sensitivity_metrics(ref, out, arrays) -> dict:
+    """Span agreement with FP32's answers, KL of the start and end token distributions (over each
+    window's context tokens) from FP32's, exact match and F1 against the answers, and their drops."""
+    answers = [r["answers"] for r in json.loads(str(arrays["records"]))]
+    (ref_spans, ref_texts, ref_logits), (spans, texts, logits) = ref, out
+    mine, theirs = score(texts, answers), score(ref_texts, answers)
+    divergence = []
+    for u, (a, b) in enumerate(zip(ref_logits, logits)):
+        context = np.asarray(arrays[f"context{u:05d}"], dtype=bool)
+        for x, y in zip(a, b):  # start, then end: [windows, tokens] each
+            divergence += [kl(x[w][context[w]], y[w][context[w]]) for w in range(len(x)) if context[w].any()]
+    return {"exact_match": mine["exact_match"], "f1": mine["f1"], "f1_drop": theirs["f1"] - mine["f1"],
+            "agreement": span_agreement(ref_spans, spans)["agreement"],
+            "kl": float(np.mean(divergence)) if divergence else 0.0}
 
 
 def finish(tok, result):

@@ -14,11 +14,16 @@ import numpy as np
 
 from qonnx.data import TextData, column, map_labels, open_table, selection, stratified
 from qonnx.errors import DataError, ModelError
+from qonnx.measure.deviation import kl
 from qonnx.measure.entities import scores
 from qonnx.measure.latency import Latency, batched_seconds
 from qonnx.tasks.classification import group
 
 BUDGET_METRIC = "f1: entity-level F1 (seqeval); --max-accuracy-drop limits the reference's f1 minus the row's"
+SENSITIVITY = {"columns": ("f1", "f1_drop", "agreement", "kl"), "damage": "kl", "scale": 1e4,
+               "unit": "KL vs FP32, x1e-4", "reference": ("f1",),
+               "about": "word agreement with FP32's tags, KL divergence of each word's label probabilities, entity "
+                        "F1 (drop) against the data's tags"}
 MAX_LENGTH = 512  # tokens a sentence is cut at (or the model's positions, where fewer)
 OUTSIDE = "O"
 
@@ -112,31 +117,59 @@ def prepare(tok, data, job) -> dict:
     return arrays
 
 
+def word_logits(runner, arrays):
+    """(logits, kept): each word's logits at its first sub-token, every sentence alone (batch 1), for
+    the words within the token limit; kept says, word by word, which words those are."""
+    rows, kept = [], []
+    for u, feed in enumerate(group(arrays, "single")):
+        first = arrays[f"first{u:05d}"]
+        rows.append(runner.logits(feed)[0][first[first >= 0]])  # [tokens, labels] -> [kept words, labels]
+        kept.append(first >= 0)
+    return np.concatenate(rows), np.concatenate(kept)
+
+
+def tags_of(logits, kept, arrays) -> tuple:
+    """(true, predicted) tag names, one list per sentence; a cut word is predicted 'O'."""
+    id2label = {int(k): v for k, v in json.loads(str(arrays["id2label"])).items()}
+    ids = iter(logits.argmax(-1).tolist())
+    pred = [id2label[next(ids)] if k else OUTSIDE for k in kept]
+    true = [id2label[int(t)] for t in arrays["tags"]]
+    out, at = ([], []), 0
+    for u in range(len(group(arrays, "single"))):
+        n = len(arrays[f"first{u:05d}"])
+        out[0].append(true[at:at + n])
+        out[1].append(pred[at:at + n])
+        at += n
+    return out
+
+
 def measure(runner, arrays, job):
     batches, singles_all = group(arrays, "batch"), group(arrays, "single")
     singles = [singles_all[i] for i in arrays["request_order"]]
-    id2label = {int(k): v for k, v in json.loads(str(arrays["id2label"])).items()}
-    words, true, pred, cut, at = [], [], [], 0, 0
-    for u, feed in enumerate(singles_all):
-        logits = runner.logits(feed)[0]  # [tokens, labels]
-        first = arrays[f"first{u:05d}"]
-        kept = first >= 0
-        cut += int((~kept).sum())
-        rows = logits[first[kept]]
-        words.append(rows)
-        ids = iter(rows.argmax(-1).tolist())
-        pred.append([id2label[next(ids)] if k else OUTSIDE for k in kept])
-        n = len(first)
-        gold = arrays["tags"][at:at + n]
-        true.append([id2label[int(t)] for t in gold])
-        at += n
+    logits, kept = word_logits(runner, arrays)
+    true, pred = tags_of(logits, kept, arrays)
     elapsed = batched_seconds(runner, runner.logits, batches)
     seconds = runner.latency(runner.logits, singles, job.warmup)
     found = scores(true, pred)
     return {"precision": found["precision"], "recall": found["recall"], "f1": found["f1"],
-            "entities": found["entities"], "words_scored": at, "words_cut": cut,
+            "entities": found["entities"], "words_scored": len(kept), "words_cut": int((~kept).sum()),
             "throughput_per_s": len(singles_all) / elapsed, "latency_ms": Latency.from_values(seconds).to_dict(),
-            "outputs": np.concatenate(words)}  # each word's logits: agreement is word-level
+            "outputs": logits}  # each word's logits: agreement is word-level
+
+
+def sensitivity_outputs(runner, arrays, job):
+    logits, kept = word_logits(runner, arrays)
+    return logits.astype(np.float64), kept
+
+
+def sensitivity_metrics(ref, out, arrays) -> dict:
+    """Word-level tag agreement with FP32 and KL of each word's label distribution from FP32's; entity
+    F1 against the data's tags, and its drop from FP32's."""
+    (ref_logits, kept), (logits, _) = ref, out
+    true, ref_pred = tags_of(ref_logits, kept, arrays)
+    f1, ref_f1 = scores(true, tags_of(logits, kept, arrays)[1])["f1"], scores(true, ref_pred)["f1"]
+    return {"f1": f1, "f1_drop": ref_f1 - f1, "agreement": float((logits.argmax(-1) == ref_logits.argmax(-1)).mean()),
+            "kl": kl(ref_logits, logits)}
 
 
 def finish(tok, result):

@@ -4,9 +4,8 @@ with the FP32 reference."""
 import numpy as np
 
 from qonnx.errors import ConfigError
-from qonnx.measure.deviation import token_agreement
+from qonnx.measure.deviation import log_softmax, token_agreement
 from qonnx.tasks.classification import encode
-from qonnx.tasks.lm import log_softmax
 
 
 def inputs(plan, text) -> dict:

@@ -8,8 +8,9 @@ import pytest
 
 from qonnx.config import Job
 from qonnx.measure import memory
+from qonnx.measure.deviation import log_softmax
 from qonnx.run import worker
-from qonnx.tasks.lm import log_softmax, perplexity
+from qonnx.tasks.lm import perplexity
 
 LINUX = memory.STATUS.is_file() and memory.reset_peak()
 needs_linux = pytest.mark.skipif(not LINUX, reason="VmHWM and clear_refs are Linux's (/proc/self)")

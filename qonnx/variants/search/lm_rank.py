@@ -10,9 +10,9 @@ import time
 import numpy as np
 
 from qonnx.cache import cache_dir, write_json
+from qonnx.measure.deviation import log_softmax
 from qonnx.runners.ort import OrtRunner
 from qonnx.store import digest
-from qonnx.tasks.lm import log_softmax
 from qonnx.tasks.lm import perplexity as ppl
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
 from qonnx.variants.units import role, unit_name
