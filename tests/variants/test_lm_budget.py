@@ -325,7 +325,8 @@ def test_kernel_table_times_every_shape_in_every_format_and_predicts_by_sum():
     assert table["cpu"]["model"] and isinstance(table["cpu"]["flags"], list) and table["rounds"] == 3
     got = {(k["K"], k["N"], k["format"]): k for k in table["kernels"]}
     assert set(got) == {(K, N, f) for K, N in ((64, 32), (128, 64)) for f in fmts}
-    assert all(0 < k["us"] == k["us_range"][0] <= k["us_median"] <= k["us_range"][1] for k in got.values())
+    assert all(0 < k["us"] == k["us_range"][0] <= k["us_next"] <= k["us_range"][1] for k in got.values())
+    assert all(k["us"] <= k["us_median"] <= k["us_range"][1] for k in got.values())
     shapes = {"a": (64, 32), "b": (64, 32), "c": (128, 64)}
     want = got[(64, 32, "4-bit/32")]["us"] + got[(64, 32, "float")]["us"] + got[(128, 64, "8-bit/128")]["us"]
     assert kernels.predict_us(table, {"a": "4-bit/32", "c": "8-bit/128"}, shapes) == pytest.approx(want)
@@ -454,6 +455,6 @@ def test_kernels_timed_while_the_machine_was_busy_are_named():
 
     table = fake_kernels({(64, 32): 1, (128, 64): 1}, {"4-bit/32": 1.0, "8-bit/128": 2.0})
     assert kernels.unsteady(table) == []
-    table["kernels"][1]["us_median"] = 1.31 * table["kernels"][1]["us"]
-    table["kernels"][2]["us_median"] = 1.29 * table["kernels"][2]["us"]
+    table["kernels"][1]["us_next"] = 1.16 * table["kernels"][1]["us"]
+    table["kernels"][2]["us_next"] = 1.14 * table["kernels"][2]["us"]
     assert kernels.unsteady(table) == ["64x32 8-bit/128"]

@@ -13,7 +13,8 @@ budget search reads this table instead of assuming: it records it in the manifes
 timed on, and predicts each step's MatMul time from it. Timing is interleaved: every (shape, format)
 session takes one turn of CALLS calls per round, the order rotating from round to round. A kernel's
 figure is its fastest round (the least disturbed: on a shared machine one round in five was seen
-20x slower), with the median and range of its rounds beside it.
+20x slower), with the next fastest (unsteady(): no second round within 15 %), the median and the
+range of its rounds beside it.
 """
 import functools
 import time
@@ -26,7 +27,7 @@ from qonnx.errors import ConfigError
 from qonnx.variants.gptq import matmul_nbits
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
 
-ROUNDS, CALLS = 7, 4
+ROUNDS, CALLS = 15, 4
 WORKING_SET_MB = 256  # a model's weights beyond this are out of every cache we know of (L3: 32-256 MB)
 # the flags (envinfo's names) that change which weight format ONNX Runtime's kernels run fastest: a
 # budget build is a choice for one CPU class, named by its model and these
@@ -167,16 +168,17 @@ def measure(counts: dict, fmts: dict, threads=None, rounds=ROUNDS, calls=CALLS, 
     return {"cpu": {"model": here.get("model"), "flags": here.get("flags")}, "threads": threads,
             "rounds": rounds, "calls": calls, "working_set_mb": cap_mb, "onnxruntime": ort.__version__,
             "kernels": [{"K": K, "N": N, "count": counts[(K, N)], "format": fmt, "copies": sessions[(K, N, fmt)][2],
-                         "us": min(t),
+                         "us": min(t), "us_next": sorted(t)[1] if len(t) > 1 else min(t),
                          "us_median": float(np.median(t)), "us_range": [min(t), max(t)]}
                         for (K, N, fmt), t in times.items()]}
 
 
-def unsteady(table, spread=1.3) -> list:
-    """The kernels ("KxN format") whose median round took more than `spread` times their fastest:
-    timed while something else ran. The fastest round stands for each, but when many are unsteady
-    the table as a whole may hold no undisturbed round."""
-    return [f"{k['K']}x{k['N']} {k['format']}" for k in table["kernels"] if k["us_median"] > spread * k["us"]]
+def unsteady(table, spread=1.15) -> list:
+    """The kernels ("KxN format") whose fastest round no other round came within `spread` of: on a
+    shared machine most rounds are disturbed (medians of twice the fastest were seen on a quiet
+    one), so a kernel's figure is its fastest round, and it is trusted when a second round agrees."""
+    return [f"{k['K']}x{k['N']} {k['format']}" for k in table["kernels"]
+            if k.get("us_next", k["us"]) > spread * k["us"]]
 
 
 def predict_us(table, formats: dict, shapes: dict) -> float:

@@ -80,8 +80,8 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
              ", ".join(f"{k} {v:.0f} us" for k, v in every.items()))
     busy = kernels.unsteady(table)
     if 3 * len(busy) > len(table["kernels"]):
-        log.warning("budget search: %d of %d kernels' median round took over 1.3x their fastest: the machine was "
-                    "busy while they were timed, and the formats chosen from them may not be the fastest here. "
+        log.warning("budget search: for %d of %d kernels no second round came within 15 %% of the fastest: the "
+                    "machine was busy while they were timed, and the formats chosen from them may not be the fastest here. "
                     "Search again on a quiet machine (--overwrite) if the speed matters.", len(busy),
                     len(table["kernels"]))
     recipes = {r for f in fmts for r in builder.recipes(f)}
