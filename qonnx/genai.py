@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 RECIPES = {"fp32": ("fp32", []), "int4": ("int4", []),
            "int4-mixed": ("int4", ["--extra_options", "int4_algo_config=k_quant_mixed"])}
 # qonnx's own builds on the builder's fp32 graph: int8 (every MatMul 8-bit blockwise, round to
-# nearest, MatMulNBits, blocks of 128), and int4-budget (each layer's format chosen by its KL and its
+# nearest, MatMulNBits, blocks of 128), and int4-budget (each unit's format (a role of a layer) chosen by its KL and its
 # kernels' time on this CPU, the fastest within the budget: qonnx.variants.search.lm_budget)
 INT8 = "int8"
 BUDGETED = "int4-budget"
@@ -161,7 +161,7 @@ def _build_from_fp32(source, tmp: Path, budget) -> dict:
                 "algorithm": "rtn, symmetric",
                 "accuracy_level": ACCURACY_LEVEL}
     key, cal_ids, val_ids, prov = budget
-    log.info("searching each layer's weight format of %s within +%s %% perplexity", source.name,
+    log.info("searching the weight format of each role of each layer of %s within +%s %% perplexity", source.name,
              key["max_perplexity_increase_pct"])
     # the fp32 folder's content key: a second budget on it reuses the per-unit costs
     record = lm_budget.search(fp32 / "model.onnx", tmp / "model.onnx", key["max_perplexity_increase_pct"],

@@ -80,7 +80,7 @@ OPTIONS = {
 
 BUDGET = ("max_accuracy_drop", "max_perplexity_increase", "validation", "validation_text_column",
           "validation_label_column", "validation_samples", "search_time_limit")
-PERPLEXITY_BUDGET = ("LMs, int4-weight: each layer's format (4-bit/32, 4-bit/128, 8-bit/128 or float) chosen by "
+PERPLEXITY_BUDGET = ("LMs, int4-weight: the format of each role of each layer (4-bit/32, 4-bit/128, 8-bit/128 or float) chosen by "
                      "its KL and its kernels' time on this CPU: the fastest build whose perplexity on --validation "
                      "is within it; exit 2 if none does.")
 REQUIRED = object()

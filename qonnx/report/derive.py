@@ -130,7 +130,7 @@ def method_notes(kind, s):
             rows = " and ".join(budgeted)
             where = s.get("validation") or "the demo's validation split"
             pct = 10.0 if limit is None else limit
-            notes.append(f"Perplexity budget ({rows}): each layer's weight format (4-bit/32, 4-bit/128, 8-bit/128 "
+            notes.append(f"Perplexity budget ({rows}): each layer role's weight format (4-bit/32, 4-bit/128, 8-bit/128 "
                          "or float; GPTQ or round to nearest at 4 bits) chosen by its KL and its kernels' time "
                          "measured on the CPU it was built on, the fastest build whose perplexity on the validation "
                          f"text ({where}; never this eval corpus) is within +{pct:g} % of FP32 on that text; each "

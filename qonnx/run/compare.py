@@ -55,7 +55,7 @@ def prepare_row(source, variant, provider, cfg, shared, env):
     row = Row(variant=variant, provider=provider, runtime=v.runtime, note=v.note(provider), environment=env,
               timing=apart_reason(cfg) or "timed in its own measuring pass (interleaved rounds follow)")
     if v.runtime == "onnx" and "max_perplexity_increase" in cfg.budget_fields(v.mode, fixed_options=bool(v.options)):
-        row.note = ("the perplexity budget's build (--max-perplexity-increase): each layer's MatMulNBits format "
+        row.note = ("the perplexity budget's build (--max-perplexity-increase): each layer role's MatMulNBits format "
                     "(4-bit/32, 4-bit/128, 8-bit/128 or float) chosen by its KL and its kernels' time on the CPU it "
                     "was built on; 4 bits by GPTQ or round to nearest (not HQQ)")
     try:

@@ -119,7 +119,7 @@ def quantize(cfg) -> dict:
         build = method_module(cfg.method).build
         if validation is not None:  # keep the most damaging units FP32 until within budget
             build, kwargs["validation"] = budget.build, validation
-        if texts_lm is not None:  # each layer's format by its KL and kernel time, within budget
+        if texts_lm is not None:  # each layer role's format by its KL and kernel time, within budget
             build, kwargs["texts"] = lm_budget.build, texts_lm
         try:
             with store.scratch_cwd():
