@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from lm_decode import interleaved  # noqa: E402  (benchmarks/, the script's own folder)
 
 MIXES = {"all 4-bit/32": lambda r: "4-bit/32", "all 4-bit/128": lambda r: "4-bit/128",
          "all 8-bit/128": lambda r: "8-bit/128",
@@ -91,16 +92,7 @@ def main():
         for name, folder in folders.items():
             runners[name] = GenaiRunner(str(folder / "model.onnx"), "cpu", args.threads, {})
             runners[name].load_generator()
-            lm.generate(runners[name], prompts[0], 4)  # warm-up
-        speeds = {k: [] for k in runners}
-        order = list(runners)
-        for rnd in range(args.rounds):
-            for k in (order if rnd % 2 == 0 else order[::-1]):
-                decoded = seconds = 0
-                for ids in prompts:
-                    _, dt, out = lm.generate(runners[k], ids, 32)
-                    decoded, seconds = decoded + len(out) - 1, seconds + dt
-                speeds[k].append(decoded / seconds)
+        speeds = interleaved(runners, prompts, args.rounds)
         c = cpu()
         print(f"CPU: {c.get('model')} ({c.get('cores')} cores; {', '.join(c.get('flags', []))}); "
               f"{args.threads} threads, {args.rounds} interleaved rounds")

@@ -37,6 +37,25 @@ def runner_for(row, threads, config):
     return r
 
 
+def interleaved(runners, prompts, rounds) -> dict:
+    """{name: [decode tokens/s per round]}: each runner decodes every prompt (32 greedy tokens) in
+    turn, `rounds` times, the order reversed every other round, after a warm-up."""
+    from qonnx.tasks import lm
+
+    for run in runners.values():
+        lm.generate(run, prompts[0], 4)  # warm-up
+    speeds = {v: [] for v in runners}
+    order = list(runners)
+    for rnd in range(rounds):
+        for v in (order if rnd % 2 == 0 else order[::-1]):
+            decoded = seconds = 0
+            for ids in prompts:
+                _, dt, out = lm.generate(runners[v], ids, 32)
+                decoded, seconds = decoded + len(out) - 1, seconds + dt
+            speeds[v].append(decoded / seconds)
+    return speeds
+
+
 def main():
     from transformers import AutoTokenizer
 
@@ -59,17 +78,7 @@ def main():
     tok = AutoTokenizer.from_pretrained(str(first))
     prompts = [tok(p)["input_ids"] for p in lm.PROMPTS]
     runners = {r["variant"]: runner_for(r, args.threads, config) for r in rows}
-    for run in runners.values():
-        lm.generate(run, prompts[0], 4)  # warm-up
-    speeds = {v: [] for v in runners}
-    order = list(runners)
-    for rnd in range(args.rounds):
-        for v in (order if rnd % 2 == 0 else order[::-1]):
-            decoded = seconds = 0
-            for ids in prompts:
-                _, dt, out = lm.generate(runners[v], ids, 32)
-                decoded, seconds = decoded + len(out) - 1, seconds + dt
-            speeds[v].append(decoded / seconds)
+    speeds = interleaved(runners, prompts, args.rounds)
     c = cpu()
     print(f"CPU: {c.get('model')} ({c.get('cores')} cores; {', '.join(c.get('flags', []))}); "
           f"{args.threads} threads, {args.rounds} interleaved rounds")
