@@ -31,8 +31,10 @@ MARKER = "qonnx_manifest"
 
 
 def root() -> Path:
-    """The artifact root: $QONNX_ARTIFACTS, else ./artifacts."""
-    return Path(os.environ.get(ARTIFACTS_ENV) or "artifacts").expanduser()
+    """The artifact root, absolute: $QONNX_ARTIFACTS, else ./artifacts of the working directory when
+    called (a relative path would point elsewhere once a library changes directory: ONNX Runtime's
+    quantizers run in a scratch directory)."""
+    return Path(os.environ.get(ARTIFACTS_ENV) or "artifacts").expanduser().absolute()
 
 
 def in_root(path) -> bool:

@@ -217,3 +217,15 @@ def test_an_unwritable_artifact_root_is_named_not_o(tiny_classifier, tmp_path, m
         assert "choose another -o" not in r.output
     own = CliRunner().invoke(main, ["export", str(tiny_classifier), "-o", str(blocker / "out")])
     assert own.exit_code == 1 and "choose another -o folder" in own.output and "QONNX_ARTIFACTS" not in own.output
+
+
+def test_the_default_root_is_absolute_so_a_library_changing_directory_still_finds_it(tmp_path, monkeypatch):
+    """ONNX Runtime's quantizers run in a scratch directory: a relative artifacts/... path broke
+    `analyze sensitivity` on a default export (Unable to open proto file: artifacts/...)."""
+    from qonnx import store
+
+    monkeypatch.delenv(store.ARTIFACTS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert store.root() == tmp_path / "artifacts" and store.root().is_absolute()
+    monkeypatch.setenv(store.ARTIFACTS_ENV, "rel/store")
+    assert store.root() == tmp_path / "rel" / "store"

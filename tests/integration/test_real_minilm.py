@@ -36,6 +36,18 @@ def test_the_folder_is_the_published_model_unchanged():
     assert resolve("demo:minilm").task == "feature-extraction"
 
 
+def test_the_splits_share_no_sentence_and_the_test_split_is_the_first_version_s():
+    import csv
+
+    from qonnx import demo
+
+    folder = demo.ensure("minilm") / "data"
+    rows = {p.stem: [r["text"] for r in csv.DictReader(open(p, encoding="utf-8"))] for p in folder.glob("*.csv")}
+    assert {k: len(v) for k, v in rows.items()} == {"test": 500, "calibration": 512, "validation": 256}
+    assert len(set().union(*rows.values())) == 500 + 512 + 256  # no sentence in two splits
+    assert rows["test"][0].startswith("The crime matters less than the characters")  # version 2 kept test as it was
+
+
 def test_embeddings_are_meaningful_and_normalized():
     """The genuine model through qonnx's recipe: unit vectors, and related sentences closer than
     unrelated ones (a random or mis-pooled encoder fails this)."""
