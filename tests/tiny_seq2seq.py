@@ -12,8 +12,9 @@ SOURCES = ["the film was a delight from start to finish", "it rained all day",
            "service slow and food cold", "quarterly revenue rose by four percent"]
 
 
-def tiny_seq2seq(arch: str, folder: Path) -> Path:
-    """A seeded T5ForConditionalGeneration or BartForConditionalGeneration, 2+2 layers, 64 wide."""
+def tiny_seq2seq(arch: str, folder: Path, layers: int = 2) -> Path:
+    """A seeded T5ForConditionalGeneration or BartForConditionalGeneration, `layers` encoder and decoder layers
+    (2 + 2 by default), 64 wide."""
     import torch
     import transformers as t
 
@@ -23,10 +24,10 @@ def tiny_seq2seq(arch: str, folder: Path) -> Path:
     ids = dict(pad_token_id=0, eos_token_id=3, bos_token_id=2, decoder_start_token_id=0 if arch == "t5" else 2)
     if arch == "t5":
         model = t.T5ForConditionalGeneration(t.T5Config(vocab_size=len(tok), d_model=64, d_kv=16, d_ff=128,
-                                                        num_layers=2, num_heads=4, **ids))
+                                                        num_layers=layers, num_heads=4, **ids))
     else:
         model = t.BartForConditionalGeneration(t.BartConfig(
-            vocab_size=len(tok), d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+            vocab_size=len(tok), d_model=64, encoder_layers=layers, decoder_layers=layers, encoder_attention_heads=4,
             decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, max_position_embeddings=256,
             forced_eos_token_id=None, **ids))
     with torch.no_grad():

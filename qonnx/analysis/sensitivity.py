@@ -10,8 +10,13 @@ sensitivity_metrics and SENSITIVITY, the table's columns and the damage it sorts
 top-1 agreement and accuracy drop for text and image classifiers; perplexity change and next-token
 agreement for LMs; cosine with FP32's pooled embeddings and top-10 neighbour overlap for embedding
 models; word agreement, KL and entity F1 for token classifiers; span agreement, KL and EM/F1 for
-extractive QA. Seq2seq models (separate encoder and decoder graphs) are refused. Units are quantized in the export's (unfused) graph, so node names
-map to modules; the variants quantize the same weights, in a fused graph for encoders.
+extractive QA; for seq2seq models (encoder-decoder), exact match of the greedy generated ids with FP32's,
+KL of the teacher-forced next-token distributions (on FP32's generated text) and ROUGE-L against the
+references where --target-column names them. Units are quantized in the export's (unfused) graph, so node names
+map to modules; the variants quantize the same weights, in a fused graph for encoders. A seq2seq model's
+units are read from its encoder and its merged decoder (inside the If branches), named "encoder ..." and
+"decoder ...", and each build is the runtime folder (encoder + merged decoder) run by compare's seq2seq runner
+(int8-dynamic only, the one quantized seq2seq variant).
 Every finished unit is appended to units.jsonl, so an interrupted analysis resumes.
 """
 import collections
@@ -31,9 +36,11 @@ from qonnx.errors import ConfigError
 from qonnx.export import ensure
 from qonnx.progress import progress
 from qonnx.run.rundir import changed, default_run_dir
+from qonnx.runners import seq2seq as seq2seq_runner
 from qonnx.runners.ort import OrtRunner
 from qonnx.store import tree_digest, work_dir
 from qonnx.variants import int8_static
+from qonnx.variants import seq2seq as seq2seq_variant
 from qonnx.variants.partial import quantize_nodes
 from qonnx.variants.units import units
 
@@ -42,17 +49,26 @@ log = logging.getLogger(__name__)
 # each family's data columns: the settings of a family that does not read them leave them out, so
 # an analysis recorded before a family's columns existed still resumes
 FAMILY_COLUMNS = {"tokens": ("tokens_column", "tags_column"),
-                  "qa": ("question_column", "context_column", "answers_column"), "images": ("image_column",)}
-SEQ2SEQ = ("sensitivity quantizes units of one graph and scores that graph's outputs; {name} is a sequence-to-"
-           "sequence model, exported as separate encoder, decoder and decoder-with-past graphs that generate "
-           "together (the merged decoder int8-dynamic builds keeps its weights inside If branches), which the "
-           "analysis does not quantize unit by unit yet (docs/tasks.md, Sensitivity by task).")
+                  "qa": ("question_column", "context_column", "answers_column"), "images": ("image_column",),
+                  "seq2seq": ("target_column", "max_new_tokens")}
 
 
 def _op_counts(path) -> dict:
+    """Op types of a graph, or of every graph a seq2seq build folder runs, inside If branches too."""
     import onnx
 
-    return collections.Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node)
+    counts = collections.Counter()
+
+    def walk(graph):
+        for n in graph.node:
+            counts[n.op_type] += 1
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    walk(a.g)
+
+    for f in seq2seq_runner.loaded_files(path) if Path(path).is_dir() else [path]:
+        walk(onnx.load(str(f), load_external_data=False).graph)
+    return counts
 
 
 def _matmul_only(method, lm):
@@ -109,9 +125,8 @@ def _source(cfg):
     one an embedding model's pooling recipe is read from)."""
     folder = Path(cfg.model).expanduser()
     manifest = folder / "manifest.json"
-    if folder.is_dir() and (folder / "encoder_model.onnx").is_file() and manifest.is_file():
-        raise ConfigError(SEQ2SEQ.format(name=folder))
-    if folder.is_dir() and (folder / "model.onnx").is_file() and manifest.is_file():
+    graph = "model.onnx" if (folder / "model.onnx").is_file() else seq2seq_runner.ENCODER  # seq2seq: the encoder
+    if folder.is_dir() and (folder / graph).is_file() and manifest.is_file():
         m = json.loads(manifest.read_text())
         if m.get("kind") not in (None, "export") or m.get("method") not in (None, "export", "fp32"):
             raise ConfigError(f"{folder} is a quantized variant ({m.get('method')}); give the FP32 export "
@@ -120,13 +135,14 @@ def _source(cfg):
         task = src.get("task") or models.infer_task(json.loads((folder / "config.json").read_text()), str(folder))
         config = models.with_shape(json.loads((folder / "config.json").read_text()))
         model_dir = Path(src["path"]) if src.get("path") and (Path(src["path"]) / "config.json").is_file() else folder
-        return (str(folder), task, models.is_lm_task(task), folder / "model.onnx", folder, config, src.get("demo", ""),
+        return (str(folder), task, models.is_lm_task(task), folder / graph, folder, config, src.get("demo", ""),
                 model_dir)
     source = models.resolve(cfg.model)
     if tasks.kind(source.task) == "seq2seq":  # before exporting it
-        raise ConfigError(SEQ2SEQ.format(name=source.name))
+        refuse("seq2seq", source.name, cfg.method, False)
     onnx_dir = ensure(source)
-    return (source.name, source.task, source.is_lm, Path(onnx_dir) / "model.onnx", onnx_dir, source.config, source.demo,
+    graph = seq2seq_runner.ENCODER if tasks.kind(source.task) == "seq2seq" else "model.onnx"
+    return (source.name, source.task, source.is_lm, Path(onnx_dir) / graph, onnx_dir, source.config, source.demo,
             source.path)
 
 
@@ -135,6 +151,12 @@ def default_output(demo, name, method) -> Path:
 
 
 def refuse(kind, name, method, lm):
+    if kind == "seq2seq" and method != "int8-dynamic":
+        try:
+            seq2seq_variant.check(method)
+        except seq2seq_variant.NotForSeq2Seq as e:
+            raise ConfigError(f"{e} {name}: sensitivity of a seq2seq model is measured for int8-dynamic.") from None
+        raise ConfigError(f"{method} sensitivity is not measured for seq2seq models; use int8-dynamic.")
     if lm and method == "int8-static":
         raise ConfigError("int8-static sensitivity is for classifiers; for LMs use int8-dynamic or int4-weight.")
     if method == "int8-static" and kind != "classification":
@@ -165,8 +187,13 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
         ctx.update(int8_static.context(fp32, scratch.name, QuantizeConfig(onnx_dir=fp32.parent, method="int8-static"),
                                        config, tok, texts[:cfg.num_calibration_samples], lm))
         fp32, settings["graph"] = ctx["pre"], ctx["graph"]
-    graph = onnx.load(str(fp32), load_external_data=False)
-    graph_units = units(graph)
+    seq2seq, fp32 = kind == "seq2seq", Path(fp32).resolve()  # the quantizers run in a scratch cwd: absolute paths
+    if seq2seq:  # both graphs compare's int8-dynamic row runs; fp32 is then the export folder
+        fp32 = fp32.parent
+        graph_units = seq2seq_variant.unit_nodes(fp32, cfg.method)
+    else:
+        graph = onnx.load(str(fp32), load_external_data=False)
+        graph_units = units(graph)
     if _matmul_only(cfg.method, lm):
         matmuls = {n.name for n in graph.graph.node if n.op_type == "MatMul"}
         graph_units = {u: [n for n in ns if n in matmuls] for u, ns in graph_units.items()}
@@ -176,12 +203,20 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     done = _open_output(cfg, out, settings)
     # the family's feeds (token ids, pixels, word and window maps) made once; every build gets the same
     job = SimpleNamespace(batch_size=cfg.batch_size, latency_samples=1, batch_sizes=None, sequence_lengths=None,
-                          config=config, eval_tokens=cfg.eval_tokens, window=cfg.window, stride=cfg.stride)
+                          config=config, eval_tokens=cfg.eval_tokens, window=cfg.window, stride=cfg.stride,
+                          max_new_tokens=cfg.max_new_tokens, model_path=tok_dir)
     arrays = getattr(family, "sensitivity_feeds", family.prepare)(
         tok, {"texts": evald.texts, "labels": evald.labels, "corpus": evald.corpus, "source": evald.source,
-              "pairs": evald.pairs, "scores": evald.scores, "records": evald.records, "model_path": model_dir}, job)
+              "pairs": evald.pairs, "scores": evald.scores, "records": evald.records, "targets": evald.targets,
+              "model_path": model_dir}, job)
 
     def evaluate(path):
+        if seq2seq:  # the encoder and merged decoder through optimum, as compare's onnx rows
+            r = seq2seq_runner.make(path, "onnx", task, threads=cfg.threads).load()
+            try:
+                return family.sensitivity_outputs(r, arrays, job)
+            finally:
+                r.close()
         with OrtRunner(path, threads=cfg.threads, config=config) as r:
             return family.sensitivity_outputs(r, arrays, job)
 
@@ -201,8 +236,11 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
                 bar.advance(task_bar)
                 continue
             bar.update(task_bar, description=f"{view}: {unit}")
-            dst = Path(tmp) / "q.onnx"
-            quantize_nodes(cfg.method, fp32, dst, nodes, all_nodes, lm, ctx)
+            dst = Path(tmp).resolve() / ("q" if seq2seq else "q.onnx")
+            if seq2seq:
+                seq2seq_variant.quantize_folder(cfg.method, fp32, dst, nodes, ctx)
+            else:
+                quantize_nodes(cfg.method, fp32, dst, nodes, all_nodes, lm, ctx)
             m = metrics(ref, evaluate(dst))
             rec = {"view": view, "unit": unit, "nodes": len(nodes), **m}
             if view == "only" and _op_counts(dst) == fp32_ops:  # e.g. Gemm under dynamic INT8
@@ -210,7 +248,10 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
             results.append(rec)
             with open(out / "units.jsonl", "a") as f:
                 f.write(json.dumps(rec) + "\n")
-            dst.unlink()
+            if dst.is_dir():
+                shutil.rmtree(dst)
+            else:
+                dst.unlink()
             if on_unit:
                 on_unit(rec)
             bar.advance(task_bar)

@@ -6,12 +6,13 @@ from qonnx import tasks
 from qonnx.cache import write_json
 from qonnx.variants.units import GROUPS
 
-UNIT = re.compile(r"layer (\d+) (.+)")
+UNIT = re.compile(r"(?:(\w+) )?layer (\d+) (.+)")  # "layer 3 ffn-in"; seq2seq: "decoder layer 0 cross-attn-in"
 
 
 FMT = {"perplexity": ".2f", "perplexity_change_pct": "+.2f", "accuracy": ".4f", "accuracy_drop": "+.4f",
        "agreement": ".4f", "kl": ".2e", "nodes": "d", "f1": ".4f", "f1_drop": "+.4f", "exact_match": ".4f",
-       "cosine_mean": ".6f", "cosine_min": ".6f", "cosine_distance": ".2e", "topk_overlap": ".4f"}
+       "cosine_mean": ".6f", "cosine_min": ".6f", "cosine_distance": ".2e", "topk_overlap": ".4f", "rouge_l": ".4f",
+       "rouge_l_drop": "+.4f"}
 
 
 def family(doc) -> dict:
@@ -61,7 +62,8 @@ def markdown(doc) -> str:
 
 
 def heatmap(doc, path: Path):
-    """One panel per view: layers down, node groups across; other units listed beside."""
+    """One panel per view: layers down (an encoder-decoder's encoder layers, then its decoder's), node groups
+    across (those the units have); other units listed beside."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,12 +76,15 @@ def heatmap(doc, path: Path):
     key, scale, unit = fam["damage"], fam["scale"], fam["unit"]
     everything = next((r[key] for r in doc["results"] if r["view"] == "all"), None)
     views = [v for v in ("only", "all-but") if any(r["view"] == v for r in doc["results"])]
-    layers = sorted({int(m.group(1)) for r in doc["results"] if (m := UNIT.match(r["unit"]))})
+    found = [m for r in doc["results"] if (m := UNIT.match(r["unit"])) and m.group(3) in GROUPS]
+    stacks = {"encoder": 0, "decoder": 1}
+    layers = sorted({(m.group(1) or "", int(m.group(2))) for m in found}, key=lambda k: (stacks.get(k[0], -1), k))
+    groups = [g for g in GROUPS if any(m.group(3) == g for m in found)]
     if not views or not layers:
         return None
     fig, axes = plt.subplots(1, len(views), figsize=(5.2 * len(views) + 1.5, 0.5 * len(layers) + 2.6), squeeze=False)
     for ax, view in zip(axes[0], views):
-        grid = np.full((len(layers), len(GROUPS)), np.nan)
+        grid = np.full((len(layers), len(groups)), np.nan)
 
         def value(r, view=view):
             v = r[key] if view == "only" or everything is None else everything - r[key]
@@ -90,8 +95,8 @@ def heatmap(doc, path: Path):
             if r["view"] != view:
                 continue
             m = UNIT.match(r["unit"])
-            if m and m.group(2) in GROUPS:
-                grid[layers.index(int(m.group(1))), GROUPS.index(m.group(2))] = value(r)
+            if m and m.group(3) in groups:
+                grid[layers.index((m.group(1) or "", int(m.group(2)))), groups.index(m.group(3))] = value(r)
             elif r.get("untouched"):
                 extra.append(f"{r['unit']}: not quantized by {doc['method']}")
             else:
@@ -101,8 +106,8 @@ def heatmap(doc, path: Path):
         else:  # keeping a unit can also make things worse (interactions): diverging around zero
             span = np.nanmax(np.abs(grid)) or 1.0
             im = ax.imshow(grid, cmap="RdBu_r", aspect="auto", vmin=-span, vmax=span)
-        ax.set_xticks(range(len(GROUPS)), GROUPS)
-        ax.set_yticks(range(len(layers)), [f"layer {i}" for i in layers])
+        ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
+        ax.set_yticks(range(len(layers)), [f"{s} layer {i}".strip() for s, i in layers])
         for (i, j), v in np.ndenumerate(grid):
             if not np.isnan(v):
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8)

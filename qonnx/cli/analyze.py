@@ -50,7 +50,7 @@ def _measured() -> str:
     """Each family's figures, from its task module (qonnx.tasks.*.SENSITIVITY)."""
     return "\n\n".join(f"{tasks.WHAT[k].capitalize()}: {tasks.module(k).SENSITIVITY['about']} (sorted by "
                      f"{tasks.module(k).SENSITIVITY['damage']}, higher is worse)"
-                     for k in ("classification", "lm", "embeddings", "tokens", "qa", "images"))
+                     for k in ("classification", "lm", "embeddings", "tokens", "qa", "images", "seq2seq"))
 
 
 @analyze.command("sensitivity", help=f"""Which units of MODEL (or of a `qonnx export` folder) a method damages:
@@ -60,10 +60,12 @@ a heatmap. Measured per unit, by family:
 
 {_measured()}.
 
-Seq2seq models (separate encoder and decoder graphs) are refused.""")
+Seq2seq models: units of the encoder and of the merged decoder (inside its If branches), named "encoder ..."
+and "decoder ..." (their layers share numbers), with cross-attention in/out as their own roles; int8-dynamic
+only (the one quantized seq2seq variant).""")
 @click.argument("model", default="demo:sentiment")
 @options(SensitivityConfig, "method", "dataset", "text_column", "label_column", "tokens_column", "tags_column",
-         "question_column", "context_column", "answers_column", "image_column", "split", "max_samples", "seed",
+         "question_column", "context_column", "answers_column", "image_column", "target_column", "split", "max_samples", "seed",
          "batch_size", "calibration", "num_calibration_samples",
          method=" | ".join(SENSITIVITY_METHODS) + " (rtn; on LMs int8-dynamic is blockwise MatMulNBits; "
                                                   "int8-static: text classifiers only).",
@@ -71,7 +73,8 @@ Seq2seq models (separate encoder and decoder graphs) are refused.""")
          split="Held-out data, as the budget searches use: not compare's eval (test) split.")
 @click.option("--views", callback=csv_list, default=default_of(SensitivityConfig, "views"), show_default=True,
               help="only: one unit quantized, the rest FP32; all-but: all quantized except one unit.")
-@options(SensitivityConfig, "eval_tokens", "threads", "output", "resume",
+@options(SensitivityConfig, "max_new_tokens", "eval_tokens", "threads", "output", "resume",
+         max_new_tokens="Here seq2seq models only (exact match, teacher-forced KL).",
          output="[$QONNX_ARTIFACTS or ./artifacts, /runs/NAME-sensitivity-METHOD-TIME].")
 @handle_errors
 def analyze_sensitivity(model, **kw):

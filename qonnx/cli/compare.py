@@ -27,9 +27,7 @@ EXIT_CODES = ("Exit codes: 0 every requested row ok or skipped with its reason; 
               show_default=True, help="Untimed calls before timing.")
 @options(CompareConfig, "seed", "calibration", "calibration_text_column", "num_calibration_samples",
          "calibration_method")
-@click.option("--max-new-tokens", type=int, default=default_of(CompareConfig, "max_new_tokens"),
-              show_default=True, help="LM: greedy tokens per prompt.")
-@options(CompareConfig, "eval_tokens")
+@options(CompareConfig, "max_new_tokens", "eval_tokens")
 @click.option("--window", type=int, default=default_of(CompareConfig, "window"),
               show_default=True, help="LM: perplexity window.")
 @click.option("--stride", type=int, default=default_of(CompareConfig, "stride"),

@@ -50,6 +50,7 @@ OPTIONS = {
     "batch_size": dict(type=int, help="compare: batch of the throughput pass (accuracy is scored at batch 1, "
                        "each text alone); sensitivity: batch of its evaluation passes."),
     "eval_tokens": dict(type=int, help="LMs: tokens scored for perplexity."),
+    "max_new_tokens": dict(type=int, help="Greedy tokens generated per prompt (LMs) or source text (seq2seq models)."),
     "calibration": dict(help="int8-static's calibration data: a data file or demo split "
                              "(demo:sentiment:calibration) [the demo's calibration split]."),
     "calibration_method": dict(help=" | ".join(CALIBRATION_METHODS)),

@@ -195,6 +195,8 @@ class SensitivityConfig:
     context_column: str = "context"
     answers_column: str = "answers"
     image_column: str = "image"          # image classifiers
+    target_column: str | None = None     # seq2seq: the reference outputs (ROUGE-L)
+    max_new_tokens: int = 16             # seq2seq: greedy tokens generated per source text
     split: str = "validation"            # held-out data, as the budget searches take: not compare's eval split
     max_samples: int = 300
     batch_size: int = 32
@@ -214,7 +216,8 @@ class SensitivityConfig:
         bad = [v for v in self.views if v not in SENSITIVITY_VIEWS]
         if bad or not self.views:
             raise unknown("view", (bad or ["(none)"])[0], SENSITIVITY_VIEWS)
-        for name in ("max_samples", "batch_size", "num_calibration_samples", "eval_tokens", "window", "stride"):
+        for name in ("max_samples", "batch_size", "num_calibration_samples", "eval_tokens", "window", "stride",
+                     "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.stride > self.window:

@@ -6,7 +6,13 @@ ROUGE-L F1 against the data's references where `--target-column` names them.
 Source texts are tokenized once, in the parent (cut at MAX_LENGTH tokens); the worker decodes its ids
 with the model folder's tokenizer after timing. TTFT: a generate() call of one token (encoder and the
 first decoder step); decode tokens/s: the tokens after the first over the rest of a full generate() call.
+
+`qonnx analyze sensitivity` (in one process, through the same runner): each build generates every source
+text greedily (exact match and agreement of the ids with FP32's, ROUGE-L against the references), and
+scores FP32's generated text teacher-forced: the KL of each position's next-token distribution from FP32's,
+averaged over positions and texts (continuous, so it sorts units whose text did not change).
 """
+import functools
 import json
 import re
 
@@ -14,6 +20,7 @@ import numpy as np
 
 from qonnx.data import TextData, check_texts, column, open_table, selection, stratified
 from qonnx.errors import DataError
+from qonnx.measure.deviation import kl
 from qonnx.measure.latency import Latency
 from qonnx.runners.seq2seq import folder_of
 from qonnx.tasks.classification import MAX_LENGTH, group
@@ -21,6 +28,11 @@ from qonnx.tasks.classification import MAX_LENGTH, group
 BUDGET_METRIC = ("exact_match: the share of texts generated exactly as the reference row generates them; "
                  "--max-accuracy-drop limits 1 - exact_match")
 SAMPLES = 5  # generated texts kept in each row
+SENSITIVITY = {"columns": ("exact_match", "agreement", "kl", "rouge_l", "rouge_l_drop"), "damage": "kl", "scale": 1e4,
+               "unit": "KL vs FP32, x1e-4", "reference": ("rouge_l",),
+               "about": "exact match and token agreement of the greedy generated ids with FP32's, KL of the next-token "
+                        "distributions from FP32's (teacher-forced on FP32's generated text), ROUGE-L (drop) against "
+                        "the references (--target-column)"}
 
 
 def read_data(spec: str, *, text_column="text", target_column=None, hub_config=None, split="test",
@@ -109,6 +121,43 @@ def against_reference(ref_ids, ids) -> dict:
     real = a >= 0
     return {"exact_match": float((a == b).all(1).mean()),
             "agreement": float((a == b)[real].mean()) if real.any() else None}
+
+
+def sensitivity_feeds(tok, data, job) -> dict:
+    """prepare's source ids and references, and the tokenizer's folder (the generated ids decoded for ROUGE-L)."""
+    return {**prepare(tok, data, job), "tokenizer": np.array(str(tok.name_or_path))}
+
+
+@functools.lru_cache(maxsize=2)
+def _tokenizer(folder):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def sensitivity_outputs(runner, arrays, job):
+    """(generated ids [texts, max_new_tokens], their texts, teacher-forced logits [texts, max_new_tokens,
+    vocab]). The first call (FP32's) fixes the teacher-forced decoder inputs: the decoder start token and
+    FP32's generated ids, so every build is scored on the same prefixes."""
+    prompts, n = group(arrays, "prompt"), job.max_new_tokens
+    ids = np.stack([runner.generate(p, n)[0] for p in prompts])
+    teacher = arrays.setdefault("teacher", ids)
+    start = runner.model.config.decoder_start_token_id
+    logits = np.stack([runner.logits({**p, "decoder_input_ids": np.concatenate([[start], t[:-1]])[None].astype(np.int64)})[0]
+                       for p, t in zip(prompts, teacher)])
+    texts = _tokenizer(str(arrays["tokenizer"])).batch_decode(ids, skip_special_tokens=True)
+    return ids, texts, logits.astype(np.float64)
+
+
+def sensitivity_metrics(ref, out, arrays) -> dict:
+    """Exact match and agreement of the generated ids with FP32's, the teacher-forced KL from FP32's, ROUGE-L
+    against the references and its drop from FP32's (None without references)."""
+    (ref_ids, ref_texts, ref_logits), (ids, texts, logits) = ref, out
+    targets = json.loads(str(arrays["targets"]))
+    rouge = float(np.mean([rouge_l(t, r) for t, r in zip(texts, targets)])) if targets else None
+    own = float(np.mean([rouge_l(t, r) for t, r in zip(ref_texts, targets)])) if targets else None
+    return {**against_reference(ref_ids, ids), "kl": kl(ref_logits, logits), "rouge_l": rouge,
+            "rouge_l_drop": own - rouge if targets else None}
 
 
 def finish(tok, result):

@@ -6,7 +6,8 @@ Two schemes, chosen by model kind unless `--int8-scheme` says otherwise:
   activation scale per tensor. The classifier head (pooler, classifier) stays FP32: it multiplies
   one row per text, so INT8 saves no measurable time there and FP32 keeps its accuracy. Weights
   per channel, 7-bit range (reduce_range) by default: the fused QKV matrix joins three
-  projections of different ranges.
+  projections of different ranges. Nodes inside If branches are quantized too (EnableSubgraph: a
+  seq2seq model's merged decoder keeps every MatMul there; unfused: no fusion rules for T5/BART).
 - blockwise (decoder LMs): MatMul weights INT8 in blocks of 64 (MatMulNBits, 8 bits) with
   activations quantized to INT8 per block at run time (accuracy_level 4); a tied embedding table
   reads the lm_head's INT8 blocks (GatherBlockQuantized), other embedding Gathers are INT8.
@@ -23,7 +24,8 @@ UNACCEL_CUDA = "INT8 has few CUDA kernels in ONNX Runtime; nodes fall back to th
 NOTES = {"cuda": UNACCEL_CUDA}
 
 BLOCK = 64  # hidden sizes are multiples of 64 (576, 768, 4096): no padded blocks
-RECIPE = 2  # in the variant key; 2: the fused scheme leaves the classifier head FP32
+RECIPE = 3  # in the variant key; 2: the fused scheme leaves the classifier head FP32; 3: it quantizes inside If
+# branches (a seq2seq model's merged decoder, whose every MatMul is there: recipe 2 left that decoder FP32)
 
 
 def resolve_scheme(cfg, lm):
@@ -48,7 +50,7 @@ def fused(src, out, cfg, config):
             quantize_dynamic(str(fused), str(out), weight_type=QuantType.QInt8,
                              per_channel=per_channel, reduce_range=per_channel,
                              nodes_to_exclude=head + [f"{n}_MatMul" for n in head],
-                             extra_options={"DefaultTensorType": 1})
+                             extra_options={"DefaultTensorType": 1, "EnableSubgraph": True})
     return {"weight_type": "int8", "per_channel": per_channel, "reduce_range": per_channel,
             "fp32_nodes": head, **fusion}
 
@@ -57,7 +59,8 @@ def dynamic_nodes(src, dst, nodes, per_tensor=frozenset()):
     """Dynamic INT8 of `nodes`: weights per channel with reduce_range, as the variant, except the
     nodes in `per_tensor` (one weight scale, full range). Two passes of quantize_dynamic when mixed:
     each touches only the nodes it is given, by name (ORT turns a Gemm into NAME_MatMul + Add
-    before quantizing it, so both names are given)."""
+    before quantizing it, so both names are given). Nodes inside If branches (a seq2seq model's
+    merged decoder) are quantized too: quantize_dynamic enters subgraphs only when told (EnableSubgraph)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     passes = [(True, [n for n in nodes if n not in per_tensor]), (False, [n for n in nodes if n in per_tensor])]
@@ -67,7 +70,7 @@ def dynamic_nodes(src, dst, nodes, per_tensor=frozenset()):
             to = dst if i == len(passes) - 1 else Path(tmp) / "stage.onnx"
             quantize_dynamic(str(src), str(to), weight_type=QuantType.QInt8, per_channel=per_channel,
                              reduce_range=per_channel, nodes_to_quantize=ns + [f"{n}_MatMul" for n in ns],
-                             extra_options={"DefaultTensorType": 1})
+                             extra_options={"DefaultTensorType": 1, "EnableSubgraph": True})
             src = to
 
 

@@ -1,10 +1,11 @@
 """Sensitivity beyond text classifiers and LMs, through the CLI: an embedding model (pooled as its
-sentence-transformers folder says), a token classifier, an extractive QA model and an image
-classifier, each a tiny random model built from a config; every unit's figures are the family's,
-finite, and quantizing moves them. A seq2seq model is refused with its reason."""
+sentence-transformers folder says), a token classifier, an extractive QA model, an image classifier and
+encoder-decoder models (T5, BART), each a tiny random model built from a config; every unit's figures are
+the family's, finite, and quantizing moves them."""
 import json
 import math
 import random
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -114,14 +115,43 @@ def test_image_classifier(tmp_path):
     assert set(doc["reference"]) == {"accuracy"} and doc["data"]["samples"] == 14
 
 
-def test_seq2seq_is_refused_with_its_reason(tmp_path):
+# the units of a one-layer encoder-decoder: encoder and decoder named apart, cross-attention its own role
+SEQ2SEQ_UNITS = {"encoder embeddings", "encoder layer 0 attn-in", "encoder layer 0 attn-out", "encoder layer 0 ffn-in",
+                 "encoder layer 0 ffn-out", "decoder embeddings", "decoder layer 0 attn-in", "decoder layer 0 attn-out",
+                 "decoder layer 0 cross-attn-in", "decoder layer 0 cross-attn-out", "decoder layer 0 ffn-in",
+                 "decoder layer 0 ffn-out"}
+
+
+@pytest.mark.parametrize("arch", ["t5", "bart"])
+def test_seq2seq(tmp_path, arch, monkeypatch):
+    """Both graphs' units (the decoder's inside the merged decoder's If branches), each quantized alone;
+    generation, teacher-forced KL and ROUGE-L against the references per unit; all units quantized moves
+    the next-token distributions. A relative -o (the quantizers run in a scratch cwd)."""
+    from tiny_seq2seq import seq2seq_table, tiny_seq2seq
+
+    model = tiny_seq2seq(arch, tmp_path / "model", layers=1)
+    table = seq2seq_table(tmp_path / "s2s.csv")
+    monkeypatch.chdir(tmp_path)
+    doc, out = run(model, table, Path("a"), "--target-column", "summary", "--max-new-tokens", "6")
+    every = check(doc, out, "seq2seq", lambda r: r["kl"] > 0)
+    # T5 ties its output projection to the (decoder's) token table: no MatMul over a weight, no head unit
+    assert set(doc["units"]) == SEQ2SEQ_UNITS | ({"decoder head"} if arch == "bart" else set())
+    assert all(n.startswith("encoder_model.onnx:") for n in doc["units"]["encoder layer 0 attn-in"])
+    assert all(n.startswith("decoder_model_merged.onnx:") for n in doc["units"]["decoder layer 0 cross-attn-in"])
+    assert 0 <= every["exact_match"] <= every["agreement"] + 1e-12 <= 1 + 1e-12 and 0 <= every["rouge_l"] <= 1
+    assert not any(r.get("untouched") for r in doc["results"])  # every unit's build changes its graph
+    assert set(doc["reference"]) == {"rouge_l"} and doc["data"]["samples"] == 6
+    assert "decoder layer 0 cross-attn-in" in out
+
+
+def test_seq2seq_refuses_methods_without_a_seq2seq_build(tmp_path):
     from tiny_seq2seq import tiny_seq2seq
 
-    model = tiny_seq2seq("t5", tmp_path / "model")
+    model = tiny_seq2seq("t5", tmp_path / "model", layers=1)
     (tmp_path / "src.csv").write_text("text\nthe film was a delight\n")
     r = CliRunner().invoke(main, ["analyze", "sensitivity", str(model), "--dataset", str(tmp_path / "src.csv"),
-                                  "-o", str(tmp_path / "a")])
-    assert r.exit_code == 1 and "encoder, decoder and decoder-with-past graphs" in r.output, r.output
+                                  "-m", "int4-weight", "-o", str(tmp_path / "a")])
+    assert r.exit_code == 1 and "not built for encoder-decoder" in r.output and "int8-dynamic" in r.output, r.output
     assert "Traceback" not in r.output and not (tmp_path / "a").exists()
 
 
@@ -133,3 +163,43 @@ def test_int8_static_is_refused_outside_text_classifiers(tmp_path):
     r = CliRunner().invoke(main, ["analyze", "sensitivity", str(model), "--dataset", str(tmp_path / "images"),
                                   "-m", "int8-static", "-o", str(tmp_path / "a")])
     assert r.exit_code == 1 and "use int8-dynamic or int4-weight" in r.output, r.output
+
+
+@pytest.mark.parametrize("arch", ["t5", "bart"])
+def test_seq2seq_all_units_build_is_the_int8_dynamic_variant(tmp_path, arch):
+    """Quantizing every unit builds what compare's onnx-int8-dynamic row runs: the same ops in the encoder
+    and in the merged decoder's If branches (the variant enters them), the same INT8 weights; T5's tied
+    output projection (a MatMul over a transposed table) stays float in both."""
+    import onnx
+    from tiny_seq2seq import tiny_seq2seq
+
+    from qonnx import models
+    from qonnx.config import QuantizeConfig
+    from qonnx.export import ensure
+    from qonnx.runners.seq2seq import ENCODER, MERGED
+    from qonnx.variants import quantize
+    from qonnx.variants.seq2seq import quantize_folder, unit_nodes
+
+    export = ensure(models.resolve(str(tiny_seq2seq(arch, tmp_path / "model", layers=1))))
+    every = [n for ns in unit_nodes(export).values() for n in ns]
+    ours = quantize_folder("int8-dynamic", export, tmp_path / "all", every, {})
+    quantize(QuantizeConfig(onnx_dir=export, method="int8-dynamic", output=tmp_path / "variant"))
+
+    def graph(path):
+        ops, weights = [], []
+
+        def walk(g):
+            weights.extend((i.name, i.data_type) for i in g.initializer)
+            for n in g.node:
+                ops.append(n.op_type)
+                for a in n.attribute:
+                    if a.type == onnx.AttributeProto.GRAPH:
+                        walk(a.g)
+
+        walk(onnx.load(str(path)).graph)
+        return sorted(ops), sorted(weights)
+
+    for name in (ENCODER, MERGED):
+        mine, variant = graph(ours / name), graph(tmp_path / "variant" / name)
+        assert mine == variant, name
+        assert "MatMulInteger" in mine[0] and "MatMul" in graph(export / name)[0]
