@@ -89,7 +89,7 @@ def columns(spec: str) -> list:
         return []
 
 
-def _demo_file(spec: str) -> Path:
+def demo_file(spec: str) -> Path:
     """demo:NAME[:SPLIT] -> the split file of a built demo (SPLIT defaults to test)."""
     parts = spec.split(":")
     name, split = parts[1], (parts[2] if len(parts) > 2 else "test")
@@ -214,7 +214,7 @@ def selection(texts, labels, picked, total, seed, method="seeded, stratified by 
 
 def _locate(spec: str) -> Path | None:
     """The local file a data spec names (a demo split or a path, checked), or None for a hub id."""
-    path = _demo_file(spec) if spec.startswith("demo:") else Path(spec).expanduser()
+    path = demo_file(spec) if spec.startswith("demo:") else Path(spec).expanduser()
     if path.exists():
         if path.is_dir():
             raise DataError(f"{spec} is a folder; give a csv/tsv/jsonl/json/parquet/txt file.")

@@ -138,8 +138,10 @@ def _source(cfg):
         return (str(folder), task, models.is_lm_task(task), folder / graph, folder, config, src.get("demo", ""),
                 model_dir)
     source = models.resolve(cfg.model)
-    if tasks.kind(source.task) == "seq2seq":  # before exporting it
-        refuse("seq2seq", source.name, cfg.method, False)
+    refuse(tasks.kind(source.task), source.name, cfg.method, source.is_lm)  # before exporting it
+    spec = demo_split(cfg.dataset, source.demo, cfg.split)
+    if spec and spec.startswith("demo:"):
+        data.demo_file(spec)  # a demo without that split is said before exporting, not after
     onnx_dir = ensure(source)
     graph = seq2seq_runner.ENCODER if tasks.kind(source.task) == "seq2seq" else "model.onnx"
     return (source.name, source.task, source.is_lm, Path(onnx_dir) / graph, onnx_dir, source.config, source.demo,

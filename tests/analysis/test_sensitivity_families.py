@@ -203,3 +203,13 @@ def test_seq2seq_all_units_build_is_the_int8_dynamic_variant(tmp_path, arch):
         mine, variant = graph(ours / name), graph(tmp_path / "variant" / name)
         assert mine == variant, name
         assert "MatMulInteger" in mine[0] and "MatMul" in graph(export / name)[0]
+
+
+@pytest.mark.real
+def test_a_missing_demo_split_is_said_before_anything_is_exported(tmp_path):
+    from qonnx import store
+
+    res = CliRunner().invoke(main, ["analyze", "sensitivity", "demo:minilm", "-m", "int8-dynamic",
+                                    "--dataset", "demo:minilm:nope", "-o", str(tmp_path / "out")])
+    assert res.exit_code == 1 and "demo:minilm has no split 'nope'" in res.output, res.output
+    assert not (store.root() / "minilm").exists() and not (tmp_path / "out").exists()
