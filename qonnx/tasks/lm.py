@@ -36,6 +36,7 @@ def nll_sum(logits, targets, chunk=CHUNK):
         e = np.subtract(x, top, dtype=np.float32)  # the chunk's one buffer
         lse = np.log(np.exp(e, out=e).sum(-1, dtype=np.float64)) + top[:, 0]
         total += float((lse - x[np.arange(len(t)), t]).sum())
+        del e  # freed before the next chunk's buffer exists: one chunk's buffer at a time, not two
     return total
 
 
