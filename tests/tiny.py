@@ -153,3 +153,11 @@ def fake_kernels(counts, us, cpu=None):
              "us_range": [t * K * N / 1000] * 2} for (K, N), c in counts.items() for f, t in us.items()]
     return {"cpu": cpu or {"model": "AMD EPYC (fake)", "flags": ["AVX2"]}, "threads": 1, "rounds": 1, "calls": 1,
             "onnxruntime": "fake", "kernels": rows}
+
+
+def write_jsonl(path, rows):
+    """rows (dicts) as a jsonl file at path; returns path."""
+    import json
+
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path

@@ -149,17 +149,13 @@ def share_tied_embedding(model, bits):
     inits = {i.name: i for i in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
     shared = 0
-    for node in list(model.graph.node):
-        t = producers.get(node.input[0]) if node.op_type == "Gather" else None
-        if node.op_type != "Gather":
+    for node in [n for n in model.graph.node if n.op_type == "Gather"]:
+        table, t = lookup_table(node, inits, producers)
+        if table is None:
             continue
-        if node.input[0] in inits:  # optimum: Gather(table), lm_head = MatMul(table.transposed)
-            table, blob_name = node.input[0], f"{node.input[0]}.transposed_Q{bits}"
-        elif t is not None and t.op_type == "Transpose" and t.input[0] in inits:
-            # onnxruntime-genai's builder: lm_head = MatMul(W), Gather(Transpose(W))
-            table, blob_name = t.input[0], f"{t.input[0]}_Q{bits}"
-        else:
-            continue
+        # optimum: Gather(table), lm_head = MatMul(table.transposed); the genai builder: lm_head =
+        # MatMul(W), Gather(Transpose(W))
+        blob_name = f"{table}_Q{bits}" if t is not None else f"{table}.transposed_Q{bits}"
         mm = next((n for n in model.graph.node if n.op_type == "MatMulNBits" and n.input[1] == blob_name), None)
         if mm is None or len(mm.input) > 3 and mm.input[3]:
             continue  # not tied, or asymmetric (zero points): leave it alone
@@ -168,6 +164,18 @@ def share_tied_embedding(model, bits):
                            table, t, inits)
         shared += 1
     return shared
+
+
+def lookup_table(node, inits, producers) -> tuple:
+    """(table initializer's name, the Transpose that feeds it to the Gather or None) of an embedding
+    Gather over an initializer (optimum) or over Transpose(initializer) (onnxruntime-genai's tied
+    head); (None, None) for any other Gather."""
+    if node.input[0] in inits:
+        return node.input[0], None
+    t = producers.get(node.input[0])
+    if t is not None and t.op_type == "Transpose" and t.input[0] in inits:
+        return t.input[0], t
+    return None, None
 
 
 def gather_from_blocks(model, node, blob, scales, N, K, block, bits, table, transpose=None, inits=None):
@@ -198,8 +206,7 @@ def gather_from_blocks(model, node, blob, scales, N, K, block, bits, table, tran
     for i, n in enumerate([helper.make_node("Reshape", [blob, shape.name], [flat_blob]),
                            helper.make_node("Reshape", [scales, shape.name], [flat_scales]), *gbq]):
         model.graph.node.insert(idx + i, n)
-    if transpose is not None and transpose.op_type == "Transpose" and \
-            all(transpose.output[0] not in n.input for n in model.graph.node):
+    if transpose is not None and all(transpose.output[0] not in n.input for n in model.graph.node):
         model.graph.node.remove(transpose)
     if table in inits and all(table not in n.input for n in model.graph.node):
         model.graph.initializer.remove(inits[table])

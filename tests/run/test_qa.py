@@ -12,6 +12,7 @@ from test_matrix import default_rows, rows_of
 from qonnx.cli import main
 from qonnx.measure.squad import score
 from qonnx.variants.registry import defaults
+from tiny import write_jsonl
 
 WORDS = ("the film was a delight from start to finish city officials promised that old ferry would continue for "
          "tourists after years of delays new bridge finally opened traffic monday morning").split()
@@ -30,11 +31,6 @@ def questions(seed, n, long_last=True):
         out.append({"question": f"what {rng.choice(WORDS)} {rng.choice(WORDS)}?", "context": context,
                     "answers": {"text": [answer], "answer_start": [len(" ".join(words[:at])) + (at > 0)]}})
     return out
-
-
-def write_jsonl(path, rows):
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from test_matrix import default_rows, rows_of
 from qonnx.cli import main
 from qonnx.measure.entities import scores
 from qonnx.variants.registry import defaults
+from tiny import write_jsonl
 
 WORDS = ("the film was a delight from start to finish city officials promised that old ferry would continue for "
          "tourists after years of delays new bridge finally opened traffic monday morning").split()
@@ -26,11 +27,6 @@ def sentences(seed, n):
         words = [rng.choice(WORDS) for _ in range(rng.randint(2, 9))]
         out.append({"tokens": words, "ner_tags": [rng.choice(TAGS) for _ in words]})
     return out
-
-
-def write_jsonl(path, rows):
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import numpy as np
 from qonnx.errors import ModelError
 from qonnx.runners.ort import empty_past
 from qonnx.variants.gptq import FOUR_BIT, eight_bit_codes, hessians, matmul_nbits
-from qonnx.variants.graph import gather_from_blocks, save, share_tied_embedding
+from qonnx.variants.graph import gather_from_blocks, lookup_table, save, share_tied_embedding
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
 from qonnx.variants.units import role
 
@@ -128,13 +128,11 @@ def own_lookup(m, block) -> int:
     producers = {o: n for n in m.graph.node for o in n.output}
     done = 0
     for node in [n for n in m.graph.node if n.op_type == "Gather" and role(n.name)[1] == "embeddings"]:
-        t = producers.get(node.input[0])
-        if node.input[0] in inits:
-            table, rows = node.input[0], numpy_helper.to_array(inits[node.input[0]])  # [vocab, hidden]
-        elif t is not None and t.op_type == "Transpose" and t.input[0] in inits:
-            table, rows = t.input[0], numpy_helper.to_array(inits[t.input[0]]).T
-        else:
+        table, t = lookup_table(node, inits, producers)
+        if table is None:
             continue
+        rows = numpy_helper.to_array(inits[table])
+        rows = rows.T if t is not None else rows  # [vocab, hidden]
         if rows.ndim != 2 or rows.dtype != np.float32 or rows.shape[1] < block:
             continue
         N, K = rows.shape
