@@ -131,9 +131,10 @@ def _source(cfg):
         if m.get("kind") not in (None, "export") or m.get("method") not in (None, "export", "fp32"):
             raise ConfigError(f"{folder} is a quantized variant ({m.get('method')}); give the FP32 export "
                               "(qonnx export) or the model, so the analysis starts from full precision.")
-        src = m.get("source") or {}
-        task = src.get("task") or models.infer_task(json.loads((folder / "config.json").read_text()), str(folder))
-        config = models.with_shape(json.loads((folder / "config.json").read_text()))
+        src, raw = m.get("source") or {}, json.loads((folder / "config.json").read_text())
+        task = src.get("task") or models.infer_task(raw, str(folder))
+        refuse(tasks.kind(task), str(folder), cfg.method, models.is_lm_task(task))
+        config = models.with_shape(raw)
         model_dir = Path(src["path"]) if src.get("path") and (Path(src["path"]) / "config.json").is_file() else folder
         return (str(folder), task, models.is_lm_task(task), folder / graph, folder, config, src.get("demo", ""),
                 model_dir)
@@ -170,8 +171,7 @@ def analyze(cfg: SensitivityConfig, on_unit=None) -> dict:
     import onnx
 
     name, task, lm, fp32, tok_dir, config, demo, model_dir = _source(cfg)
-    kind = tasks.kind(task)
-    refuse(kind, name, cfg.method, lm)
+    kind = tasks.kind(task)  # _source refused the methods this kind does not take
     family = tasks.module(kind)
     tok = getattr(family, "processor", models.load_tokenizer)(tok_dir)  # images: the image processor
     spec = demo_split(cfg.dataset, demo, cfg.split)
