@@ -99,6 +99,42 @@ def rtn(weight, bits=4, group=32, sym=False):
     return codes.reshape(K, N).astype(np.uint8), scales, zeros
 
 
+SHRINKS = np.linspace(1.0, 0.6, 17)  # the clip search's range factors: 1.0 is round to nearest
+
+
+def clipped(weight, importance, bits=4, group=32, shrinks=SHRINKS):
+    """(codes, scales, zero points) of round to nearest on each block's own grid, its min/max range
+    shrunk by the factor of `shrinks` with the least error weighted by each input's importance
+    (the diagonal of X^T X; AWQ's clip search, per block and output column): one outlier no longer
+    stretches the grid of the other weights of its block. K must be a multiple of the group."""
+    K, N = weight.shape
+    W = weight.astype(np.float64).reshape(K // group, group, N)
+    d = np.asarray(importance, dtype=np.float64).reshape(K // group, group, 1)
+    maxq = 2**bits - 1
+    lo0, hi0 = np.minimum(W.min(1), 0), np.maximum(W.max(1), 0)
+    best = codes = scales = zeros = None
+    for f in shrinks:
+        lo, hi = lo0 * f, hi0 * f
+        s = np.where(hi > lo, (hi - lo) / maxq, 1.0)
+        z = np.clip(np.round(-lo / s), 0, maxq)
+        q = np.clip(np.round(W / s[:, None]) + z[:, None], 0, maxq)
+        err = (((q - z[:, None]) * s[:, None] - W) ** 2 * d).sum(1)
+        if best is None:
+            best, codes, scales, zeros = err, q, s, z
+            continue
+        b = err < best
+        best = np.where(b, err, best)
+        codes, scales, zeros = np.where(b[:, None], q, codes), np.where(b, s, scales), np.where(b, z, zeros)
+    return codes.reshape(K, N).astype(np.uint8), scales, zeros
+
+
+def dequantized(codes, scales, zeros, K):
+    """The float weight [K, N] that codes [Kp, N] on a grid of groups of Kp / len(scales) rows hold."""
+    group = codes.shape[0] // scales.shape[0]
+    c = codes.astype(np.float64).reshape(scales.shape[0], group, -1)
+    return ((c - zeros[:, None]) * scales[:, None]).reshape(codes.shape[0], -1)[:K]
+
+
 # 4-bit code recipes the LM budget search measures, unit by unit (qonnx.variants.search.lm_budget): on
 # demo:smollm2, whose FP32 weights are a dequantized Q4_1 file (every block of 32 on its own
 # min/max grid with a float offset), every MatMul at 4 bits but the head (8 bits) raised validation
@@ -106,7 +142,12 @@ def rtn(weight, bits=4, group=32, sym=False):
 # although GPTQ had the smaller layer output error (the quantity it minimizes) in 150 of 151
 # MatMuls: so the choice is measured on the model, not predicted. K is padded to whole groups.
 FOUR_BIT = {"gptq": lambda W, H, g: gptq(*padded(W, H, g), 4, g),
-            "rtn": lambda W, H, g: rtn(padded(W, None, g)[0], 4, g)}
+            "clip": lambda W, H, g: clip_codes(*padded(W, H, g), g)}
+
+
+def clip_codes(weight, hessian, group, bits=4):
+    """clipped() of a weight whose K is whole groups, each input weighted by its diagonal of H."""
+    return clipped(weight, np.diag(hessian), bits, group)
 
 
 def eight_bit_codes(weight, group):

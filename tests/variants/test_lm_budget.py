@@ -57,7 +57,8 @@ def test_both_widths_pad_the_input_to_blocks_of_128(tmp_path):
     from onnx import TensorProto, helper, numpy_helper
 
     from qonnx.variants.gptq import FOUR_BIT, eight_bit_codes
-    from qonnx.variants.search.mixed import BLOCK, replace, weighted_matmuls
+    from qonnx.variants.graph import weighted_matmuls
+    from qonnx.variants.search.mixed import BLOCK, replace
 
     rng = np.random.default_rng(3)
     nodes, inits, x, sizes = [], [], "x", [256, 192, 96, 64]
@@ -70,7 +71,7 @@ def test_both_widths_pad_the_input_to_blocks_of_128(tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     _, W = weighted_matmuls(model)
     plan = {"mm0": (8, BLOCK, eight_bit_codes(W["mm0"], BLOCK)),
-            "mm1": (4, BLOCK, FOUR_BIT["rtn"](W["mm1"], None, BLOCK)), "mm2": (8, BLOCK, eight_bit_codes(W["mm2"], BLOCK))}
+            "mm1": (4, BLOCK, FOUR_BIT["clip"](W["mm1"], np.eye(192), BLOCK)), "mm2": (8, BLOCK, eight_bit_codes(W["mm2"], BLOCK))}
     q = replace(helper.make_model(graph, opset_imports=model.opset_import), plan, {k: w.shape[0] for k, w in W.items()})
     attrs = {n.name: {a.name: a.i for a in n.attribute} for n in q.graph.node if n.op_type == "MatMulNBits"}
     assert {a["block_size"] for a in attrs.values()} == {BLOCK} and [a["K"] for a in attrs.values()] == [256, 192, 96]
@@ -160,7 +161,7 @@ def _formats_in_graph(folder, source):
     """{MatMul name of the source graph: its format in the saved build}."""
     import onnx
 
-    from qonnx.variants.search.mixed import weighted_matmuls
+    from qonnx.variants.graph import weighted_matmuls
 
     names = [n.name for n in weighted_matmuls(onnx.load(str(source / "model.onnx")))[0]]
     nodes = {n.name: n for n in onnx.load(str(folder / "model.onnx"), load_external_data=False).graph.node}
@@ -177,9 +178,9 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
     import onnx
     from transformers import AutoTokenizer
 
+    from qonnx.variants.graph import weighted_matmuls
     from qonnx.variants.search import kernels
     from qonnx.variants.search.lm_rank import layer_units
-    from qonnx.variants.search.mixed import weighted_matmuls
     from tiny import fake_kernels
 
     monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))  # a fresh cache: the first search measures costs
@@ -195,7 +196,7 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
     # every unit's cost in every format was measured (4 bits: by each recipe, the lowest kept)
     trials, chosen = rec["trials"], rec["chosen_formats"]
     assert set(trials) == set(chosen) and all(set(t) == FORMATS for t in trials.values())
-    assert all(set(t[f]) == {"gptq", "rtn"} for t in trials.values() for f in ("4-bit/32", "4-bit/128"))
+    assert all(set(t[f]) == {"gptq", "clip"} for t in trials.values() for f in ("4-bit/32", "4-bit/128"))
     assert all(rec["chosen_recipes"][u] == min(trials[u][f], key=trials[u][f].get) for u, f in chosen.items())
     # the fastest build puts each unit in its fastest format by the kernel table
     ms = rec["unit_ms"]

@@ -1,9 +1,11 @@
 """A perplexity budget for a decoder LM, enforced by a search over weight formats: MatMulNBits at
 4 bits in blocks of 32 or 128, at 8 bits in blocks of 128, or float, chosen per unit.
 
-1. One calibration pass collects each weighted MatMul's input statistics (X^T X); every MatMul gets
+1. One calibration pass collects each weighted MatMul's input statistics (X^T X). Where an input's
+   producer can take it, the weights meeting it are scaled by activation-aware input scales chosen
+   for 4-bit blocks of 128 (variants.scaling; the float graph is unchanged). Every MatMul gets
    8-bit codes (round to nearest, symmetric) and 4-bit codes by each recipe of variants.gptq.FOUR_BIT
-   (GPTQ, round to nearest; asymmetric) in each 4-bit block size.
+   (GPTQ; round to nearest with each block's range clipped; asymmetric) in each 4-bit block size.
 2. The kernel table (kernels.py): each distinct MatMul shape timed in each format on this CPU at
    decode's [1, K], its weights streamed from memory as a token streams them, interleaved: a unit's
    time in a format is the sum of its MatMuls' kernels.
@@ -46,8 +48,9 @@ from qonnx.variants.search.mixed import BLOCK, MixedBuilder
 log = logging.getLogger(__name__)
 ANCHOR = "4-bit/32"  # genai-int4's format: the predicted speed is said against it
 # in the build's key: a change of how the search chooses never reuses a build it chose the old way
-# (2: units per role of a layer, kernels timed with weights streamed from memory, an 8-bit lookup)
-SEARCH = 2
+# (2: units per role of a layer, kernels timed with weights streamed from memory, an 8-bit lookup;
+# 3: activation-aware input scales, 4-bit codes by GPTQ or the clip search instead of plain rounding)
+SEARCH = 3
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
@@ -90,6 +93,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
               "calibration": {"samples": samples, "tokens_per_sample": length},
               "reference_perplexity": reference, "formats": list(fmts),
               "four_bit": "asymmetric, K padded to whole blocks; per unit and format, the recipe with the lowest KL",
+              "input_scales": {"for": f"4-bit/{block} clip codes", "alpha_by_input": builder.scaled},
               "eight_bit": f"round to nearest, symmetric, blocks of {block} (K padded)",
               "cost_view": f"everything {eight} but this unit in this format (by each recipe; the lowest counts); "
                            f"KL divergence from FP32 on the first {len(probe)} validation tokens",
@@ -220,5 +224,6 @@ def build(src, out, cfg, config, texts=None, **_) -> dict:
         for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
             f.unlink(missing_ok=True)
     return {"bits": "4, 8 or float per unit (budget_search.chosen_formats)", "block_size": "per unit (formats)",
-            "algorithm": "4-bit: gptq or rtn per unit (budget_search.chosen_recipes); 8-bit: rtn",
+            "algorithm": "activation-aware input scales (budget_search.input_scales); 4-bit: gptq or clip per unit "
+                         "(budget_search.chosen_recipes); 8-bit: rtn",
             "accuracy_level": ACCURACY_LEVEL, "budget_search": record, "data": provenance}

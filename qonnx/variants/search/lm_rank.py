@@ -23,6 +23,7 @@ RANKINGS = "lm-budget-rankings"  # under the user cache: per-unit costs, by rank
 
 
 UNITS = "layer x role"  # in the ranking key: costs measured over other units are never reused
+SCALES = 1  # in the ranking key: the input scales' version (variants.scaling); other weights, other costs
 
 
 def layer_units(names):
@@ -59,7 +60,7 @@ def ranking_key(model_digest, calib_ids, probe, formats, samples, length, recipe
 
     ids = hashlib.sha256(np.asarray(calib_ids, dtype=np.int64).tobytes() + b"|" +
                          np.asarray(probe, dtype=np.int64).tobytes()).hexdigest()
-    return digest({"model": model_digest, "ids": ids, "units": UNITS, "formats": {f: list(s or ()) for f, s in formats.items()},
+    return digest({"model": model_digest, "ids": ids, "units": UNITS, "scales": SCALES, "formats": {f: list(s or ()) for f, s in formats.items()},
                    "samples": samples, "length": length, "recipes": sorted(recipes), "accuracy_level": ACCURACY_LEVEL,
                    "onnxruntime": ort.__version__})
 

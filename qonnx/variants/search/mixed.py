@@ -1,32 +1,23 @@
 """Mixed-format MatMulNBits graphs for the LM budget search: every weighted MatMul's codes in each
 candidate format (8-bit, and 4-bit by each recipe of variants.gptq.FOUR_BIT, each in its own
-block size; computed once from one calibration pass), and the graph with each MatMul in its
-chosen format (replace)."""
+block size; computed once from one calibration pass, after activation-aware input scales:
+variants.scaling), and the graph with each MatMul in its chosen format (replace)."""
 from pathlib import Path
 
 import numpy as np
 
 from qonnx.errors import ModelError
 from qonnx.runners.ort import empty_past
-from qonnx.variants.gptq import FOUR_BIT, eight_bit_codes, hessians, matmul_nbits
-from qonnx.variants.graph import gather_from_blocks, lookup_table, save, share_tied_embedding
+from qonnx.variants.gptq import FOUR_BIT, clip_codes, dequantized, eight_bit_codes, hessians, matmul_nbits, padded
+from qonnx.variants.graph import gather_from_blocks, lookup_table, save, share_tied_embedding, weighted_matmuls
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
+from qonnx.variants.scaling import scale_inputs
 from qonnx.variants.units import role
 
 # RECIPE and ACCURACY_LEVEL are int4-weight's: this search is how that method builds within a budget.
 # Both widths' block along the input (K padded to whole blocks, as MatMulNBits allows); why 128:
 # docs/budgets.md, and the decode timings behind it in docs/benchmarks.md.
 BLOCK = 128
-
-
-def weighted_matmuls(model):
-    """MatMul nodes with a 2-D initializer weight, and {name: weight}."""
-    from onnx import numpy_helper
-
-    inits = {i.name: i for i in model.graph.initializer}
-    out = [n for n in model.graph.node
-           if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2]
-    return out, {n.name: numpy_helper.to_array(inits[n.input[1]]) for n in out}
 
 
 def calibration_feeds(model, ids, samples, length, config):
@@ -53,6 +44,11 @@ def _compact(codes, scales, zeros):
     return codes.astype(np.uint8), scales.astype(np.float32), zeros.astype(np.uint8)
 
 
+def _four_bit_128(w, H):
+    """w as 4-bit/BLOCK clip codes hold it, in float: the format the input scales are chosen for."""
+    return dequantized(*clip_codes(*padded(w, H, BLOCK), BLOCK), w.shape[0])
+
+
 EIGHT = "rtn-sym"  # the one 8-bit recipe: round to nearest, symmetric
 
 
@@ -60,14 +56,20 @@ class MixedBuilder:
     """Every MatMul's codes in each quantized format of `formats` ({name: (bits, block), or None:
     float}): 8-bit by round to nearest (recipe EIGHT), 4-bit by each recipe of
     variants.gptq.FOUR_BIT, computed once from one calibration pass. build(plan, out) writes the
-    model with each MatMul named in plan ({name: (format, recipe)}) in that format, the rest float."""
+    model with each MatMul named in plan ({name: (format, recipe)}) in that format, the rest float.
+    With scale (the default), model's weights first take the activation-aware input scales chosen
+    for 4-bit blocks of BLOCK (scaling.scale_inputs; `scaled`: {input: alpha}): the float graph is
+    unchanged, and every format quantizes the scaled weights."""
 
-    def __init__(self, model, calib_ids, config, formats, samples=8, length=512):
+    def __init__(self, model, calib_ids, config, formats, samples=8, length=512, scale=True):
         self.model, self.formats = model, dict(formats)
         nodes, weights = weighted_matmuls(model)
         if not nodes:
             raise ModelError("no MatMul with a constant weight to quantize in this graph")
         H = hessians(model, calibration_feeds(model, calib_ids, samples, length, config), nodes)
+        self.scaled = scale_inputs(model, H, _four_bit_128) if scale else {}
+        if self.scaled:
+            nodes, weights = weighted_matmuls(model)
         # codes kept as the node stores them (uint8 codes and zero points, float32 scales): about
         # 1 byte per weight and code set, not 5 in float64
         self.codes = {}
