@@ -28,7 +28,7 @@ from qonnx.variants.int4_weight import ACCURACY_LEVEL, RECIPE
 from qonnx.variants.requires import genai_problem as missing
 from qonnx.variants.search import kernels, lm_budget
 from qonnx.variants.search.lm_budget import budget_texts
-from qonnx.variants.search.mixed import BLOCK, eight_bit
+from qonnx.variants.search.mixed import BLOCK, LAYOUT, eight_bit
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def genai_key(source, precision, budget=None) -> str:
     return store.digest({"source": store.tree_digest(source.path), "task": source.task, "precision": precision,
                          "builder": "onnxruntime-genai", "versions": {k: v.get(k) for k in KEY_LIBRARIES},
                          **({"budget": budget} if budget else {}),
-                         **({"recipe": RECIPE} if precision in (INT8, BUDGETED) else {})})
+                         **({"recipe": RECIPE, "layout": LAYOUT} if precision in (INT8, BUDGETED) else {})})
 
 
 def default_output(source, precision, budget=None) -> Path:

@@ -135,12 +135,11 @@ def dequantized(codes, scales, zeros, K):
     return ((c - zeros[:, None]) * scales[:, None]).reshape(codes.shape[0], -1)[:K]
 
 
-# 4-bit code recipes the LM budget search measures, unit by unit (qonnx.variants.search.lm_budget): on
-# demo:smollm2, whose FP32 weights are a dequantized Q4_1 file (every block of 32 on its own
-# min/max grid with a float offset), every MatMul at 4 bits but the head (8 bits) raised validation
-# perplexity by 31.9 % with GPTQ and 22.2 % by round to nearest, which keeps each block's grid,
-# although GPTQ had the smaller layer output error (the quantity it minimizes) in 150 of 151
-# MatMuls: so the choice is measured on the model, not predicted. K is padded to whole groups.
+# 4-bit code recipes the LM budget search measures, unit by unit (qonnx.variants.search.lm_budget).
+# GPTQ has the smaller layer output error (the quantity it minimizes) nearly everywhere, yet on
+# demo:smollm2 the whole model lost more with it than with plain rounding; the clip search, whose
+# range factors include 1.0 (plain rounding), replaced rounding. Figures: docs/budgets.md. So the
+# choice is measured on the model, not predicted. K is padded to whole groups.
 FOUR_BIT = {"gptq": lambda W, H, g: gptq(*padded(W, H, g), 4, g),
             "clip": lambda W, H, g: clip_codes(*padded(W, H, g), g)}
 

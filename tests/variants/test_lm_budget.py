@@ -82,6 +82,45 @@ def test_both_widths_pad_the_input_to_blocks_of_128(tmp_path):
     np.testing.assert_allclose(got, ref, rtol=0.1, atol=0.1 * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("bits", [4, 8])
+def test_matmuls_sharing_an_input_run_as_one(bits):
+    """Gate and up (one input, one format) become one MatMulNBits and a Split, and compute what the
+    two nodes compute apart; a third MatMul on that input in another format stays apart."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from qonnx.variants.gptq import FOUR_BIT, eight_bit_codes
+    from qonnx.variants.search.mixed import BLOCK, replace
+
+    rng = np.random.default_rng(5)
+    K, sizes = 320, {"gate": 96, "up": 96, "other": 48}
+    W = {k: rng.standard_normal((K, n)).astype(np.float32) for k, n in sizes.items()}
+
+    def model(apart):  # apart: up reads Identity(x), the same values under another name
+        nodes = [helper.make_node("Identity", ["x"], ["x2"])]
+        nodes += [helper.make_node("MatMul", ["x2" if apart and k == "up" else "x", k], [f"y_{k}"], name=k) for k in W]
+        outs = [helper.make_tensor_value_info(f"y_{k}", TensorProto.FLOAT, [2, n]) for k, n in sizes.items()]
+        g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, K])], outs,
+                              [numpy_helper.from_array(w, k) for k, w in W.items()])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+    def codes(w, b):
+        return eight_bit_codes(w, BLOCK) if b == 8 else FOUR_BIT["clip"](w, np.eye(K), BLOCK)
+
+    plan = {k: (bits, BLOCK, codes(W[k], bits)) for k in ("gate", "up")}
+    plan["other"] = (12 - bits, BLOCK, codes(W["other"], 12 - bits))
+    inputs = dict.fromkeys(W, K)
+    fused, apart = replace(model(False), plan, inputs), replace(model(True), plan, inputs)
+    ops = [n.op_type for n in fused.graph.node]
+    assert ops.count("MatMulNBits") == 2 and ops.count("Split") == 1, ops
+    assert [n.op_type for n in apart.graph.node].count("MatMulNBits") == 3
+    xs = {"x": rng.standard_normal((2, K)).astype(np.float32)}
+    run = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, xs)
+           for m in (fused, apart)]
+    for a, b in zip(*run):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("sym", [False, True])
 @pytest.mark.parametrize("K,group", [(64, 32), (320, 128)])
 def test_matmul_nbits_runs_the_codes_gptq_chose(sym, K, group, tmp_path):
@@ -158,19 +197,21 @@ FORMATS = {"4-bit/32", "4-bit/128", "8-bit/128", "float"}
 
 
 def _formats_in_graph(folder, source):
-    """{MatMul name of the source graph: its format in the saved build}."""
+    """{MatMul name of the source graph: its format in the saved build}, found by its output: made
+    by a MatMulNBits, a Split of one (MatMuls that shared an input, fused), or still a MatMul."""
     import onnx
 
     from qonnx.variants.graph import weighted_matmuls
 
-    names = [n.name for n in weighted_matmuls(onnx.load(str(source / "model.onnx")))[0]]
-    nodes = {n.name: n for n in onnx.load(str(folder / "model.onnx"), load_external_data=False).graph.node}
+    outputs = {n.name: n.output[0] for n in weighted_matmuls(onnx.load(str(source / "model.onnx")))[0]}
+    made = {o: n for n in onnx.load(str(folder / "model.onnx"), load_external_data=False).graph.node for o in n.output}
     out = {}
-    for name in names:
-        q = next((nodes[f"{name}_Q{b}"] for b in (4, 8) if f"{name}_Q{b}" in nodes), None)
-        attrs = {a.name: a.i for a in q.attribute} if q is not None else {}
-        out[name] = f"{attrs['bits']}-bit/{attrs['block_size']}" if q is not None else "float"
-        assert q is not None or nodes[name].op_type == "MatMul"
+    for name, o in outputs.items():
+        q = made[o]
+        q = made[q.input[0]] if q.op_type == "Split" else q
+        attrs = {a.name: a.i for a in q.attribute}
+        out[name] = f"{attrs['bits']}-bit/{attrs['block_size']}" if q.op_type == "MatMulNBits" else "float"
+        assert q.op_type in ("MatMulNBits", "MatMul")
     return out
 
 

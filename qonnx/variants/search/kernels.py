@@ -188,9 +188,14 @@ def predict_us(table, formats: dict, shapes: dict) -> float:
     return sum(us[(*shape, formats.get(name, "float"))] for name, shape in shapes.items())
 
 
-def unit_ms(table, units: dict, shapes: dict) -> dict:
+def unit_ms(table, units: dict, shapes: dict, fused=None) -> dict:
     """{unit: {format: milliseconds of its MatMuls per decode step}} from the table; units
-    {unit: MatMul names}, shapes {name: (K, N)}."""
+    {unit: MatMul names}, shapes {name: (K, N)}; fused {unit: [(K, N)]}: the shapes a unit's
+    MatMuls run as in the quantized formats, where those sharing an input are one."""
     us = {(k["K"], k["N"], k["format"]): k["us"] for k in table["kernels"]}
     fmts = {k["format"] for k in table["kernels"]}
-    return {u: {f: sum(us[(*shapes[n], f)] for n in names) / 1000 for f in sorted(fmts)} for u, names in units.items()}
+
+    def runs(u, f):
+        return fused[u] if fused and f != "float" else [shapes[n] for n in units[u]]
+
+    return {u: {f: sum(us[(*shape, f)] for shape in runs(u, f)) / 1000 for f in sorted(fmts)} for u in units}

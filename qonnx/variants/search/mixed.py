@@ -18,6 +18,7 @@ from qonnx.variants.units import role
 # Both widths' block along the input (K padded to whole blocks, as MatMulNBits allows); why 128:
 # docs/budgets.md, and the decode timings behind it in docs/benchmarks.md.
 BLOCK = 128
+LAYOUT = 2  # in the keys of builds replace() writes (genai-int8): 2, MatMuls sharing an input fused
 
 
 def calibration_feeds(model, ids, samples, length, config):
@@ -82,7 +83,17 @@ class MixedBuilder:
                 self.codes[(fmt, r)] = {n.name: _compact(*f(weights[n.name], H[n.input[0]], block)) for n in nodes}
         self.inputs = {n.name: weights[n.name].shape[0] for n in nodes}
         self.shapes = {n.name: tuple(weights[n.name].shape) for n in nodes}
+        self.input_of = {n.name: n.input[0] for n in nodes}
         self.nodes = [n.name for n in nodes]
+
+    def fused_shapes(self, names) -> list:
+        """The (K, N) a unit's MatMuls run as once quantized: those that share an input are one
+        MatMulNBits (fuse_shared_inputs), its N their sum."""
+        out = {}
+        for n in names:
+            K, N = self.shapes[n]
+            out[self.input_of[n]] = (K, out.get(self.input_of[n], (K, 0))[1] + N)
+        return list(out.values())
 
     def recipes(self, fmt) -> list:
         """The recipes of a format (["fp32"] for float: the weight as it is)."""
@@ -113,9 +124,56 @@ def replace(m, plan, inputs):
             m.graph.node.remove(m.graph.node[i])
             m.graph.node.insert(i, node)
             m.graph.initializer.extend(inits)
+    fuse_shared_inputs(m)
     share_tied_embedding(m, bits=8)
     own_lookup(m, BLOCK)
     return m
+
+
+def fuse_shared_inputs(m) -> int:
+    """MatMulNBits nodes that read the same input in the same format (a gated FFN's gate and up)
+    become one, N the sum of theirs, and a Split gives each its own output back: one call over the
+    longer weight instead of two (on an AMD EPYC at decode, 576 x 3072 ran in 0.87x the time of two
+    576 x 1536 at 4-bit/128). Each output column is computed as before. Returns the nodes fused."""
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in m.graph.initializer}
+    groups = {}
+    for n in m.graph.node:
+        if n.op_type == "MatMulNBits":
+            attrs = tuple(sorted((a.name, a.i) for a in n.attribute if a.name != "N"))
+            groups.setdefault((n.input[0], attrs, len(n.input)), []).append(n)
+    opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 13)
+    fused = 0
+    for (_, _, _), nodes in groups.items():
+        if len(nodes) < 2:
+            continue
+        first, sizes = nodes[0], [next(a.i for a in n.attribute if a.name == "N") for n in nodes]
+        tensors = []
+        for i in range(1, len(first.input)):  # blob, scales, (zero points): N is the first axis of each
+            name = f"{first.input[i]}.fused"
+            arrays = [numpy_helper.to_array(inits[n.input[i]]) for n in nodes]
+            tensors.append(numpy_helper.from_array(np.concatenate(arrays, 0), name))
+        m.graph.initializer.extend(tensors)
+        attrs = {a.name: a.i for a in first.attribute}
+        attrs["N"] = sum(sizes)
+        out = f"{first.output[0]}.fused"
+        node = helper.make_node("MatMulNBits", [first.input[0]] + [t.name for t in tensors], [out],
+                                name=f"{first.name}.fused", domain="com.microsoft", **attrs)
+        if opset >= 13:
+            m.graph.initializer.append(numpy_helper.from_array(np.asarray(sizes, np.int64), f"{out}.sizes"))
+            split = helper.make_node("Split", [out, f"{out}.sizes"], [n.output[0] for n in nodes], axis=-1,
+                                     name=f"{first.name}.split")
+        else:
+            split = helper.make_node("Split", [out], [n.output[0] for n in nodes], axis=-1, split=sizes,
+                                     name=f"{first.name}.split")
+        at = list(m.graph.node).index(first)
+        for n in nodes:
+            m.graph.node.remove(n)
+        m.graph.node.insert(at, split)
+        m.graph.node.insert(at, node)
+        fused += len(nodes)
+    return fused
 
 
 def own_lookup(m, block) -> int:
