@@ -84,9 +84,9 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     every = {f"all {f}": 1000 * sum(ms[u][f] for u in units) for f in fmts}
     # the anchor's own graph (genai-int4: gate and up apart) in its format, against which speed is said
     anchor = kernels.predict_us(table, dict.fromkeys(builder.shapes, ANCHOR), builder.shapes)
-    log.info("budget search: kernels of %d shapes timed on %s; MatMul time per token: %s",
-             len(shapes), kernels.class_name(kernels.cpu_class(table["cpu"])),
-             ", ".join(f"{k} {v:.0f} us" for k, v in every.items()))
+    log.info("budget search: kernels of %d shapes timed on %s; MatMul time per token: %s; the anchor's graph "
+             "(%s, no MatMuls fused) %.0f us", len(shapes), kernels.class_name(kernels.cpu_class(table["cpu"])),
+             ", ".join(f"{k} {v:.0f} us" for k, v in every.items()), ANCHOR, anchor)
     busy = kernels.unsteady(table)
     if 3 * len(busy) > len(table["kernels"]):
         log.warning("budget search: for %d of %d kernels no second round came within 15 %% of the fastest: the "
