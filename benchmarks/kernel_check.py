@@ -6,7 +6,7 @@ timed against genai-int4 in interleaved rounds, beside what the kernel table pre
 FP32_DIR and INT4_DIR: the genai-fp32 and genai-int4 folders of one model (a compare run's
 artifact store holds both: `qonnx compare demo:smollm2 --variants genai-int4,...`). Builds, with
 round-to-nearest codes (the speed does not depend on how codes were chosen), every MatMul at
-4-bit/32, 4-bit/128 and 8-bit/128, plus two mixes (FFN-in at 4-bit/128 with the rest 8-bit and
+4-bit/32, 4-bit/64, 4-bit/128 and 8-bit/128, plus two mixes (FFN-in at 4-bit/128 with the rest 8-bit and
 the head 4-bit/32; everything 8-bit but the head at 4-bit/32); times each with genai-int4 in
 turns, `--rounds` times; and times the kernel table twice, with weights streamed from memory (the
 search's) and with one weight called from cache (cap 0 MB), printing each build's measured decode
@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lm_decode import interleaved  # noqa: E402  (benchmarks/, the script's own folder)
 
-MIXES = {"all 4-bit/32": lambda r: "4-bit/32", "all 4-bit/128": lambda r: "4-bit/128",
+MIXES = {"all 4-bit/32": lambda r: "4-bit/32", "all 4-bit/64": lambda r: "4-bit/64", "all 4-bit/128": lambda r: "4-bit/128",
          "all 8-bit/128": lambda r: "8-bit/128",
          "ffn-in 4-bit/128, head 4-bit/32, rest 8-bit": lambda r: {"ffn-in": "4-bit/128", "head": "4-bit/32"}.get(
              r, "8-bit/128"),

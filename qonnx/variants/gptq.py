@@ -139,7 +139,8 @@ def dequantized(codes, scales, zeros, K):
 # GPTQ has the smaller layer output error (the quantity it minimizes) nearly everywhere, yet on
 # demo:smollm2 the whole model lost more with it than with plain rounding; the clip search, whose
 # range factors include 1.0 (plain rounding), replaced rounding. Figures: docs/budgets.md. So the
-# choice is measured on the model, not predicted. K is padded to whole groups.
+# choice is measured on the model, not predicted: for the head (mixed.four_bit_recipes), where GPTQ
+# won; the body takes clip codes. K is padded to whole groups.
 FOUR_BIT = {"gptq": lambda W, H, g: gptq(*padded(W, H, g), 4, g),
             "clip": lambda W, H, g: clip_codes(*padded(W, H, g), g)}
 

@@ -193,7 +193,7 @@ def _ppl(folder, ids, config):
         return perplexity(r, ids, 512, 256)[0]
 
 
-FORMATS = {"4-bit/32", "4-bit/128", "8-bit/128", "float"}
+FORMATS = {"4-bit/32", "4-bit/64", "4-bit/128", "8-bit/128", "float"}
 
 
 def _formats_in_graph(folder, source):
@@ -226,7 +226,7 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
 
     monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))  # a fresh cache: the first search measures costs
     # a CPU as decode sees one at real sizes (at this model's, float is the fastest: nothing to choose)
-    us = {"4-bit/32": 2.5, "4-bit/128": 2.0, "8-bit/128": 3.0, "float": 12.0}
+    us = {"4-bit/32": 2.5, "4-bit/64": 2.2, "4-bit/128": 2.0, "8-bit/128": 3.0, "float": 12.0}
     monkeypatch.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us))
 
     # a budget no build can break: the first step (every move taken: the fastest build) is the answer
@@ -234,10 +234,13 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
     assert loose.exit_code == 0, loose.output
     rec = json.loads((tmp_path / "loose" / "manifest.json").read_text())["settings"]["budget_search"]
     assert [s["moves_held_back"] for s in rec["steps"]] == [0] and "ranking_reused" not in rec
-    # every unit's cost in every format was measured (4 bits: by each recipe, the lowest kept)
+    # every unit's cost in every format was measured (4 bits: by the clip search, the head also by
+    # GPTQ, the lowest kept)
     trials, chosen = rec["trials"], rec["chosen_formats"]
     assert set(trials) == set(chosen) and all(set(t) == FORMATS for t in trials.values())
-    assert all(set(t[f]) == {"gptq", "clip"} for t in trials.values() for f in ("4-bit/32", "4-bit/128"))
+    assert all(set(t[f]) == ({"gptq", "clip"} if u == "head" else {"clip"}) for u, t in trials.items()
+               for f in ("4-bit/32", "4-bit/64", "4-bit/128"))
+    assert set(rec["recipes"]["head"]["4-bit/64"]) == {"clip", "gptq"} and rec["recipes"]["layer 0 ffn-in"]["float"] == ["fp32"]
     assert all(rec["chosen_recipes"][u] == min(trials[u][f], key=trials[u][f].get) for u, f in chosen.items())
     # the fastest build puts each unit in its fastest format by the kernel table
     ms = rec["unit_ms"]
@@ -277,18 +280,18 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
 
 
 def test_where_4_bit_128_is_slower_than_8_bit_the_search_never_takes_it(tiny_lm_onnx, texts, tmp_path, monkeypatch):
-    """A CPU (a faked kernel table) where 4-bit/128 runs slower than 8-bit/128: no move goes to it,
+    """A CPU (a faked kernel table) where 4-bit/64 and /128 run slower than 8-bit/128: no move goes to them,
     and the fastest build is 4-bit/32 everywhere, predicted at exactly the anchor's time."""
     from qonnx.variants.search import kernels
     from tiny import fake_kernels
 
     monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))
-    us = {"4-bit/32": 2.0, "4-bit/128": 5.0, "8-bit/128": 3.0, "float": 20.0}
+    us = {"4-bit/32": 2.0, "4-bit/64": 4.0, "4-bit/128": 5.0, "8-bit/128": 3.0, "float": 20.0}
     monkeypatch.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us))
     res = _quantize(tiny_lm_onnx, texts, tmp_path / "q", 1000)
     assert res.exit_code == 0, res.output
     rec = json.loads((tmp_path / "q" / "manifest.json").read_text())["settings"]["budget_search"]
-    assert "4-bit/128" not in {m["format"] for m in rec["moves"]}
+    assert not {"4-bit/64", "4-bit/128"} & {m["format"] for m in rec["moves"]}
     assert set(rec["chosen_formats"].values()) == {"4-bit/32"} and rec["predicted_speed_vs_4bit32"] == 1.0
     assert rec["cpu"] == {"model": "AMD EPYC (fake)", "flags": ["AVX2"]}
     assert set(_formats_in_graph(tmp_path / "q", tiny_lm_onnx).values()) == {"4-bit/32"}
@@ -362,7 +365,7 @@ def test_kernel_table_times_every_shape_in_every_format_and_predicts_by_sum():
     from qonnx.variants.search import kernels
 
     fmts = kernels.formats(128)
-    assert set(fmts) == {"4-bit/32", "4-bit/128", "8-bit/128", "float"}
+    assert set(fmts) == FORMATS
     table = kernels.measure({(64, 32): 3, (128, 64): 1}, fmts, threads=1, rounds=3, calls=2)
     assert table["cpu"]["model"] and isinstance(table["cpu"]["flags"], list) and table["rounds"] == 3
     got = {(k["K"], k["N"], k["format"]): k for k in table["kernels"]}

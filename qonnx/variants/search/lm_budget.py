@@ -1,11 +1,11 @@
 """A perplexity budget for a decoder LM, enforced by a search over weight formats: MatMulNBits at
-4 bits in blocks of 32 or 128, at 8 bits in blocks of 128, or float, chosen per unit.
+4 bits in blocks of 32, 64 or 128, at 8 bits in blocks of 128, or float, chosen per unit.
 
 1. One calibration pass collects each weighted MatMul's input statistics (X^T X). Where an input's
    producer can take it, the weights meeting it are scaled by activation-aware input scales chosen
    for 4-bit blocks of 128 (variants.scaling; the float graph is unchanged). Every MatMul gets
-   8-bit codes (round to nearest, symmetric) and 4-bit codes by each recipe of variants.gptq.FOUR_BIT
-   (GPTQ; round to nearest with each block's range clipped; asymmetric) in each 4-bit block size.
+   8-bit codes (round to nearest, symmetric) and 4-bit codes in each 4-bit block size (asymmetric,
+   round to nearest with each block's range clipped; for the head also GPTQ: mixed.four_bit_recipes).
 2. The kernel table (kernels.py): each distinct MatMul shape timed in each format on this CPU at
    decode's [1, K], its weights streamed from memory as a token streams them, interleaved: a unit's
    time in a format is the sum of its MatMuls' kernels.
@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 ANCHOR = "4-bit/32"  # genai-int4's format: the predicted speed is said against it
 # in the build's key: a change of how the search chooses never reuses a build it chose the old way
 # (2: units per role of a layer, kernels timed with weights streamed from memory, an 8-bit lookup;
-# 3: activation-aware input scales, 4-bit codes by GPTQ or the clip search instead of plain rounding)
-SEARCH = 3
+# 3: activation-aware input scales, 4-bit codes by GPTQ or the clip search instead of plain rounding;
+# 4: 4-bit/64 among the formats, GPTQ for the head only)
+SEARCH = 4
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
@@ -93,12 +94,13 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                     "machine was busy while they were timed, and the formats chosen from them may not be the fastest here. "
                     "Search again on a quiet machine (--overwrite) if the speed matters.", len(busy),
                     len(table["kernels"]))
-    recipes = {r for f in fmts for r in builder.recipes(f)}
+    recipes = {u: {f: builder.recipes(f, names) for f in fmts} for u, names in units.items()}
     record = {"budget": {"max_perplexity_increase_pct": limit_pct}, "validation_tokens": len(val_ids),
               "window": window, "stride": stride, "gemm_left_fp32": fp32_gemms(builder.model),
               "calibration": {"samples": samples, "tokens_per_sample": length},
               "reference_perplexity": reference, "formats": list(fmts),
-              "four_bit": "asymmetric, K padded to whole blocks; per unit and format, the recipe with the lowest KL",
+              "four_bit": "asymmetric, K padded to whole blocks; clip search codes, and for the head also GPTQ's: "
+                          "per format, the one with the lowest KL", "recipes": recipes,
               "input_scales": {"for": f"4-bit/{block} clip codes", "alpha_by_input": builder.scaled},
               "eight_bit": f"round to nearest, symmetric, blocks of {block} (K padded)",
               "cost_view": f"everything {eight} but this unit in this format (by each recipe; the lowest counts); "
@@ -211,8 +213,8 @@ def budget_texts(cfg, demo, tokenizer):
 
 
 def build(src, out, cfg, config, texts=None, **_) -> dict:
-    """int4-weight within --max-perplexity-increase: each unit's weight format (4-bit/32, 4-bit/128,
-    8-bit/128, float) chosen by its measured KL and its kernels' time on this CPU, checked on the
+    """int4-weight within --max-perplexity-increase: each unit's weight format (4-bit/32, 4-bit/64,
+    4-bit/128, 8-bit/128, float) chosen by its measured KL and its kernels' time on this CPU, checked on the
     validation text. texts: budget_texts(...)."""
     import onnx
 
@@ -232,6 +234,6 @@ def build(src, out, cfg, config, texts=None, **_) -> dict:
         for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
             f.unlink(missing_ok=True)
     return {"bits": "4, 8 or float per unit (budget_search.chosen_formats)", "block_size": "per unit (formats)",
-            "algorithm": "activation-aware input scales (budget_search.input_scales); 4-bit: gptq or clip per unit "
-                         "(budget_search.chosen_recipes); 8-bit: rtn",
+            "algorithm": "activation-aware input scales (budget_search.input_scales); 4-bit: clip search, the head "
+                         "gptq or clip (budget_search.chosen_recipes); 8-bit: rtn",
             "accuracy_level": ACCURACY_LEVEL, "budget_search": record, "data": provenance}

@@ -55,13 +55,14 @@ def window_logits(path, ids, threads, config):
 
 def ranking_key(model_digest, calib_ids, probe, formats, samples, length, recipes) -> str:
     """What the per-unit costs depend on: the model, the calibration and probe tokens, the formats
-    ({name: (bits, block) or None}) and recipes, and the runtime that computes the logits."""
+    ({name: (bits, block) or None}) and recipes ({unit: {format: [recipe]}}), and the runtime that
+    computes the logits."""
     import onnxruntime as ort
 
     ids = hashlib.sha256(np.asarray(calib_ids, dtype=np.int64).tobytes() + b"|" +
                          np.asarray(probe, dtype=np.int64).tobytes()).hexdigest()
     return digest({"model": model_digest, "ids": ids, "units": UNITS, "scales": SCALES, "formats": {f: list(s or ()) for f, s in formats.items()},
-                   "samples": samples, "length": length, "recipes": sorted(recipes), "accuracy_level": ACCURACY_LEVEL,
+                   "samples": samples, "length": length, "recipes": recipes, "accuracy_level": ACCURACY_LEVEL,
                    "onnxruntime": ort.__version__})
 
 
@@ -96,7 +97,7 @@ def costs(builder, units, eight, measure, key=None, on_step=None) -> dict:
     for i, (u, names) in enumerate(units.items(), 1):
         trials = {eight: {builder.recipes(eight)[0]: out["base_kl"]}}
         for fmt in builder.formats:
-            for r in ([] if fmt == eight else builder.recipes(fmt)):
+            for r in ([] if fmt == eight else builder.recipes(fmt, names)):
                 trials.setdefault(fmt, {})[r] = measure({**base, **dict.fromkeys(names, (fmt, r))})
         out["trials"][u] = trials
         if on_step:

@@ -1,7 +1,7 @@
 """Mixed-format MatMulNBits graphs for the LM budget search: every weighted MatMul's codes in each
-candidate format (8-bit, and 4-bit by each recipe of variants.gptq.FOUR_BIT, each in its own
-block size; computed once from one calibration pass, after activation-aware input scales:
-variants.scaling), and the graph with each MatMul in its chosen format (replace)."""
+candidate format (8-bit, and 4-bit by its recipes of variants.gptq.FOUR_BIT: four_bit_recipes,
+each in its own block size; computed once from one calibration pass, after activation-aware input
+scales: variants.scaling), and the graph with each MatMul in its chosen format (replace)."""
 from pathlib import Path
 
 import numpy as np
@@ -51,12 +51,23 @@ def _four_bit_128(w, H):
 
 
 EIGHT = "rtn-sym"  # the one 8-bit recipe: round to nearest, symmetric
+# the MatMuls GPTQ codes are made for, besides the clip search's (by units.role). On demo:smollm2
+# (docs/benchmarks.md, "4-bit/64, clip codes in the body"), the head at 4-bit/128 lost +23.1 %
+# perplexity with GPTQ codes and +26.4 % with clip codes (the body clipped, the same for both), so
+# GPTQ earns its place there; in the body, choosing GPTQ or clip per unit by KL on the probe window
+# cost +3.2 points on the validation text over clip everywhere: the window's choice did not carry.
+GPTQ_ROLES = ("head",)
+
+
+def four_bit_recipes(name) -> tuple:
+    """The 4-bit recipes (of variants.gptq.FOUR_BIT) measured for the MatMul `name`."""
+    return ("clip", "gptq") if role(name)[1] in GPTQ_ROLES else ("clip",)
 
 
 class MixedBuilder:
     """Every MatMul's codes in each quantized format of `formats` ({name: (bits, block), or None:
-    float}): 8-bit by round to nearest (recipe EIGHT), 4-bit by each recipe of
-    variants.gptq.FOUR_BIT, computed once from one calibration pass. build(plan, out) writes the
+    float}): 8-bit by round to nearest (recipe EIGHT), 4-bit by its recipes (four_bit_recipes),
+    computed once from one calibration pass. build(plan, out) writes the
     model with each MatMul named in plan ({name: (format, recipe)}) in that format, the rest float.
     With scale (the default), model's weights first take the activation-aware input scales chosen
     for 4-bit blocks of BLOCK (scaling.scale_inputs; `scaled`: {input: alpha}): the float graph is
@@ -80,7 +91,9 @@ class MixedBuilder:
             bits, block = spec
             makers = FOUR_BIT if bits == 4 else {EIGHT: lambda w, _, b: eight_bit_codes(w, b)}
             for r, f in makers.items():
-                self.codes[(fmt, r)] = {n.name: _compact(*f(weights[n.name], H[n.input[0]], block)) for n in nodes}
+                mine = [n for n in nodes if bits == 8 or r in four_bit_recipes(n.name)]
+                if mine:
+                    self.codes[(fmt, r)] = {n.name: _compact(*f(weights[n.name], H[n.input[0]], block)) for n in mine}
         self.inputs = {n.name: weights[n.name].shape[0] for n in nodes}
         self.shapes = {n.name: tuple(weights[n.name].shape) for n in nodes}
         self.input_of = {n.name: n.input[0] for n in nodes}
@@ -95,9 +108,11 @@ class MixedBuilder:
             out[self.input_of[n]] = (K, out.get(self.input_of[n], (K, 0))[1] + N)
         return list(out.values())
 
-    def recipes(self, fmt) -> list:
-        """The recipes of a format (["fp32"] for float: the weight as it is)."""
-        return [r for f, r in self.codes if f == fmt] or ["fp32"]
+    def recipes(self, fmt, names=None) -> list:
+        """The recipes of a format that hold codes for every MatMul of `names` (None: any), in the
+        order they were made (["fp32"] for float: the weight as it is)."""
+        found = [r for (f, r), c in self.codes.items() if f == fmt and all(n in c for n in names or ())]
+        return found or (["fp32"] if self.formats[fmt] is None else [])
 
     def keep(self, used) -> None:
         """Drop every code set not in `used` ({(format, recipe)}): the chosen ones stay."""
