@@ -82,8 +82,8 @@ def formats(block) -> dict:
     its own. 4-bit/64 sits between the two: on demo:smollm2 (all its MatMuls in one format, clip
     codes, head 8-bit) it lost +13.6 % perplexity where 4-bit/128 lost +17.7 % and 4-bit/32 +10.1 %,
     and on an AMD EPYC its kernels ran at nearly 4-bit/128's speed (docs/benchmarks.md)."""
-    fmts = {"4-bit/32": (4, 32), "4-bit/64": (4, 64), f"4-bit/{block}": (4, block), f"8-bit/{block}": (8, block)}
-    return {**fmts, "float": None}
+    return {"4-bit/32": (4, 32), "4-bit/64": (4, 64), f"4-bit/{block}": (4, block), f"8-bit/{block}": (8, block),
+            "float": None}
 
 
 def weight_bytes(K, N, fmt) -> int:

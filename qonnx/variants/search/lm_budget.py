@@ -43,7 +43,7 @@ from qonnx.variants.int4_weight import ACCURACY_LEVEL, fp32_gemms
 from qonnx.variants.search import chooser, kernels, lm_rank
 from qonnx.variants.search.budget import BudgetNotMet, steps
 from qonnx.variants.search.lm_rank import kl, layer_units, perplexity, window_logits
-from qonnx.variants.search.mixed import BLOCK, MixedBuilder
+from qonnx.variants.search.mixed import BLOCK, GPTQ_ROLES, MixedBuilder
 
 log = logging.getLogger(__name__)
 ANCHOR = "4-bit/32"  # genai-int4's format: the predicted speed is said against it
@@ -99,8 +99,8 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
               "window": window, "stride": stride, "gemm_left_fp32": fp32_gemms(builder.model),
               "calibration": {"samples": samples, "tokens_per_sample": length},
               "reference_perplexity": reference, "formats": list(fmts),
-              "four_bit": "asymmetric, K padded to whole blocks; clip search codes, and for the head also GPTQ's: "
-                          "per format, the one with the lowest KL", "recipes": recipes,
+              "four_bit": "asymmetric, K padded to whole blocks; clip search codes, and for "
+                          f"{', '.join(GPTQ_ROLES)} also GPTQ's: per format, the one with the lowest KL", "recipes": recipes,
               "input_scales": {"for": f"4-bit/{block} clip codes", "alpha_by_input": builder.scaled},
               "eight_bit": f"round to nearest, symmetric, blocks of {block} (K padded)",
               "cost_view": f"everything {eight} but this unit in this format (by each recipe; the lowest counts); "
