@@ -79,9 +79,8 @@ def refuse_other_cpu(out, overwrite) -> None:
 
 def formats(block) -> dict:
     """The formats the LM budget search weighs with its block: genai-int4's 4-bit/32, 4-bit/64, and
-    its own. 4-bit/64 sits between the two: on demo:smollm2 (all its MatMuls in one format, clip
-    codes, head 8-bit) it lost +13.6 % perplexity where 4-bit/128 lost +17.7 % and 4-bit/32 +10.1 %,
-    and on an AMD EPYC its kernels ran at nearly 4-bit/128's speed (docs/benchmarks.md)."""
+    its own. 4-bit/64 sits between the two in loss and ran at nearly 4-bit/128's speed where it was
+    measured (docs/benchmarks.md, "4-bit/64, clip codes in the body")."""
     return {"4-bit/32": (4, 32), "4-bit/64": (4, 64), f"4-bit/{block}": (4, block), f"8-bit/{block}": (8, block),
             "float": None}
 

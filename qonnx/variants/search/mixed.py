@@ -51,11 +51,9 @@ def _four_bit_128(w, H):
 
 
 EIGHT = "rtn-sym"  # the one 8-bit recipe: round to nearest, symmetric
-# the MatMuls GPTQ codes are made for, besides the clip search's (by units.role). On demo:smollm2
-# (docs/benchmarks.md, "4-bit/64, clip codes in the body"), the head at 4-bit/128 lost +23.1 %
-# perplexity with GPTQ codes and +26.4 % with clip codes (the body clipped, the same for both), so
-# GPTQ earns its place there; in the body, choosing GPTQ or clip per unit by KL on the probe window
-# cost +3.2 points on the validation text over clip everywhere: the window's choice did not carry.
+# the MatMuls GPTQ codes are made for, besides the clip search's (by units.role): on demo:smollm2
+# GPTQ beat clip codes for the head, while choosing GPTQ or clip per body unit by KL on the probe
+# window lost on the validation text (figures: docs/budgets.md, step 1, and docs/benchmarks.md).
 GPTQ_ROLES = ("head",)
 
 
