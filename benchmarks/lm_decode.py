@@ -40,6 +40,7 @@ def runner_for(row, threads, config):
 def interleaved(runners, prompts, rounds) -> dict:
     """{name: [decode tokens/s per round]}: each runner decodes every prompt (32 greedy tokens) in
     turn, `rounds` times, the order reversed every other round, after a warm-up."""
+    from qonnx.measure.latency import settle
     from qonnx.tasks import lm
 
     for run in runners.values():
@@ -48,6 +49,7 @@ def interleaved(runners, prompts, rounds) -> dict:
     order = list(runners)
     for rnd in range(rounds):
         for v in (order if rnd % 2 == 0 else order[::-1]):
+            settle()  # the threads of the row before stop spinning
             decoded = seconds = 0
             for ids in prompts:
                 _, dt, out = lm.generate(runners[v], ids, 32)

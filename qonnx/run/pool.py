@@ -7,7 +7,8 @@ Timing is honest: every worker loads and warms up in parallel, then the parent l
 at a time run its timed model call (the token is passed on when that call ends, or after TURN_S,
 when the next one starts beside it and both answers say their CPU was shared).
 
-Protocol, per request id: parent -> worker ("ask", rid, inputs), later ("go", rid); worker ->
+Protocol, per request id: parent -> worker ("ask", rid, inputs), later ("go", rid, timing: whether
+to wait for the threads of the worker that ran before to stop spinning, measure.latency.settle); worker ->
 parent ("ready", rid, None) once loaded and warmed up, then ("answer", rid, result) or
 ("error", rid, reason). None stops a worker.
 """
@@ -20,6 +21,7 @@ from collections import deque
 from multiprocessing import connection, get_context
 
 from qonnx.errors import QonnxError
+from qonnx.measure.latency import settle
 from qonnx.run.worker import PARENT_ENV, die_with_parent, make_runner
 from qonnx.tasks.lm import generate
 
@@ -91,6 +93,8 @@ def worker_main(job, conn, parent_pid):
                 if nxt is None or nxt[0] == "ask":  # stop, or a newer request replaces this one
                     inbox.append(nxt)
                     continue
+                if nxt[2]:
+                    settle()
                 result, seconds = _call(runner, job, inputs)
                 conn.send(("answer", rid, {**result, **extra, "ms": seconds * 1e3}))
             except (EOFError, ConnectionError):  # the pipe, not the model
@@ -178,16 +182,17 @@ class Pool:
     def pids(self) -> list:
         return [w.proc.pid for w in self.workers.values() if w.alive()]
 
-    def ask(self, inputs, timeout_s, order=None, turn_s=TURN_S) -> dict:
+    def ask(self, inputs, timeout_s, order=None, turn_s=TURN_S, timing=False) -> dict:
         """{name: ("ok", result) | ("failed", reason) | ("timed out", reason)} for every worker,
         within timeout_s. `order` (names): who takes the timed turn first among those ready;
-        `turn_s`: how long one has the CPU alone before the next starts beside it."""
+        `turn_s`: how long one has the CPU alone before the next starts beside it; `timing`: each
+        timed turn first waits for the threads of the one before to stop spinning (timing, not serving)."""
         with self._ask:
             self._rid += 1
             rank = {name: i for i, name in enumerate(order or ())}
-            return self._gather(self._rid, inputs, time.monotonic() + timeout_s, timeout_s, rank, turn_s)
+            return self._gather(self._rid, inputs, time.monotonic() + timeout_s, timeout_s, rank, turn_s, timing)
 
-    def _gather(self, rid, inputs, deadline, timeout_s, rank, turn_s):
+    def _gather(self, rid, inputs, deadline, timeout_s, rank, turn_s, timing):
         self._start([w for w in self.workers.values() if not w.alive()])
         out, pending = {}, {}
         for w in self.workers.values():
@@ -218,7 +223,7 @@ class Pool:
                 if busy:  # the variant whose turn it was is slow: start the next one beside it
                     shared.update([w.name, *busy])
                 try:
-                    w.conn.send(("go", rid, None))
+                    w.conn.send(("go", rid, timing))
                     busy.add(w.name)
                     turn = (w.name, now + turn_s)
                 except OSError:

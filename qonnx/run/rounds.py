@@ -3,7 +3,8 @@
 Measured one after the other, two rows see different machines whenever the load on a shared machine
 changes between them (seen: the same row 3x apart in two passes). Here every ok row's worker is
 loaded at once (each in its own process, qonnx.run.pool), then in each round every row runs the same
-short piece of work in turn, alone on the CPU, the order rotating from round to round. A ratio taken
+short piece of work in turn, alone on the CPU (after the threads of the row before have stopped
+spinning: measure.latency.settle), the order rotating from round to round. A ratio taken
 within one round compares two rows under the same conditions; the run's ratio is the median of the
 per-round ratios, with their range (ratios.derive).
 
@@ -74,7 +75,7 @@ def interleave(jobs: dict, kind, work: dict, n: int, on_round=None) -> dict:
         live = [k for k in keys if failure[k] is None]
         for r in range(n):
             order = live[r % len(live):] + live[:r % len(live)] if live else []
-            answers = pool.ask(work, ROUND_TIMEOUT_S, order=order, turn_s=TURN_S)
+            answers = pool.ask(work, ROUND_TIMEOUT_S, order=order, turn_s=TURN_S, timing=True)
             for k in keys:
                 status, answer = answers.get(k, ("failed", "not asked"))
                 ok = status == "ok" and failure[k] is None and not answer.get("shared_cpu")

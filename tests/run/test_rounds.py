@@ -153,3 +153,25 @@ def test_an_lm_round_decodes_every_prompt(monkeypatch):
     monkeypatch.setattr(pool, "generate", fake_generate)
     answer, total = pool._call(None, type("Job", (), {"kind": "lm"})(), work)
     assert answer["tokens_per_s"] == pytest.approx(16 / 10.0) and total == pytest.approx(4 * 0.5 + 10.0)
+
+
+def test_timed_rounds_wait_for_the_row_before_to_stop_spinning(monkeypatch):
+    """The loading round is not timed; every timed round asks its workers to settle first (the ONNX
+    Runtime threads of the row before spin on for tens of ms and took the CPU from the next row)."""
+    asked = []
+
+    class FakePool:
+        def __init__(self, jobs):
+            self.jobs = jobs
+
+        def ask(self, work, timeout_s, order=None, turn_s=None, timing=False):
+            asked.append(timing)
+            return {k: ("ok", {"ms": 2.0}) for k in self.jobs}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(rounds, "Pool", FakePool)
+    got = rounds.interleave({"a": None, "b": None}, "classification", {}, 3)
+    assert asked == [False, True, True, True]
+    assert got == {"a": ([2.0] * 3, None), "b": ([2.0] * 3, None)}

@@ -361,12 +361,15 @@ def test_budget_on_a_model_with_fewer_positions_than_the_window(texts, tmp_path)
     assert json.loads((tmp_path / "p" / "manifest.json").read_text())["settings"]["gemm_left_fp32"] == 4
 
 
-def test_kernel_table_times_every_shape_in_every_format_and_predicts_by_sum():
+def test_kernel_table_times_every_shape_in_every_format_and_predicts_by_sum(monkeypatch):
     from qonnx.variants.search import kernels
 
     fmts = kernels.formats(128)
     assert set(fmts) == FORMATS
+    settled = []  # each timed turn waits for the threads of the session before it to stop spinning
+    monkeypatch.setattr(kernels, "settle", lambda: settled.append(1))
     table = kernels.measure({(64, 32): 3, (128, 64): 1}, fmts, threads=1, rounds=3, calls=2)
+    assert len(settled) == 3 * 2 * len(fmts)
     assert table["cpu"]["model"] and isinstance(table["cpu"]["flags"], list) and table["rounds"] == 3
     got = {(k["K"], k["N"], k["format"]): k for k in table["kernels"]}
     assert set(got) == {(K, N, f) for K, N in ((64, 32), (128, 64)) for f in fmts}

@@ -11,7 +11,9 @@ memory, as a token does, and a kernel's figure is the call's time over the copie
 A format that wins on one CPU class can lose on another (AVX2, AVX-512 VNNI, BF16 ...), so the LM
 budget search reads this table instead of assuming: it records it in the manifest with the CPU it was
 timed on, and predicts each step's MatMul time from it. Timing is interleaved: every (shape, format)
-session takes one turn of CALLS calls per round, the order rotating from round to round. A kernel's
+session takes one turn of CALLS calls per round, the order rotating from round to round, after a pause
+(measure.latency.settle) in which the threads of the session before it stop spinning: without it every
+figure on a 2-core machine came out about 1.6x the time the same kernel takes in the model. A kernel's
 figure is its fastest round (the least disturbed: on a shared machine one round in five was seen
 20x slower), with the next fastest (unsteady(): no second round within 15 %), the median and the
 range of its rounds beside it.
@@ -24,6 +26,7 @@ import numpy as np
 from qonnx import manifest
 from qonnx.envinfo import cpu
 from qonnx.errors import ConfigError
+from qonnx.measure.latency import settle
 from qonnx.variants.gptq import matmul_nbits
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
 
@@ -163,6 +166,7 @@ def measure(counts: dict, fmts: dict, threads=None, rounds=ROUNDS, calls=CALLS, 
     for r in range(rounds):
         for k in keys[r % len(keys):] + keys[:r % len(keys)]:
             s, x, n = sessions[k]
+            settle()
             t0 = time.perf_counter()
             for _ in range(calls):
                 s.run(None, {"x": x})
