@@ -18,6 +18,7 @@ import collections
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def profile(model_path, threads, steps):
         wall.append((time.perf_counter() - t0) * 1e3)
     del s
     opts.enable_profiling = True
-    opts.profile_file_prefix = str(Path("/tmp") / f"graph_kernels_{model_path.parent.name}")
+    opts.profile_file_prefix = str(Path(tempfile.gettempdir()) / f"graph_kernels_{model_path.parent.name}")
     s = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
     for _ in range(3 + steps):
         s.run(None, x)
@@ -93,6 +94,7 @@ def profile(model_path, threads, steps):
 def main():
     from qonnx import manifest
     from qonnx.envinfo import cpu
+    from qonnx.variants.search import kernels
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("artifacts", type=Path, nargs="+")
@@ -100,11 +102,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, help="write the figures here too")
     args = ap.parse_args()
-    search = ((manifest.read(args.artifacts[0]) or {}).get("settings") or {}).get("budget_search") or {}
-    table = search.get("kernels")
+    table = kernels.recorded(manifest.read(args.artifacts[0]))
     if not table:
         sys.exit(f"{args.artifacts[0]} is not an LM budget build: its manifest has no kernel table")
-    us = {(k["K"], k["N"], k["format"]): k["us"] for k in table["kernels"]}
+    us = kernels.figures(table)
     c = cpu()
     print(f"CPU: {c.get('model')} ({', '.join(c.get('flags', []))}); table timed on {table['cpu'].get('model')}; "
           f"{args.threads} threads")

@@ -12,7 +12,7 @@ import numpy as np
 MIN_SAMPLES = {"p90": 10, "p99": 100}
 # Before a timed turn in interleaved timing: the intra-op threads of the ONNX Runtime session (or
 # worker process) that ran last go on spinning for tens of milliseconds after its call returns, and
-# on a 2-core machine they take the CPU from the next one (docs/benchmarks.md, "spinning threads").
+# on a 2-core machine they take the CPU from the next one (docs/measurement.md, interleaved rounds).
 SETTLE_S = 0.05
 
 

@@ -12,8 +12,8 @@ A format that wins on one CPU class can lose on another (AVX2, AVX-512 VNNI, BF1
 budget search reads this table instead of assuming: it records it in the manifest with the CPU it was
 timed on, and predicts each step's MatMul time from it. Timing is interleaved: every (shape, format)
 session takes one turn of CALLS calls per round, the order rotating from round to round, after a pause
-(measure.latency.settle) in which the threads of the session before it stop spinning: without it every
-figure on a 2-core machine came out about 1.6x the time the same kernel takes in the model. A kernel's
+(measure.latency.settle) in which the threads of the session before it stop spinning (without it, on
+2 cores, they slowed every figure: docs/benchmarks.md, the LM budget on Zen 1). A kernel's
 figure is its fastest round (the least disturbed: on a shared machine one round in five was seen
 20x slower), with the next fastest (unsteady(): no second round within 15 %), the median and the
 range of its rounds beside it.
@@ -52,11 +52,16 @@ def class_name(c) -> str:
     return f"{c.get('model')} ({', '.join(c.get('flags') or ()) or 'none of ' + '/'.join(CLASS_FLAGS[:2])})"
 
 
+def recorded(data) -> dict | None:
+    """The kernel table a manifest's budget search recorded (None: not such a build)."""
+    table = (((data or {}).get("settings") or {}).get("budget_search") or {}).get("kernels")
+    return table if isinstance(table, dict) else None
+
+
 def timed_on(data) -> dict | None:
     """The CPU class a manifest's budget search timed its kernels on (None: not such a build)."""
-    search = ((data or {}).get("settings") or {}).get("budget_search") or {}
-    table = search.get("kernels")
-    return cpu_class(table["cpu"]) if isinstance(table, dict) and table.get("cpu") else None
+    table = recorded(data)
+    return cpu_class(table["cpu"]) if table and table.get("cpu") else None
 
 
 def other_cpu_note(data, env_cpu) -> str:
@@ -188,10 +193,15 @@ def unsteady(table, spread=1.15) -> list:
             if k.get("us_next", k["us"]) > spread * k["us"]]
 
 
+def figures(table) -> dict:
+    """{(K, N, format): microseconds} of a kernel table."""
+    return {(k["K"], k["N"], k["format"]): k["us"] for k in table["kernels"]}
+
+
 def predict_us(table, formats: dict, shapes: dict) -> float:
     """MatMul time of one decode step (microseconds) with each MatMul in its format:
     formats {name: format}, shapes {name: (K, N)}; names not in formats are counted as float."""
-    us = {(k["K"], k["N"], k["format"]): k["us"] for k in table["kernels"]}
+    us = figures(table)
     return sum(us[(*shape, formats.get(name, "float"))] for name, shape in shapes.items())
 
 
@@ -199,7 +209,7 @@ def unit_ms(table, units: dict, shapes: dict, fused=None) -> dict:
     """{unit: {format: milliseconds of its MatMuls per decode step}} from the table; units
     {unit: MatMul names}, shapes {name: (K, N)}; fused {unit: [(K, N)]}: the shapes a unit's
     MatMuls run as in the quantized formats, where those sharing an input are one."""
-    us = {(k["K"], k["N"], k["format"]): k["us"] for k in table["kernels"]}
+    us = figures(table)
     fmts = {k["format"] for k in table["kernels"]}
 
     def runs(u, f):
