@@ -55,7 +55,10 @@ def nodes(model_path) -> dict:
     for n in m.graph.node:
         if n.op_type == "MatMulNBits":
             a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
-            out[n.name] = (a["K"], a["N"], f"{a['bits']}-bit/{a['block_size']}")
+            fmt = f"{a['bits']}-bit/{a['block_size']}"
+            if a["bits"] == 4 and (len(n.input) < 4 or not n.input[3]):  # no zero points (genai-int4's)
+                fmt += " symmetric"
+            out[n.name] = (a["K"], a["N"], fmt)
     return out
 
 

@@ -105,7 +105,7 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
         str(Path(row["artifact"]) / "model.onnx"), load_external_data=False).graph.node}
     # the recorded CPU faked: the kernel table says it was timed on an Intel VNNI machine
     xeon = {"model": "Intel Xeon (fake)", "flags": ["AVX-512", "AVX2", "AVX512-VNNI"]}
-    us = {"4-bit/32": 2.5, "4-bit/64": 2.2, "4-bit/128": 2.0, "8-bit/128": 3.0, "float": 12.0}
+    us = {"4-bit/32": 2.5, "4-bit/64": 2.2, "4-bit/128": 2.0, "8-bit/128": 3.0, "float": 12.0, kernels.ANCHOR: 2.4}
     with monkeypatch.context() as m:
         m.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us, xeon))
         other = compare(CompareConfig(output=tmp_path / "run2", max_perplexity_increase=999, **kw))["rows"][0]

@@ -21,3 +21,7 @@ def test_perplexity_budget_record():
     assert describe(rec) == ("budget +5.0 %: perplexity +4.23 % on 2048 validation tokens after 1 step(s); units "
                              "by format: 8-bit/128: 1 (head); 4-bit/128: 6 (layer 0, layer 1, layer 2, layer 3 +2); "
                              "MatMuls predicted at 1.12x all 4-bit/32 on AMD EPYC 9B45 (AVX2, AVX512-VNNI)")
+    rec = {**rec, "predicted_speed_vs_anchor": 0.97, "anchor": "4-bit/32 symmetric", "ceiling_vs_anchor": 1.02}
+    del rec["predicted_speed_vs_4bit32"]
+    assert describe(rec).endswith("MatMuls predicted at 0.97x genai-int4's 4-bit/32 symmetric (at most 1.02x with "
+                                  "these formats) on AMD EPYC 9B45 (AVX2, AVX512-VNNI)")

@@ -1,5 +1,6 @@
 """A perplexity budget for LMs: 4-bit codes (GPTQ or round to nearest), mixed 4/8-bit MatMulNBits, the search."""
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -226,7 +227,8 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
 
     monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))  # a fresh cache: the first search measures costs
     # a CPU as decode sees one at real sizes (at this model's, float is the fastest: nothing to choose)
-    us = {"4-bit/32": 2.5, "4-bit/64": 2.2, "4-bit/128": 2.0, "8-bit/128": 3.0, "float": 12.0}
+    us = {"4-bit/32": 2.5, "4-bit/64": 2.2, "4-bit/128": 2.0, "8-bit/128": 3.0, "float": 12.0,
+          kernels.ANCHOR: 2.4}
     monkeypatch.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us))
 
     # a budget no build can break: the first step (every move taken: the fastest build) is the answer
@@ -246,8 +248,12 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
     ms = rec["unit_ms"]
     assert set(chosen.values()) == {"4-bit/128"} and all(set(ms[u]) == FORMATS for u in chosen)
     assert rec["predicted_chosen_matmul_us"] == pytest.approx(1000 * sum(ms[u][chosen[u]] for u in chosen))
-    anchor = rec["predicted_matmul_us"]["all 4-bit/32"]
-    assert rec["predicted_speed_vs_4bit32"] == pytest.approx(anchor / rec["predicted_chosen_matmul_us"])
+    # speed is said against genai-int4's own format (symmetric 4-bit/32: timed, never a candidate)
+    assert rec["anchor"] == kernels.ANCHOR and all(kernels.ANCHOR not in ms[u] for u in chosen)
+    anchor = rec["anchor_matmul_us"]
+    assert anchor == pytest.approx(rec["predicted_matmul_us"]["all 4-bit/32"] * 2.4 / 2.5, rel=0.1)
+    assert rec["predicted_speed_vs_anchor"] == pytest.approx(anchor / rec["predicted_chosen_matmul_us"])
+    assert rec["ceiling_vs_anchor"] == pytest.approx(rec["predicted_speed_vs_anchor"])  # the fastest build
     units = layer_units([n.name for n in weighted_matmuls(onnx.load(str(sharp_lm_onnx / "model.onnx")))[0]])
     got = _formats_in_graph(tmp_path / "loose", sharp_lm_onnx)
     assert got == {n: chosen[u] for u, names in units.items() for n in names}  # the graph is what was recorded
@@ -279,20 +285,26 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
     assert set(_formats_in_graph(tmp_path / "mid", sharp_lm_onnx).values()) == set(rec["chosen_formats"].values())
 
 
-def test_where_4_bit_128_is_slower_than_8_bit_the_search_never_takes_it(tiny_lm_onnx, texts, tmp_path, monkeypatch):
+def test_where_4_bit_128_is_slower_than_8_bit_the_search_never_takes_it(tiny_lm_onnx, texts, tmp_path, monkeypatch,
+                                                                        caplog):
     """A CPU (a faked kernel table) where 4-bit/64 and /128 run slower than 8-bit/128: no move goes to them,
     and the fastest build is 4-bit/32 everywhere, predicted at exactly the anchor's time."""
     from qonnx.variants.search import kernels
     from tiny import fake_kernels
 
     monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))
-    us = {"4-bit/32": 2.0, "4-bit/64": 4.0, "4-bit/128": 5.0, "8-bit/128": 3.0, "float": 20.0}
+    us = {"4-bit/32": 2.0, "4-bit/64": 4.0, "4-bit/128": 5.0, "8-bit/128": 3.0, "float": 20.0, kernels.ANCHOR: 2.0}
     monkeypatch.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us))
-    res = _quantize(tiny_lm_onnx, texts, tmp_path / "q", 1000)
+    with caplog.at_level(logging.WARNING):
+        res = _quantize(tiny_lm_onnx, texts, tmp_path / "q", 1000)
     assert res.exit_code == 0, res.output
     rec = json.loads((tmp_path / "q" / "manifest.json").read_text())["settings"]["budget_search"]
     assert not {"4-bit/64", "4-bit/128"} & {m["format"] for m in rec["moves"]}
-    assert set(rec["chosen_formats"].values()) == {"4-bit/32"} and rec["predicted_speed_vs_4bit32"] == 1.0
+    assert set(rec["chosen_formats"].values()) == {"4-bit/32"} and rec["predicted_speed_vs_anchor"] == 1.0
+    # no format beats the anchor's here, and the search says so before it starts
+    assert rec["ceiling_vs_anchor"] == 1.0
+    assert "genai-int4's format (4-bit/32 symmetric) is within 5 % of the fastest build" in caplog.text
+    assert "at most 1.00x with these formats" in res.output
     assert rec["cpu"] == {"model": "AMD EPYC (fake)", "flags": ["AVX2"]}
     assert set(_formats_in_graph(tmp_path / "q", tiny_lm_onnx).values()) == {"4-bit/32"}
 
@@ -354,7 +366,8 @@ def test_budget_on_a_model_with_fewer_positions_than_the_window(texts, tmp_path)
     # the kernels were timed on this CPU, every shape in every format, and named in the manifest
     from qonnx.variants.search.kernels import cpu_class
 
-    assert {k["format"] for k in rec["kernels"]["kernels"]} == FORMATS and rec["cpu"] == cpu_class()
+    assert {k["format"] for k in rec["kernels"]["kernels"]} == FORMATS | {"4-bit/32 symmetric"}
+    assert rec["cpu"] == cpu_class()
     assert rec["gemm_left_fp32"] == 4  # c_attn, attn c_proj, c_fc, mlp c_proj of the one layer
     plain = CliRunner().invoke(main, ["quantize", str(tmp_path / "onnx"), "-m", "int4-weight", "-o", str(tmp_path / "p")])
     assert plain.exit_code == 0, plain.output
@@ -470,12 +483,19 @@ def test_a_lookup_the_4_bit_head_cannot_serve_reads_an_8_bit_table_of_its_own():
 def test_kernels_are_timed_with_weights_streamed_from_memory_not_from_cache():
     """A kernel is timed over as many distinct copies of its weight as make the model's MatMul
     weight in that format (capped): decode streams every weight once per token."""
+    import onnx
+
     from qonnx.variants.search import kernels
 
     assert kernels.weight_bytes(576, 960, None) == 4 * 576 * 960
     # 8 bits, blocks of 128 (K padded to 640): codes, float32 scales, no zero points
     assert kernels.weight_bytes(576, 960, (8, 128)) == 640 * 960 + 4 * 5 * 960
     assert kernels.weight_bytes(576, 960, (4, 32)) == 576 * 960 // 2 + 4 * 18 * 960 + 18 * 960 // 2
+    # genai-int4's format: symmetric, no zero points, in the bytes and in the graph timed
+    assert kernels.weight_bytes(576, 960, kernels.ANCHOR_SPEC) == 576 * 960 // 2 + 4 * 18 * 960
+    inputs = {spec: [len(n.input) for n in onnx.load_from_string(kernels.graph(64, 32, spec, 2)).graph.node]
+              for spec in ((4, 32), kernels.ANCHOR_SPEC, (8, 128))}
+    assert inputs == {(4, 32): [4, 4], kernels.ANCHOR_SPEC: [3, 3], (8, 128): [3, 3]}
     counts = {(576, 960): 30, (576, 1536): 60}
     total = sum(c * kernels.weight_bytes(K, N, (4, 128)) for (K, N), c in counts.items())
     assert kernels.copies(counts, 576, 960, (4, 128)) == total // kernels.weight_bytes(576, 960, (4, 128))

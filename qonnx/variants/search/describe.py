@@ -13,8 +13,7 @@ def describe(search: dict) -> str:
                 f"{search['increase_pct']:+.2f} % on {search['validation_tokens']} validation tokens after "
                 f"{len(search['steps'])} step(s); units by format: "
                 f"{'; '.join(f'{f}: {len(us)} ({_short(us)})' for f, us in units.items())}; MatMuls predicted at "
-                f"{search['predicted_speed_vs_4bit32']:.2f}x all 4-bit/32 on {cpu.get('model')} "
-                f"({', '.join(cpu.get('flags') or ()) or 'no listed flags'})")
+                f"{_speed(search)} on {cpu.get('model')} ({', '.join(cpu.get('flags') or ()) or 'no listed flags'})")
     kept = ", ".join(search["kept_fp32"]) or "none"
     if search.get("calibration"):
         c = search["calibration"]
@@ -26,6 +25,15 @@ def describe(search: dict) -> str:
     return (f"budget {search['budget']['max_accuracy_drop']}: drop {search['accuracy_drop']:+.4f} on "
             f"{search['validation_rows']} validation rows with {len(search['kept_fp32'])} unit(s) kept FP32 "
             f"({kept}) after {len(search['steps'])} step(s)")
+
+
+def _speed(search) -> str:
+    """The predicted speed against the anchor (searches before SEARCH 5 said it against all
+    4-bit/32 with zero points, and had no ceiling)."""
+    if "predicted_speed_vs_anchor" not in search:
+        return f"{search['predicted_speed_vs_4bit32']:.2f}x all 4-bit/32"
+    return (f"{search['predicted_speed_vs_anchor']:.2f}x genai-int4's {search['anchor']} (at most "
+            f"{search['ceiling_vs_anchor']:.2f}x with these formats)")
 
 
 def _short(names, most=4) -> str:

@@ -35,6 +35,11 @@ WORKING_SET_MB = 256  # a model's weights beyond this are out of every cache we 
 # the flags (envinfo's names) that change which weight format ONNX Runtime's kernels run fastest: a
 # budget build is a choice for one CPU class, named by its model and these
 CLASS_FLAGS = ("AVX2", "AVX-512", "AVX512-VNNI", "AVX-VNNI", "AVX512-BF16", "AMX-INT8", "AMX-BF16")
+# genai-int4's format, against which the search says its speed: onnxruntime-genai's builder writes 4-bit
+# blocks of 32, symmetric (int4_is_symmetric defaults to true: no zero points, a faster kernel than the
+# same blocks with zero points where it was measured: docs/benchmarks.md). A format spec is (bits, block)
+# (8 bits symmetric, 4 bits with zero points, as the search writes them) or (bits, block, True): symmetric.
+ANCHOR, ANCHOR_SPEC = "4-bit/32 symmetric", (4, 32, True)
 
 
 @functools.cache
@@ -93,14 +98,19 @@ def formats(block) -> dict:
             "float": None}
 
 
+def symmetric(fmt) -> bool:
+    """Whether a format spec's codes have no zero points: 8 bits always, 4 bits where it says so."""
+    return fmt[0] == 8 or (len(fmt) > 2 and bool(fmt[2]))
+
+
 def weight_bytes(K, N, fmt) -> int:
-    """Bytes one K x N weight holds in format fmt ((bits, block), or None: float32): codes, scales
-    (float32) and, at 4 bits, zero points."""
+    """Bytes one K x N weight holds in format fmt ((bits, block[, symmetric]), or None: float32):
+    codes, scales (float32) and, at 4 bits unless symmetric, zero points."""
     if fmt is None:
         return 4 * K * N
-    bits, block = fmt
+    bits, block = fmt[:2]
     blocks = -(-K // block) * N
-    return blocks * block * bits // 8 + 4 * blocks + (blocks // 2 if bits == 4 else 0)
+    return blocks * block * bits // 8 + 4 * blocks + (0 if symmetric(fmt) else blocks // 2)
 
 
 def copies(counts: dict, K, N, fmt, cap_mb=WORKING_SET_MB) -> int:
@@ -112,7 +122,7 @@ def copies(counts: dict, K, N, fmt, cap_mb=WORKING_SET_MB) -> int:
 
 def graph(K, N, fmt, n=1) -> bytes:
     """n MatMuls [1, K] x [K, N] reading one input, each with weights of its own, in format `fmt`
-    ((bits, block), or None: float); random weights (the kernel's speed does not depend on them)."""
+    ((bits, block[, symmetric]), or None: float); random weights (the kernel's speed does not depend on them)."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
@@ -123,12 +133,12 @@ def graph(K, N, fmt, n=1) -> bytes:
             nodes.append(node)
             inits.append(numpy_helper.from_array(rng.standard_normal((K, N), dtype=np.float32), f"w{i}"))
             continue
-        bits, block = fmt
+        bits, block = fmt[:2]
         Kp = -(-K // block) * block
         codes = np.frombuffer(rng.bytes(Kp * N), dtype=np.uint8).reshape(Kp, N) & (2 ** bits - 1)
         scales = rng.random((Kp // block, N), dtype=np.float32) * 0.01 + 1e-3
         zeros = np.full((Kp // block, N), 2 ** (bits - 1), dtype=np.uint8)
-        q, more = matmul_nbits(node, K, codes, scales, zeros, bits, block, bits == 8, ACCURACY_LEVEL)
+        q, more = matmul_nbits(node, K, codes, scales, zeros, bits, block, symmetric(fmt), ACCURACY_LEVEL)
         nodes.append(q)
         inits.extend(more)
     opset = [helper.make_opsetid("", 17)] + ([] if fmt is None else [helper.make_opsetid("com.microsoft", 1)])
@@ -205,12 +215,13 @@ def predict_us(table, formats: dict, shapes: dict) -> float:
     return sum(us[(*shape, formats.get(name, "float"))] for name, shape in shapes.items())
 
 
-def unit_ms(table, units: dict, shapes: dict, fused=None) -> dict:
+def unit_ms(table, units: dict, shapes: dict, fused=None, formats=None) -> dict:
     """{unit: {format: milliseconds of its MatMuls per decode step}} from the table; units
     {unit: MatMul names}, shapes {name: (K, N)}; fused {unit: [(K, N)]}: the shapes a unit's
-    MatMuls run as in the quantized formats, where those sharing an input are one."""
+    MatMuls run as in the quantized formats, where those sharing an input are one; formats: the
+    format names to give (default: every format in the table)."""
     us = figures(table)
-    fmts = {k["format"] for k in table["kernels"]}
+    fmts = formats or {k["format"] for k in table["kernels"]}
 
     def runs(u, f):
         return fused[u] if fused and f != "float" else [shapes[n] for n in units[u]]

@@ -46,12 +46,14 @@ from qonnx.variants.search.lm_rank import kl, layer_units, perplexity, window_lo
 from qonnx.variants.search.mixed import BLOCK, GPTQ_ROLES, MixedBuilder
 
 log = logging.getLogger(__name__)
-ANCHOR = "4-bit/32"  # genai-int4's format: the predicted speed is said against it
+ANCHOR = kernels.ANCHOR  # genai-int4's format: the predicted speed is said against it
+CLOSE = 0.05  # a ceiling within this of the anchor's speed: said as a warning before the search
 # in the build's key: a change of how the search chooses never reuses a build it chose the old way
 # (2: units per role of a layer, kernels timed with weights streamed from memory, an 8-bit lookup;
 # 3: activation-aware input scales, 4-bit codes by GPTQ or the clip search instead of plain rounding;
-# 4: 4-bit/64 among the formats, GPTQ for the head only)
-SEARCH = 4
+# 4: 4-bit/64 among the formats, GPTQ for the head only; 5: speed said against genai-int4's symmetric
+# 4-bit/32, timed, and the fastest build the formats allow recorded)
+SEARCH = 5
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
@@ -80,14 +82,24 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     # the source graph's shapes, and those of fused MatMuls (count 0: in the builds only; fusing
     # keeps the bytes a step streams, so each is timed over the same working set)
     shapes = {**{s: 0 for ss in fused.values() for s in ss}, **kernels.counts(builder.shapes)}
-    table = kernels.measure(shapes, fmts, threads)
-    ms = kernels.unit_ms(table, units, builder.shapes, fused)
+    # the candidates and the anchor's own format (not a candidate: its codes are not measured)
+    table = kernels.measure(shapes, {**fmts, ANCHOR: kernels.ANCHOR_SPEC}, threads)
+    ms = kernels.unit_ms(table, units, builder.shapes, fused, fmts)
     every = {f"all {f}": 1000 * sum(ms[u][f] for u in units) for f in fmts}
     # the anchor's own graph (genai-int4: gate and up apart) in its format, against which speed is said
     anchor = kernels.predict_us(table, dict.fromkeys(builder.shapes, ANCHOR), builder.shapes)
+    # the fastest build the formats allow: every unit in its fastest format, whatever its loss
+    ceiling = anchor / (1000 * sum(min(ms[u].values()) for u in units))
     log.info("budget search: kernels of %d shapes timed on %s; MatMul time per token: %s; the anchor's graph "
-             "(%s, no MatMuls fused) %.0f us", len(shapes), kernels.class_name(kernels.cpu_class(table["cpu"])),
+             "(genai-int4: %s, no MatMuls fused) %.0f us", len(shapes),
+             kernels.class_name(kernels.cpu_class(table["cpu"])),
              ", ".join(f"{k} {v:.0f} us" for k, v in every.items()), ANCHOR, anchor)
+    log.info("budget search: the fastest build these formats allow (every unit in its fastest format) is "
+             "predicted at %.2fx the anchor's MatMuls", ceiling)
+    if ceiling < 1.0 + CLOSE:
+        log.warning("budget search: on this CPU genai-int4's format (%s) is within %.0f %% of the fastest build the "
+                    "formats allow (%.2fx it): a budget row can be more accurate than genai-int4 here, not faster "
+                    "by more than that", ANCHOR, 100 * CLOSE, ceiling)
     busy = kernels.unsteady(table)
     if 3 * len(busy) > len(table["kernels"]):
         log.warning("budget search: for %d of %d kernels no second round came within 15 %% of the fastest: the "
@@ -106,7 +118,8 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
               "cost_view": f"everything {eight} but this unit in this format (by each recipe; the lowest counts); "
                            f"KL divergence from FP32 on the first {len(probe)} validation tokens",
               "cpu": kernels.cpu_class(table["cpu"]), "kernels": table, "kernels_unsteady": busy, "unit_ms": ms,
-              "predicted_matmul_us": every, "anchor_matmul_us": anchor,
+              "predicted_matmul_us": every, "anchor": ANCHOR, "anchor_matmul_us": anchor,
+              "ceiling_vs_anchor": ceiling,
               "fused": {u: ss for u, ss in fused.items() if len(ss) < len(units[u])}, "steps": []}
     # the steps' builds live beside `out` (an atomic .partial folder): a killed search leaves them
     # where qonnx's clean-up of partial folders finds them, not in /tmp
@@ -175,11 +188,12 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                           matmuls_by_format=dict(by_node), increase_pct=entry["increase_pct"],
                           eight_bit_units=[u for u in units if chosen[u] == eight],
                           predicted_chosen_matmul_us=entry["predicted_matmul_us"],
-                          # > 1: the chosen build's MatMuls predicted faster than the anchor's graph (all 4-bit/32,
-                          # gate and up apart) on this CPU
-                          predicted_speed_vs_4bit32=anchor / entry["predicted_matmul_us"])
-            log.info("budget search: the chosen build's MatMuls are predicted at %.2fx all %s on this CPU (kernel "
-                     "table in the manifest)", record["predicted_speed_vs_4bit32"], ANCHOR)
+                          # > 1: the chosen build's MatMuls predicted faster than the anchor's graph (genai-int4:
+                          # all 4-bit/32 symmetric, gate and up apart) on this CPU
+                          predicted_speed_vs_anchor=anchor / entry["predicted_matmul_us"])
+            log.info("budget search: the chosen build's MatMuls are predicted at %.2fx genai-int4's (%s) on this CPU, "
+                     "%.2fx at most with these formats (kernel table in the manifest)",
+                     record["predicted_speed_vs_anchor"], ANCHOR, ceiling)
             return record
     best = min(record["steps"], key=lambda s: s["increase_pct"])
     raise BudgetNotMet(f"no choice of weight formats meets --max-perplexity-increase {limit_pct}: the best step "
