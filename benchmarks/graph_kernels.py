@@ -50,15 +50,15 @@ def nodes(model_path) -> dict:
     """{node name: (K, N, format)} of every MatMulNBits node."""
     import onnx
 
+    from qonnx.variants.search import kernels
+
     m = onnx.load(str(model_path), load_external_data=False)
     out = {}
     for n in m.graph.node:
         if n.op_type == "MatMulNBits":
             a = {x.name: onnx.helper.get_attribute_value(x) for x in n.attribute}
-            fmt = f"{a['bits']}-bit/{a['block_size']}"
-            if a["bits"] == 4 and (len(n.input) < 4 or not n.input[3]):  # no zero points (genai-int4's)
-                fmt += " symmetric"
-            out[n.name] = (a["K"], a["N"], fmt)
+            no_zeros = len(n.input) < 4 or not n.input[3]  # genai-int4's nodes
+            out[n.name] = (a["K"], a["N"], kernels.format_name(a["bits"], a["block_size"], no_zeros))
     return out
 
 

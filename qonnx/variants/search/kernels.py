@@ -39,7 +39,15 @@ CLASS_FLAGS = ("AVX2", "AVX-512", "AVX512-VNNI", "AVX-VNNI", "AVX512-BF16", "AMX
 # blocks of 32, symmetric (int4_is_symmetric defaults to true: no zero points, a faster kernel than the
 # same blocks with zero points where it was measured: docs/benchmarks.md). A format spec is (bits, block)
 # (8 bits symmetric, 4 bits with zero points, as the search writes them) or (bits, block, True): symmetric.
-ANCHOR, ANCHOR_SPEC = "4-bit/32 symmetric", (4, 32, True)
+ANCHOR_SPEC = (4, 32, True)
+
+
+def format_name(bits, block, sym=False) -> str:
+    """A format's name in the table: "4-bit/32", "8-bit/128"; 4 bits without zero points: "4-bit/32 symmetric"."""
+    return f"{bits}-bit/{block}" + (" symmetric" if sym and bits == 4 else "")
+
+
+ANCHOR = format_name(*ANCHOR_SPEC)
 
 
 @functools.cache

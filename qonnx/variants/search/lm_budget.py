@@ -94,12 +94,13 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
              "(genai-int4: %s, no MatMuls fused) %.0f us", len(shapes),
              kernels.class_name(kernels.cpu_class(table["cpu"])),
              ", ".join(f"{k} {v:.0f} us" for k, v in every.items()), ANCHOR, anchor)
-    log.info("budget search: the fastest build these formats allow (every unit in its fastest format) is "
-             "predicted at %.2fx the anchor's MatMuls", ceiling)
     if ceiling < 1.0 + CLOSE:
         log.warning("budget search: on this CPU genai-int4's format (%s) is within %.0f %% of the fastest build the "
                     "formats allow (%.2fx it): a budget row can be more accurate than genai-int4 here, not faster "
                     "by more than that", ANCHOR, 100 * CLOSE, ceiling)
+    else:
+        log.info("budget search: the fastest build these formats allow (every unit in its fastest format) is "
+                 "predicted at %.2fx the anchor's MatMuls", ceiling)
     busy = kernels.unsteady(table)
     if 3 * len(busy) > len(table["kernels"]):
         log.warning("budget search: for %d of %d kernels no second round came within 15 %% of the fastest: the "
