@@ -53,10 +53,11 @@ node:
 
 # (extras before setup: with GPU=1, setup then swaps the onnxruntime that pip brought back)
 # the real-model tests' demos are built first, on every core (a test worker holds only its share);
-# then one pytest worker per core (pytest-xdist), each pinned to its own cores (tests/conftest.py)
+# then one pytest worker per core (pytest-xdist), each pinned to its own cores, taking whole files, the
+# heaviest first (tests/conftest.py: HEAVY_FIRST; xdist would otherwise order files by their test count)
 test: $(VENV)/.test-extras setup browser node
 	$(BIN)/ruff check .
 	$(BIN)/qonnx demo build sentiment minilm
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile --durations=25
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --dist loadfile --no-loadscope-reorder --durations=25
 
 .PHONY: setup demo test browser node

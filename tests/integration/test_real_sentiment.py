@@ -1,4 +1,6 @@
-"""The real demo classifier: export, the three quantize methods, accuracy in plain onnxruntime.
+"""The real demo classifier: its FP32 export and the three quantize methods, built by one compare on a
+user's file; every figure checked in plain onnxruntime on the saved folders; the sweep example on
+the same builds.
 
 Marked `real`: builds demo:sentiment on first use (about 5 minutes on 2 cores), then cached.
 """
@@ -11,23 +13,43 @@ import pytest
 pytestmark = pytest.mark.real
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    from qonnx import demo
-    from qonnx.config import ExportConfig, QuantizeConfig
-    from qonnx.export import export
-    from qonnx.variants import quantize
+METHODS = {"fp32": "onnx-fp32", "fp16": "onnx-fp16", "int8-dynamic": "onnx-int8-dynamic",
+           "int8-static": "onnx-int8-static"}
 
-    root = tmp_path_factory.mktemp("sentiment")
-    export(ExportConfig(model="demo:sentiment", output=root / "fp32"))
-    for method in ("fp16", "int8-dynamic", "int8-static"):
-        quantize(QuantizeConfig(onnx_dir=root / "fp32", method=method, output=root / method))
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One compare of the ONNX rows on a user's csv: the demo's test split with other column names,
+    labels in capitals, sorted by label. Its builds (in the session's artifact store, int8-static
+    calibrated on the demo's calibration split) are the folders every test here scores."""
+    from qonnx import demo
+    from qonnx.config import CompareConfig
+    from qonnx.run.compare import compare
+
+    d = tmp_path_factory.mktemp("sentiment")
     test = pd.read_csv(demo.ensure("sentiment") / "data" / "test.csv")
-    return root, test
+    users = test.rename(columns={"text": "review", "label": "verdict"}).sort_values("verdict")
+    users["verdict"] = users["verdict"].str.upper()
+    users.to_csv(d / "mine.csv", index=False)
+    results = compare(CompareConfig(model="demo:sentiment", output=d / "run", dataset=str(d / "mine.csv"),
+                                    text_column="review", label_column="verdict", max_samples=400, batch_size=16, warmup=1,
+                                    latency_samples=10, variants=list(METHODS.values())))
+    rows = {r["variant"]: r for r in results["rows"]}
+    assert all(r["status"] == "ok" for r in rows.values()), {v: r["reason"] for v, r in rows.items()}
+    return d / "run", rows, test
+
+
+@pytest.fixture(scope="module")
+def built(run):
+    """{method: its saved folder}, and the 2,000 test sentences."""
+    from pathlib import Path
+
+    return {m: Path(run[1][v]["artifact"]) for m, v in METHODS.items()}, run[2]
 
 
 def accuracy_in_plain_ort(folder, test):
-    """Only onnxruntime and the tokenizer files in the folder: the folder is deployable."""
+    """Only onnxruntime and the tokenizer files in the folder: the folder is deployable. Batches of
+    64 texts of about one length (sorted by token count: little padding), scored back in order."""
     import onnxruntime as ort
     from transformers import AutoTokenizer
 
@@ -36,18 +58,21 @@ def accuracy_in_plain_ort(folder, test):
     names = {i.name for i in sess.get_inputs()}
     label2id = json.loads((folder / "config.json").read_text())["label2id"]
     texts, labels = test["text"].tolist(), test["label"].map(label2id).to_numpy()
-    preds = []
+    order = np.argsort([len(ids) for ids in tok(texts, truncation=True, max_length=128)["input_ids"]], kind="stable")
+    preds = np.full(len(texts), -1)
     for i in range(0, len(texts), 64):
-        enc = tok(texts[i:i + 64], padding=True, truncation=True, max_length=128, return_tensors="np")
-        preds.append(sess.run(None, {k: v.astype(np.int64) for k, v in enc.items() if k in names})[0].argmax(-1))
-    return float((np.concatenate(preds) == labels).mean())
+        batch = order[i:i + 64]
+        enc = tok([texts[j] for j in batch], padding=True, truncation=True, max_length=128, return_tensors="np")
+        preds[batch] = sess.run(None, {k: v.astype(np.int64) for k, v in enc.items() if k in names})[0].argmax(-1)
+    assert (preds >= 0).all()
+    return float((preds == labels).mean())
 
 
 @pytest.fixture(scope="module")
 def fp32_accuracy(built):
     """FP32's accuracy over the 2,000 test sentences, computed once for every test here."""
-    root, test = built
-    return accuracy_in_plain_ort(root / "fp32", test)
+    folders, test = built
+    return accuracy_in_plain_ort(folders["fp32"], test)
 
 
 def test_demo_accuracy_is_real(built, fp32_accuracy):
@@ -58,11 +83,11 @@ def test_demo_accuracy_is_real(built, fp32_accuracy):
 @pytest.mark.parametrize("method,max_drop,max_size", [("fp16", 0.005, 0.55), ("int8-dynamic", 0.015, 0.30),
                                                       ("int8-static", 0.015, 0.35)])  # QKV stays float inside the fused Attention
 def test_variant_accuracy_and_size(built, fp32_accuracy, method, max_drop, max_size):
-    root, test = built
+    folders, test = built
     ref = fp32_accuracy
-    acc = accuracy_in_plain_ort(root / method, test)
+    acc = accuracy_in_plain_ort(folders[method], test)
     assert ref - acc <= max_drop, f"{method}: {acc:.4f} vs FP32 {ref:.4f}"
-    size = (root / method / "model.onnx").stat().st_size / (root / "fp32" / "model.onnx").stat().st_size
+    size = (folders[method] / "model.onnx").stat().st_size / (folders["fp32"] / "model.onnx").stat().st_size
     assert size <= max_size, f"{method} is {size:.0%} of FP32"
 
 
@@ -90,29 +115,18 @@ def test_demo_splits_do_not_overlap():
     assert list(splits["test"].itertuples(index=False, name=None)) == rows[:2000]
 
 
-def test_compare_on_a_users_file_agrees_with_plain_onnxruntime(tmp_path, monkeypatch):
-    """A user's csv (other column names, labels in capitals, sorted by label) through the whole
-    ONNX matrix; every accuracy in results.json is recomputed from the saved folders with plain
-    onnxruntime on the rows the run recorded, each text alone (accuracy is scored at batch 1)."""
-    from qonnx import demo
-    from qonnx.config import CompareConfig
-    from qonnx.run.compare import compare
-
-    monkeypatch.setenv("QONNX_ARTIFACTS", str(tmp_path / "store"))
-    test = pd.read_csv(demo.ensure("sentiment") / "data" / "test.csv")
-    users = test.rename(columns={"text": "review", "label": "verdict"}).sort_values("verdict")
-    users["verdict"] = users["verdict"].str.upper()
-    users.to_csv(tmp_path / "mine.csv", index=False)
-    results = compare(CompareConfig(model="demo:sentiment", output=tmp_path / "run", dataset=str(tmp_path / "mine.csv"),
-                                    text_column="review", label_column="verdict", max_samples=400, batch_size=16,
-                                    latency_samples=10, variants=["onnx-fp32", "onnx-int8-dynamic", "onnx-int8-static"]))
-    scored = json.loads((tmp_path / "run" / "work" / "data.json").read_text())
-    assert len(scored["texts"]) == 400 and 0.3 < np.mean(scored["labels"]) < 0.7  # both classes scored
+def test_compare_on_a_users_file_agrees_with_plain_onnxruntime(run):
+    """Every accuracy in results.json (the user's csv through the whole ONNX matrix) recomputed from the
+    saved folders with plain onnxruntime on the rows the run recorded, each text alone (accuracy is
+    scored at batch 1)."""
     import onnxruntime as ort
     from transformers import AutoTokenizer
 
-    for row in results["rows"]:
-        assert row["status"] == "ok", row["reason"]
+    run_dir, rows, _ = run
+    scored = json.loads((run_dir / "work" / "data.json").read_text())
+    assert len(scored["texts"]) == 400 and 0.3 < np.mean(scored["labels"]) < 0.7  # both classes scored
+    assert set(rows) == set(METHODS.values())
+    for row in rows.values():
         folder = row["artifact"]
         tok = AutoTokenizer.from_pretrained(folder)
         sess = ort.InferenceSession(f"{folder}/model.onnx", providers=["CPUExecutionProvider"])
@@ -123,3 +137,30 @@ def test_compare_on_a_users_file_agrees_with_plain_onnxruntime(tmp_path, monkeyp
             preds.append(sess.run(None, {k: v.astype(np.int64) for k, v in enc.items() if k in names})[0].argmax(-1))
         independent = float((np.concatenate(preds) == np.array(scored["labels"])).mean())
         assert abs(independent - row["accuracy"]) <= 1 / 400, (row["variant"], independent, row["accuracy"])
+
+
+@pytest.mark.all_cores  # the example asks for --threads 2
+def test_sweep_example_runs_on_the_demo(built, tmp_path):
+    """examples/sweep.yaml as shipped, made cheaper by overrides (as CLI flags would): 2 of its variants,
+    fewer rows and calls, batch sizes 1 and 8 at length 32 (10 calls a point at least: batch 32 would
+    double the test); every point and row measured, curves written, on the builds compare made
+    above (the store's keys hold across commands: nothing is built again)."""
+    from pathlib import Path
+
+    from qonnx import sweep
+
+    plan = sweep.load(Path(__file__).resolve().parents[2] / "examples" / "sweep.yaml",
+                      overrides={"variants": ["onnx-fp32", "onnx-int8-dynamic"], "max_samples": 40,
+                                 "latency_samples": 3, "warmup": 1, "batch_sizes": [1, 8],
+                                 "sequence_lengths": [32]},
+                      output=tmp_path / "sweep")
+    doc = sweep.run(plan)
+    assert [p["settings"] for p in doc["points"]] == [{"threads": 1}, {"threads": 2}]
+    for p in doc["points"]:
+        rows = json.loads((Path(p["run"]) / "results.json").read_text())["rows"]
+        assert [r["status"] for r in rows] == ["ok", "ok"], [r["reason"] for r in rows]
+        assert all(len(r["shapes"]) == 2 * 2 for r in rows)  # 2 batch sizes x (padded, real)
+        assert [Path(r["artifact"]) for r in rows] == [built[0]["fp32"], built[0]["int8-dynamic"]]
+    shapes = pd.read_csv(tmp_path / "sweep" / "shapes.csv")
+    assert len(shapes) == 2 * 2 * 4 and (shapes["latency_p50_ms"] > 0).all()
+    assert (tmp_path / "sweep" / "curves.png").is_file()
