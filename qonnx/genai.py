@@ -53,6 +53,11 @@ class UnsupportedModel(ModelError):
     skip = True
 
 
+# {(source path, its content digest): the builder's refusal}: one refusal in a process (a compare's first
+# genai row) is the answer for every precision after it, not another builder run of about 10 s each
+_REFUSED = {}
+
+
 def genai_key(source, precision, budget=None) -> str:
     v = versions()
     return store.digest({"source": store.tree_digest(source.path), "task": source.task, "precision": precision,
@@ -66,6 +71,9 @@ def default_output(source, precision, budget=None) -> Path:
 
 
 def _run_builder(source, precision, out: Path):
+    refused = (str(Path(source.path).resolve()), store.tree_digest(source.path))
+    if refused in _REFUSED:
+        raise UnsupportedModel(_REFUSED[refused])
     with store.scratch_cwd() as scratch:
         builder_precision, extra = RECIPES[precision]
         cmd = [sys.executable, "-m", "onnxruntime_genai.models.builder", "-m", store.slug(source),
@@ -81,7 +89,8 @@ def _run_builder(source, precision, out: Path):
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     last = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else "")
     if "not currently supported" in last or "NotImplementedError" in last:
-        raise UnsupportedModel(f"onnxruntime-genai's builder does not support {source.name}: {last[:200]}")
+        _REFUSED[refused] = f"onnxruntime-genai's builder does not support {source.name}: {last[:200]}"
+        raise UnsupportedModel(_REFUSED[refused])
     raise ModelError(f"onnxruntime-genai's builder failed on {source.name} ({precision}): {last[:300]}")
 
 

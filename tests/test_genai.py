@@ -56,7 +56,10 @@ def test_genai_rows_beside_the_others(tiny_lm, corpus, tmp_path):
     assert Path(fp32["artifact"]).name.startswith("genai-fp32-")
 
 
-def test_unsupported_architecture_is_a_skipped_row(tmp_path, corpus):
+def test_unsupported_architecture_is_a_skipped_row(tmp_path, corpus, monkeypatch):
+    """Every genai row skipped with the builder's own reason; the builder is asked once, not per row."""
+    import subprocess
+
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -68,9 +71,14 @@ def test_unsupported_architecture_is_a_skipped_row(tmp_path, corpus):
     torch.manual_seed(0)
     GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=64, n_layer=1, n_head=2, n_positions=256)).save_pretrained(folder)
     cfg = CompareConfig(model=str(folder), output=tmp_path / "run", dataset=str(corpus), eval_tokens=128,
-                        window=64, stride=32, max_new_tokens=4, latency_samples=3, warmup=1, variants=["genai-fp32"])
-    row = compare(cfg)["rows"][0]
-    assert row["status"] == "skipped" and "builder does not support" in row["reason"], row
+                        window=64, stride=32, max_new_tokens=4, latency_samples=3, warmup=1,
+                        variants=["genai-fp32", "genai-int4", "genai-int4-mixed"])
+    calls, run = [], subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda cmd, *a, **k: calls.append(cmd) or run(cmd, *a, **k))
+    rows = compare(cfg)["rows"]
+    assert [r["status"] for r in rows] == ["skipped"] * 3, rows
+    assert all("builder does not support" in r["reason"] for r in rows), rows
+    assert len([c for c in calls if "onnxruntime_genai.models.builder" in c]) == 1, calls
 
 
 def test_genai_refuses_a_classifier(tiny_classifier):

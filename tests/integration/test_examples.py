@@ -2,9 +2,13 @@
 sweep runs for real on the demo in test_real_sentiment.py, beside the builds it reuses)."""
 from pathlib import Path
 
+import pytest
+
 from qonnx import sweep
 from qonnx.config import CompareConfig
 from qonnx.config import file as configfile
+
+pytestmark = pytest.mark.all_cores  # the examples ask for --threads 2, checked against the usable cores
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -33,9 +33,10 @@ def run(tmp_path_factory):
     return (model, *compare(model, d))
 
 
-def check_matrix(run_dir, result, arch):
-    """Every default row ok or skipped with this machine's reason; onnx-fp32 generates torch-fp32's text."""
-    rows = default_rows(run_dir, result, arch, DEFAULT_ROWS)
+def check_matrix(run_dir, result, arch, names=DEFAULT_ROWS):
+    """Every default row (or each of `names`) ok or skipped with this machine's reason; onnx-fp32
+    generates torch-fp32's text."""
+    rows = default_rows(run_dir, result, arch, names)
     for r in rows.values():
         if r["status"] == "ok":
             assert 0 <= r["exact_match"] <= 1 and 0 <= r["rouge_l"] <= 1 and r["decode_tokens_per_s"] > 0
