@@ -36,7 +36,7 @@ def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
 
     def heavy_first(item):
-        path = Path(str(item.fspath)).resolve()
+        path = item.path.resolve()
         return rank.get(path.relative_to(here).as_posix() if path.is_relative_to(here) else "", len(rank))
 
     items.sort(key=heavy_first)  # stable: the rest keep pytest's order

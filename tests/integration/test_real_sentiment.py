@@ -5,6 +5,8 @@ the same builds.
 Marked `real`: builds demo:sentiment on first use (about 5 minutes on 2 cores), then cached.
 """
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -21,7 +23,8 @@ METHODS = {"fp32": "onnx-fp32", "fp16": "onnx-fp16", "int8-dynamic": "onnx-int8-
 def run(tmp_path_factory):
     """One compare of the ONNX rows on a user's csv: the demo's test split with other column names,
     labels in capitals, sorted by label. Its builds (in the session's artifact store, int8-static
-    calibrated on the demo's calibration split) are the folders every test here scores."""
+    calibrated on the demo's calibration split) are the folders every test here scores.
+    Returns dir (the run), rows {variant: row}, folders {method: saved folder}, test (2,000 sentences)."""
     from qonnx import demo
     from qonnx.config import CompareConfig
     from qonnx.run.compare import compare
@@ -32,30 +35,27 @@ def run(tmp_path_factory):
     users["verdict"] = users["verdict"].str.upper()
     users.to_csv(d / "mine.csv", index=False)
     results = compare(CompareConfig(model="demo:sentiment", output=d / "run", dataset=str(d / "mine.csv"),
-                                    text_column="review", label_column="verdict", max_samples=200, batch_size=16, warmup=1,
-                                    latency_samples=10, variants=list(METHODS.values())))
+                                    text_column="review", label_column="verdict", max_samples=200, batch_size=16,
+                                    warmup=1, latency_samples=10, variants=list(METHODS.values())))
     rows = {r["variant"]: r for r in results["rows"]}
     assert all(r["status"] == "ok" for r in rows.values()), {v: r["reason"] for v, r in rows.items()}
-    return d / "run", rows, test
+    return SimpleNamespace(dir=d / "run", rows=rows, test=test,
+                           folders={m: Path(rows[v]["artifact"]) for m, v in METHODS.items()})
 
 
-@pytest.fixture(scope="module")
-def built(run):
-    """{method: its saved folder}, and the 2,000 test sentences."""
-    from pathlib import Path
+def plain_ort(folder):
+    """(tokenizer, session, its input names) from the folder alone, with plain onnxruntime."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
 
-    return {m: Path(run[1][v]["artifact"]) for m, v in METHODS.items()}, run[2]
+    sess = ort.InferenceSession(str(Path(folder) / "model.onnx"), providers=["CPUExecutionProvider"])
+    return AutoTokenizer.from_pretrained(folder), sess, {i.name for i in sess.get_inputs()}
 
 
 def accuracy_in_plain_ort(folder, test):
     """Only onnxruntime and the tokenizer files in the folder: the folder is deployable. Batches of
     64 texts of about one length (sorted by token count: little padding), scored back in order."""
-    import onnxruntime as ort
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(folder)
-    sess = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
-    names = {i.name for i in sess.get_inputs()}
+    tok, sess, names = plain_ort(folder)
     label2id = json.loads((folder / "config.json").read_text())["label2id"]
     texts, labels = test["text"].tolist(), test["label"].map(label2id).to_numpy()
     order = np.argsort([len(ids) for ids in tok(texts, truncation=True, max_length=128)["input_ids"]], kind="stable")
@@ -69,23 +69,21 @@ def accuracy_in_plain_ort(folder, test):
 
 
 @pytest.fixture(scope="module")
-def fp32_accuracy(built):
+def fp32_accuracy(run):
     """FP32's accuracy over the 2,000 test sentences, computed once for every test here."""
-    folders, test = built
-    return accuracy_in_plain_ort(folders["fp32"], test)
+    return accuracy_in_plain_ort(run.folders["fp32"], run.test)
 
 
-def test_demo_accuracy_is_real(built, fp32_accuracy):
-    assert len(built[1]) == 2000
+def test_demo_accuracy_is_real(run, fp32_accuracy):
+    assert len(run.test) == 2000
     assert fp32_accuracy > 0.83
 
 
 @pytest.mark.parametrize("method,max_drop,max_size", [("fp16", 0.005, 0.55), ("int8-dynamic", 0.015, 0.30),
                                                       ("int8-static", 0.015, 0.35)])  # QKV stays float inside the fused Attention
-def test_variant_accuracy_and_size(built, fp32_accuracy, method, max_drop, max_size):
-    folders, test = built
-    ref = fp32_accuracy
-    acc = accuracy_in_plain_ort(folders[method], test)
+def test_variant_accuracy_and_size(run, fp32_accuracy, method, max_drop, max_size):
+    folders, ref = run.folders, fp32_accuracy
+    acc = accuracy_in_plain_ort(folders[method], run.test)
     assert ref - acc <= max_drop, f"{method}: {acc:.4f} vs FP32 {ref:.4f}"
     size = (folders[method] / "model.onnx").stat().st_size / (folders["fp32"] / "model.onnx").stat().st_size
     assert size <= max_size, f"{method} is {size:.0%} of FP32"
@@ -119,18 +117,12 @@ def test_compare_on_a_users_file_agrees_with_plain_onnxruntime(run):
     """Every accuracy in results.json (the user's csv through the whole ONNX matrix) recomputed from the
     saved folders with plain onnxruntime on the rows the run recorded, each text alone (accuracy is
     scored at batch 1)."""
-    import onnxruntime as ort
-    from transformers import AutoTokenizer
-
-    run_dir, rows, _ = run
-    scored = json.loads((run_dir / "work" / "data.json").read_text())
+    rows = run.rows
+    scored = json.loads((run.dir / "work" / "data.json").read_text())
     assert len(scored["texts"]) == 200 and 0.3 < np.mean(scored["labels"]) < 0.7  # both classes scored
     assert set(rows) == set(METHODS.values())
     for row in rows.values():
-        folder = row["artifact"]
-        tok = AutoTokenizer.from_pretrained(folder)
-        sess = ort.InferenceSession(f"{folder}/model.onnx", providers=["CPUExecutionProvider"])
-        names = {i.name for i in sess.get_inputs()}
+        tok, sess, names = plain_ort(row["artifact"])
         preds = []
         for text in scored["texts"]:
             enc = tok([text], truncation=True, max_length=128, return_tensors="np")
@@ -140,13 +132,11 @@ def test_compare_on_a_users_file_agrees_with_plain_onnxruntime(run):
 
 
 @pytest.mark.all_cores  # the example asks for --threads 2
-def test_sweep_example_runs_on_the_demo(built, tmp_path):
+def test_sweep_example_runs_on_the_demo(run, tmp_path):
     """examples/sweep.yaml as shipped, made cheaper by overrides (as CLI flags would): 2 of its variants,
     fewer rows and calls, batch sizes 1 and 8 at length 32 (10 calls a point at least: batch 32 would
     double the test); every point and row measured, curves written, on the builds compare made
     above (the store's keys hold across commands: nothing is built again)."""
-    from pathlib import Path
-
     from qonnx import sweep
 
     plan = sweep.load(Path(__file__).resolve().parents[2] / "examples" / "sweep.yaml",
@@ -160,7 +150,7 @@ def test_sweep_example_runs_on_the_demo(built, tmp_path):
         rows = json.loads((Path(p["run"]) / "results.json").read_text())["rows"]
         assert [r["status"] for r in rows] == ["ok", "ok"], [r["reason"] for r in rows]
         assert all(len(r["shapes"]) == 2 * 2 for r in rows)  # 2 batch sizes x (padded, real)
-        assert [Path(r["artifact"]) for r in rows] == [built[0]["fp32"], built[0]["int8-dynamic"]]
+        assert [Path(r["artifact"]) for r in rows] == [run.folders["fp32"], run.folders["int8-dynamic"]]
     shapes = pd.read_csv(tmp_path / "sweep" / "shapes.csv")
     assert len(shapes) == 2 * 2 * 4 and (shapes["latency_p50_ms"] > 0).all()
     assert (tmp_path / "sweep" / "curves.png").is_file()

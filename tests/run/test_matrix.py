@@ -80,8 +80,8 @@ def rows_of(run_dir) -> dict:
 
 
 def default_rows(run_dir, result, arch, names, lm=False) -> dict:
-    """A CLI run of a default matrix (or of some of its rows): exit 0, exactly `names`, each ok or skipped with the reason this
-    machine gives (expected_skips), none failed. Returns the rows by variant."""
+    """A CLI run of a default matrix (or of some of its rows): exit 0, exactly `names`, each ok or
+    skipped with the reason this machine gives (expected_skips), none failed. Returns the rows by variant."""
     assert result.exit_code == 0, result.output
     rows = rows_of(run_dir)
     assert set(rows) == set(names), sorted(rows)
