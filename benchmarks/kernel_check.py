@@ -33,7 +33,7 @@ MIXES = {"all 4-bit/32": lambda r: "4-bit/32", "all 4-bit/64": lambda r: "4-bit/
 def build(src, out, fmt_of, fmts):
     import onnx
 
-    from qonnx.variants.gptq import eight_bit_codes, padded, rtn
+    from qonnx.variants.gptq import eight_bit_codes, padded, rtn, symmetric
     from qonnx.variants.graph import save
     from qonnx.variants.search.mixed import _compact, replace, weighted_matmuls
 
@@ -41,10 +41,11 @@ def build(src, out, fmt_of, fmts):
     nodes, weights = weighted_matmuls(m)
     plan = {}
     for n in nodes:
-        bits, block = fmts[fmt_of[n.name]]
+        spec = fmts[fmt_of[n.name]]
+        bits, block = spec[:2]
         w = weights[n.name]
-        codes = eight_bit_codes(w, block) if bits == 8 else rtn(padded(w, None, block)[0], 4, block)
-        plan[n.name] = (bits, block, _compact(*codes))
+        codes = eight_bit_codes(w, block) if bits == 8 else rtn(padded(w, None, block)[0], 4, block, symmetric(spec))
+        plan[n.name] = (*spec, _compact(*codes))
     replace(m, plan, {k: w.shape[0] for k, w in weights.items()})
     out.mkdir(parents=True)
     for f in src.iterdir():

@@ -113,13 +113,18 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
         str(Path(row["artifact"]) / "model.onnx"), load_external_data=False).graph.node}
     # the recorded CPU faked: the kernel table says it was timed on an Intel VNNI machine
     xeon = {"model": "Intel Xeon (fake)", "flags": ["AVX-512", "AVX2", "AVX512-VNNI"]}
-    us = {"4-bit/32": 2.5, "4-bit/64": 2.2, "4-bit/128": 2.0, "8-bit/128": 3.0, "float": 12.0, kernels.ANCHOR: 2.4}
+    us = {"4-bit/32": 2.5, "4-bit/64": 2.2, "4-bit/128": 2.0, "8-bit/128": 3.0, "float": 12.0, kernels.ANCHOR: 2.4,
+          "4-bit/64 symmetric": 2.2, "4-bit/128 symmetric": 1.9}
     with monkeypatch.context() as m:
         m.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us, xeon))
         other = compare(CompareConfig(output=tmp_path / "run2", max_perplexity_increase=999, **kw))["rows"][0]
     assert other["status"] == "ok" and other["artifact"] != row["artifact"]
     again = json.loads((Path(other["artifact"]) / "manifest.json").read_text())["settings"]["budget_search"]
     assert Path(again["ranking_reused"]).parent == tmp_path / "cache" / "lm-budget-rankings"  # the costs, reused
+    # but for the symmetric formats this (faked) CPU runs faster and the first did not: measured, added
+    assert set(again["formats"]) - set(rec["formats"]) == set(again["ranking_measured_now"])
+    assert set(again["formats"]) == {"4-bit/32", "4-bit/64", "4-bit/128", "8-bit/128", "float", kernels.ANCHOR,
+                                     "4-bit/128 symmetric"}
     assert ("budget search chose its formats by kernels timed on Intel Xeon (fake) (AVX-512, AVX2, AVX512-VNNI); "
             "this row ran on") in other["note"], other["note"]
     # on another CPU class the budget's key differs: the first build is not reused, a new one is searched

@@ -102,21 +102,30 @@ def rtn(weight, bits=4, group=32, sym=False):
 SHRINKS = np.linspace(1.0, 0.6, 17)  # the clip search's range factors: 1.0 is round to nearest
 
 
-def clipped(weight, importance, bits=4, group=32, shrinks=SHRINKS):
+def clipped(weight, importance, bits=4, group=32, shrinks=SHRINKS, sym=False):
     """(codes, scales, zero points) of round to nearest on each block's own grid, its min/max range
     shrunk by the factor of `shrinks` with the least error weighted by each input's importance
     (the diagonal of X^T X; AWQ's clip search, per block and output column): one outlier no longer
-    stretches the grid of the other weights of its block. K must be a multiple of the group."""
+    stretches the grid of the other weights of its block. K must be a multiple of the group.
+    sym: the zero point fixed at 2^(bits-1) (MatMulNBits without zero points), the grid that of
+    _params(sym=True), shrunk the same way."""
     K, N = weight.shape
     W = weight.astype(np.float64).reshape(K // group, group, N)
     d = np.asarray(importance, dtype=np.float64).reshape(K // group, group, 1)
     maxq = 2**bits - 1
-    lo0, hi0 = np.minimum(W.min(1), 0), np.maximum(W.max(1), 0)
+    if sym:
+        v = np.take_along_axis(W, np.abs(W).argmax(1)[:, None], 1)[:, 0]
+        s0 = np.where(v != 0, v / -(2 ** (bits - 1)), 1.0)
+    else:
+        lo0, hi0 = np.minimum(W.min(1), 0), np.maximum(W.max(1), 0)
     best = codes = scales = zeros = None
     for f in shrinks:
-        lo, hi = lo0 * f, hi0 * f
-        s = np.where(hi > lo, (hi - lo) / maxq, 1.0)
-        z = np.clip(np.round(-lo / s), 0, maxq)
+        if sym:
+            s, z = s0 * f, np.full_like(s0, 2 ** (bits - 1))
+        else:
+            lo, hi = lo0 * f, hi0 * f
+            s = np.where(hi > lo, (hi - lo) / maxq, 1.0)
+            z = np.clip(np.round(-lo / s), 0, maxq)
         q = np.clip(np.round(W / s[:, None]) + z[:, None], 0, maxq)
         err = (((q - z[:, None]) * s[:, None] - W) ** 2 * d).sum(1)
         if best is None:
@@ -140,14 +149,20 @@ def dequantized(codes, scales, zeros, K):
 # demo:smollm2 the whole model lost more with it than with plain rounding; the clip search, whose
 # range factors include 1.0 (plain rounding), replaced rounding. Figures: docs/budgets.md. So the
 # choice is measured on the model, not predicted: for the head (mixed.four_bit_recipes), where GPTQ
-# won; the body takes clip codes. K is padded to whole groups.
-FOUR_BIT = {"gptq": lambda W, H, g: gptq(*padded(W, H, g), 4, g),
-            "clip": lambda W, H, g: clip_codes(*padded(W, H, g), g)}
+# won; the body takes clip codes. K is padded to whole groups; sym: no zero points (symmetric()).
+FOUR_BIT = {"gptq": lambda W, H, g, sym=False: gptq(*padded(W, H, g), 4, g, sym=sym),
+            "clip": lambda W, H, g, sym=False: clip_codes(*padded(W, H, g), g, sym=sym)}
 
 
-def clip_codes(weight, hessian, group, bits=4):
+def clip_codes(weight, hessian, group, bits=4, sym=False):
     """clipped() of a weight whose K is whole groups, each input weighted by its diagonal of H."""
-    return clipped(weight, np.diag(hessian), bits, group)
+    return clipped(weight, np.diag(hessian), bits, group, sym=sym)
+
+
+def symmetric(spec) -> bool:
+    """Whether a format spec's codes have no zero points: (bits, block) at 8 bits always (the 8-bit
+    codes are symmetric), 4 bits only as (4, block, True)."""
+    return spec[0] == 8 or (len(spec) > 2 and bool(spec[2]))
 
 
 def eight_bit_codes(weight, group):

@@ -51,6 +51,52 @@ def test_round_to_nearest_keeps_a_q4_1_grid():
         np.testing.assert_array_equal(a, b)
 
 
+def test_symmetric_clip_codes_run_without_zero_points_and_beat_plain_rounding():
+    """The clip search without zero points: the grid of round to nearest (symmetric) when not shrunk,
+    a lower importance-weighted error when it may shrink, and MatMulNBits without a zero-point input
+    computes x @ the codes' weights."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from qonnx.variants.gptq import clipped, dequantized
+
+    rng = np.random.default_rng(7)
+    K, N = 256, 48
+    W = rng.standard_normal((K, N)) * (1 + 4 * (rng.random((K, 1)) < 0.02))  # a few outlier rows
+    d = rng.random(K) + 0.1
+    plain = clipped(W, d, group=64, shrinks=[1.0], sym=True)
+    for a, b in zip(plain, rtn(W, 4, 64, sym=True)):
+        np.testing.assert_allclose(a, b)
+    codes = clipped(W, d, group=64, sym=True)
+    assert (codes[2] == 8).all()
+
+    def err(c):
+        return ((dequantized(*c, K) - W) ** 2 * d[:, None]).sum()
+
+    assert err(codes) < 0.95 * err(plain)
+    node, inits = matmul_nbits(helper.make_node("MatMul", ["x", "w"], ["y"], name="mm"), K,
+                               codes[0], codes[1].astype(np.float32), codes[2], 4, 64, True, 0)
+    assert len(node.input) == 3  # no zero points
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, K])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, N])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
+    x = rng.standard_normal((1, K)).astype(np.float32)
+    got = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, x @ dequantized(*codes, K), rtol=1e-3, atol=1e-3)
+
+
+def test_a_symmetric_format_is_a_candidate_only_where_it_runs_faster_than_its_twin():
+    from qonnx.variants.search.kernels import candidates, formats
+
+    fmts = formats(128)
+    ms = {"a": {**dict.fromkeys(fmts, 1.0), "4-bit/32 symmetric": 0.96, "4-bit/64 symmetric": 0.98},
+          "b": {**dict.fromkeys(fmts, 1.0), "4-bit/32 symmetric": 0.96, "4-bit/64 symmetric": 0.98,
+                "4-bit/128 symmetric": 1.2}}
+    kept, out = candidates(fmts, ms)
+    assert set(fmts) - set(kept) == set(out) == {"4-bit/64 symmetric", "4-bit/128 symmetric"}
+    assert out["4-bit/64 symmetric"] == pytest.approx(0.98) and kept["4-bit/32 symmetric"] == (4, 32, True)
+
+
 def test_both_widths_pad_the_input_to_blocks_of_128(tmp_path):
     """The budget's MatMulNBits use blocks of 128 at 4 and 8 bits, K padded (256, 192 and 96 here),
     and the graph still computes the float result; a tied head's 8-bit blob also serves the lookup."""
@@ -195,6 +241,7 @@ def _ppl(folder, ids, config):
 
 
 FORMATS = {"4-bit/32", "4-bit/64", "4-bit/128", "8-bit/128", "float"}
+SYMMETRIC = {"4-bit/32 symmetric", "4-bit/64 symmetric", "4-bit/128 symmetric"}
 
 
 def _formats_in_graph(folder, source):
@@ -211,7 +258,8 @@ def _formats_in_graph(folder, source):
         q = made[o]
         q = made[q.input[0]] if q.op_type == "Split" else q
         attrs = {a.name: a.i for a in q.attribute}
-        out[name] = f"{attrs['bits']}-bit/{attrs['block_size']}" if q.op_type == "MatMulNBits" else "float"
+        sym = " symmetric" if attrs.get("bits") == 4 and len(q.input) == 3 else ""  # no zero points
+        out[name] = f"{attrs['bits']}-bit/{attrs['block_size']}{sym}" if q.op_type == "MatMulNBits" else "float"
         assert q.op_type in ("MatMulNBits", "MatMul")
     return out
 
@@ -226,9 +274,12 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
     from tiny import fake_kernels
 
     monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))  # a fresh cache: the first search measures costs
-    # a CPU as decode sees one at real sizes (at this model's, float is the fastest: nothing to choose)
+    # a CPU as decode sees one at real sizes (at this model's, float is the fastest: nothing to choose);
+    # symmetric 4-bit/32 (the anchor's format) and 4-bit/128 run more than 3 % faster than their twins
+    # with zero points (candidates), 4-bit/64 symmetric does not (left out, not measured)
     us = {"4-bit/32": 2.5, "4-bit/64": 2.2, "4-bit/128": 2.0, "8-bit/128": 3.0, "float": 12.0,
-          kernels.ANCHOR: 2.4}
+          kernels.ANCHOR: 2.4, "4-bit/64 symmetric": 2.19, "4-bit/128 symmetric": 1.9}
+    candidates = FORMATS | {kernels.ANCHOR, "4-bit/128 symmetric"}
     monkeypatch.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us))
 
     # a budget no build can break: the first step (every move taken: the fastest build) is the answer
@@ -239,17 +290,18 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
     # every unit's cost in every format was measured (4 bits: by the clip search, the head also by
     # GPTQ, the lowest kept)
     trials, chosen = rec["trials"], rec["chosen_formats"]
-    assert set(trials) == set(chosen) and all(set(t) == FORMATS for t in trials.values())
+    assert set(trials) == set(chosen) and all(set(t) == candidates for t in trials.values())
+    assert set(rec["formats"]) == candidates and list(rec["formats_left_out"]) == ["4-bit/64 symmetric"]
     assert all(set(t[f]) == ({"gptq", "clip"} if u == "head" else {"clip"}) for u, t in trials.items()
-               for f in ("4-bit/32", "4-bit/64", "4-bit/128"))
+               for f in candidates - {"8-bit/128", "float"})
     assert set(rec["recipes"]["head"]["4-bit/64"]) == {"clip", "gptq"} and rec["recipes"]["layer 0 ffn-in"]["float"] == ["fp32"]
     assert all(rec["chosen_recipes"][u] == min(trials[u][f], key=trials[u][f].get) for u, f in chosen.items())
     # the fastest build puts each unit in its fastest format by the kernel table
     ms = rec["unit_ms"]
-    assert set(chosen.values()) == {"4-bit/128"} and all(set(ms[u]) == FORMATS for u in chosen)
+    assert set(chosen.values()) == {"4-bit/128 symmetric"} and all(set(ms[u]) == candidates for u in chosen)
     assert rec["predicted_chosen_matmul_us"] == pytest.approx(1000 * sum(ms[u][chosen[u]] for u in chosen))
-    # speed is said against genai-int4's own format (symmetric 4-bit/32: timed, never a candidate)
-    assert rec["anchor"] == kernels.ANCHOR and all(kernels.ANCHOR not in ms[u] for u in chosen)
+    # speed is said against genai-int4's own format (symmetric 4-bit/32, unfused)
+    assert rec["anchor"] == kernels.ANCHOR
     anchor = rec["anchor_matmul_us"]
     assert anchor == pytest.approx(rec["predicted_matmul_us"]["all 4-bit/32"] * 2.4 / 2.5, rel=0.1)
     assert rec["predicted_speed_vs_anchor"] == pytest.approx(anchor / rec["predicted_chosen_matmul_us"])
@@ -293,7 +345,8 @@ def test_where_4_bit_128_is_slower_than_8_bit_the_search_never_takes_it(tiny_lm_
     from tiny import fake_kernels
 
     monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))
-    us = {"4-bit/32": 2.0, "4-bit/64": 4.0, "4-bit/128": 5.0, "8-bit/128": 3.0, "float": 20.0, kernels.ANCHOR: 2.0}
+    us = {"4-bit/32": 2.0, "4-bit/64": 4.0, "4-bit/128": 5.0, "8-bit/128": 3.0, "float": 20.0, kernels.ANCHOR: 2.0,
+          "4-bit/64 symmetric": 4.0, "4-bit/128 symmetric": 5.0}  # symmetric: no faster, left out
     monkeypatch.setattr(kernels, "measure", lambda counts, fmts, threads=None: fake_kernels(counts, us))
     with caplog.at_level(logging.WARNING):
         res = _quantize(tiny_lm_onnx, texts, tmp_path / "q", 1000)
@@ -301,6 +354,7 @@ def test_where_4_bit_128_is_slower_than_8_bit_the_search_never_takes_it(tiny_lm_
     rec = json.loads((tmp_path / "q" / "manifest.json").read_text())["settings"]["budget_search"]
     assert not {"4-bit/64", "4-bit/128"} & {m["format"] for m in rec["moves"]}
     assert set(rec["chosen_formats"].values()) == {"4-bit/32"} and rec["predicted_speed_vs_anchor"] == 1.0
+    assert set(rec["formats_left_out"]) == {kernels.ANCHOR, "4-bit/64 symmetric", "4-bit/128 symmetric"}
     # no format beats the anchor's here, and the search says so before it starts
     assert rec["ceiling_vs_anchor"] == 1.0
     assert "genai-int4's format (4-bit/32 symmetric) is within 5 % of the fastest build" in caplog.text
@@ -366,7 +420,7 @@ def test_budget_on_a_model_with_fewer_positions_than_the_window(texts, tmp_path)
     # the kernels were timed on this CPU, every shape in every format, and named in the manifest
     from qonnx.variants.search.kernels import cpu_class
 
-    assert {k["format"] for k in rec["kernels"]["kernels"]} == FORMATS | {"4-bit/32 symmetric"}
+    assert {k["format"] for k in rec["kernels"]["kernels"]} == FORMATS | SYMMETRIC
     assert rec["cpu"] == cpu_class()
     assert rec["gemm_left_fp32"] == 4  # c_attn, attn c_proj, c_fc, mlp c_proj of the one layer
     plain = CliRunner().invoke(main, ["quantize", str(tmp_path / "onnx"), "-m", "int4-weight", "-o", str(tmp_path / "p")])
@@ -378,7 +432,7 @@ def test_kernel_table_times_every_shape_in_every_format_and_predicts_by_sum(monk
     from qonnx.variants.search import kernels
 
     fmts = kernels.formats(128)
-    assert set(fmts) == FORMATS
+    assert set(fmts) == FORMATS | SYMMETRIC and kernels.ANCHOR in fmts
     settled = []  # each timed turn waits for the threads of the session before it to stop spinning
     monkeypatch.setattr(kernels, "settle", lambda: settled.append(1))
     table = kernels.measure({(64, 32): 3, (128, 64): 1}, fmts, threads=1, rounds=3, calls=2)

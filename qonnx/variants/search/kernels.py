@@ -27,7 +27,7 @@ from qonnx import manifest
 from qonnx.envinfo import cpu
 from qonnx.errors import ConfigError
 from qonnx.measure.latency import settle
-from qonnx.variants.gptq import matmul_nbits
+from qonnx.variants.gptq import matmul_nbits, symmetric
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
 
 ROUNDS, CALLS = 15, 4
@@ -99,16 +99,32 @@ def refuse_other_cpu(out, overwrite) -> None:
 
 
 def formats(block) -> dict:
-    """The formats the LM budget search weighs with its block: genai-int4's 4-bit/32, 4-bit/64, and
-    its own. 4-bit/64 sits between the two in loss and ran at nearly 4-bit/128's speed where it was
-    measured (docs/benchmarks.md, "4-bit/64, clip codes in the body")."""
-    return {"4-bit/32": (4, 32), "4-bit/64": (4, 64), f"4-bit/{block}": (4, block), f"8-bit/{block}": (8, block),
-            "float": None}
+    """The formats the LM budget search weighs with its block: genai-int4's 4-bit/32, 4-bit/64 and
+    its own 4-bit block, each with zero points and without (symmetric), 8 bits, float. 4-bit/64 sits
+    between the two in loss and ran at nearly 4-bit/128's speed where it was measured; symmetric 4-bit
+    ran up to 10 % faster than the same blocks with zero points on one CPU and 1-3 % on others
+    (docs/benchmarks.md): candidates() keeps a symmetric format only where it pays on this CPU."""
+    four = (32, 64, block)
+    return {**{format_name(4, b, sym): (4, b, True) if sym else (4, b) for b in four for sym in (False, True)},
+            f"8-bit/{block}": (8, block), "float": None}
 
 
-def symmetric(fmt) -> bool:
-    """Whether a format spec's codes have no zero points: 8 bits always, 4 bits where it says so."""
-    return fmt[0] == 8 or (len(fmt) > 2 and bool(fmt[2]))
+WORTH = 0.03  # a symmetric 4-bit format is a candidate where it runs this much faster than its twin
+
+
+def candidates(fmts: dict, ms: dict, worth=WORTH) -> tuple:
+    """(kept, left out) of fmts ({name: spec}) on this CPU, ms: {unit: {format: milliseconds}}
+    (unit_ms()). A symmetric 4-bit format has one degree of freedom less than the same blocks with
+    zero points, so it is measured (a few minutes of unit costs each) only where its MatMuls, summed
+    over the model, run at least `worth` faster than its twin's; left out: {name: its time over the
+    twin's}."""
+    total = {f: sum(t[f] for t in ms.values()) for f in fmts}
+    out = {}
+    for f, spec in fmts.items():
+        twin = spec and symmetric(spec) and spec[0] == 4 and format_name(*spec[:2])
+        if twin in fmts and total[f] > (1 - worth) * total[twin]:
+            out[f] = total[f] / total[twin]
+    return {f: spec for f, spec in fmts.items() if f not in out}, out
 
 
 def weight_bytes(K, N, fmt) -> int:

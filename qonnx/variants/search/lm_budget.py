@@ -1,18 +1,20 @@
 """A perplexity budget for a decoder LM, enforced by a search over weight formats: MatMulNBits at
-4 bits in blocks of 32, 64 or 128, at 8 bits in blocks of 128, or float, chosen per unit.
+4 bits in blocks of 32, 64 or 128 (with zero points or without), at 8 bits in blocks of 128, or
+float, chosen per unit.
 
-1. One calibration pass collects each weighted MatMul's input statistics (X^T X). Where an input's
+1. The kernel table (kernels.py): each distinct MatMul shape timed in each format on this CPU at
+   decode's [1, K], its weights streamed from memory as a token streams them, interleaved: a unit's
+   time in a format is the sum of its MatMuls' kernels. A symmetric 4-bit format stays a candidate
+   only where it runs faster than the same blocks with zero points (kernels.candidates).
+2. One calibration pass collects each weighted MatMul's input statistics (X^T X). Where an input's
    producer can take it, the weights meeting it are scaled by activation-aware input scales chosen
    for 4-bit blocks of 128 (variants.scaling; the float graph is unchanged). Every MatMul gets
-   8-bit codes (round to nearest, symmetric) and 4-bit codes in each 4-bit block size (asymmetric,
-   round to nearest with each block's range clipped; for the head also GPTQ: mixed.four_bit_recipes).
-2. The kernel table (kernels.py): each distinct MatMul shape timed in each format on this CPU at
-   decode's [1, K], its weights streamed from memory as a token streams them, interleaved: a unit's
-   time in a format is the sum of its MatMuls' kernels.
+   8-bit codes (round to nearest, symmetric) and 4-bit codes in each candidate 4-bit format (round to
+   nearest with each block's range clipped; for the head also GPTQ: mixed.four_bit_recipes).
 3. Units are the roles of each transformer layer (attention in and out, FFN in and out) and the
    head. Each is measured in each format (by each recipe) with everything else at 8 bits: KL
    divergence of the logits from FP32 on the first window of the validation text (lm_rank.py;
-   cached). A unit keeps, per format, its recipe with the lowest KL. The embedding lookup is 8-bit
+   cached per format: a later search measures only formats not yet measured). A unit keeps, per format, its recipe with the lowest KL. The embedding lookup is 8-bit
    in every build (mixed.own_lookup).
 4. chooser.py orders the moves from each unit's safest format to faster ones by KL per millisecond
    saved. Steps hold back the 0, 1, 2, 4 ... most expensive moves (from the fastest build towards
@@ -43,7 +45,7 @@ from qonnx.variants.int4_weight import ACCURACY_LEVEL, fp32_gemms
 from qonnx.variants.search import chooser, kernels, lm_rank
 from qonnx.variants.search.budget import BudgetNotMet, steps
 from qonnx.variants.search.lm_rank import kl, layer_units, perplexity, window_logits
-from qonnx.variants.search.mixed import BLOCK, GPTQ_ROLES, MixedBuilder
+from qonnx.variants.search.mixed import BLOCK, GPTQ_ROLES, MixedBuilder, fused_shapes, matmul_shapes
 
 log = logging.getLogger(__name__)
 ANCHOR = kernels.ANCHOR  # genai-int4's format: the predicted speed is said against it
@@ -52,8 +54,9 @@ CLOSE = 0.05  # a ceiling within this of the anchor's speed: said as a warning b
 # (2: units per role of a layer, kernels timed with weights streamed from memory, an 8-bit lookup;
 # 3: activation-aware input scales, 4-bit codes by GPTQ or the clip search instead of plain rounding;
 # 4: 4-bit/64 among the formats, GPTQ for the head only; 5: speed said against genai-int4's symmetric
-# 4-bit/32, timed, and the fastest build the formats allow recorded)
-SEARCH = 5
+# 4-bit/32, timed, and the fastest build the formats allow recorded; 6: symmetric 4-bit formats among
+# the candidates where they pay on this CPU)
+SEARCH = 6
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
@@ -73,27 +76,32 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     probe = val_ids[:window]
     ref_logits = window_logits(src, probe, threads, config)
     t0 = time.monotonic()
-    log.info("budget search: FP32 perplexity %.3f on %d validation tokens; codes in each format next", reference,
-             len(val_ids))
     fmts, eight = kernels.formats(block), f"8-bit/{block}"
-    builder = MixedBuilder(onnx.load(str(src)), calib_ids, config, fmts, samples, length)
-    units = layer_units(builder.nodes)
-    fused = {u: builder.fused_shapes(names) for u, names in units.items()}
+    model = onnx.load(str(src))
+    shapes, input_of = matmul_shapes(model)
+    units = layer_units(list(shapes))
+    fused = {u: fused_shapes(names, shapes, input_of) for u, names in units.items()}
     # the source graph's shapes, and those of fused MatMuls (count 0: in the builds only; fusing
     # keeps the bytes a step streams, so each is timed over the same working set)
-    shapes = {**{s: 0 for ss in fused.values() for s in ss}, **kernels.counts(builder.shapes)}
-    # the candidates and the anchor's own format (not a candidate: its codes are not measured)
-    table = kernels.measure(shapes, {**fmts, ANCHOR: kernels.ANCHOR_SPEC}, threads)
-    ms = kernels.unit_ms(table, units, builder.shapes, fused, fmts)
+    counts = {**{s: 0 for ss in fused.values() for s in ss}, **kernels.counts(shapes)}
+    # every format (genai-int4's own, the anchor, among them), then the candidates worth measuring here
+    table = kernels.measure(counts, {**fmts, ANCHOR: kernels.ANCHOR_SPEC}, threads)
+    ms = kernels.unit_ms(table, units, shapes, fused, fmts)
     every = {f"all {f}": 1000 * sum(ms[u][f] for u in units) for f in fmts}
+    fmts, left_out = kernels.candidates(fmts, ms)
+    ms = {u: {f: t[f] for f in fmts} for u, t in ms.items()}
     # the anchor's own graph (genai-int4: gate and up apart) in its format, against which speed is said
-    anchor = kernels.predict_us(table, dict.fromkeys(builder.shapes, ANCHOR), builder.shapes)
-    # the fastest build the formats allow: every unit in its fastest format, whatever its loss
+    anchor = kernels.predict_us(table, dict.fromkeys(shapes, ANCHOR), shapes)
+    # the fastest build the candidates allow: every unit in its fastest format, whatever its loss
     ceiling = anchor / (1000 * sum(min(ms[u].values()) for u in units))
     log.info("budget search: kernels of %d shapes timed on %s; MatMul time per token: %s; the anchor's graph "
-             "(genai-int4: %s, no MatMuls fused) %.0f us", len(shapes),
+             "(genai-int4: %s, no MatMuls fused) %.0f us", len(counts),
              kernels.class_name(kernels.cpu_class(table["cpu"])),
              ", ".join(f"{k} {v:.0f} us" for k, v in every.items()), ANCHOR, anchor)
+    if left_out:
+        log.info("budget search: left out (less than %.0f %% faster than the same blocks with zero points on this "
+                 "CPU, so not worth measuring): %s", 100 * kernels.WORTH,
+                 ", ".join(f"{f} ({r:.2f}x the time)" for f, r in left_out.items()))
     if ceiling < 1.0 + CLOSE:
         log.warning("budget search: on this CPU genai-int4's format (%s) is within %.0f %% of the fastest build the "
                     "formats allow (%.2fx it): a budget row can be more accurate than genai-int4 here, not faster "
@@ -101,6 +109,9 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     else:
         log.info("budget search: the fastest build these formats allow (every unit in its fastest format) is "
                  "predicted at %.2fx the anchor's MatMuls", ceiling)
+    log.info("budget search: FP32 perplexity %.3f on %d validation tokens; codes in each format next", reference,
+             len(val_ids))
+    builder = MixedBuilder(model, calib_ids, config, fmts, samples, length)
     busy = kernels.unsteady(table)
     if 3 * len(busy) > len(table["kernels"]):
         log.warning("budget search: for %d of %d kernels no second round came within 15 %% of the fastest: the "
@@ -112,7 +123,9 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
               "window": window, "stride": stride, "gemm_left_fp32": fp32_gemms(builder.model),
               "calibration": {"samples": samples, "tokens_per_sample": length},
               "reference_perplexity": reference, "formats": list(fmts),
-              "four_bit": "asymmetric, K padded to whole blocks; clip search codes, and for "
+              "formats_left_out": {f: f"{r:.3f}x the time of the same blocks with zero points" for f, r in left_out.items()},
+              "four_bit": "K padded to whole blocks; with zero points, or without where the format says symmetric; "
+                          "clip search codes, and for "
                           f"{', '.join(GPTQ_ROLES)} also GPTQ's: per format, the one with the lowest KL", "recipes": recipes,
               "input_scales": {"for": f"4-bit/{block} clip codes", "alpha_by_input": builder.scaled},
               "eight_bit": f"round to nearest, symmetric, blocks of {block} (K padded)",
@@ -131,12 +144,12 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
             builder.build(plan, path)
             return kl(ref_logits, window_logits(path, probe, threads, config))
 
-        key = model_digest and lm_rank.ranking_key(model_digest, calib_ids, probe, fmts, samples, length, recipes)
+        key = model_digest and lm_rank.ranking_key(model_digest, calib_ids, probe, eight, samples, length, GPTQ_ROLES)
         found = lm_rank.costs(builder, units, eight, measure, key, on_step)
         trials = found["trials"]
         record.update(eight_bit_kl=found["base_kl"], trials=trials)
         if "reused" in found:
-            record["ranking_reused"] = found["reused"]
+            record.update(ranking_reused=found["reused"], ranking_measured_now=found["measured"])
         cost = {u: {f: min(t.values()) for f, t in trials[u].items()} for u in units}
         recipe = {u: {f: min(t, key=t.get) for f, t in trials[u].items()} for u in units}
         start, moves = chooser.moves(cost, ms)
@@ -229,7 +242,7 @@ def budget_texts(cfg, demo, tokenizer):
 
 def build(src, out, cfg, config, texts=None, **_) -> dict:
     """int4-weight within --max-perplexity-increase: each unit's weight format (4-bit/32, 4-bit/64,
-    4-bit/128, 8-bit/128, float) chosen by its measured KL and its kernels' time on this CPU, checked on the
+    4-bit/128, with zero points or, where that pays on this CPU, without; 8-bit/128, float) chosen by its measured KL and its kernels' time on this CPU, checked on the
     validation text. texts: budget_texts(...)."""
     import onnx
 

@@ -53,29 +53,31 @@ def window_logits(path, ids, threads, config):
         return r.step(x, np.ones_like(x))[0][0]
 
 
-def ranking_key(model_digest, calib_ids, probe, formats, samples, length, recipes) -> str:
-    """What the per-unit costs depend on: the model, the calibration and probe tokens, the formats
-    ({name: (bits, block) or None}) and recipes ({unit: {format: [recipe]}}), and the runtime that
-    computes the logits."""
+def ranking_key(model_digest, calib_ids, probe, eight, samples, length, gptq_roles) -> str:
+    """What the per-unit costs depend on besides the formats: the model, the calibration and probe
+    tokens, the base format (eight: every other unit in it), the roles with GPTQ codes, and the
+    runtime that computes the logits. A format's name says its codes (bits, block, zero points), so
+    costs are kept per format under one key: a search over other formats measures only those new."""
     import onnxruntime as ort
 
     ids = hashlib.sha256(np.asarray(calib_ids, dtype=np.int64).tobytes() + b"|" +
                          np.asarray(probe, dtype=np.int64).tobytes()).hexdigest()
-    return digest({"model": model_digest, "ids": ids, "units": UNITS, "scales": SCALES, "formats": {f: list(s or ()) for f, s in formats.items()},
-                   "samples": samples, "length": length, "recipes": recipes, "accuracy_level": ACCURACY_LEVEL,
-                   "onnxruntime": ort.__version__})
+    return digest({"model": model_digest, "ids": ids, "units": UNITS, "scales": SCALES, "base": eight,
+                   "samples": samples, "length": length, "gptq_roles": list(gptq_roles),
+                   "accuracy_level": ACCURACY_LEVEL, "onnxruntime": ort.__version__})
 
 
-def cached(path, units, formats):
-    """The costs a previous search saved at path when they cover these units and formats, else None
-    (absent; damaged or partial: then measured again, with a warning)."""
+def cached(path, units):
+    """The costs a previous search saved at path for these units ({"base_kl", "trials": {unit:
+    {format: {recipe: KL}}}}), whatever formats they cover, else None (absent; damaged or partial:
+    then measured again, with a warning)."""
     if path is None or not path.is_file():
         return None
     try:
         saved = json.loads(path.read_text())
         trials = saved["trials"]
-        if isinstance(saved["base_kl"], float) and set(trials) == set(units) and \
-                all(set(t) == set(formats) for t in trials.values()):
+        if isinstance(saved["base_kl"], float) and set(trials) == set(units) and all(
+                isinstance(k, float) for t in trials.values() for r in t.values() for k in r.values()):
             return saved
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         pass
@@ -84,27 +86,32 @@ def cached(path, units, formats):
 
 
 def costs(builder, units, eight, measure, key=None, on_step=None) -> dict:
-    """{"base_kl", "trials": {unit: {format: {recipe: KL}}}} (and "reused": the file, where the
-    cache had it). eight: the base format (every other unit in it); measure(plan) -> KL of the
-    build with that plan ({MatMul: (format, recipe)})."""
+    """{"base_kl", "trials": {unit: {format: {recipe: KL}}}} for builder.formats (and "reused": the
+    file, where the cache held some of them; "measured": the formats measured now). eight: the base
+    format (every other unit in it); measure(plan) -> KL of the build with that plan ({MatMul:
+    (format, recipe)}). A cached file's formats are reused and the others measured and added to it."""
     saved_at = cache_dir() / RANKINGS / f"{key}.json" if key else None
-    saved = cached(saved_at, units, builder.formats)
-    if saved:
-        log.info("budget search: per-unit costs reused from %s", saved_at)
-        return {**saved, "reused": str(saved_at)}
+    saved = cached(saved_at, units)
     base = dict.fromkeys(builder.nodes, (eight, builder.recipes(eight)[0]))
-    out, t0 = {"base_kl": measure(base), "trials": {}}, time.monotonic()
+    out = saved or {"base_kl": measure(base), "trials": {u: {} for u in units}}
+    todo = [f for f in builder.formats if f != eight and any(f not in out["trials"][u] for u in units)]
+    if saved:
+        log.info("budget search: per-unit costs reused from %s%s", saved_at,
+                 f"; {', '.join(todo)} measured now" if todo else "")
+    t0 = time.monotonic()
     for i, (u, names) in enumerate(units.items(), 1):
-        trials = {eight: {builder.recipes(eight)[0]: out["base_kl"]}}
-        for fmt in builder.formats:
-            for r in ([] if fmt == eight else builder.recipes(fmt, names)):
+        trials = out["trials"][u]
+        trials[eight] = {builder.recipes(eight)[0]: out["base_kl"]}
+        for fmt in todo:
+            for r in builder.recipes(fmt, names):
                 trials.setdefault(fmt, {})[r] = measure({**base, **dict.fromkeys(names, (fmt, r))})
-        out["trials"][u] = trials
-        if on_step:
-            on_step({"ranked": u, "kl": {f: min(t.values()) for f, t in trials.items()}})
-        if i % max(1, len(units) // 4) == 0 or i == len(units):
+        if todo and on_step:
+            on_step({"ranked": u, "kl": {f: min(t.values()) for f, t in trials.items() if f in builder.formats}})
+        if todo and (i % max(1, len(units) // 4) == 0 or i == len(units)):
             log.info("budget search: costs of %d/%d units measured, %.0f s", i, len(units), time.monotonic() - t0)
-    if saved_at:
+    if saved_at and (todo or not saved):
         saved_at.parent.mkdir(parents=True, exist_ok=True)
         write_json(saved_at, out)
-    return out
+    found = {"base_kl": out["base_kl"], "measured": todo,
+             "trials": {u: {f: t[f] for f in builder.formats} for u, t in out["trials"].items()}}
+    return {**found, "reused": str(saved_at)} if saved else found

@@ -8,7 +8,16 @@ import numpy as np
 
 from qonnx.errors import ModelError
 from qonnx.runners.ort import empty_past
-from qonnx.variants.gptq import FOUR_BIT, clip_codes, dequantized, eight_bit_codes, hessians, matmul_nbits, padded
+from qonnx.variants.gptq import (
+    FOUR_BIT,
+    clip_codes,
+    dequantized,
+    eight_bit_codes,
+    hessians,
+    matmul_nbits,
+    padded,
+    symmetric,
+)
 from qonnx.variants.graph import gather_from_blocks, lookup_table, save, share_tied_embedding, weighted_matmuls
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
 from qonnx.variants.scaling import scale_inputs
@@ -62,9 +71,25 @@ def four_bit_recipes(name) -> tuple:
     return ("clip", "gptq") if role(name)[1] in GPTQ_ROLES else ("clip",)
 
 
+def matmul_shapes(model) -> tuple:
+    """({MatMul name: (K, N)}, {MatMul name: its input}) of a graph's weighted MatMuls."""
+    nodes, weights = weighted_matmuls(model)
+    return {n.name: tuple(weights[n.name].shape) for n in nodes}, {n.name: n.input[0] for n in nodes}
+
+
+def fused_shapes(names, shapes, input_of) -> list:
+    """The (K, N) the MatMuls `names` run as once quantized: those that share an input are one
+    MatMulNBits (fuse_shared_inputs), its N their sum."""
+    out = {}
+    for n in names:
+        K, N = shapes[n]
+        out[input_of[n]] = (K, out.get(input_of[n], (K, 0))[1] + N)
+    return list(out.values())
+
+
 class MixedBuilder:
-    """Every MatMul's codes in each quantized format of `formats` ({name: (bits, block), or None:
-    float}): 8-bit by round to nearest (recipe EIGHT), 4-bit by its recipes (four_bit_recipes),
+    """Every MatMul's codes in each quantized format of `formats` ({name: (bits, block[, symmetric]),
+    or None: float}): 8-bit by round to nearest (recipe EIGHT), 4-bit by its recipes (four_bit_recipes),
     computed once from one calibration pass. build(plan, out) writes the
     model with each MatMul named in plan ({name: (format, recipe)}) in that format, the rest float.
     With scale (the default), model's weights first take the activation-aware input scales chosen
@@ -86,25 +111,19 @@ class MixedBuilder:
         for fmt, spec in self.formats.items():
             if spec is None:
                 continue
-            bits, block = spec
-            makers = FOUR_BIT if bits == 4 else {EIGHT: lambda w, _, b: eight_bit_codes(w, b)}
+            bits, block, sym = *spec[:2], symmetric(spec)
+            makers = FOUR_BIT if bits == 4 else {EIGHT: lambda w, _, b, sym: eight_bit_codes(w, b)}
             for r, f in makers.items():
                 mine = [n for n in nodes if bits == 8 or r in four_bit_recipes(n.name)]
                 if mine:
-                    self.codes[(fmt, r)] = {n.name: _compact(*f(weights[n.name], H[n.input[0]], block)) for n in mine}
+                    self.codes[(fmt, r)] = {n.name: _compact(*f(weights[n.name], H[n.input[0]], block, sym))
+                                            for n in mine}
         self.inputs = {n.name: weights[n.name].shape[0] for n in nodes}
-        self.shapes = {n.name: tuple(weights[n.name].shape) for n in nodes}
-        self.input_of = {n.name: n.input[0] for n in nodes}
+        self.shapes, self.input_of = matmul_shapes(model)
         self.nodes = [n.name for n in nodes]
 
     def fused_shapes(self, names) -> list:
-        """The (K, N) a unit's MatMuls run as once quantized: those that share an input are one
-        MatMulNBits (fuse_shared_inputs), its N their sum."""
-        out = {}
-        for n in names:
-            K, N = self.shapes[n]
-            out[self.input_of[n]] = (K, out.get(self.input_of[n], (K, 0))[1] + N)
-        return list(out.values())
+        return fused_shapes(names, self.shapes, self.input_of)
 
     def recipes(self, fmt, names=None) -> list:
         """The recipes of a format that hold codes for every MatMul of `names` (None: any), in the
@@ -127,13 +146,14 @@ class MixedBuilder:
 
 
 def replace(m, plan, inputs):
-    """m with each MatMul named in plan ({name: (bits, block, (codes, scales, zero points))}) as
-    MatMulNBits (8 bits symmetric, 4 asymmetric), and the embedding lookup at 8 bits: from an 8-bit
-    tied lm_head's bytes, else from a table of its own (own_lookup)."""
+    """m with each MatMul named in plan ({name: (bits, block[, symmetric], (codes, scales, zero points))})
+    as MatMulNBits (8 bits symmetric; 4 with zero points unless the spec says symmetric: gptq.symmetric),
+    and the embedding lookup at 8 bits: from an 8-bit tied lm_head's bytes, else from a table of its
+    own (own_lookup)."""
     for i, n in enumerate(list(m.graph.node)):
         if n.name in plan:
-            bits, block, (c, s, z) = plan[n.name]
-            node, inits = matmul_nbits(n, inputs[n.name], c, s, z, bits, block, bits == 8, ACCURACY_LEVEL)
+            *spec, (c, s, z) = plan[n.name]
+            node, inits = matmul_nbits(n, inputs[n.name], c, s, z, *spec[:2], symmetric(spec), ACCURACY_LEVEL)
             m.graph.node.remove(m.graph.node[i])
             m.graph.node.insert(i, node)
             m.graph.initializer.extend(inits)
