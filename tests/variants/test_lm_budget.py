@@ -51,6 +51,30 @@ def test_round_to_nearest_keeps_a_q4_1_grid():
         np.testing.assert_array_equal(a, b)
 
 
+def res_text(res):
+    return " ".join(res.output.split())
+
+
+def test_the_layouts_the_choice_is_timed_against(tiny_lm_onnx, tmp_path):
+    """genai-int4's: every weighted MatMul 4-bit/32 without zero points, none fused; genai-int8's:
+    8-bit/128, MatMuls sharing an input fused."""
+    import onnx
+
+    from qonnx.variants.graph import weighted_matmuls
+    from qonnx.variants.search.kernels import ANCHOR_SPEC
+    from qonnx.variants.search.mixed import uniform
+
+    model = onnx.load(str(tiny_lm_onnx / "model.onnx"))
+    n = len(weighted_matmuls(model)[0])
+    for spec, fuse in ((ANCHOR_SPEC, False), ((8, 128), True)):
+        out = uniform(model, spec, tmp_path / str(spec[0]) / "model.onnx", fuse)
+        q = [x for x in onnx.load(str(out), load_external_data=False).graph.node if x.op_type == "MatMulNBits"]
+        attrs = [{a.name: a.i for a in x.attribute} for x in q]
+        assert {(a["bits"], a["block_size"]) for a in attrs} == {spec[:2]} and all(len(x.input) == 3 for x in q)
+        assert len(q) == n if not fuse else len(q) < n
+    assert len(weighted_matmuls(model)[0]) == n  # the source graph is left as it was
+
+
 def test_symmetric_clip_codes_run_without_zero_points_and_beat_plain_rounding():
     """The clip search without zero points: the grid of round to nearest (symmetric) when not shrunk,
     a lower importance-weighted error when it may shrink, and MatMulNBits without a zero-point input
@@ -306,6 +330,12 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
     assert anchor == pytest.approx(rec["predicted_matmul_us"]["all 4-bit/32"] * 2.4 / 2.5, rel=0.1)
     assert rec["predicted_speed_vs_anchor"] == pytest.approx(anchor / rec["predicted_chosen_matmul_us"])
     assert rec["ceiling_vs_anchor"] == pytest.approx(rec["predicted_speed_vs_anchor"])  # the fastest build
+    # the choice timed in whole decode steps against the same graph in genai-int4's and genai-int8's formats
+    check = rec["step_check"]
+    assert set(check["step_ms"]) == {"chosen", "genai-int4's format", "genai-int8's format"}
+    for r in (check["chosen_vs_int4_format"], check["chosen_vs_int8_format"]):
+        assert 0 < r["range"][0] <= r["median"] <= r["range"][1]
+    assert "a decode step measured at " in res_text(loose) and "in genai-int8's, 15 interleaved rounds" in res_text(loose)
     units = layer_units([n.name for n in weighted_matmuls(onnx.load(str(sharp_lm_onnx / "model.onnx")))[0]])
     got = _formats_in_graph(tmp_path / "loose", sharp_lm_onnx)
     assert got == {n: chosen[u] for u, names in units.items() for n in names}  # the graph is what was recorded

@@ -13,7 +13,8 @@ def describe(search: dict) -> str:
                 f"{search['increase_pct']:+.2f} % on {search['validation_tokens']} validation tokens after "
                 f"{len(search['steps'])} step(s); units by format: "
                 f"{'; '.join(f'{f}: {len(us)} ({_short(us)})' for f, us in units.items())}; MatMuls predicted at "
-                f"{_speed(search)} on {cpu.get('model')} ({', '.join(cpu.get('flags') or ()) or 'no listed flags'})")
+                f"{_speed(search)} on {cpu.get('model')} ({', '.join(cpu.get('flags') or ()) or 'no listed flags'})"
+                f"{_step(search.get('step_check'))}")
     kept = ", ".join(search["kept_fp32"]) or "none"
     if search.get("calibration"):
         c = search["calibration"]
@@ -34,6 +35,18 @@ def _speed(search) -> str:
         return f"{search['predicted_speed_vs_4bit32']:.2f}x all 4-bit/32"
     return (f"{search['predicted_speed_vs_anchor']:.2f}x genai-int4's {search['anchor']} (at most "
             f"{search['ceiling_vs_anchor']:.2f}x with these formats)")
+
+
+def _step(check) -> str:
+    """The measured decode step (steptime.check), where the search timed one (SEARCH 6 on)."""
+    if not check:
+        return ""
+    if "skipped" in check:
+        return f"; decode step not timed ({check['skipped']})"
+    a, b = check["chosen_vs_int4_format"], check["chosen_vs_int8_format"]
+    return (f"; a decode step measured at {a['median']:.2f}x ({a['range'][0]:.2f}-{a['range'][1]:.2f}) the graph in "
+            f"genai-int4's format and {b['median']:.2f}x ({b['range'][0]:.2f}-{b['range'][1]:.2f}) in genai-int8's, "
+            f"{check['rounds']} interleaved rounds")
 
 
 def _short(names, most=4) -> str:

@@ -42,7 +42,7 @@ from qonnx.errors import ConfigError
 from qonnx.store import tree_digest, work_dir
 from qonnx.variants.graph import materialize_transposed_weights
 from qonnx.variants.int4_weight import ACCURACY_LEVEL, fp32_gemms
-from qonnx.variants.search import chooser, kernels, lm_rank
+from qonnx.variants.search import chooser, kernels, lm_rank, steptime
 from qonnx.variants.search.budget import BudgetNotMet, steps
 from qonnx.variants.search.lm_rank import kl, layer_units, perplexity, window_logits
 from qonnx.variants.search.mixed import BLOCK, GPTQ_ROLES, MixedBuilder, fused_shapes, matmul_shapes
@@ -195,6 +195,15 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
             chosen = chosen_at(high)
             if record["steps"][-1] is not entry:
                 build(chosen)
+            check = record["step_check"] = steptime.check(builder.model, path, Path(tmp), val_ids, threads, config,
+                                                          block)
+            if "skipped" in check:
+                log.warning("budget search: the chosen build's decode step was not timed: %s", check["skipped"])
+            else:
+                a, b = check["chosen_vs_int4_format"], check["chosen_vs_int8_format"]
+                log.info("budget search: one decode step of the chosen build, timed in %d interleaved rounds: %.2fx "
+                         "(%.2f-%.2f) the same graph in genai-int4's format, %.2fx (%.2f-%.2f) in genai-int8's",
+                         check["rounds"], a["median"], *a["range"], b["median"], *b["range"])
             shutil.move(str(path), str(out))
             shutil.move(str(path) + ".data", str(out) + ".data")
             by_node = Counter(chosen[u] for u in units for _ in units[u])

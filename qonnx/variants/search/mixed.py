@@ -16,6 +16,7 @@ from qonnx.variants.gptq import (
     hessians,
     matmul_nbits,
     padded,
+    rtn,
     symmetric,
 )
 from qonnx.variants.graph import gather_from_blocks, lookup_table, save, share_tied_embedding, weighted_matmuls
@@ -145,11 +146,12 @@ class MixedBuilder:
         return save(m, out, external=True, prune=True)
 
 
-def replace(m, plan, inputs):
+def replace(m, plan, inputs, fuse=True):
     """m with each MatMul named in plan ({name: (bits, block[, symmetric], (codes, scales, zero points))})
     as MatMulNBits (8 bits symmetric; 4 with zero points unless the spec says symmetric: gptq.symmetric),
     and the embedding lookup at 8 bits: from an 8-bit tied lm_head's bytes, else from a table of its
-    own (own_lookup)."""
+    own (own_lookup). fuse: MatMuls sharing an input in one format become one (fuse_shared_inputs);
+    False only to build genai-int4's layout (gate and up apart) for timing."""
     for i, n in enumerate(list(m.graph.node)):
         if n.name in plan:
             *spec, (c, s, z) = plan[n.name]
@@ -157,7 +159,8 @@ def replace(m, plan, inputs):
             m.graph.node.remove(m.graph.node[i])
             m.graph.node.insert(i, node)
             m.graph.initializer.extend(inits)
-    fuse_shared_inputs(m)
+    if fuse:
+        fuse_shared_inputs(m)
     share_tied_embedding(m, bits=8)
     own_lookup(m, BLOCK)
     return m
@@ -238,13 +241,29 @@ def own_lookup(m, block) -> int:
     return done
 
 
+def uniform(model, spec, out, fuse=True) -> Path:
+    """model (left as it is) with every weighted MatMul in one format spec ((bits, block[, symmetric]))
+    by round to nearest, written to out: genai-int8 (8 bits), and the layouts the budget search times
+    its choice against."""
+    import onnx
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    nodes, weights = weighted_matmuls(m)
+    bits, block = spec[:2]
+
+    def codes(w):
+        return eight_bit_codes(w, block) if bits == 8 else rtn(padded(w, None, block)[0], bits, block, symmetric(spec))
+
+    plan = {n.name: (*spec, _compact(*codes(weights[n.name]))) for n in nodes}
+    replace(m, plan, {k: w.shape[0] for k, w in weights.items()}, fuse)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return save(m, out, external=True, prune=True)
+
+
 def eight_bit(src, out, block=BLOCK) -> Path:
     """Every weighted MatMul of src as 8-bit MatMulNBits (round to nearest, symmetric, blocks of
     `block`), written to out."""
     import onnx
 
-    m = onnx.load(str(src))
-    nodes, weights = weighted_matmuls(m)
-    plan = {n.name: (8, block, _compact(*eight_bit_codes(weights[n.name], block))) for n in nodes}
-    replace(m, plan, {k: w.shape[0] for k, w in weights.items()})
-    return save(m, out, external=True, prune=True)
+    return uniform(onnx.load(str(src)), (8, block), out)
