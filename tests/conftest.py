@@ -125,16 +125,28 @@ def artifact_store(tmp_path_factory):
     return tmp_path_factory.mktemp("store")
 
 
+SHARED_CACHE = ("demo", "downloads", "node")  # fetched from the registries once, for every session
+
+
 @pytest.fixture(scope="session", autouse=True)
 def clean_session(tmp_path_factory, artifact_store):
     """Session fixtures (the tiny exports) run in an empty directory too; at the end it is still
     empty and the repository lists the same files as at the start."""
     import difflib
 
+    from qonnx.cache import CACHE_ENV, cache_dir
+
     before = _repo_state()
     cwd = tmp_path_factory.mktemp("session-cwd")
+    # a user cache of the session's own (what tests cache, e.g. a budget search's costs, stays out of the
+    # user's), sharing with the real one only what is fetched (the demos, downloads, onnxruntime-web)
+    real, cache = cache_dir(), tmp_path_factory.mktemp("cache")
+    for shared in SHARED_CACHE:
+        (real / shared).mkdir(parents=True, exist_ok=True)
+        (cache / shared).symlink_to(real / shared, target_is_directory=True)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("QONNX_ARTIFACTS", str(artifact_store))
+        mp.setenv(CACHE_ENV, str(cache))
         mp.chdir(cwd)
         # interleaved timing rounds load every row's worker again: only the tests of rounds ask for them
         # (tests/run/test_rounds.py), the others keep their time
