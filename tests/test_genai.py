@@ -123,8 +123,8 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
     assert Path(again["ranking_reused"]).parent == tmp_path / "cache" / "lm-budget-rankings"  # the costs, reused
     # but for the symmetric formats this (faked) CPU runs faster and the first did not: measured, added
     assert set(again["formats"]) - set(rec["formats"]) == set(again["ranking_measured_now"])
-    assert set(again["formats"]) == {"4-bit/32", "4-bit/64", "4-bit/128", "8-bit/128", "float", kernels.ANCHOR,
-                                     "4-bit/128 symmetric"}
+    assert {kernels.ANCHOR, "4-bit/128 symmetric"} <= set(again["formats"])  # faster here by the (faked) table
+    assert "4-bit/64 symmetric" in set(again["formats"]) | set(again["formats_left_out"])
     assert ("budget search chose its formats by kernels timed on Intel Xeon (fake) (AVX-512, AVX2, AVX512-VNNI); "
             "this row ran on") in other["note"], other["note"]
     # on another CPU class the budget's key differs: the first build is not reused, a new one is searched

@@ -119,6 +119,9 @@ def test_a_symmetric_format_is_a_candidate_only_where_it_runs_faster_than_its_tw
     kept, out = candidates(fmts, ms)
     assert set(fmts) - set(kept) == set(out) == {"4-bit/64 symmetric", "4-bit/128 symmetric"}
     assert out["4-bit/64 symmetric"] == pytest.approx(0.98) and kept["4-bit/32 symmetric"] == (4, 32, True)
+    # a format whose costs are cached already costs nothing to weigh: kept, however near the line
+    kept, out = candidates(fmts, ms, known={"4-bit/64 symmetric"})
+    assert set(out) == {"4-bit/128 symmetric"} and "4-bit/64 symmetric" in kept
 
 
 def test_both_widths_pad_the_input_to_blocks_of_128(tmp_path):

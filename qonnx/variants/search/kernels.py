@@ -112,17 +112,18 @@ def formats(block) -> dict:
 WORTH = 0.03  # a symmetric 4-bit format is a candidate where it runs this much faster than its twin
 
 
-def candidates(fmts: dict, ms: dict, worth=WORTH) -> tuple:
+def candidates(fmts: dict, ms: dict, known=(), worth=WORTH) -> tuple:
     """(kept, left out) of fmts ({name: spec}) on this CPU, ms: {unit: {format: milliseconds}}
     (unit_ms()). A symmetric 4-bit format has one degree of freedom less than the same blocks with
     zero points, so it is measured (a few minutes of unit costs each) only where its MatMuls, summed
-    over the model, run at least `worth` faster than its twin's; left out: {name: its time over the
-    twin's}."""
+    over the model, run at least `worth` faster than its twin's, or where its costs are `known`
+    already (cached: free, and a format near the line is not in one search and out of the next);
+    left out: {name: its time over the twin's}."""
     total = {f: sum(t[f] for t in ms.values()) for f in fmts}
     out = {}
     for f, spec in fmts.items():
         twin = spec and symmetric(spec) and spec[0] == 4 and format_name(*spec[:2])
-        if twin in fmts and total[f] > (1 - worth) * total[twin]:
+        if twin in fmts and f not in known and total[f] > (1 - worth) * total[twin]:
             out[f] = total[f] / total[twin]
     return {f: spec for f, spec in fmts.items() if f not in out}, out
 

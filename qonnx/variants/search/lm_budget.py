@@ -88,7 +88,8 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     table = kernels.measure(counts, {**fmts, ANCHOR: kernels.ANCHOR_SPEC}, threads)
     ms = kernels.unit_ms(table, units, shapes, fused, fmts)
     every = {f"all {f}": 1000 * sum(ms[u][f] for u in units) for f in fmts}
-    fmts, left_out = kernels.candidates(fmts, ms)
+    key = model_digest and lm_rank.ranking_key(model_digest, calib_ids, probe, eight, samples, length, GPTQ_ROLES)
+    fmts, left_out = kernels.candidates(fmts, ms, lm_rank.known_formats(key, units))
     ms = {u: {f: t[f] for f in fmts} for u, t in ms.items()}
     # the anchor's own graph (genai-int4: gate and up apart) in its format, against which speed is said
     anchor = kernels.predict_us(table, dict.fromkeys(shapes, ANCHOR), shapes)
@@ -100,7 +101,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
              ", ".join(f"{k} {v:.0f} us" for k, v in every.items()), ANCHOR, anchor)
     if left_out:
         log.info("budget search: left out (less than %.0f %% faster than the same blocks with zero points on this "
-                 "CPU, so not worth measuring): %s", 100 * kernels.WORTH,
+                 "CPU, and not measured before: not worth measuring): %s", 100 * kernels.WORTH,
                  ", ".join(f"{f} ({r:.2f}x the time)" for f, r in left_out.items()))
     if ceiling < 1.0 + CLOSE:
         log.warning("budget search: on this CPU genai-int4's format (%s) is within %.0f %% of the fastest build the "
@@ -144,7 +145,6 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
             builder.build(plan, path)
             return kl(ref_logits, window_logits(path, probe, threads, config))
 
-        key = model_digest and lm_rank.ranking_key(model_digest, calib_ids, probe, eight, samples, length, GPTQ_ROLES)
         found = lm_rank.costs(builder, units, eight, measure, key, on_step)
         trials = found["trials"]
         record.update(eight_bit_kl=found["base_kl"], trials=trials)

@@ -67,7 +67,18 @@ def ranking_key(model_digest, calib_ids, probe, eight, samples, length, gptq_rol
                    "accuracy_level": ACCURACY_LEVEL, "onnxruntime": ort.__version__})
 
 
-def cached(path, units):
+def saved_path(key):
+    return cache_dir() / RANKINGS / f"{key}.json" if key else None
+
+
+def known_formats(key, units) -> set:
+    """The formats whose costs the cache holds for every unit under `key` (nothing cached: none)."""
+    saved = cached(saved_path(key), units, warn=False)
+    return {f for f in next(iter(saved["trials"].values()))
+            if all(f in t for t in saved["trials"].values())} if saved else set()
+
+
+def cached(path, units, warn=True):
     """The costs a previous search saved at path for these units ({"base_kl", "trials": {unit:
     {format: {recipe: KL}}}}), whatever formats they cover, else None (absent; damaged or partial:
     then measured again, with a warning)."""
@@ -81,7 +92,8 @@ def cached(path, units):
             return saved
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         pass
-    log.warning("budget search: %s is damaged; measuring the per-unit costs again", path)
+    if warn:
+        log.warning("budget search: %s is damaged; measuring the per-unit costs again", path)
     return None
 
 
@@ -90,7 +102,7 @@ def costs(builder, units, eight, measure, key=None, on_step=None) -> dict:
     file, where the cache held some of them; "measured": the formats measured now). eight: the base
     format (every other unit in it); measure(plan) -> KL of the build with that plan ({MatMul:
     (format, recipe)}). A cached file's formats are reused and the others measured and added to it."""
-    saved_at = cache_dir() / RANKINGS / f"{key}.json" if key else None
+    saved_at = saved_path(key)
     saved = cached(saved_at, units)
     base = dict.fromkeys(builder.nodes, (eight, builder.recipes(eight)[0]))
     out = saved or {"base_kl": measure(base), "trials": {u: {} for u in units}}
