@@ -174,5 +174,5 @@ def _build_from_fp32(source, tmp: Path, budget) -> dict:
              key["max_perplexity_increase_pct"])
     # the fp32 folder's content key: a second budget on it reuses the per-unit costs
     record = lm_budget.search(fp32 / "model.onnx", tmp / "model.onnx", key["max_perplexity_increase_pct"],
-                              cal_ids, val_ids, source.config, model_digest=manifest.read(fp32).get("key"))
+                              cal_ids, val_ids, source.config, model_digest=manifest.read(fp32).get("key"), genai=True)
     return {"built_from": str(fp32), "budget_search": record, "data": prov}

@@ -109,6 +109,10 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
     assert rec["increase_pct"] <= 1000 and rec["steps"][0]["moves_held_back"] == 0
     assert rec["cpu"] == kernels.cpu_class() and "kernels timed on" not in row["note"]
     assert "ranking_reused" not in rec
+    # the choice timed whole, in the runtime the row decodes in, against genai-int4's and genai-int8's formats
+    check = rec["step_check"]
+    assert check["runtime"] == "onnxruntime-genai's Generator" and check["step_ms"]["chosen"]["fastest"] > 0
+    assert 0 < check["chosen_vs_int4_format"]["median"] and 0 < check["chosen_vs_int8_format"]["median"]
     assert "GroupQueryAttention" in {n.op_type for n in __import__("onnx").load(
         str(Path(row["artifact"]) / "model.onnx"), load_external_data=False).graph.node}
     # the recorded CPU faked: the kernel table says it was timed on an Intel VNNI machine

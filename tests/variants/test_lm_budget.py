@@ -338,7 +338,9 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
     assert set(check["step_ms"]) == {"chosen", "genai-int4's format", "genai-int8's format"}
     for r in (check["chosen_vs_int4_format"], check["chosen_vs_int8_format"]):
         assert 0 < r["range"][0] <= r["median"] <= r["range"][1]
-    assert "a decode step measured at " in res_text(loose) and "in genai-int8's, 15 interleaved rounds" in res_text(loose)
+    assert check["runtime"] == "onnxruntime (qonnx's decode loop)"
+    assert "a decode step measured at " in res_text(loose)
+    assert "in genai-int8's, 15 interleaved rounds in onnxruntime (qonnx's decode loop)" in res_text(loose)
     units = layer_units([n.name for n in weighted_matmuls(onnx.load(str(sharp_lm_onnx / "model.onnx")))[0]])
     got = _formats_in_graph(tmp_path / "loose", sharp_lm_onnx)
     assert got == {n: chosen[u] for u, names in units.items() for n in names}  # the graph is what was recorded

@@ -46,7 +46,7 @@ def _step(check) -> str:
     a, b = check["chosen_vs_int4_format"], check["chosen_vs_int8_format"]
     return (f"; a decode step measured at {a['median']:.2f}x ({a['range'][0]:.2f}-{a['range'][1]:.2f}) the graph in "
             f"genai-int4's format and {b['median']:.2f}x ({b['range'][0]:.2f}-{b['range'][1]:.2f}) in genai-int8's, "
-            f"{check['rounds']} interleaved rounds")
+            f"{check['rounds']} interleaved rounds in {check.get('runtime', 'onnxruntime')}")
 
 
 def _short(names, most=4) -> str:

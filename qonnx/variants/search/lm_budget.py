@@ -55,16 +55,18 @@ CLOSE = 0.05  # a ceiling within this of the anchor's speed: said as a warning b
 # 3: activation-aware input scales, 4-bit codes by GPTQ or the clip search instead of plain rounding;
 # 4: 4-bit/64 among the formats, GPTQ for the head only; 5: speed said against genai-int4's symmetric
 # 4-bit/32, timed, and the fastest build the formats allow recorded; 6: symmetric 4-bit formats among
-# the candidates where they pay on this CPU)
-SEARCH = 6
+# the candidates where they pay on this CPU; 7: and where their costs are cached, the chosen build timed
+# whole in its runtime)
+SEARCH = 7
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
-           threads=None, samples=8, length=512, on_step=None, model_digest=None) -> dict:
+           threads=None, samples=8, length=512, on_step=None, model_digest=None, genai=False) -> dict:
     """Write the fastest (by the kernel table) build within limit_pct (perplexity increase in percent
     on val_ids) to `out` (model.onnx + its .data); return the search record. With model_digest (the
     source model's content hash) the per-unit costs are cached and reused by a later search on the
-    same model, calibration and validation text (in the user cache: lm_rank.RANKINGS)."""
+    same model, calibration and validation text (in the user cache: lm_rank.RANKINGS). genai: src is
+    a genai folder's model (its side files beside it): the chosen build is timed in the Generator."""
     import onnx
 
     src, out = Path(src).resolve(), Path(out).resolve()
@@ -196,14 +198,14 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
             if record["steps"][-1] is not entry:
                 build(chosen)
             check = record["step_check"] = steptime.check(builder.model, path, Path(tmp), val_ids, threads, config,
-                                                          block)
+                                                          block, src.parent if genai else None)
             if "skipped" in check:
                 log.warning("budget search: the chosen build's decode step was not timed: %s", check["skipped"])
             else:
                 a, b = check["chosen_vs_int4_format"], check["chosen_vs_int8_format"]
-                log.info("budget search: one decode step of the chosen build, timed in %d interleaved rounds: %.2fx "
-                         "(%.2f-%.2f) the same graph in genai-int4's format, %.2fx (%.2f-%.2f) in genai-int8's",
-                         check["rounds"], a["median"], *a["range"], b["median"], *b["range"])
+                log.info("budget search: a decode step of the chosen build, timed in %s in %d interleaved rounds: "
+                         "%.2fx (%.2f-%.2f) the same graph in genai-int4's format, %.2fx (%.2f-%.2f) in genai-int8's",
+                         check["runtime"], check["rounds"], a["median"], *a["range"], b["median"], *b["range"])
             shutil.move(str(path), str(out))
             shutil.move(str(path) + ".data", str(out) + ".data")
             by_node = Counter(chosen[u] for u in units for _ in units[u])
