@@ -14,8 +14,9 @@ float, chosen per unit.
 3. Units are the roles of each transformer layer (attention in and out, FFN in and out) and the
    head. Each is measured in each format (by each recipe) with everything else at 8 bits: KL
    divergence of the logits from FP32 on the first window of the validation text (lm_rank.py;
-   cached per format: a later search measures only formats not yet measured). A unit keeps, per format, its recipe with the lowest KL. The embedding lookup is 8-bit
-   in every build (mixed.own_lookup).
+   cached per format: a later search measures only formats not yet measured). A unit keeps, per
+   format, its recipe with the lowest KL. The embedding lookup is 8-bit in every build
+   (mixed.own_lookup).
 4. chooser.py orders the moves from each unit's safest format to faster ones by KL per millisecond
    saved. Steps hold back the 0, 1, 2, 4 ... most expensive moves (from the fastest build towards
    the safest) and measure perplexity on a validation text (neither the calibration text nor the
@@ -25,7 +26,9 @@ float, chosen per unit.
 
 The costs are measured on one window; the budget itself is always checked by the perplexity of
 the whole validation text. The kernel table, the CPU it was timed on, each unit's format and the
-predicted time go into the manifest: the choice holds for that CPU class.
+predicted time go into the manifest: the choice holds for that CPU class. Last, the chosen build is
+timed whole against the same graph in genai-int4's and genai-int8's formats (steptime.py): the
+table predicts MatMuls only.
 """
 import hashlib
 import logging
