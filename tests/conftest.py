@@ -151,6 +151,9 @@ def clean_session(tmp_path_factory, artifact_store):
         # interleaved timing rounds load every row's worker again: only the tests of rounds ask for them
         # (tests/run/test_rounds.py), the others keep their time
         mp.setattr("qonnx.config.parts.DEFAULT_ROUNDS", 0)
+        # the pause before a timed turn (spinning threads stop) decides no result a test checks; a budget
+        # search alone takes hundreds of turns (its kernel table, its step check)
+        mp.setattr("qonnx.measure.latency.SETTLE_S", 0.005)
         yield
     left = sorted(p.name for p in cwd.iterdir())
     assert not left, f"session fixtures wrote into the working directory: {left}"
