@@ -33,19 +33,12 @@ MIXES = {"all 4-bit/32": lambda r: "4-bit/32", "all 4-bit/64": lambda r: "4-bit/
 def build(src, out, fmt_of, fmts):
     import onnx
 
-    from qonnx.variants.gptq import eight_bit_codes, padded, rtn, symmetric
     from qonnx.variants.graph import save
-    from qonnx.variants.search.mixed import _compact, replace, weighted_matmuls
+    from qonnx.variants.search.mixed import replace, rtn_codes, weighted_matmuls
 
     m = onnx.load(str(src / "model.onnx"))
     nodes, weights = weighted_matmuls(m)
-    plan = {}
-    for n in nodes:
-        spec = fmts[fmt_of[n.name]]
-        bits, block = spec[:2]
-        w = weights[n.name]
-        codes = eight_bit_codes(w, block) if bits == 8 else rtn(padded(w, None, block)[0], 4, block, symmetric(spec))
-        plan[n.name] = (*spec, _compact(*codes))
+    plan = {n.name: (*fmts[fmt_of[n.name]], rtn_codes(weights[n.name], fmts[fmt_of[n.name]])) for n in nodes}
     replace(m, plan, {k: w.shape[0] for k, w in weights.items()})
     out.mkdir(parents=True)
     for f in src.iterdir():

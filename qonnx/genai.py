@@ -24,6 +24,7 @@ from qonnx.envinfo import versions
 from qonnx.errors import ConfigError, ModelError, ParityError, unknown
 from qonnx.models import load_tokenizer
 from qonnx.parity import check_export
+from qonnx.runners.genai import side_files
 from qonnx.variants.int4_weight import ACCURACY_LEVEL, RECIPE
 from qonnx.variants.requires import genai_problem as missing
 from qonnx.variants.search import kernels, lm_budget
@@ -161,9 +162,8 @@ def _build_from_fp32(source, tmp: Path, budget) -> dict:
     import shutil
 
     fp32 = Path(build(source, "fp32")["output"])
-    for f in fp32.iterdir():
-        if not f.name.startswith("model.onnx") and f.name not in ("manifest.json", "builder.log"):
-            shutil.copy2(f, tmp / f.name)
+    for f in side_files(fp32):
+        shutil.copy2(f, tmp / f.name)
     if budget is None:
         eight_bit(fp32 / "model.onnx", tmp / "model.onnx")
         return {"built_from": str(fp32), "bits": 8, "block_size": BLOCK,

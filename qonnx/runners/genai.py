@@ -18,6 +18,13 @@ from qonnx.runners.ort import OrtRunner
 NO_TOKEN = 2**31 - 1  # an end-of-sequence id that no vocabulary has
 
 
+def side_files(folder) -> list:
+    """The files of a genai folder besides its graph and qonnx's records: genai_config.json and the
+    tokenizer's, which a folder with another model.onnx needs to run in the Generator."""
+    return [f for f in Path(folder).iterdir() if f.is_file() and not f.name.startswith("model.onnx")
+            and f.name not in ("manifest.json", "builder.log")]
+
+
 class GenaiRunner(OrtRunner):
     decode_loop = "onnxruntime-genai's Generator (its own search and in-place KV buffers)"
 

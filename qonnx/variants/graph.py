@@ -212,11 +212,16 @@ def gather_from_blocks(model, node, blob, scales, N, K, block, bits, table, tran
         model.graph.initializer.remove(inits[table])
 
 
+def weighted_matmul_nodes(model):
+    """MatMul nodes with a 2-D initializer weight, and {initializer name: TensorProto} (no copies)."""
+    inits = {i.name: i for i in model.graph.initializer}
+    return [n for n in model.graph.node
+            if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2], inits
+
+
 def weighted_matmuls(model):
     """MatMul nodes with a 2-D initializer weight, and {name: weight}."""
     from onnx import numpy_helper
 
-    inits = {i.name: i for i in model.graph.initializer}
-    out = [n for n in model.graph.node
-           if n.op_type == "MatMul" and n.input[1] in inits and len(inits[n.input[1]].dims) == 2]
+    out, inits = weighted_matmul_nodes(model)
     return out, {n.name: numpy_helper.to_array(inits[n.input[1]]) for n in out}

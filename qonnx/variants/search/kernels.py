@@ -122,7 +122,7 @@ def candidates(fmts: dict, ms: dict, known=(), worth=WORTH) -> tuple:
     total = {f: sum(t[f] for t in ms.values()) for f in fmts}
     out = {}
     for f, spec in fmts.items():
-        twin = spec and symmetric(spec) and spec[0] == 4 and format_name(*spec[:2])
+        twin = format_name(4, spec[1]) if spec and spec[0] == 4 and symmetric(spec) else None
         if twin in fmts and f not in known and total[f] > (1 - worth) * total[twin]:
             out[f] = total[f] / total[twin]
     return {f: spec for f, spec in fmts.items() if f not in out}, out

@@ -19,7 +19,14 @@ from qonnx.variants.gptq import (
     rtn,
     symmetric,
 )
-from qonnx.variants.graph import gather_from_blocks, lookup_table, save, share_tied_embedding, weighted_matmuls
+from qonnx.variants.graph import (
+    gather_from_blocks,
+    lookup_table,
+    save,
+    share_tied_embedding,
+    weighted_matmul_nodes,
+    weighted_matmuls,
+)
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
 from qonnx.variants.scaling import scale_inputs
 from qonnx.variants.units import role
@@ -73,9 +80,10 @@ def four_bit_recipes(name) -> tuple:
 
 
 def matmul_shapes(model) -> tuple:
-    """({MatMul name: (K, N)}, {MatMul name: its input}) of a graph's weighted MatMuls."""
-    nodes, weights = weighted_matmuls(model)
-    return {n.name: tuple(weights[n.name].shape) for n in nodes}, {n.name: n.input[0] for n in nodes}
+    """({MatMul name: (K, N)}, {MatMul name: its input}) of a graph's weighted MatMuls, read from
+    the initializers' dims (no weight is copied)."""
+    nodes, inits = weighted_matmul_nodes(model)
+    return {n.name: tuple(inits[n.input[1]].dims) for n in nodes}, {n.name: n.input[0] for n in nodes}
 
 
 def fused_shapes(names, shapes, input_of) -> list:
@@ -241,6 +249,16 @@ def own_lookup(m, block) -> int:
     return done
 
 
+def rtn_codes(w, spec):
+    """(codes, scales, zero points) of weight w in format spec ((bits, block[, symmetric])) by round to
+    nearest, K padded to whole blocks, compact as MatMulNBits stores them: codes whose speed, not
+    accuracy, is wanted (uniform(), benchmarks/kernel_check.py), and genai-int8's."""
+    bits, block = spec[:2]
+    if bits == 8:
+        return _compact(*eight_bit_codes(w, block))
+    return _compact(*rtn(padded(w, None, block)[0], bits, block, symmetric(spec)))
+
+
 def uniform(model, spec, out, fuse=True) -> Path:
     """model (left as it is) with every weighted MatMul in one format spec ((bits, block[, symmetric]))
     by round to nearest, written to out: genai-int8 (8 bits), and the layouts the budget search times
@@ -250,12 +268,7 @@ def uniform(model, spec, out, fuse=True) -> Path:
     m = onnx.ModelProto()
     m.CopyFrom(model)
     nodes, weights = weighted_matmuls(m)
-    bits, block = spec[:2]
-
-    def codes(w):
-        return eight_bit_codes(w, block) if bits == 8 else rtn(padded(w, None, block)[0], bits, block, symmetric(spec))
-
-    plan = {n.name: (*spec, _compact(*codes(weights[n.name]))) for n in nodes}
+    plan = {n.name: (*spec, rtn_codes(weights[n.name], spec)) for n in nodes}
     replace(m, plan, {k: w.shape[0] for k, w in weights.items()}, fuse)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     return save(m, out, external=True, prune=True)

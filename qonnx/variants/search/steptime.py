@@ -15,6 +15,7 @@ each build one turn, the order rotating, each turn after measure.latency.settle 
 build before stop spinning). A ratio is taken within each round (both sides timed seconds apart) and
 reported as the median of the rounds with their range.
 """
+import shutil
 import statistics
 import time
 from contextlib import ExitStack
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from qonnx.measure.latency import settle
-from qonnx.runners.genai import GenaiRunner
+from qonnx.runners.genai import GenaiRunner, side_files
 from qonnx.runners.ort import OrtRunner
 from qonnx.variants.search.kernels import ANCHOR_SPEC
 from qonnx.variants.search.mixed import BLOCK, uniform
@@ -42,14 +43,9 @@ def check(model, chosen, work, ids, threads=None, config=None, block=BLOCK, gena
                            f"positions needs {CACHED + 1}"}
     paths = {"chosen": chosen, INT4: uniform(model, ANCHOR_SPEC, work / "int4" / chosen.name, fuse=False),
              INT8: uniform(model, (8, block), work / "int8" / chosen.name)}
-    if genai_side:
-        import shutil
-
-        for p in paths.values():
-            for f in Path(genai_side).iterdir():
-                if f.is_file() and not f.name.startswith("model.onnx") and f.suffix not in (".onnx", ".data") \
-                        and f.name not in ("manifest.json", "builder.log"):
-                    shutil.copy2(f, Path(p).parent / f.name)
+    for p in paths.values() if genai_side else ():
+        for f in side_files(genai_side):
+            shutil.copy2(f, Path(p).parent / f.name)
     times = step_ms(paths, ids, threads, config, runtime="genai" if genai_side else "ort")
     return {"runtime": "onnxruntime-genai's Generator" if genai_side else "onnxruntime (qonnx's decode loop)",
             "cached_positions": CACHED, "rounds": ROUNDS, "calls": CALLS,
