@@ -99,7 +99,7 @@ class QuantizeConfig(Budget):
         at_least(("--num-samples", self.num_samples, 1))
         check_threads(self.threads)
         if self.block_size is not None and self.max_perplexity_increase is not None:
-            raise ConfigError("--block-size: the --max-perplexity-increase search chooses its blocks itself (128); "
+            raise ConfigError("--block-size: the --max-perplexity-increase search chooses its blocks itself (32, 64 or 128 per unit); "
                               "leave --block-size out, or drop the budget to build int4-weight at that block size.")
         if self.block_size is None:
             self.block_size = 32
