@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -20,10 +21,16 @@ def corpus(tmp_path_factory):
     return f
 
 
-def test_export_genai_matches_pytorch_and_is_reused(tiny_lm, tmp_path):
-    out = tmp_path / "genai"
+@pytest.fixture(scope="module")
+def genai_fp32(tiny_lm, tmp_path_factory):
+    out = tmp_path_factory.mktemp("genai") / "genai"
     res = CliRunner().invoke(main, ["export", str(tiny_lm), "--exporter", "genai", "-o", str(out)])
     assert res.exit_code == 0, res.output
+    return out
+
+
+def test_export_genai_matches_pytorch_and_is_reused(tiny_lm, genai_fp32):
+    out = genai_fp32
     assert {"model.onnx", "genai_config.json", "manifest.json", "tokenizer.json"} <= {p.name for p in out.iterdir()}
     data = json.loads((out / "manifest.json").read_text())
     assert data["method"] == "genai-fp32" and data["parity"]["max_abs_diff"] < 1e-4
@@ -109,6 +116,9 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
     assert rec["increase_pct"] <= 1000 and rec["steps"][0]["moves_held_back"] == 0
     assert rec["cpu"] == kernels.cpu_class() and "kernels timed on" not in row["note"]
     assert "ranking_reused" not in rec
+    # the builder's graph: its residual stream rotated, then GPTQ codes for every MatMul, at 4 bits and 8
+    assert rec["rotation"]["norms"] == 5 and rec["rotation"]["lookups"] == 1, rec["rotation"]
+    assert {r for t in rec["recipes"].values() for f, rs in t.items() if f != "float" for r in rs} == {"gptq", "gptq-sym"}
     # the choice timed whole, in the runtime the row decodes in, against genai-int4's and genai-int8's formats
     check = rec["step_check"]
     assert check["runtime"] == "onnxruntime-genai's Generator" and check["step_ms"]["chosen"]["fastest"] > 0
@@ -166,3 +176,36 @@ def test_budgeted_genai_build_takes_the_runs_seed_and_sample_count(tiny_lm, tmp_
     assert prov["count"] == 8 and prov["seed"] == 0
     assert inputs(num_calibration_samples=8, seed=1)[0] != base
     assert inputs(num_calibration_samples=4)[1]["count"] == 4  # (the file holds 10 passages)
+
+
+def test_rotation_keeps_the_builders_graph_and_moves_its_weights(genai_fp32):
+    """The residual stream of the builder's graph rotated (variants.rotation): every norm's gain is
+    folded into the MatMuls that read it and set to ones, the tied head's lookup gets a rotated
+    table of its own, the weights change, and the logits stay the float graph's."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from qonnx.variants.rotation import rotate
+    from qonnx.variants.search.mixed import calibration_feeds
+
+    model = onnx.load(str(genai_fp32 / "model.onnx"))
+    feed = calibration_feeds(model, list(range(4, 40)), 1, 36, {})[0]
+
+    def logits(m):
+        s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        return s.run(["logits"], feed)[0]
+
+    def weights(m):
+        return {i.name: numpy_helper.to_array(i) for i in m.graph.initializer if i.name.endswith("MatMul.weight")}
+
+    before, w0 = logits(model), weights(model)
+    record, why = rotate(model)
+    assert why is None and record["norms"] == 5 and record["lookups"] == 1, (record, why)  # 2 layers x 2 + final
+    assert record["matmuls_reading"] + record["matmuls_writing"] == len(w0)
+    w1 = weights(model)
+    assert all(np.abs(w1[k] - w0[k]).max() > 1e-3 for k in w0)
+    gains = [numpy_helper.to_array(i) for i in model.graph.initializer if "layernorm.weight" in i.name]
+    assert len(gains) == 5 and all(np.all(g == 1) for g in gains)
+    assert "Transpose" not in {n.op_type for n in model.graph.node}  # the lookup reads its own rotated table
+    np.testing.assert_allclose(logits(model), before, rtol=1e-4, atol=1e-4)

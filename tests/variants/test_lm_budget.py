@@ -314,6 +314,8 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
     assert loose.exit_code == 0, loose.output
     rec = json.loads((tmp_path / "loose" / "manifest.json").read_text())["settings"]["budget_search"]
     assert [s["moves_held_back"] for s in rec["steps"]] == [0] and "ranking_reused" not in rec
+    # optimum's graph (its norms decomposed): not rotated, and it says why
+    assert rec["rotation"]["skipped"].startswith("no RMS norm op in the graph"), rec["rotation"]
     # every unit's cost in every format was measured (4 bits: by the clip search, the head also by
     # GPTQ, the lowest kept)
     trials, chosen = rec["trials"], rec["chosen_formats"]

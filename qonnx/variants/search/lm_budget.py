@@ -45,10 +45,11 @@ from qonnx.errors import ConfigError
 from qonnx.store import tree_digest, work_dir
 from qonnx.variants.graph import materialize_transposed_weights
 from qonnx.variants.int4_weight import ACCURACY_LEVEL, fp32_gemms
+from qonnx.variants.rotation import rotate
 from qonnx.variants.search import chooser, kernels, lm_rank, steptime
 from qonnx.variants.search.budget import BudgetNotMet, steps
 from qonnx.variants.search.lm_rank import kl, layer_units, perplexity, window_logits
-from qonnx.variants.search.mixed import BLOCK, GPTQ_ROLES, MixedBuilder, fused_shapes, matmul_shapes
+from qonnx.variants.search.mixed import BLOCK, EVERY, GPTQ_ROLES, MixedBuilder, fused_shapes, matmul_shapes
 
 log = logging.getLogger(__name__)
 ANCHOR = kernels.ANCHOR  # genai-int4's format: the predicted speed is said against it
@@ -59,8 +60,8 @@ CLOSE = 0.05  # a ceiling within this of the anchor's speed: said as a warning b
 # 4: 4-bit/64 among the formats, GPTQ for the head only; 5: speed said against genai-int4's symmetric
 # 4-bit/32, timed, and the fastest build the formats allow recorded; 6: symmetric 4-bit formats among
 # the candidates where they pay on this CPU; 7: and where their costs are cached, the chosen build timed
-# whole in its runtime)
-SEARCH = 7
+# whole in its runtime; 8: the residual stream rotated where the graph allows, then GPTQ for every MatMul)
+SEARCH = 8
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
@@ -83,6 +84,13 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     t0 = time.monotonic()
     fmts, eight = kernels.formats(block), f"8-bit/{block}"
     model = onnx.load(str(src))
+    # the residual stream rotated where the graph lets it be followed (the genai builder's): GPTQ codes
+    # for every MatMul then; elsewhere (optimum's decomposed norms) the clip search's, unrotated
+    rotation, unrotated = rotate(model)
+    roles = EVERY if rotation else GPTQ_ROLES
+    if unrotated:
+        log.info("budget search: the residual stream is not rotated (%s); clip codes, GPTQ for %s", unrotated,
+                 ", ".join(roles))
     shapes, input_of = matmul_shapes(model)
     units = layer_units(list(shapes))
     fused = {u: fused_shapes(names, shapes, input_of) for u, names in units.items()}
@@ -93,7 +101,8 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     table = kernels.measure(counts, {**fmts, ANCHOR: kernels.ANCHOR_SPEC}, threads)
     ms = kernels.unit_ms(table, units, shapes, fused, fmts)
     every = {f"all {f}": 1000 * sum(ms[u][f] for u in units) for f in fmts}
-    key = model_digest and lm_rank.ranking_key(model_digest, calib_ids, probe, eight, samples, length, GPTQ_ROLES)
+    key = model_digest and lm_rank.ranking_key(model_digest, calib_ids, probe, eight, samples, length, roles,
+                                                    rotation)
     fmts, left_out = kernels.candidates(fmts, ms, lm_rank.known_formats(key, units))
     ms = {u: {f: t[f] for f in fmts} for u, t in ms.items()}
     # the anchor's own graph (genai-int4: gate and up apart) in its format, against which speed is said
@@ -117,7 +126,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                  "predicted at %.2fx the anchor's MatMuls", ceiling)
     log.info("budget search: FP32 perplexity %.3f on %d validation tokens; codes in each format next", reference,
              len(val_ids))
-    builder = MixedBuilder(model, calib_ids, config, fmts, samples, length)
+    builder = MixedBuilder(model, calib_ids, config, fmts, samples, length, rotated=bool(rotation))
     busy = kernels.unsteady(table)
     if 3 * len(busy) > len(table["kernels"]):
         log.warning("budget search: for %d of %d kernels no second round came within 15 %% of the fastest: the "
@@ -130,11 +139,13 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
               "calibration": {"samples": samples, "tokens_per_sample": length},
               "reference_perplexity": reference, "formats": list(fmts),
               "formats_left_out": {f: f"{r:.3f}x the time of the same blocks with zero points" for f, r in left_out.items()},
-              "four_bit": "K padded to whole blocks; with zero points, or without where the format says symmetric; "
-                          "clip search codes, and for "
-                          f"{', '.join(GPTQ_ROLES)} also GPTQ's: per format, the one with the lowest KL", "recipes": recipes,
+              "rotation": rotation or {"skipped": unrotated},
+              "four_bit": "K padded to whole blocks; with zero points, or without where the format says symmetric; " +
+                          ("GPTQ codes (the residual stream rotated)" if rotation else
+                           f"clip search codes, and for {', '.join(roles)} also GPTQ's: per format, the one with the "
+                           "lowest KL"), "recipes": recipes,
               "input_scales": {"for": f"4-bit/{block} clip codes", "alpha_by_input": builder.scaled},
-              "eight_bit": f"round to nearest, symmetric, blocks of {block} (K padded)",
+              "eight_bit": f"{'GPTQ' if rotation else 'round to nearest'}, symmetric, blocks of {block} (K padded)",
               "cost_view": f"everything {eight} but this unit in this format (by each recipe; the lowest counts); "
                            f"KL divergence from FP32 on the first {len(probe)} validation tokens",
               "cpu": kernels.cpu_class(table["cpu"]), "kernels": table, "kernels_unsteady": busy, "unit_ms": ms,

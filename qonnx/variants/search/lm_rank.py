@@ -53,10 +53,10 @@ def window_logits(path, ids, threads, config):
         return r.step(x, np.ones_like(x))[0][0]
 
 
-def ranking_key(model_digest, calib_ids, probe, eight, samples, length, gptq_roles) -> str:
+def ranking_key(model_digest, calib_ids, probe, eight, samples, length, gptq_roles, rotation=None) -> str:
     """What the per-unit costs depend on besides the formats: the model, the calibration and probe
-    tokens, the base format (eight: every other unit in it), the roles with GPTQ codes, and the
-    runtime that computes the logits. A format's name says its codes (bits, block, zero points), so
+    tokens, the base format (eight: every other unit in it), the roles with GPTQ codes, the rotation
+    of the residual stream (its record, or None), and the runtime that computes the logits. A format's name says its codes (bits, block, zero points), so
     costs are kept per format under one key: a search over other formats measures only those new."""
     import onnxruntime as ort
 
@@ -64,7 +64,8 @@ def ranking_key(model_digest, calib_ids, probe, eight, samples, length, gptq_rol
                          np.asarray(probe, dtype=np.int64).tobytes()).hexdigest()
     return digest({"model": model_digest, "ids": ids, "units": UNITS, "scales": SCALES, "base": eight,
                    "samples": samples, "length": length, "gptq_roles": list(gptq_roles),
-                   "accuracy_level": ACCURACY_LEVEL, "onnxruntime": ort.__version__})
+                   "accuracy_level": ACCURACY_LEVEL, "onnxruntime": ort.__version__,
+                   **({"rotation": rotation} if rotation else {})})
 
 
 def saved_path(key):

@@ -13,6 +13,7 @@ from qonnx.variants.gptq import (
     clip_codes,
     dequantized,
     eight_bit_codes,
+    gptq,
     hessians,
     matmul_nbits,
     padded,
@@ -67,15 +68,21 @@ def _four_bit_128(w, H):
     return dequantized(*clip_codes(*padded(w, H, BLOCK), BLOCK), w.shape[0])
 
 
-EIGHT = "rtn-sym"  # the one 8-bit recipe: round to nearest, symmetric
+EIGHT = "rtn-sym"  # the 8-bit recipe: round to nearest, symmetric
+EIGHT_GPTQ = "gptq-sym"  # in a rotated graph (variants.rotation): GPTQ at 8 bits, symmetric
 # the MatMuls GPTQ codes are made for, besides the clip search's (by units.role): on demo:smollm2
 # GPTQ beat clip codes for the head, while choosing GPTQ or clip per body unit by KL on the probe
 # window lost on the validation text (figures: docs/budgets.md, step 1, and docs/benchmarks.md).
+# A rotated graph takes GPTQ for every MatMul instead: rotated, the clip search's codes lose far more
+# and GPTQ's far less (docs/benchmarks.md, "LM budget: more formats, a rotation ...").
 GPTQ_ROLES = ("head",)
+EVERY = ("every MatMul",)  # GPTQ's roles in a rotated graph
 
 
-def four_bit_recipes(name) -> tuple:
+def four_bit_recipes(name, rotated=False) -> tuple:
     """The 4-bit recipes (of variants.gptq.FOUR_BIT) measured for the MatMul `name`."""
+    if rotated:
+        return ("gptq",)
     return ("clip", "gptq") if role(name)[1] in GPTQ_ROLES else ("clip",)
 
 
@@ -103,10 +110,11 @@ class MixedBuilder:
     model with each MatMul named in plan ({name: (format, recipe)}) in that format, the rest float.
     With scale (the default), model's weights first take the activation-aware input scales chosen
     for 4-bit blocks of BLOCK (scaling.scale_inputs; `scaled`: {input: alpha}): the float graph is
-    unchanged, and every format quantizes the scaled weights."""
+    unchanged, and every format quantizes the scaled weights. rotated: model's residual stream was
+    rotated (variants.rotation): GPTQ codes for every MatMul, at 4 bits and at 8."""
 
-    def __init__(self, model, calib_ids, config, formats, samples=8, length=512, scale=True):
-        self.model, self.formats = model, dict(formats)
+    def __init__(self, model, calib_ids, config, formats, samples=8, length=512, scale=True, rotated=False):
+        self.model, self.formats, self.rotated = model, dict(formats), rotated
         nodes, weights = weighted_matmuls(model)
         if not nodes:
             raise ModelError("no MatMul with a constant weight to quantize in this graph")
@@ -121,9 +129,11 @@ class MixedBuilder:
             if spec is None:
                 continue
             bits, block, sym = *spec[:2], symmetric(spec)
-            makers = FOUR_BIT if bits == 4 else {EIGHT: lambda w, _, b, sym: eight_bit_codes(w, b)}
+            makers = FOUR_BIT if bits == 4 else \
+                {EIGHT_GPTQ: lambda w, H, b, sym: gptq(*padded(w, H, b), 8, b, sym=True)} if rotated else \
+                {EIGHT: lambda w, _, b, sym: eight_bit_codes(w, b)}
             for r, f in makers.items():
-                mine = [n for n in nodes if bits == 8 or r in four_bit_recipes(n.name)]
+                mine = [n for n in nodes if bits == 8 or r in four_bit_recipes(n.name, rotated)]
                 if mine:
                     self.codes[(fmt, r)] = {n.name: _compact(*f(weights[n.name], H[n.input[0]], block, sym))
                                             for n in mine}
