@@ -6,7 +6,11 @@ float, chosen per unit.
    decode's [1, K], its weights streamed from memory as a token streams them, interleaved: a unit's
    time in a format is the sum of its MatMuls' kernels. A symmetric 4-bit format stays a candidate
    only where it runs faster than the same blocks with zero points (kernels.candidates).
-2. One calibration pass collects each weighted MatMul's input statistics (X^T X). Where an input's
+2. Where the graph's residual stream can be followed (the genai builder's), it is rotated first
+   (variants.rotation: an orthogonal matrix folded into the weights; the float graph unchanged), and
+   every MatMul's codes below are GPTQ's, at 4 bits and at 8: rotated, they lose far less, and the
+   clip search's far more. Elsewhere (optimum's graphs) as follows.
+   One calibration pass collects each weighted MatMul's input statistics (X^T X). Where an input's
    producer can take it, the weights meeting it are scaled by activation-aware input scales chosen
    for 4-bit blocks of 128 (variants.scaling; the float graph is unchanged). Every MatMul gets
    8-bit codes (round to nearest, symmetric) and 4-bit codes in each candidate 4-bit format (round to
