@@ -46,7 +46,7 @@ def main():
 
     # both recipes for every MatMul, rotated or not (the search: GPTQ alone where rotated, else clip and GPTQ for the head)
     mixed.four_bit_recipes = lambda name, rotated=False: ("clip", "gptq")
-    spec = kernels.formats(128).get(a.format) or kernels.formats(int(a.format.split("/")[1].split()[0]))[a.format]
+    spec = kernels.formats(int(a.format.split("/")[1].split()[0]))[a.format]  # "4-bit/64 symmetric": block 64
     source = resolve("demo:smollm2")
     _, cal, val, _ = genai._budget_inputs(source, None)
     config = json.loads((source.path / "config.json").read_text())

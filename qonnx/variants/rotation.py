@@ -16,6 +16,8 @@ The onnxruntime-genai builder's graphs (SimplifiedLayerNormalization and its Ski
 """
 import numpy as np
 
+from qonnx.variants.graph import lookup_table
+
 RMS_NORMS = {"SimplifiedLayerNormalization": 2, "SkipSimplifiedLayerNormalization": 3}  # op: index of gain + 1
 SEED = 0
 
@@ -63,13 +65,11 @@ def _plan(model):
             return None, f"the residual tensor {x} is a graph input"
         if p.op_type in RMS_NORMS:
             continue
+        table, transpose = lookup_table(p, inits, producers) if p.op_type == "Gather" else (None, None)
         if p.op_type == "MatMul" and p.input[1] in inits and len(inits[p.input[1]].dims) == 2:
             writers[p.name] = p
-        elif p.op_type == "Gather" and p.input[0] in inits:
-            lookups[p.name] = (p, inits[p.input[0]].name, None)
-        elif p.op_type == "Gather" and producers.get(p.input[0]) is not None and \
-                producers[p.input[0]].op_type == "Transpose" and producers[p.input[0]].input[0] in inits:
-            lookups[p.name] = (p, producers[p.input[0]].input[0], producers[p.input[0]])
+        elif table is not None:
+            lookups[p.name] = (p, table, transpose)
         else:
             return None, f"the residual tensor {x} is made by {p.op_type} {p.name}"
     for n in norms:
@@ -83,16 +83,16 @@ def _plan(model):
     if len(dims) != 1:
         return None, f"norms of different widths {sorted(dims)}"
     d = dims.pop()
-    uses = {}
-    for n in g.node:
-        for x in n.input:
-            uses[x] = uses.get(x, 0) + 1
+    for node, table, transpose in lookups.values():
+        rows = list(inits[table].dims)[::-1 if transpose is not None else 1]  # [vocab, width]
+        if len(rows) != 2 or rows[1] != d:
+            return None, f"the lookup {node.name} gives rows of {rows[1:]}, not {d}"
     for name, node in [*writers.items(), *((k, c) for k, (c, _) in readers.items())]:
         if name in readers and name in writers:
             return None, f"{name} both reads and writes the residual stream"
         w = inits[node.input[1]]
         tied = sum(1 for _, t, tr in lookups.values() if t == node.input[1] and tr is not None)
-        if uses[node.input[1]] != 1 + tied:
+        if len(consumers[node.input[1]]) != 1 + tied:
             return None, f"{name}'s weight is shared with other nodes"
         if (w.dims[0] if name in readers else w.dims[1]) != d:
             return None, f"{name}'s weight {list(w.dims)} does not meet the stream's width {d}"
@@ -119,8 +119,6 @@ def rotate(model, seed=SEED):
 
     for node, table, transpose in plan["lookups"].values():  # before a tied head's weight changes
         rows = get(table).T if transpose is not None else get(table)
-        if rows.shape[1] != plan["width"]:
-            return None, f"the lookup {node.name} gives rows of {rows.shape[1]}, not {plan['width']}"
         own = f"{table}.rotated"
         g.initializer.append(numpy_helper.from_array((rows @ Q).astype(np.float32), own))
         node.input[0] = own

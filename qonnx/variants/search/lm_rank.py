@@ -56,8 +56,10 @@ def window_logits(path, ids, threads, config):
 def ranking_key(model_digest, calib_ids, probe, eight, samples, length, gptq_roles, rotation=None) -> str:
     """What the per-unit costs depend on besides the formats: the model, the calibration and probe
     tokens, the base format (eight: every other unit in it), the roles with GPTQ codes, the rotation
-    of the residual stream (its record, or None), and the runtime that computes the logits. A format's name says its codes (bits, block, zero points), so
-    costs are kept per format under one key: a search over other formats measures only those new."""
+    of the residual stream (its record, or None: not in the key, so unrotated keys stay as they
+    were), and the runtime that computes the logits. A format's name says its codes (bits, block,
+    zero points), so costs are kept per format under one key: a search over other formats measures
+    only those new."""
     import onnxruntime as ort
 
     ids = hashlib.sha256(np.asarray(calib_ids, dtype=np.int64).tobytes() + b"|" +

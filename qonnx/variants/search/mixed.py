@@ -114,7 +114,7 @@ class MixedBuilder:
     rotated (variants.rotation): GPTQ codes for every MatMul, at 4 bits and at 8."""
 
     def __init__(self, model, calib_ids, config, formats, samples=8, length=512, scale=True, rotated=False):
-        self.model, self.formats, self.rotated = model, dict(formats), rotated
+        self.model, self.formats = model, dict(formats)
         nodes, weights = weighted_matmuls(model)
         if not nodes:
             raise ModelError("no MatMul with a constant weight to quantize in this graph")
@@ -129,9 +129,12 @@ class MixedBuilder:
             if spec is None:
                 continue
             bits, block, sym = *spec[:2], symmetric(spec)
-            makers = FOUR_BIT if bits == 4 else \
-                {EIGHT_GPTQ: lambda w, H, b, sym: gptq(*padded(w, H, b), 8, b, sym=True)} if rotated else \
-                {EIGHT: lambda w, _, b, sym: eight_bit_codes(w, b)}
+            if bits == 4:
+                makers = FOUR_BIT
+            elif rotated:
+                makers = {EIGHT_GPTQ: lambda w, H, b, sym: gptq(*padded(w, H, b), 8, b, sym=True)}
+            else:
+                makers = {EIGHT: lambda w, _, b, sym: eight_bit_codes(w, b)}
             for r, f in makers.items():
                 mine = [n for n in nodes if bits == 8 or r in four_bit_recipes(n.name, rotated)]
                 if mine:
