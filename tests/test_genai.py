@@ -209,3 +209,19 @@ def test_rotation_keeps_the_builders_graph_and_moves_its_weights(genai_fp32):
     assert len(gains) == 5 and all(np.all(g == 1) for g in gains)
     assert "Transpose" not in {n.op_type for n in model.graph.node}  # the lookup reads its own rotated table
     np.testing.assert_allclose(logits(model), before, rtol=1e-4, atol=1e-4)
+
+
+def test_a_unit_s_cost_from_its_part_equals_the_whole_build_s_in_the_rotated_builders_graph(genai_fp32, tiny_lm,
+                                                                                           tmp_path):
+    """The budget search's per-unit costs, computed from the part of the builder's graph (rotated)
+    downstream of each unit, equal those of the whole build (search.probe)."""
+    import onnx
+
+    from tiny import part_and_whole_kls
+
+    config = json.loads((Path(tiny_lm) / "config.json").read_text())
+    total = len(onnx.load(str(genai_fp32 / "model.onnx"), load_external_data=False).graph.node)
+    kls = part_and_whole_kls(genai_fp32 / "model.onnx", config, tmp_path, rotated=True)
+    assert len(kls) >= 5
+    for unit, (part, whole, nodes) in kls.items():
+        assert whole > 0 and part == pytest.approx(whole, rel=1e-3, abs=1e-9) and nodes < total, unit

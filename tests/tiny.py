@@ -161,3 +161,31 @@ def write_jsonl(path, rows):
 
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
+
+
+def part_and_whole_kls(model_file, config, work, rotated=False):
+    """{unit: (KL of its logits computed by the part of the graph downstream of it (search.probe),
+    KL of the whole build's, the part's node count)} for each unit of an LM graph in 4-bit/32 by
+    its first recipe, everything else 8-bit/128: what the budget search measures, both ways."""
+    import onnx
+
+    from qonnx.variants.rotation import rotate
+    from qonnx.variants.search.lm_rank import base_plan, kl, layer_units, window_logits
+    from qonnx.variants.search.mixed import MixedBuilder
+    from qonnx.variants.search.probe import PartProbe
+
+    model = onnx.load(str(model_file))
+    if rotated:
+        assert rotate(model)[0] is not None
+    ids = [i % 50 + 5 for i in range(200)]
+    builder = MixedBuilder(model, ids, config, {"8-bit/128": (8, 128), "4-bit/32": (4, 32)}, samples=2, length=64,
+                           rotated=rotated)
+    units, base, probe = layer_units(builder.nodes), base_plan(builder, "8-bit/128"), ids[:48]
+    ref = window_logits(model_file, probe, 1, config)
+    part = PartProbe(builder, base, probe, 1, config, work, units.values())
+    out = {}
+    for u, names in units.items():
+        plan = {**base, **dict.fromkeys(names, ("4-bit/32", builder.recipes("4-bit/32", names)[0]))}
+        whole = window_logits(builder.build(plan, Path(work) / "whole.onnx"), probe, 1, config)
+        out[u] = (kl(ref, part.logits(plan, names)), kl(ref, whole), len(part._part(names)[0]))
+    return out

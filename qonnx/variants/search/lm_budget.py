@@ -18,7 +18,8 @@ float, chosen per unit.
 3. Units are the roles of each transformer layer (attention in and out, FFN in and out) and the
    head. Each is measured in each format (by each recipe) with everything else at 8 bits: KL
    divergence of the logits from FP32 on the first window of the validation text (lm_rank.py;
-   cached per format: a later search measures only formats not yet measured). A unit keeps, per
+   cached per format: a later search measures only formats not yet measured), computed by the part
+   of the graph downstream of the unit, the rest read from one run of the all-8-bit build (probe.py). A unit keeps, per
    format, its recipe with the lowest KL. The embedding lookup is 8-bit in every build
    (mixed.own_lookup).
 4. chooser.py orders the moves from each unit's safest format to faster ones by KL per millisecond
@@ -54,6 +55,7 @@ from qonnx.variants.search import chooser, kernels, lm_rank, steptime
 from qonnx.variants.search.budget import BudgetNotMet, steps
 from qonnx.variants.search.lm_rank import kl, layer_units, perplexity, window_logits
 from qonnx.variants.search.mixed import BLOCK, EVERY, GPTQ_ROLES, MixedBuilder, fused_shapes, matmul_shapes
+from qonnx.variants.search.probe import PartProbe
 
 log = logging.getLogger(__name__)
 ANCHOR = kernels.ANCHOR  # genai-int4's format: the predicted speed is said against it
@@ -84,7 +86,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
         stride = min(stride, max(1, positions // 2))
     reference = perplexity(src, val_ids, window, stride, threads, config)
     probe = val_ids[:window]
-    ref_logits = window_logits(src, probe, threads, config)
+    ref = lm_rank.Reference(window_logits(src, probe, threads, config))
     t0 = time.monotonic()
     fmts, eight = kernels.formats(block), f"8-bit/{block}"
     model = onnx.load(str(src))
@@ -161,9 +163,17 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     with work_dir(out.parent, "lmbudget") as tmp:
         path = Path(tmp) / out.name  # the data file's name is written into the graph
 
-        def measure(plan):
+        # a unit's cost from the part of the graph downstream of it (probe.PartProbe), the rest read
+        # from one run of the base build
+        part = PartProbe(builder, lm_rank.base_plan(builder, eight), probe, threads, config, tmp, units.values())
+        if part.whole:
+            log.info("budget search: each unit's cost measured on the whole graph: %s", part.whole)
+
+        def measure(plan, changed=None):
+            if changed and not part.whole:
+                return kl(ref, part.logits(plan, changed))
             builder.build(plan, path)
-            return kl(ref_logits, window_logits(path, probe, threads, config))
+            return kl(ref, window_logits(path, probe, threads, config))
 
         found = lm_rank.costs(builder, units, eight, measure, key, on_step)
         trials = found["trials"]

@@ -37,9 +37,19 @@ def layer_units(names):
     return out
 
 
-def kl(ref_logits, logits):
-    p, q = log_softmax(ref_logits), log_softmax(logits)
-    return float((np.exp(p) * (p - q)).sum(-1).mean())
+class Reference:
+    """Reference logits' log-probabilities and probabilities, computed once for the many builds a
+    search compares with them (kl)."""
+
+    def __init__(self, logits):
+        self.logp = log_softmax(logits)
+        self.p = np.exp(self.logp)
+
+
+def kl(ref, logits):
+    """Mean KL divergence of logits' distributions from ref's (reference logits, or a Reference)."""
+    ref = ref if isinstance(ref, Reference) else Reference(ref)
+    return float((ref.p * (ref.logp - log_softmax(logits))).sum(-1).mean())
 
 
 def perplexity(path, ids, window, stride, threads, config):
@@ -100,14 +110,19 @@ def cached(path, units, warn=True):
     return None
 
 
+def base_plan(builder, eight) -> dict:
+    """Every MatMul in the base format `eight`: the build each unit's cost is measured against."""
+    return dict.fromkeys(builder.nodes, (eight, builder.recipes(eight)[0]))
+
+
 def costs(builder, units, eight, measure, key=None, on_step=None) -> dict:
     """{"base_kl", "trials": {unit: {format: {recipe: KL}}}} for builder.formats (and "reused": the
     file, where the cache held some of them; "measured": the formats measured now). eight: the base
-    format (every other unit in it); measure(plan) -> KL of the build with that plan ({MatMul:
-    (format, recipe)}). A cached file's formats are reused and the others measured and added to it."""
+    format (every other unit in it); measure(plan, changed=None) -> KL of the build with that plan
+    ({MatMul: (format, recipe)}; changed: the MatMuls where it differs from base_plan). A cached file's formats are reused and the others measured and added to it."""
     saved_at = saved_path(key)
     saved = cached(saved_at, units)
-    base = dict.fromkeys(builder.nodes, (eight, builder.recipes(eight)[0]))
+    base = base_plan(builder, eight)
     out = saved or {"base_kl": measure(base), "trials": {u: {} for u in units}}
     todo = [f for f in builder.formats if f != eight and any(f not in out["trials"][u] for u in units)]
     if saved:
@@ -119,7 +134,7 @@ def costs(builder, units, eight, measure, key=None, on_step=None) -> dict:
         trials[eight] = {builder.recipes(eight)[0]: out["base_kl"]}
         for fmt in todo:
             for r in builder.recipes(fmt, names):
-                trials.setdefault(fmt, {})[r] = measure({**base, **dict.fromkeys(names, (fmt, r))})
+                trials.setdefault(fmt, {})[r] = measure({**base, **dict.fromkeys(names, (fmt, r))}, names)
         if todo and on_step:
             on_step({"ranked": u, "kl": {f: min(t.values()) for f, t in trials.items() if f in builder.formats}})
         if todo and (i % max(1, len(units) // 4) == 0 or i == len(units)):

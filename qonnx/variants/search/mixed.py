@@ -2,6 +2,7 @@
 candidate format (8-bit, and 4-bit by its recipes of variants.gptq.FOUR_BIT: four_bit_recipes,
 each in its own block size; computed once from one calibration pass, after activation-aware input
 scales: variants.scaling), and the graph with each MatMul in its chosen format (replace)."""
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +144,9 @@ class MixedBuilder:
         self.inputs = {n.name: weights[n.name].shape[0] for n in nodes}
         self.shapes, self.input_of = matmul_shapes(model)
         self.nodes = [n.name for n in nodes]
+        # a MatMul's float weight that nothing else reads: left out of a build that quantizes the MatMul
+        readers = Counter(i for n in model.graph.node for i in n.input)
+        self.own_weight = {n.name: n.input[1] for n in nodes if readers[n.input[1]] == 1}
 
     def fused_shapes(self, names) -> list:
         return fused_shapes(names, self.shapes, self.input_of)
@@ -157,14 +161,37 @@ class MixedBuilder:
         """Drop every code set not in `used` ({(format, recipe)}): the chosen ones stay."""
         self.codes = {k: v for k, v in self.codes.items() if k in used}
 
-    def build(self, plan: dict, out: Path):
-        import onnx
+    def replaced(self, plan) -> set:
+        """The float weights a build of plan leaves out: those of the MatMuls it quantizes that
+        nothing else reads."""
+        return {self.own_weight[n] for n, (f, _) in plan.items() if self.formats[f] and n in self.own_weight}
 
-        m = onnx.ModelProto()
-        m.CopyFrom(self.model)
+    def build(self, plan: dict, out: Path, model=None):
+        """Write the model (or `model`: a part of it, probe.part_model) with each MatMul of plan in its
+        format; returns the path."""
         nbits = {n: (*self.formats[f], self.codes[(f, r)][n]) for n, (f, r) in plan.items() if self.formats[f]}
+        m = copy_without(self.model if model is None else model, self.replaced(plan))
         replace(m, nbits, self.inputs)
         return save(m, out, external=True, prune=True)
+
+
+def copy_without(model, initializers):
+    """A copy of model without the initializers named (float weights about to be replaced: copying
+    them is most of the time a build takes)."""
+    import onnx
+
+    m = onnx.ModelProto()
+    for field in ("ir_version", "producer_name", "producer_version", "domain", "model_version", "doc_string"):
+        setattr(m, field, getattr(model, field))
+    m.opset_import.extend(model.opset_import)
+    m.metadata_props.extend(model.metadata_props)
+    m.functions.extend(model.functions)
+    g, out = model.graph, m.graph
+    out.name = g.name
+    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(out, field).extend(getattr(g, field))
+    out.initializer.extend(t for t in g.initializer if t.name not in initializers)
+    return m
 
 
 def replace(m, plan, inputs, fuse=True):
