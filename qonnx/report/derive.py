@@ -131,8 +131,9 @@ def method_notes(kind, s):
             where = s.get("validation") or "the demo's validation split"
             pct = 10.0 if limit is None else limit
             notes.append(f"Perplexity budget ({rows}): each layer role's weight format (4-bit in blocks of 32, 64 or "
-                         "128, with zero points or symmetric where that pays on the CPU; 8-bit/128; or float; clip-"
-                         "searched codes, GPTQ's too for the head) chosen by its KL and its kernels' time measured on "
+                         "128, with zero points or symmetric where that pays on the CPU; 8-bit/128; or float; GPTQ codes "
+                         "after a rotation of the residual stream where the graph allows it (the genai builder's), "
+                         "else clip-searched codes, GPTQ's too for the head) chosen by its KL and its kernels' time measured on "
                          "the CPU it was built on, the fastest build whose perplexity on the validation "
                          f"text ({where}; never this eval corpus) is within +{pct:g} % of FP32 on that text; each "
                          "artifact's manifest holds the kernel table, the formats, the steps and a decode step of the "

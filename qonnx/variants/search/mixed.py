@@ -123,8 +123,8 @@ class MixedBuilder:
         self.scaled = scale_inputs(model, H, _four_bit_128) if scale else {}
         if self.scaled:
             nodes, weights = weighted_matmuls(model)
-        # codes kept as the node stores them (uint8 codes and zero points, float32 scales): about
-        # 1 byte per weight and code set, not 5 in float64
+        # codes kept as the MatMulNBits node that holds them (node, initializers: packed as the kernel
+        # reads them, half a byte per 4-bit weight), made once: a build only places them
         self.codes = {}
         for fmt, spec in self.formats.items():
             if spec is None:
@@ -139,9 +139,10 @@ class MixedBuilder:
             for r, f in makers.items():
                 mine = [n for n in nodes if bits == 8 or r in four_bit_recipes(n.name, rotated)]
                 if mine:
-                    self.codes[(fmt, r)] = {n.name: _compact(*f(weights[n.name], H[n.input[0]], block, sym))
-                                            for n in mine}
-        self.inputs = {n.name: weights[n.name].shape[0] for n in nodes}
+                    self.codes[(fmt, r)] = {
+                        n.name: matmul_nbits(n, weights[n.name].shape[0], *_compact(*f(weights[n.name], H[n.input[0]],
+                                                                                         block, sym)),
+                                             bits, block, sym, ACCURACY_LEVEL) for n in mine}
         self.shapes, self.input_of = matmul_shapes(model)
         self.nodes = [n.name for n in nodes]
         # a MatMul's float weight that nothing else reads: left out of a build that quantizes the MatMul
@@ -169,9 +170,9 @@ class MixedBuilder:
     def build(self, plan: dict, out: Path, model=None):
         """Write the model (or `model`: a part of it, probe.part_model) with each MatMul of plan in its
         format; returns the path."""
-        nbits = {n: (*self.formats[f], self.codes[(f, r)][n]) for n, (f, r) in plan.items() if self.formats[f]}
+        made = {n: self.codes[(f, r)][n] for n, (f, r) in plan.items() if self.formats[f]}
         m = copy_without(self.model if model is None else model, self.replaced(plan))
-        replace(m, nbits, self.inputs)
+        place(m, made)
         return save(m, out, external=True, prune=True)
 
 
@@ -200,10 +201,20 @@ def replace(m, plan, inputs, fuse=True):
     and the embedding lookup at 8 bits: from an 8-bit tied lm_head's bytes, else from a table of its
     own (own_lookup). fuse: MatMuls sharing an input in one format become one (fuse_shared_inputs);
     False only to build genai-int4's layout (gate and up apart) for timing."""
-    for i, n in enumerate(list(m.graph.node)):
+    made = {}
+    for n in m.graph.node:
         if n.name in plan:
             *spec, (c, s, z) = plan[n.name]
-            node, inits = matmul_nbits(n, inputs[n.name], c, s, z, *spec[:2], symmetric(spec), ACCURACY_LEVEL)
+            made[n.name] = matmul_nbits(n, inputs[n.name], c, s, z, *spec[:2], symmetric(spec), ACCURACY_LEVEL)
+    return place(m, made, fuse)
+
+
+def place(m, made, fuse=True):
+    """m with each MatMul named in made ({name: (MatMulNBits node, its initializers)}: gptq.matmul_nbits)
+    replaced by its node; then as replace()."""
+    for i, n in enumerate(list(m.graph.node)):
+        if n.name in made:
+            node, inits = made[n.name]
             m.graph.node.remove(m.graph.node[i])
             m.graph.node.insert(i, node)
             m.graph.initializer.extend(inits)
