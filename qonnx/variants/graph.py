@@ -75,6 +75,25 @@ def name_fused_nodes(model):
                 n.name = f"/layer.{layer}/attention/qkv/{n.name}"
 
 
+def copy_without(model, initializers):
+    """A copy of model without the initializers named (float weights about to be replaced: copying
+    them is most of the time a build takes)."""
+    import onnx
+
+    m = onnx.ModelProto()
+    for field in ("ir_version", "producer_name", "producer_version", "domain", "model_version", "doc_string"):
+        setattr(m, field, getattr(model, field))
+    m.opset_import.extend(model.opset_import)
+    m.metadata_props.extend(model.metadata_props)
+    m.functions.extend(model.functions)
+    g, out = model.graph, m.graph
+    out.name = g.name
+    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(out, field).extend(getattr(g, field))
+    out.initializer.extend(t for t in g.initializer if t.name not in initializers)
+    return m
+
+
 def save(model, path, external=None, prune=False) -> Path:
     """Save a ModelProto; its weights go to PATH.data beside it when `external` (default: only when
     they pass 2 GB, protobuf's limit). prune drops initializers that no node reads."""

@@ -19,9 +19,9 @@ float, chosen per unit.
    head. Each is measured in each format (by each recipe) with everything else at 8 bits: KL
    divergence of the logits from FP32 on the first window of the validation text (lm_rank.py;
    cached per format: a later search measures only formats not yet measured), computed by the part
-   of the graph downstream of the unit, the rest read from one run of the all-8-bit build (probe.py). A unit keeps, per
-   format, its recipe with the lowest KL. The embedding lookup is 8-bit in every build
-   (mixed.own_lookup).
+   of the graph downstream of the unit, the rest read from one run of the all-8-bit build
+   (probe.py). A unit keeps, per format, its recipe with the lowest KL. The embedding lookup is
+   8-bit in every build (mixed.own_lookup).
 4. chooser.py orders the moves from each unit's safest format to faster ones by KL per millisecond
    saved. Steps hold back the 0, 1, 2, 4 ... most expensive moves (from the fastest build towards
    the safest) and measure perplexity on a validation text (neither the calibration text nor the

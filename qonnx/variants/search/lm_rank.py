@@ -127,7 +127,8 @@ def costs(builder, units, eight, measure, key=None, on_step=None) -> dict:
     """{"base_kl", "trials": {unit: {format: {recipe: KL}}}} for builder.formats (and "reused": the
     file, where the cache held some of them; "measured": the formats measured now). eight: the base
     format (every other unit in it); measure(plan, changed=None) -> KL of the build with that plan
-    ({MatMul: (format, recipe)}; changed: the MatMuls where it differs from base_plan). A cached file's formats are reused and the others measured and added to it."""
+    ({MatMul: (format, recipe)}; changed: the MatMuls where it differs from base_plan). A cached
+    file's formats are reused and the others measured and added to it."""
     saved_at = saved_path(key)
     saved = cached(saved_at, units)
     base = base_plan(builder, eight)

@@ -22,6 +22,7 @@ from qonnx.variants.gptq import (
     symmetric,
 )
 from qonnx.variants.graph import (
+    copy_without,
     gather_from_blocks,
     lookup_table,
     save,
@@ -174,25 +175,6 @@ class MixedBuilder:
         m = copy_without(self.model if model is None else model, self.replaced(plan))
         place(m, made)
         return save(m, out, external=True, prune=True)
-
-
-def copy_without(model, initializers):
-    """A copy of model without the initializers named (float weights about to be replaced: copying
-    them is most of the time a build takes)."""
-    import onnx
-
-    m = onnx.ModelProto()
-    for field in ("ir_version", "producer_name", "producer_version", "domain", "model_version", "doc_string"):
-        setattr(m, field, getattr(model, field))
-    m.opset_import.extend(model.opset_import)
-    m.metadata_props.extend(model.metadata_props)
-    m.functions.extend(model.functions)
-    g, out = model.graph, m.graph
-    out.name = g.name
-    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
-        getattr(out, field).extend(getattr(g, field))
-    out.initializer.extend(t for t in g.initializer if t.name not in initializers)
-    return m
 
 
 def replace(m, plan, inputs, fuse=True):

@@ -3,14 +3,11 @@ the graph downstream of them: every other node computes what it computes in the 
 outputs are read once from a base run and fed to the part. For the LM budget search's per-unit
 costs (lm_rank.costs), each of which changes one unit: a unit in layer L runs layers L and up only,
 about half the graph on average, and only that half is quantized, written and loaded."""
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from qonnx.runners.ort import empty_past, session
-
-log = logging.getLogger(__name__)
 
 
 def downstream(model, changed) -> tuple:
