@@ -34,7 +34,7 @@ def build(src, out, fmt_of, fmts):
     import onnx
 
     from qonnx.variants.graph import save
-    from qonnx.variants.search.mixed import replace, rtn_codes, weighted_matmuls
+    from qonnx.variants.search.nbits import replace, rtn_codes, weighted_matmuls
 
     m = onnx.load(str(src / "model.onnx"))
     nodes, weights = weighted_matmuls(m)
@@ -54,8 +54,8 @@ def main():
     from qonnx.envinfo import cpu
     from qonnx.runners.genai import GenaiRunner
     from qonnx.tasks import lm
+    from qonnx.variants.graph import weighted_matmuls
     from qonnx.variants.search import kernels
-    from qonnx.variants.search.mixed import weighted_matmuls
     from qonnx.variants.units import role
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -29,7 +29,7 @@ from qonnx.variants.int4_weight import ACCURACY_LEVEL, RECIPE
 from qonnx.variants.requires import genai_problem as missing
 from qonnx.variants.search import kernels, lm_budget
 from qonnx.variants.search.lm_budget import budget_texts
-from qonnx.variants.search.mixed import BLOCK, LAYOUT, eight_bit
+from qonnx.variants.search.nbits import BLOCK, LAYOUT, eight_bit
 
 log = logging.getLogger(__name__)
 

@@ -62,7 +62,7 @@ def test_the_layouts_the_choice_is_timed_against(tiny_lm_onnx, tmp_path):
 
     from qonnx.variants.graph import weighted_matmuls
     from qonnx.variants.search.kernels import ANCHOR_SPEC
-    from qonnx.variants.search.mixed import uniform
+    from qonnx.variants.search.nbits import uniform
 
     model = onnx.load(str(tiny_lm_onnx / "model.onnx"))
     n = len(weighted_matmuls(model)[0])
@@ -132,7 +132,7 @@ def test_both_widths_pad_the_input_to_blocks_of_128(tmp_path):
 
     from qonnx.variants.gptq import FOUR_BIT, eight_bit_codes
     from qonnx.variants.graph import weighted_matmuls
-    from qonnx.variants.search.mixed import BLOCK, replace
+    from qonnx.variants.search.nbits import BLOCK, replace
 
     rng = np.random.default_rng(3)
     nodes, inits, x, sizes = [], [], "x", [256, 192, 96, 64]
@@ -164,7 +164,7 @@ def test_matmuls_sharing_an_input_run_as_one(bits):
     from onnx import TensorProto, helper, numpy_helper
 
     from qonnx.variants.gptq import FOUR_BIT, eight_bit_codes
-    from qonnx.variants.search.mixed import BLOCK, replace
+    from qonnx.variants.search.nbits import BLOCK, replace
 
     rng = np.random.default_rng(5)
     K, sizes = 320, {"gate": 96, "up": 96, "other": 48}
@@ -544,7 +544,7 @@ def test_a_lookup_the_4_bit_head_cannot_serve_reads_an_8_bit_table_of_its_own():
     from onnx import TensorProto, helper, numpy_helper
 
     from qonnx.variants.gptq import rtn
-    from qonnx.variants.search.mixed import replace
+    from qonnx.variants.search.nbits import replace
 
     hidden, vocab = 160, 50  # K not a whole number of blocks: padded, then cut by a Slice
     W = np.random.default_rng(0).standard_normal((hidden, vocab)).astype(np.float32)

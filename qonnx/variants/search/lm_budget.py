@@ -18,10 +18,8 @@ float, chosen per unit.
 3. Units are the roles of each transformer layer (attention in and out, FFN in and out) and the
    head. Each is measured in each format (by each recipe) with everything else at 8 bits: KL
    divergence of the logits from FP32 on the first window of the validation text (lm_rank.py;
-   cached per format: a later search measures only formats not yet measured), computed by the part
-   of the graph downstream of the unit, the rest read from one run of the all-8-bit build
-   (probe.py). A unit keeps, per format, its recipe with the lowest KL. The embedding lookup is
-   8-bit in every build (mixed.own_lookup).
+   cached per format), from the part of the graph downstream of the unit (probe.py). A unit keeps,
+   per format, its recipe with the lowest KL. The lookup is 8-bit in every build (nbits.own_lookup).
 4. chooser.py orders the moves from each unit's safest format to faster ones by KL per millisecond
    saved. Steps hold back the 0, 1, 2, 4 ... most expensive moves (from the fastest build towards
    the safest) and measure perplexity on a validation text (neither the calibration text nor the
@@ -29,11 +27,10 @@ float, chosen per unit.
    within the budget, and every step is recorded with its predicted MatMul time. None within it:
    BudgetNotMet, saying what the best step reached.
 
-The costs are measured on one window; the budget itself is always checked by the perplexity of
-the whole validation text. The kernel table, the CPU it was timed on, each unit's format and the
-predicted time go into the manifest: the choice holds for that CPU class. Last, the chosen build is
-timed whole against the same graph in genai-int4's and genai-int8's formats (steptime.py): the
-table predicts MatMuls only.
+The costs are measured on one window; the budget is checked on the whole validation text. The
+kernel table, its CPU, each unit's format and the predicted time go into the manifest: the choice
+holds for that CPU class. Last, the chosen build is timed whole against the same graph in
+genai-int4's and genai-int8's formats (steptime.py): the table predicts MatMuls only.
 """
 import hashlib
 import logging
@@ -60,13 +57,11 @@ from qonnx.variants.search.probe import PartProbe
 log = logging.getLogger(__name__)
 ANCHOR = kernels.ANCHOR  # genai-int4's format: the predicted speed is said against it
 CLOSE = 0.05  # a ceiling within this of the anchor's speed: said as a warning before the search
-# in the build's key: a change of how the search chooses never reuses a build it chose the old way
-# (2: units per role of a layer, kernels timed with weights streamed from memory, an 8-bit lookup;
-# 3: activation-aware input scales, 4-bit codes by GPTQ or the clip search instead of plain rounding;
-# 4: 4-bit/64 among the formats, GPTQ for the head only; 5: speed said against genai-int4's symmetric
-# 4-bit/32, timed, and the fastest build the formats allow recorded; 6: symmetric 4-bit formats among
-# the candidates where they pay on this CPU; 7: and where their costs are cached, the chosen build timed
-# whole in its runtime; 8: the residual stream rotated where the graph allows, then GPTQ for every MatMul)
+# in the build's key: a change of how the search chooses never reuses a build it chose the old way (2:
+# units per role of a layer, kernels timed with weights streamed from memory, an 8-bit lookup; 3: input
+# scales, 4-bit codes by GPTQ or the clip search; 4: 4-bit/64, GPTQ for the head only; 5: speed said
+# against genai-int4's symmetric 4-bit/32, the fastest build recorded; 6: symmetric 4-bit formats where
+# they pay; 7: and where cached, the chosen build timed whole; 8: the stream rotated, GPTQ everywhere)
 SEARCH = 8
 
 
@@ -163,8 +158,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     with work_dir(out.parent, "lmbudget") as tmp:
         path = Path(tmp) / out.name  # the data file's name is written into the graph
 
-        # a unit's cost from the part of the graph downstream of it (probe.PartProbe), the rest read
-        # from one run of the base build
+        # a unit's cost from the part of the graph downstream of it, the rest read from one base run
         part = PartProbe(builder, lm_rank.base_plan(builder, eight), probe, threads, config, tmp, units.values())
         if part.whole:
             log.info("budget search: each unit's cost measured on the whole graph: %s", part.whole)

@@ -27,7 +27,7 @@ from qonnx.measure.latency import settle
 from qonnx.runners.genai import GenaiRunner, side_files
 from qonnx.runners.ort import OrtRunner
 from qonnx.variants.search.kernels import ANCHOR_SPEC
-from qonnx.variants.search.mixed import BLOCK, uniform
+from qonnx.variants.search.nbits import BLOCK, uniform
 
 CACHED, ROUNDS, CALLS, TOKENS = 64, 15, 4, 16
 INT4, INT8 = "genai-int4's format", "genai-int8's format"
