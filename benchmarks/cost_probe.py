@@ -33,9 +33,10 @@ def main():
 
     from qonnx import genai
     from qonnx.envinfo import cpu
+    from qonnx.measure.deviation import Reference, kl
     from qonnx.models import resolve
     from qonnx.variants.graph import materialize_transposed_weights
-    from qonnx.variants.search.lm_rank import Reference, base_plan, kl, layer_units, window_logits
+    from qonnx.variants.search.lm_rank import base_plan, layer_units, window_logits
     from qonnx.variants.search.mixed import MixedBuilder
     from qonnx.variants.search.probe import PartProbe
 

@@ -169,8 +169,9 @@ def part_and_whole_kls(model_file, config, work, rotated=False):
     its first recipe, everything else 8-bit/128: what the budget search measures, both ways."""
     import onnx
 
+    from qonnx.measure.deviation import kl
     from qonnx.variants.rotation import rotate
-    from qonnx.variants.search.lm_rank import base_plan, kl, layer_units, window_logits
+    from qonnx.variants.search.lm_rank import base_plan, layer_units, window_logits
     from qonnx.variants.search.mixed import MixedBuilder
     from qonnx.variants.search.probe import PartProbe
 

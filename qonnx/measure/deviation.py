@@ -8,10 +8,26 @@ def log_softmax(x):
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
+class Reference:
+    """Reference logits' probabilities p and sum(p log p) per position, computed once where many
+    outputs are compared with the same reference (the LM budget search: some 600 builds)."""
+
+    def __init__(self, logits):
+        logp = log_softmax(np.asarray(logits))
+        self.p = np.exp(logp)
+        self.plogp = np.einsum("...v,...v->...", self.p, logp)
+
+
 def kl(ref, logits) -> float:
-    """Mean KL(ref || logits) of the softmax distributions over the last axis (float64, at least 0)."""
-    logp, logq = log_softmax(np.asarray(ref)), log_softmax(np.asarray(logits))
-    return max(float(np.mean(np.sum(np.exp(logp) * (logp - logq), -1))), 0.0)
+    """Mean KL(ref || logits) of the softmax distributions over the last axis (float64, at least 0);
+    ref: reference logits or a Reference. sum p (log p - log q) = sum p log p - sum p x + logsumexp(x),
+    x the logits less their maximum: one array of the logits' size allocated."""
+    ref = ref if isinstance(ref, Reference) else Reference(ref)
+    x = np.array(logits, dtype=np.float64)  # a copy: worked on in place
+    x -= x.max(-1, keepdims=True)
+    px = np.einsum("...v,...v->...", ref.p, x)
+    lse = np.log(np.exp(x, out=x).sum(-1))
+    return max(float((ref.plogp - px + lse).mean()), 0.0)
 
 
 def classification_metrics(ref, logits, labels) -> dict:

@@ -174,6 +174,17 @@ def kv_dims(config: dict):
     return kv, head_dim
 
 
+def prompt_feed(inputs, ids, config=None) -> dict:
+    """The feed of a causal LM graph's prompt pass over token ids [1, T] (no past): input_ids, a mask
+    of ones, positions 0..T-1 where the graph takes them and empty past key/values, cut to the
+    graph's inputs (a session's get_inputs())."""
+    x = np.asarray(ids, dtype=np.int64)
+    feed = {"input_ids": x, "attention_mask": np.ones_like(x),
+            "position_ids": np.arange(x.shape[1], dtype=np.int64)[None], **empty_past(inputs, x.shape[0], config)}
+    names = {i.name for i in inputs}
+    return {k: v for k, v in feed.items() if k in names}
+
+
 def empty_past(inputs, batch_size, config=None):
     """{past input name: zeros of shape (batch, kv heads, 0, head size)} for every past input of a
     session, in the session's own names and dtypes; static dims come from the graph, symbolic ones

@@ -44,13 +44,14 @@ import numpy as np
 from qonnx import calibration, data
 from qonnx.config.parts import demo_split
 from qonnx.errors import ConfigError
+from qonnx.measure.deviation import Reference, kl
 from qonnx.store import tree_digest, work_dir
 from qonnx.variants.graph import materialize_transposed_weights
 from qonnx.variants.int4_weight import ACCURACY_LEVEL, fp32_gemms
 from qonnx.variants.rotation import rotate
 from qonnx.variants.search import chooser, kernels, lm_rank, steptime
 from qonnx.variants.search.budget import BudgetNotMet, steps
-from qonnx.variants.search.lm_rank import kl, layer_units, perplexity, window_logits
+from qonnx.variants.search.lm_rank import layer_units, perplexity, window_logits
 from qonnx.variants.search.mixed import BLOCK, EVERY, GPTQ_ROLES, MixedBuilder, fused_shapes, matmul_shapes
 from qonnx.variants.search.probe import PartProbe
 
@@ -81,12 +82,11 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
         stride = min(stride, max(1, positions // 2))
     reference = perplexity(src, val_ids, window, stride, threads, config)
     probe = val_ids[:window]
-    ref = lm_rank.Reference(window_logits(src, probe, threads, config))
+    ref = Reference(window_logits(src, probe, threads, config))
     t0 = time.monotonic()
     fmts, eight = kernels.formats(block), f"8-bit/{block}"
     model = onnx.load(str(src))
-    # the residual stream rotated where the graph lets it be followed (the genai builder's): GPTQ codes
-    # for every MatMul then; elsewhere (optimum's decomposed norms) the clip search's, unrotated
+    # the residual stream rotated where it can be followed (genai's graphs), then GPTQ codes everywhere
     rotation, unrotated = rotate(model)
     roles = EVERY if rotation else GPTQ_ROLES
     if unrotated:

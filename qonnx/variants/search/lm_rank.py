@@ -10,7 +10,6 @@ import time
 import numpy as np
 
 from qonnx.cache import cache_dir, write_json
-from qonnx.measure.deviation import log_softmax
 from qonnx.runners.ort import OrtRunner
 from qonnx.store import digest
 from qonnx.tasks.lm import perplexity as ppl
@@ -35,29 +34,6 @@ def layer_units(names):
     for n in names:
         out.setdefault(unit_name(*role(n)), []).append(n)
     return out
-
-
-class Reference:
-    """Reference logits' probabilities p and sum(p log p) per position, computed once for the many
-    builds a search compares with them (kl)."""
-
-    def __init__(self, logits):
-        logp = log_softmax(logits)
-        self.p = np.exp(logp)
-        self.plogp = np.einsum("...v,...v->...", self.p, logp)
-
-
-def kl(ref, logits):
-    """Mean KL divergence of logits' distributions from ref's (reference logits, or a Reference):
-    sum p (log p - log q) = sum p log p - sum p x + logsumexp(x), x the logits less their maximum, in
-    float64 with one array of logits' size allocated (the search computes it some 600 times over
-    [512, vocabulary])."""
-    ref = ref if isinstance(ref, Reference) else Reference(ref)
-    x = np.array(logits, dtype=np.float64)  # a copy: worked on in place
-    x -= x.max(-1, keepdims=True)
-    px = np.einsum("...v,...v->...", ref.p, x)
-    lse = np.log(np.exp(x, out=x).sum(-1))
-    return float((ref.plogp - px + lse).mean())
 
 
 def perplexity(path, ids, window, stride, threads, config):

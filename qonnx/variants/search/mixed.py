@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from qonnx.errors import ModelError
-from qonnx.runners.ort import empty_past
+from qonnx.runners.ort import prompt_feed
 from qonnx.variants.gptq import (
     FOUR_BIT,
     clip_codes,
@@ -37,16 +37,12 @@ def calibration_feeds(model, ids, samples, length, config):
     import onnxruntime as ort
 
     inputs = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).get_inputs()
-    names = {i.name for i in inputs}
     feeds = []
     for s in range(samples):
         x = np.asarray(ids[s * length:(s + 1) * length], dtype=np.int64)[None]
         if x.shape[1] < 2:
             break
-        f = {"input_ids": x, "attention_mask": np.ones_like(x), **empty_past(inputs, 1, config)}
-        if "position_ids" in names:
-            f["position_ids"] = np.arange(x.shape[1], dtype=np.int64)[None]
-        feeds.append(f)
+        feeds.append(prompt_feed(inputs, x, config))
     if not feeds:
         raise ModelError("the calibration text is too short for the GPTQ pass (needs at least 2 tokens)")
     return feeds
@@ -125,12 +121,13 @@ class MixedBuilder:
             else:
                 makers = {EIGHT: lambda w, _, b, sym: eight_bit_codes(w, b)}
             for r, f in makers.items():
-                mine = [n for n in nodes if bits == 8 or r in four_bit_recipes(n.name, rotated)]
-                if mine:
-                    self.codes[(fmt, r)] = {
-                        n.name: matmul_nbits(n, weights[n.name].shape[0], *compact(*f(weights[n.name], H[n.input[0]],
-                                                                                         block, sym)),
-                                             bits, block, sym, ACCURACY_LEVEL) for n in mine}
+                made = {}
+                for n in (n for n in nodes if bits == 8 or r in four_bit_recipes(n.name, rotated)):
+                    w = weights[n.name]
+                    codes = compact(*f(w, H[n.input[0]], block, sym))
+                    made[n.name] = matmul_nbits(n, w.shape[0], *codes, bits, block, sym, ACCURACY_LEVEL)
+                if made:
+                    self.codes[(fmt, r)] = made
         self.shapes, self.input_of = matmul_shapes(model)
         self.nodes = [n.name for n in nodes]
         # a MatMul's float weight that nothing else reads: left out of a build that quantizes the MatMul

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qonnx.runners.ort import empty_past, session
+from qonnx.runners.ort import prompt_feed, session
 
 
 def downstream(model, changed) -> tuple:
@@ -44,7 +44,8 @@ def part_model(model, inside, fed: dict, output: str, leave_out=()):
     inputs = [i for i in g.input if i.name in read]
     inputs += [helper.make_tensor_value_info(k, np_dtype_to_tensor_dtype(v.dtype), v.shape) for k, v in fed.items()]
     out = next((o for o in g.output if o.name == output), None) or onnx.ValueInfoProto(name=output)
-    graph = helper.make_graph(nodes, f"{g.name}.part", inputs, [out], [t for t in g.initializer if t.name in read and t.name not in leave_out])
+    inits = [t for t in g.initializer if t.name in read and t.name not in leave_out]
+    graph = helper.make_graph(nodes, f"{g.name}.part", inputs, [out], inits)
     return helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
 
 
@@ -82,12 +83,7 @@ class PartProbe:
         tapped = self.work / "base_tapped.onnx"  # beside base.onnx: its weights stay in base.onnx.data
         tapped.write_bytes(m.SerializeToString())
         sess = session(tapped, "cpu", self.threads)
-        x = self.ids
-        names = {i.name for i in sess.get_inputs()}
-        feed = {"input_ids": x, "attention_mask": np.ones_like(x), **empty_past(sess.get_inputs(), 1, self.config)}
-        if "position_ids" in names:
-            feed["position_ids"] = np.arange(x.shape[1], dtype=np.int64)[None]
-        self.feed = {k: v for k, v in feed.items() if k in names}
+        self.feed = prompt_feed(sess.get_inputs(), self.ids, self.config)
         outs = [self.output, *needed]
         self.values = dict(zip(outs, sess.run(outs, self.feed)))
         del sess
