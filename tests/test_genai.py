@@ -97,10 +97,11 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
     """genai-int4-budget: qonnx's search over weight formats on the builder's fp32 graph, a row like
     any other, its search recorded in the artifact's manifest; the budget and the CPU class are part
     of the key, and a build whose kernels were timed on another CPU class says so in its row."""
-    from qonnx.variants.search import kernels
+    from qonnx.variants.search import kernels, vocab
     from tiny import fake_kernels
 
     monkeypatch.setenv("QONNX_CACHE", str(tmp_path / "cache"))  # a fresh cache: the first search measures costs
+    monkeypatch.setattr(vocab, "FIRST", 16)  # the tiny head split by token ranges, as a real vocabulary's is
 
     calib, valid = tmp_path / "calib.txt", tmp_path / "valid.txt"
     calib.write_text("\n".join(PROBE_TEXTS * 10))
@@ -119,6 +120,8 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
     # the builder's graph: its residual stream rotated, then GPTQ codes for every MatMul, at 4 bits and 8
     assert rec["rotation"]["norms"] == 5 and rec["rotation"]["lookups"] == 1, rec["rotation"]
     assert {r for t in rec["recipes"].values() for f, rs in t.items() if f != "float" for r in rs} == {"gptq", "gptq-sym"}
+    # the head by token ranges, each a unit of its own
+    assert rec["head_ranges"]["ranges"][:2] == [[0, 15], [16, 63]] and "head tokens 16-63" in rec["chosen_formats"]
     # the choice timed whole, in the runtime the row decodes in, against genai-int4's and genai-int8's formats
     check = rec["step_check"]
     assert check["runtime"] == "onnxruntime-genai's Generator" and check["step_ms"]["chosen"]["fastest"] > 0
@@ -213,15 +216,15 @@ def test_rotation_keeps_the_builders_graph_and_moves_its_weights(genai_fp32):
 
 def test_a_unit_s_cost_from_its_part_equals_the_whole_build_s_in_the_rotated_builders_graph(genai_fp32, tiny_lm,
                                                                                            tmp_path):
-    """The budget search's per-unit costs, computed from the part of the builder's graph (rotated)
-    downstream of each unit, equal those of the whole build (search.probe)."""
+    """The budget search's per-unit costs, computed from the part of the builder's graph (rotated, the
+    head split by token ranges) downstream of each unit, equal those of the whole build (search.probe)."""
     import onnx
 
     from tiny import part_and_whole_kls
 
     config = json.loads((Path(tiny_lm) / "config.json").read_text())
     total = len(onnx.load(str(genai_fp32 / "model.onnx"), load_external_data=False).graph.node)
-    kls = part_and_whole_kls(genai_fp32 / "model.onnx", config, tmp_path, rotated=True)
-    assert len(kls) >= 5
+    kls = part_and_whole_kls(genai_fp32 / "model.onnx", config, tmp_path, rotated=True, head_from=16)
+    assert len(kls) >= 5 and {u for u in kls if u.startswith("head")} >= {"head tokens 0-15", "head tokens 16-63"}
     for unit, (part, whole, nodes) in kls.items():
         assert whole > 0 and part == pytest.approx(whole, rel=1e-3, abs=1e-9) and nodes < total, unit

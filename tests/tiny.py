@@ -163,10 +163,11 @@ def write_jsonl(path, rows):
     return path
 
 
-def part_and_whole_kls(model_file, config, work, rotated=False):
+def part_and_whole_kls(model_file, config, work, rotated=False, head_from=None):
     """{unit: (KL of its logits computed by the part of the graph downstream of it (search.probe),
     KL of the whole build's, the part's node count)} for each unit of an LM graph in 4-bit/32 by
-    its first recipe, everything else 8-bit/128: what the budget search measures, both ways."""
+    its first recipe, everything else 8-bit/128: what the budget search measures, both ways.
+    head_from: the head split by token ranges, the first ending there (search.vocab)."""
     import onnx
 
     from qonnx.measure.deviation import kl
@@ -174,10 +175,13 @@ def part_and_whole_kls(model_file, config, work, rotated=False):
     from qonnx.variants.search.lm_rank import base_plan, layer_units, window_logits
     from qonnx.variants.search.mixed import MixedBuilder
     from qonnx.variants.search.probe import PartProbe
+    from qonnx.variants.search.vocab import split_head
 
     model = onnx.load(str(model_file))
     if rotated:
         assert rotate(model)[0] is not None
+    if head_from:
+        assert split_head(model, head_from) is not None
     ids = [i % 50 + 5 for i in range(200)]
     builder = MixedBuilder(model, ids, config, {"8-bit/128": (8, 128), "4-bit/32": (4, 32)}, samples=2, length=64,
                            rotated=rotated)

@@ -16,7 +16,8 @@ float, chosen per unit.
    8-bit codes (round to nearest, symmetric) and 4-bit codes in each candidate 4-bit format (round to
    nearest with each block's range clipped; for the head also GPTQ: mixed.four_bit_recipes).
 3. Units are the roles of each transformer layer (attention in and out, FFN in and out) and the
-   head. Each is measured in each format (by each recipe) with everything else at 8 bits: KL
+   head's token ranges (vocab.py: the head split by column ranges, so its frequent tokens can keep
+   8 bits and its long tail take 4). Each is measured in each format (by each recipe) with everything else at 8 bits: KL
    divergence of the logits from FP32 on the first window of the validation text (lm_rank.py;
    cached per format), from the part of the graph downstream of the unit (probe.py). A unit keeps,
    per format, its recipe with the lowest KL. The lookup is 8-bit in every build (nbits.own_lookup).
@@ -54,6 +55,7 @@ from qonnx.variants.search.budget import BudgetNotMet, steps
 from qonnx.variants.search.lm_rank import layer_units, perplexity, window_logits
 from qonnx.variants.search.mixed import BLOCK, EVERY, GPTQ_ROLES, MixedBuilder, fused_shapes, matmul_shapes
 from qonnx.variants.search.probe import PartProbe
+from qonnx.variants.search.vocab import split_head
 
 log = logging.getLogger(__name__)
 ANCHOR = kernels.ANCHOR  # genai-int4's format: the predicted speed is said against it
@@ -62,8 +64,9 @@ CLOSE = 0.05  # a ceiling within this of the anchor's speed: said as a warning b
 # units per role of a layer, kernels timed with weights streamed from memory, an 8-bit lookup; 3: input
 # scales, 4-bit codes by GPTQ or the clip search; 4: 4-bit/64, GPTQ for the head only; 5: speed said
 # against genai-int4's symmetric 4-bit/32, the fastest build recorded; 6: symmetric 4-bit formats where
-# they pay; 7: and where cached, the chosen build timed whole; 8: the stream rotated, GPTQ everywhere)
-SEARCH = 8
+# they pay; 7: and where cached, the chosen build timed whole; 8: the stream rotated, GPTQ everywhere;
+# 9: the head by token ranges)
+SEARCH = 9
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
@@ -89,15 +92,17 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     # the residual stream rotated where it can be followed (genai's graphs), then GPTQ codes everywhere
     rotation, unrotated = rotate(model)
     roles = EVERY if rotation else GPTQ_ROLES
+    whole, _ = matmul_shapes(model)  # genai-int4's graph (the head in one): the anchor's speed is said on it
+    ranges = split_head(model)
     if unrotated:
         log.info("budget search: the residual stream is not rotated (%s); clip codes, GPTQ for %s", unrotated,
                  ", ".join(roles))
     shapes, input_of = matmul_shapes(model)
     units = layer_units(list(shapes))
     fused = {u: fused_shapes(names, shapes, input_of) for u, names in units.items()}
-    # the source graph's shapes, and those of fused MatMuls (count 0: in the builds only; fusing
-    # keeps the bytes a step streams, so each is timed over the same working set)
-    counts = {**{s: 0 for ss in fused.values() for s in ss}, **kernels.counts(shapes)}
+    # the source graph's shapes, those of fused MatMuls and the unsplit head's (count 0: in the builds or
+    # the anchor only; the bytes a step streams are the same, so each is timed over the same working set)
+    counts = {**{s: 0 for ss in [*fused.values(), whole.values()] for s in ss}, **kernels.counts(shapes)}
     # every format (genai-int4's own, the anchor, among them), then the candidates worth measuring here
     table = kernels.measure(counts, {**fmts, ANCHOR: kernels.ANCHOR_SPEC}, threads)
     ms = kernels.unit_ms(table, units, shapes, fused, fmts)
@@ -107,7 +112,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     fmts, left_out = kernels.candidates(fmts, ms, lm_rank.known_formats(key, units))
     ms = {u: {f: t[f] for f in fmts} for u, t in ms.items()}
     # the anchor's own graph (genai-int4: gate and up apart) in its format, against which speed is said
-    anchor = kernels.predict_us(table, dict.fromkeys(shapes, ANCHOR), shapes)
+    anchor = kernels.predict_us(table, dict.fromkeys(whole, ANCHOR), whole)
     # the fastest build the candidates allow: every unit in its fastest format, whatever its loss
     ceiling = anchor / (1000 * sum(min(ms[u].values()) for u in units))
     log.info("budget search: kernels of %d shapes timed on %s; MatMul time per token: %s; the anchor's graph "
@@ -140,7 +145,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
               "calibration": {"samples": samples, "tokens_per_sample": length},
               "reference_perplexity": reference, "formats": list(fmts),
               "formats_left_out": {f: f"{r:.3f}x the time of the same blocks with zero points" for f, r in left_out.items()},
-              "rotation": rotation or {"skipped": unrotated},
+              "rotation": rotation or {"skipped": unrotated}, "head_ranges": ranges or "not split",
               "four_bit": "K padded to whole blocks; with zero points, or without where the format says symmetric; " +
                           ("GPTQ codes (the residual stream rotated)" if rotation else
                            f"clip search codes, and for {', '.join(roles)} also GPTQ's: per format, the one with the "
@@ -221,13 +226,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                 build(chosen)
             check = record["step_check"] = steptime.check(builder.model, path, Path(tmp), val_ids, threads, config,
                                                           block, src.parent if genai else None)
-            if "skipped" in check:
-                log.warning("budget search: the chosen build's decode step was not timed: %s", check["skipped"])
-            else:
-                a, b = check["chosen_vs_int4_format"], check["chosen_vs_int8_format"]
-                log.info("budget search: a decode step of the chosen build, timed in %s in %d interleaved rounds: "
-                         "%.2fx (%.2f-%.2f) the same graph in genai-int4's format, %.2fx (%.2f-%.2f) in genai-int8's",
-                         check["runtime"], check["rounds"], a["median"], *a["range"], b["median"], *b["range"])
+            steptime.log_check(check)
             shutil.move(str(path), str(out))
             shutil.move(str(path) + ".data", str(out) + ".data")
             by_node = Counter(chosen[u] for u in units for _ in units[u])
@@ -274,9 +273,8 @@ def budget_texts(cfg, demo, tokenizer):
 
 
 def build(src, out, cfg, config, texts=None, **_) -> dict:
-    """int4-weight within --max-perplexity-increase: each unit's weight format (4-bit/32, 4-bit/64,
-    4-bit/128, with zero points or, where that pays on this CPU, without; 8-bit/128, float) chosen by its measured KL and its kernels' time on this CPU, checked on the
-    validation text. texts: budget_texts(...)."""
+    """int4-weight within --max-perplexity-increase: search() from src, each unit's format chosen by its
+    measured KL and its kernels' time on this CPU. texts: budget_texts(...)."""
     import onnx
 
     cal_ids, val_ids, provenance = texts
@@ -295,6 +293,6 @@ def build(src, out, cfg, config, texts=None, **_) -> dict:
         for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
             f.unlink(missing_ok=True)
     return {"bits": "4, 8 or float per unit (budget_search.chosen_formats)", "block_size": "per unit (formats)",
-            "algorithm": "activation-aware input scales (budget_search.input_scales); 4-bit: clip search, the head "
-                         "gptq or clip (budget_search.chosen_recipes); 8-bit: rtn",
+            "algorithm": "the residual stream rotated and GPTQ codes where the graph allows (budget_search.rotation), "
+                         "else input scales and clip codes; per unit: budget_search.chosen_recipes",
             "accuracy_level": ACCURACY_LEVEL, "budget_search": record, "data": provenance}

@@ -14,25 +14,27 @@ from qonnx.runners.ort import OrtRunner
 from qonnx.store import digest
 from qonnx.tasks.lm import perplexity as ppl
 from qonnx.variants.int4_weight import ACCURACY_LEVEL
-from qonnx.variants.units import role, unit_name
+from qonnx.variants.search.vocab import FIRST, unit_of
 
 log = logging.getLogger(__name__)
 
 RANKINGS = "lm-budget-rankings"  # under the user cache: per-unit costs, by ranking_key
 
 
-UNITS = "layer x role"  # in the ranking key: costs measured over other units are never reused
+# in the ranking key: costs measured over other units are never reused
+UNITS = f"layer x role, the head by token ranges from {FIRST}"
 SCALES = 1  # in the ranking key: the input scales' version (variants.scaling); other weights, other costs
 
 
 def layer_units(names):
     """{unit: MatMul names}: one unit per role of each transformer layer (attention in, attention
-    out, FFN in, FFN out: units.role), the head, other. Finer than a layer, because the formats'
-    speeds differ by shape: on a CPU where 8 bits cost little more than 4 on the attention's
-    projections but much more on the FFN's input, the search keeps one and not the other."""
+    out, FFN in, FFN out: units.role), each range of a split head (vocab.py), other. Finer than a
+    layer, because the formats' speeds differ by shape: on a CPU where 8 bits cost little more than
+    4 on the attention's projections but much more on the FFN's input, the search keeps one and not
+    the other."""
     out = {}
     for n in names:
-        out.setdefault(unit_name(*role(n)), []).append(n)
+        out.setdefault(unit_of(n), []).append(n)
     return out
 
 

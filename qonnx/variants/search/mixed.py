@@ -152,10 +152,10 @@ class MixedBuilder:
         nothing else reads."""
         return {self.own_weight[n] for n, (f, _) in plan.items() if self.formats[f] and n in self.own_weight}
 
-    def build(self, plan: dict, out: Path, model=None):
+    def build(self, plan: dict, out: Path, model=None, fuse=True):
         """Write the model (or `model`: a part of it, probe.part_model) with each MatMul of plan in its
-        format; returns the path."""
+        format (fuse: nbits.place's); returns the path."""
         made = {n: self.codes[(f, r)][n] for n, (f, r) in plan.items() if self.formats[f]}
         m = copy_without(self.model if model is None else model, self.replaced(plan))
-        place(m, made)
+        place(m, made, fuse)
         return save(m, out, external=True, prune=True)

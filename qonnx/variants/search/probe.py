@@ -75,7 +75,8 @@ class PartProbe:
         import onnx
 
         needed = sorted({t for names in groups for t in self._part(names)[1]})
-        path = self.builder.build(self.base, self.work / "base.onnx")
+        # unfused: every MatMul's own output is there to read (a head's ranges in one format are one node)
+        path = self.builder.build(self.base, self.work / "base.onnx", fuse=False)
         m = onnx.load(str(path), load_external_data=False)
         self.output = "logits" if any(o.name == "logits" for o in m.graph.output) else m.graph.output[0].name
         known = {o.name for o in m.graph.output}

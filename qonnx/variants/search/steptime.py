@@ -15,6 +15,7 @@ each build one turn, the order rotating, each turn after measure.latency.settle 
 build before stop spinning). A ratio is taken within each round (both sides timed seconds apart) and
 reported as the median of the rounds with their range.
 """
+import logging
 import shutil
 import statistics
 import time
@@ -29,6 +30,7 @@ from qonnx.runners.ort import OrtRunner
 from qonnx.variants.search.kernels import ANCHOR_SPEC
 from qonnx.variants.search.nbits import BLOCK, uniform
 
+log = logging.getLogger("qonnx.variants.search.lm_budget")  # the search's log, whose lines these are
 CACHED, ROUNDS, CALLS, TOKENS = 64, 15, 4, 16
 INT4, INT8 = "genai-int4's format", "genai-int8's format"
 
@@ -96,3 +98,14 @@ def ratio(times: dict, slow: str, fast: str) -> dict:
     """How many times faster `fast` decoded than `slow`: {"median", "range"} of the per-round ratios."""
     r = [a / b for a, b in zip(times[slow], times[fast])]
     return {"median": statistics.median(r), "range": [min(r), max(r)]}
+
+
+def log_check(check) -> None:
+    """Say what check() found (or why it did not time the step) in the search's log."""
+    if "skipped" in check:
+        log.warning("budget search: the chosen build's decode step was not timed: %s", check["skipped"])
+        return
+    a, b = check["chosen_vs_int4_format"], check["chosen_vs_int8_format"]
+    log.info("budget search: a decode step of the chosen build, timed in %s in %d interleaved rounds: "
+             "%.2fx (%.2f-%.2f) the same graph in genai-int4's format, %.2fx (%.2f-%.2f) in genai-int8's",
+             check["runtime"], check["rounds"], a["median"], *a["range"], b["median"], *b["range"])
