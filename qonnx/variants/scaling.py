@@ -85,8 +85,9 @@ def scale_inputs(model, hessians, quantize) -> dict:
     """Scale the weights of model's MatMuls (in place) by the s of ALPHAS whose quantization error
     (error(), summed over the MatMuls that share an input) is the least, and fold 1 / s into that
     input's producer; hessians ({input: H}) are updated to the scaled inputs. quantize(w, H) -> the
-    weight w's quantized codes as float (the format the scales are chosen for). Returns {input:
-    alpha} for each input scaled (alpha > 0)."""
+    weight w's quantized codes as float (the format the scales are chosen for), or a tuple of such:
+    the scales are then shared by those formats, and the least product of their errors wins (each
+    format's error relative to its own). Returns {input: alpha} for each input scaled (alpha > 0)."""
     from onnx import numpy_helper
 
     g = model.graph
@@ -121,7 +122,8 @@ def scale_inputs(model, hessians, quantize) -> dict:
             s = d ** (a / 2)
             s = s / np.sqrt(s.max() * s.min())
             Hs = H / np.outer(s, s)
-            err = sum(error(quantize(w * s[:, None], Hs) / s[:, None] - w, H) for w in W)
+            err = np.prod([max(sum(error(q(w * s[:, None], Hs) / s[:, None] - w, H) for w in W), 1e-300)
+                           for q in (quantize if isinstance(quantize, tuple) else (quantize,))])
             if best is None or err < best[0]:
                 best = (err, a, s)
         _, a, s = best

@@ -108,3 +108,29 @@ def _run_lm(model, feed):
 
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     return sess.run([sess.get_outputs()[0].name], feed)[0]
+
+
+def test_the_scales_are_chosen_for_the_8_bit_codes_too():
+    """Every unit's cost is measured with the rest at 8 bits: scales chosen for 4-bit clip codes alone
+    can ruin the 8-bit codes where an input has channels of massive energy (demo:smollm2's layer 11
+    down_proj: 8e5x the median, alpha 1.0); chosen for both (the product of their errors), the
+    8-bit error falls far more than the 4-bit one rises."""
+    from onnx import numpy_helper
+
+    from qonnx.variants.search.mixed import _eight_bit_128
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((512, 256))
+    X[:, 3] *= 900  # a channel of massive energy
+    X[:, 7] *= 300
+    H = 2 * X.T @ X / len(X)
+    errs = {}
+    for name, quantize in (("4-bit", _four_bit_128), ("both", (_four_bit_128, _eight_bit_128))):
+        model, W, _ = _norm_matmul()
+        Hs = {"normed": H.copy()}
+        chosen = scale_inputs(model, Hs, quantize).get("normed", 0.0)
+        w = numpy_helper.to_array(next(i for i in model.graph.initializer if i.name == "W")).astype(np.float64)
+        s = w[:, 0] / W[:, 0]
+        errs[name] = (chosen, *(error(q(w, Hs["normed"]) / s[:, None] - W, H) for q in (_four_bit_128, _eight_bit_128)))
+    (a4, four4, eight4), (a2, four2, eight2) = errs["4-bit"], errs["both"]
+    assert a2 < a4 and eight2 < eight4 / 5 and four2 < 1.5 * four4, errs

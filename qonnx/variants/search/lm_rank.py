@@ -23,7 +23,9 @@ RANKINGS = "lm-budget-rankings"  # under the user cache: per-unit costs, by rank
 
 # in the ranking key: costs measured over other units are never reused
 UNITS = f"layer x role, the head by token ranges from {FIRST}"
-SCALES = 1  # in the ranking key: the input scales' version (variants.scaling); other weights, other costs
+# in the ranking key: the input scales' version (variants.scaling; 2: chosen for 4-bit and 8-bit codes
+# together); other weights, other costs
+SCALES = 2
 
 
 def layer_units(names):

@@ -49,8 +49,17 @@ def calibration_feeds(model, ids, samples, length, config):
 
 
 def _four_bit_128(w, H):
-    """w as 4-bit/BLOCK clip codes hold it, in float: the format the input scales are chosen for."""
+    """w as 4-bit/BLOCK clip codes hold it, in float: a format the input scales are chosen for."""
     return dequantized(*clip_codes(*padded(w, H, BLOCK), BLOCK), w.shape[0])
+
+
+def _eight_bit_128(w, H):
+    """w as 8-bit/BLOCK codes (round to nearest, symmetric) hold it, in float. The input scales are
+    chosen for it beside 4-bit/BLOCK (the product of the two errors): every unit's cost is measured
+    with the rest at 8 bits. Chosen for 4-bit alone, they can ruin the 8-bit codes where an input has
+    channels of massive energy: on demo:smollm2's layer 11 down_proj (two channels of 1e5-8e5x the
+    median), alpha 1.0, at which GPTQ's 8-bit codes erred 440x more than at 0.4 (docs/benchmarks.md)."""
+    return dequantized(*eight_bit_codes(w, BLOCK), w.shape[0])
 
 
 EIGHT = "rtn-sym"  # the 8-bit recipe: round to nearest, symmetric
@@ -94,7 +103,7 @@ class MixedBuilder:
     computed once from one calibration pass. build(plan, out) writes the
     model with each MatMul named in plan ({name: (format, recipe)}) in that format, the rest float.
     With scale (the default), model's weights first take the activation-aware input scales chosen
-    for 4-bit blocks of BLOCK (scaling.scale_inputs; `scaled`: {input: alpha}): the float graph is
+    for 4-bit and 8-bit blocks of BLOCK (scaling.scale_inputs; `scaled`: {input: alpha}): the float graph is
     unchanged, and every format quantizes the scaled weights. rotated: model's residual stream was
     rotated (variants.rotation): GPTQ codes for every MatMul, at 4 bits and at 8."""
 
@@ -104,7 +113,7 @@ class MixedBuilder:
         if not nodes:
             raise ModelError("no MatMul with a constant weight to quantize in this graph")
         H = hessians(model, calibration_feeds(model, calib_ids, samples, length, config), nodes)
-        self.scaled = scale_inputs(model, H, _four_bit_128) if scale else {}
+        self.scaled = scale_inputs(model, H, (_four_bit_128, _eight_bit_128)) if scale else {}
         if self.scaled:
             nodes, weights = weighted_matmuls(model)
         # codes kept as the MatMulNBits node that holds them (node, initializers: packed as the kernel
