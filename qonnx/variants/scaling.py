@@ -15,6 +15,7 @@ from qonnx.variants.graph import weighted_matmuls
 from qonnx.variants.units import role
 
 ALPHAS = np.linspace(0.0, 1.0, 11)  # s = diag(H) ** (alpha / 2); alpha 0 is no scaling
+GUARD = 2.0  # a guarding format's error at the alpha chosen: at most this times its least over ALPHAS
 NORMS = {"SimplifiedLayerNormalization": (1,), "LayerNormalization": (1, 2), "SkipSimplifiedLayerNormalization": (2,),
          "SkipLayerNormalization": (2, 3)}  # the inputs that scale a norm's output: gamma (and beta)
 
@@ -86,8 +87,10 @@ def scale_inputs(model, hessians, quantize) -> dict:
     (error(), summed over the MatMuls that share an input) is the least, and fold 1 / s into that
     input's producer; hessians ({input: H}) are updated to the scaled inputs. quantize(w, H) -> the
     weight w's quantized codes as float (the format the scales are chosen for), or a tuple of such:
-    the scales are then shared by those formats, and the least product of their errors wins (each
-    format's error relative to its own). Returns {input: alpha} for each input scaled (alpha > 0)."""
+    the first's error is the least among the alphas at which each other's is within GUARD of its own
+    least (the scales are shared by every format a unit is measured in: chosen for 4 bits alone,
+    they ruined one MatMul's 8-bit codes, docs/benchmarks.md). Returns {input: alpha} for each input
+    scaled (alpha > 0)."""
     from onnx import numpy_helper
 
     g = model.graph
@@ -117,16 +120,16 @@ def scale_inputs(model, hessians, quantize) -> dict:
             continue
         W = [numpy_helper.to_array(inits[n.input[1]]).astype(np.float64) for n in ms]
         d = np.maximum(np.diag(H), 1e-12 * max(np.diag(H).max(), 1e-30))
-        best = None
+        qs = quantize if isinstance(quantize, tuple) else (quantize,)
+        tried = []  # (alpha, s, [error of each quantizer])
         for a in ALPHAS:
             s = d ** (a / 2)
             s = s / np.sqrt(s.max() * s.min())
             Hs = H / np.outer(s, s)
-            err = np.prod([max(sum(error(q(w * s[:, None], Hs) / s[:, None] - w, H) for w in W), 1e-300)
-                           for q in (quantize if isinstance(quantize, tuple) else (quantize,))])
-            if best is None or err < best[0]:
-                best = (err, a, s)
-        _, a, s = best
+            tried.append((a, s, [sum(error(q(w * s[:, None], Hs) / s[:, None] - w, H) for w in W) for q in qs]))
+        least = [min(e[i] for *_, e in tried) for i in range(len(qs))]
+        fair = [t for t in tried if all(e <= GUARD * m for e, m in zip(t[2][1:], least[1:]))]
+        a, s, _ = min(fair, key=lambda t: t[2][0])
         if a == 0:
             continue
         for n, w in zip(ms, W):

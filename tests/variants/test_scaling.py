@@ -113,8 +113,8 @@ def _run_lm(model, feed):
 def test_the_scales_are_chosen_for_the_8_bit_codes_too():
     """Every unit's cost is measured with the rest at 8 bits: scales chosen for 4-bit clip codes alone
     can ruin the 8-bit codes where an input has channels of massive energy (demo:smollm2's layer 11
-    down_proj: 8e5x the median, alpha 1.0); chosen for both (the product of their errors), the
-    8-bit error falls far more than the 4-bit one rises."""
+    down_proj: 8e5x the median, alpha 1.0); chosen for 4 bits with the 8-bit error held within
+    scaling.GUARD of its least, the 8-bit error falls far more than the 4-bit one rises."""
     from onnx import numpy_helper
 
     from qonnx.variants.search.mixed import _eight_bit_128

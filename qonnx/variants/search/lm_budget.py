@@ -65,8 +65,8 @@ CLOSE = 0.05  # a ceiling within this of the anchor's speed: said as a warning b
 # scales, 4-bit codes by GPTQ or the clip search; 4: 4-bit/64, GPTQ for the head only; 5: speed said
 # against genai-int4's symmetric 4-bit/32, the fastest build recorded; 6: symmetric 4-bit formats where
 # they pay; 7: and where cached, the chosen build timed whole; 8: the stream rotated, GPTQ everywhere;
-# 9: the head by token ranges; 10: input scales chosen for 4-bit and 8-bit codes together)
-SEARCH = 10
+# 9: the head by token ranges; 10, 11: input scales that spare the 8-bit codes, scaling.GUARD)
+SEARCH = 11
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
@@ -150,8 +150,8 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                           ("GPTQ codes (the residual stream rotated)" if rotation else
                            f"clip search codes, and for {', '.join(roles)} also GPTQ's: per format, the one with the "
                            "lowest KL"), "recipes": recipes,
-              "input_scales": {"for": f"4-bit/{block} clip codes and 8-bit/{block} codes (the product of their "
-                                      "errors)", "alpha_by_input": builder.scaled},
+              "input_scales": {"for": f"4-bit/{block} clip codes, the 8-bit codes' error within scaling.GUARD "
+                                      "of its least", "alpha_by_input": builder.scaled},
               "eight_bit": f"{'GPTQ' if rotation else 'round to nearest'}, symmetric, blocks of {block} (K padded)",
               "cost_view": f"everything {eight} but this unit in this format (by each recipe; the lowest counts); "
                            f"KL divergence from FP32 on the first {len(probe)} validation tokens",

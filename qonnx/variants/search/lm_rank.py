@@ -23,9 +23,9 @@ RANKINGS = "lm-budget-rankings"  # under the user cache: per-unit costs, by rank
 
 # in the ranking key: costs measured over other units are never reused
 UNITS = f"layer x role, the head by token ranges from {FIRST}"
-# in the ranking key: the input scales' version (variants.scaling; 2: chosen for 4-bit and 8-bit codes
-# together); other weights, other costs
-SCALES = 2
+# in the ranking key: the input scales' version (variants.scaling; 3: chosen for 4-bit codes where the
+# 8-bit codes' error stays within scaling.GUARD of its least); other weights, other costs
+SCALES = 3
 
 
 def layer_units(names):

@@ -55,8 +55,8 @@ def _four_bit_128(w, H):
 
 def _eight_bit_128(w, H):
     """w as 8-bit/BLOCK codes (round to nearest, symmetric) hold it, in float. The input scales are
-    chosen for it beside 4-bit/BLOCK (the product of the two errors): every unit's cost is measured
-    with the rest at 8 bits. Chosen for 4-bit alone, they can ruin the 8-bit codes where an input has
+    chosen for 4-bit/BLOCK with this as a guard (scaling.GUARD): every unit's cost is measured with
+    the rest at 8 bits. Chosen for 4-bit alone, they can ruin the 8-bit codes where an input has
     channels of massive energy: on demo:smollm2's layer 11 down_proj (two channels of 1e5-8e5x the
     median), alpha 1.0, at which GPTQ's 8-bit codes erred 440x more than at 0.4 (docs/benchmarks.md)."""
     return dequantized(*eight_bit_codes(w, BLOCK), w.shape[0])
