@@ -4,7 +4,7 @@ A head's quantization error costs KL in proportion to the probability the model 
 (KL ~ half the variance, under p, of the logits' error), and a BPE tokenizer numbers its tokens in the
 order of its merges: roughly by frequency. On demo:smollm2's validation text the first 4,096 of 49,152
 ids are 73 % of the tokens and the first 16,384 90 %. So a head whose frequent range is at 8 bits and
-its long tail at 4 loses about a quarter of the KL of an all-4-bit head in little more than the
+its long tail at 4 loses about a third of the KL of an all-4-bit/128 head in little more than the
 4-bit head's time (figures: docs/benchmarks.md, "the head by token ranges").
 
 split_head(model) writes the head MatMul [K, N] as one MatMul per column range, named after the head
@@ -45,9 +45,8 @@ def split_head(model, first=None) -> dict | None:
 
     nodes, inits = weighted_matmul_nodes(model)
     heads = [n for n in nodes if role(n.name)[1] == "head"]
-    uses = sum(i == heads[0].input[1] for n in model.graph.node for i in n.input) if len(heads) == 1 else 0
-    if uses != 1:
-        return None
+    if len(heads) != 1 or sum(i == heads[0].input[1] for n in model.graph.node for i in n.input) != 1:
+        return None  # no head, several, or a weight something else reads (a tied lookup)
     head = heads[0]
     w = numpy_helper.to_array(inits[head.input[1]])
     ends = bounds(w.shape[1], first)
