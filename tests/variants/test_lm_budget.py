@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from qonnx.cli import main
 from qonnx.parity import PROBE_TEXTS
 from qonnx.variants.gptq import gptq, matmul_nbits, rtn
+from qonnx.variants.search import lm_budget
 
 
 def _dequant(codes, scales, zeros, group):
@@ -368,7 +369,7 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
         "budget_search"]
     tok = AutoTokenizer.from_pretrained(sharp_lm_onnx)
     config = json.loads((sharp_lm_onnx / "config.json").read_text())
-    ids = tok((texts / "valid.txt").read_text())["input_ids"][:2048]
+    ids = tok((texts / "valid.txt").read_text())["input_ids"][:lm_budget.VALIDATION_TOKENS]
     ref, got = _ppl(sharp_lm_onnx, ids, config), _ppl(tmp_path / "mid", ids, config)
     assert 100 * (got / ref - 1) == pytest.approx(rec["increase_pct"], abs=1e-3)
     assert set(_formats_in_graph(tmp_path / "mid", sharp_lm_onnx).values()) == set(rec["chosen_formats"].values())

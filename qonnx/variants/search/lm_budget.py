@@ -249,7 +249,8 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                        f"perplexity by {best['increase_pct']:.2f} % over {len(val_ids)} tokens. Nothing was written.")
 
 
-VALIDATION_TOKENS = 2048
+# validation tokens the budget is checked on, at most (on 2,048 a build could hold it and miss it on other text)
+VALIDATION_TOKENS = 16384
 
 
 def budget_texts(cfg, demo, tokenizer):
