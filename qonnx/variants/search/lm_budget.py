@@ -61,12 +61,12 @@ log = logging.getLogger(__name__)
 ANCHOR = kernels.ANCHOR  # genai-int4's format: the predicted speed is said against it
 CLOSE = 0.05  # a ceiling within this of the anchor's speed: said as a warning before the search
 # in the build's key: a change of how the search chooses never reuses a build it chose the old way (2:
-# units per role of a layer, kernels timed with weights streamed from memory, an 8-bit lookup; 3: input
-# scales, 4-bit codes by GPTQ or the clip search; 4: 4-bit/64, GPTQ for the head only; 5: speed said
-# against genai-int4's symmetric 4-bit/32, the fastest build recorded; 6: symmetric 4-bit formats where
-# they pay; 7: and where cached, the chosen build timed whole; 8: the stream rotated, GPTQ everywhere;
-# 9: the head by token ranges; 10, 11: input scales that spare the 8-bit codes, scaling.GUARD)
-SEARCH = 11
+# units per role, kernels timed with weights streamed, an 8-bit lookup; 3: input scales, GPTQ or clip
+# codes; 4: 4-bit/64, GPTQ for the head only; 5: speed said against genai-int4's symmetric 4-bit/32; 6:
+# symmetric 4-bit where it pays; 7: the chosen build timed whole; 8: the stream rotated, GPTQ everywhere;
+# 9: the head by token ranges; 10, 11: input scales that spare the 8-bit codes; 12: GPTQ in act-order on
+# searched grids, the budget checked on up to VALIDATION_TOKENS)
+SEARCH = 12
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,

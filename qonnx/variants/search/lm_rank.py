@@ -26,6 +26,8 @@ UNITS = f"layer x role, the head by token ranges from {FIRST}"
 # in the ranking key: the input scales' version (variants.scaling; 3: chosen for 4-bit codes where the
 # 8-bit codes' error stays within scaling.GUARD of its least); other weights, other costs
 SCALES = 3
+# in the ranking key: GPTQ's 4-bit recipe (variants.gptq.FOUR_BIT; 2: act-order on searched grids)
+GPTQ = 2
 
 
 def layer_units(names):
@@ -62,7 +64,7 @@ def ranking_key(model_digest, calib_ids, probe, eight, samples, length, gptq_rol
 
     ids = hashlib.sha256(np.asarray(calib_ids, dtype=np.int64).tobytes() + b"|" +
                          np.asarray(probe, dtype=np.int64).tobytes()).hexdigest()
-    return digest({"model": model_digest, "ids": ids, "units": UNITS, "scales": SCALES, "base": eight,
+    return digest({"model": model_digest, "ids": ids, "units": UNITS, "scales": SCALES, "gptq": GPTQ, "base": eight,
                    "samples": samples, "length": length, "gptq_roles": list(gptq_roles),
                    "accuracy_level": ACCURACY_LEVEL, "onnxruntime": ort.__version__,
                    **({"rotation": rotation} if rotation else {})})
