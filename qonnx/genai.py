@@ -28,8 +28,8 @@ from qonnx.runners.genai import side_files
 from qonnx.variants.int4_weight import ACCURACY_LEVEL, RECIPE
 from qonnx.variants.requires import genai_problem as missing
 from qonnx.variants.search import kernels, lm_budget
-from qonnx.variants.search.lm_budget import budget_texts
 from qonnx.variants.search.nbits import BLOCK, LAYOUT, eight_bit
+from qonnx.variants.search.texts import budget_texts
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,9 @@ def nll_sum(logits, targets, chunk=CHUNK):
     return total
 
 
-def perplexity(runner, ids, window, stride):
+def perplexity(runner, ids, window, stride, parts=None):
+    """(perplexity, tokens scored, argmax predictions); parts: a list given gets each window's
+    (negative log-likelihood sum, tokens scored) appended, in order."""
     nll, count, preds, prev_end = 0.0, 0, [], 0
     for begin in range(0, len(ids), stride):
         end = min(begin + window, len(ids))
@@ -48,8 +50,11 @@ def perplexity(runner, ids, window, stride):
         logits, _ = runner.step(x, np.ones_like(x))
         first = max(1, x.shape[1] - (end - prev_end))  # scored positions: first..len-1
         targets = x[0, first:]
-        nll += nll_sum(logits[0, first - 1:-1], targets)
+        part = nll_sum(logits[0, first - 1:-1], targets)
+        nll += part
         count += len(targets)
+        if parts is not None:
+            parts.append((part, len(targets)))
         preds.append(logits[0, first - 1:-1].argmax(-1))
         prev_end = end
         if end == len(ids):

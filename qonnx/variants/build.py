@@ -20,6 +20,7 @@ from qonnx.variants import seq2seq
 from qonnx.variants.checks import check_variant, load_export
 from qonnx.variants.registry import method_module
 from qonnx.variants.search import budget, kernels, lm_budget
+from qonnx.variants.search.texts import budget_texts
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def quantize(cfg) -> dict:
         validation = budget.validation(cfg, src_manifest, src_dir, config)
     selection = validation[2].selection if validation else None
     if cfg.max_perplexity_increase is not None:
-        texts_lm = lm_budget.budget_texts(cfg, src_manifest.get("source", {}).get("demo"), load_tokenizer(src_dir))
+        texts_lm = budget_texts(cfg, src_manifest.get("source", {}).get("demo"), load_tokenizer(src_dir))
         prov, selection = texts_lm[2]["calibration"], texts_lm[2]["validation"]
     key = variant_key(cfg, src_manifest, prov, selection)
     out = cfg.output or Path(src_dir).parent / f"onnx-{cfg.method}-{key}"

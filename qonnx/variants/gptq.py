@@ -8,6 +8,8 @@ it re-quantizes the result with fresh min/max scales: on demo:smollm2 it matched
 (perplexity 55.60 vs 55.60). Here the activations of every quantized MatMul come from one pass per calibration
 sample, and the integer codes, scales and zero points GPTQ chose are packed as they are.
 """
+import hashlib
+
 import numpy as np
 
 
@@ -69,22 +71,16 @@ def gptq(weight, hessian, bits=4, group=32, sym=False, block=128, damp=0.01, act
     if K % group or block % group:
         raise ValueError(f"GPTQ here needs K ({K}) and the block ({block}) to be multiples of the group ({group})")
     maxq = 2**bits - 1
+    dead, energy, order, Hinv = _factor(hessian, damp, act_order)
     W = weight.astype(np.float64).copy()
-    H = hessian.copy()
-    dead = np.diag(H) == 0
-    H[dead, dead] = 1
     W[dead, :] = 0
-    energy = np.diag(H).copy()
     scales, zeros = np.zeros((K // group, N)), np.zeros((K // group, N))
     static = act_order or shrinks is not None
     if static:
         for g in range(K // group):
             rows = slice(g * group, (g + 1) * group)
             scales[g], zeros[g] = _grid(W[rows], bits, sym, energy[rows], (1.0,) if shrinks is None else shrinks)
-    order = np.argsort(-energy, kind="stable") if act_order else np.arange(K)
-    W, H = W[order], H[order][:, order]
-    H[np.diag_indices(K)] += damp * np.mean(np.diag(H))
-    Hinv = np.linalg.cholesky(np.linalg.inv(H)).T
+    W = W[order]
     codes = np.zeros((K, N), np.uint8)
     for i1 in range(0, K, block):
         i2 = min(i1 + block, K)
@@ -102,6 +98,36 @@ def gptq(weight, hessian, bits=4, group=32, sym=False, block=128, damp=0.01, act
             Err[i] = err
         W[i2:] -= Hinv[i1:i2, i2:].T @ Err
     return codes, scales, zeros
+
+
+_FACTORS = {}  # the last _factor results: each format's codes of one input's MatMuls reuse them
+KEPT_FACTORS = 3  # act-order, K padded to 128 or not (the 4-bit formats), the 8-bit codes' own order
+
+
+def _factor(hessian, damp, act_order):
+    """(dead inputs, input energies, column order, upper Cholesky factor of the damped inverse Hessian
+    in that order), read-only. The inverse and its factor cost more than the rest of GPTQ on a wide
+    input, and every format of every MatMul reading one input needs the same: the last KEPT_FACTORS
+    are kept, keyed by the Hessian's bytes (MixedBuilder makes one input's codes together)."""
+    key = (hashlib.blake2b(np.ascontiguousarray(hessian).tobytes(), digest_size=16).digest(), hessian.shape,
+           float(damp), bool(act_order))
+    if key in _FACTORS:
+        return _FACTORS[key]
+    K = len(hessian)
+    H = hessian.astype(np.float64)  # a copy
+    dead = np.diag(H) == 0
+    H[dead, dead] = 1
+    energy = np.diag(H).copy()
+    order = np.argsort(-energy, kind="stable") if act_order else np.arange(K)
+    H = H[order][:, order]
+    H[np.diag_indices(K)] += damp * np.mean(np.diag(H))
+    out = (dead, energy, order, np.linalg.cholesky(np.linalg.inv(H)).T)
+    for a in out:
+        a.setflags(write=False)
+    while len(_FACTORS) >= KEPT_FACTORS:
+        del _FACTORS[next(iter(_FACTORS))]
+    _FACTORS[key] = out
+    return out
 
 
 def _grid(w, bits, sym, energy, shrinks):

@@ -25,3 +25,8 @@ def test_perplexity_budget_record():
     del rec["predicted_speed_vs_4bit32"]
     assert describe(rec).endswith("MatMuls predicted at 0.97x genai-int4's 4-bit/32 symmetric (at most 1.02x with "
                                   "these formats) on AMD EPYC 9B45 (AVX2, AVX512-VNNI)")
+    # with the spread of the increase along the validation text (blocks of 2,048 tokens)
+    rec = {**rec, "increase_se_pct": 0.7412, "block_increases_pct": [4.0, 5.0, 3.5, 4.4, 4.3, 4.2],
+           "spread_block_tokens": 2048, "validation_tokens": 12432}
+    assert describe(rec).startswith("budget +5.0 %: perplexity +4.23 % (standard error 0.74 points over 6 blocks of "
+                                    "2048+ tokens) on 12432 validation tokens after 1 step(s)")

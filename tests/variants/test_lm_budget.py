@@ -11,6 +11,7 @@ from qonnx.cli import main
 from qonnx.parity import PROBE_TEXTS
 from qonnx.variants.gptq import gptq, matmul_nbits, rtn
 from qonnx.variants.search import lm_budget
+from qonnx.variants.search.texts import VALIDATION_TOKENS
 
 
 def _dequant(codes, scales, zeros, group):
@@ -57,6 +58,34 @@ def test_gptq_in_act_order_on_searched_grids_loses_less():
     a, b = gptq(W, H2, group=32, act_order=True), gptq(W, H2, group=32, shrinks=(1.0,))
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
+
+
+def test_gptq_makes_one_factor_per_input_and_order_and_its_reuse_changes_no_code(monkeypatch):
+    """Every format of the MatMuls reading one input shares the inverse Hessian's factor (one per
+    column order), keyed by the Hessian's bytes: another Hessian of the same shape makes its own, and
+    codes made with a reused factor are those made with a fresh one."""
+    from qonnx.variants import gptq as G
+
+    rng = np.random.default_rng(3)
+    K, N = 256, 48
+    X = rng.standard_normal((600, K)) * rng.gamma(1.0, 1.0, K)
+    W, H = rng.standard_normal((K, N)), X.T @ X / 600
+    H[9], H[:, 9] = 0, 0  # a dead input
+    real, made = np.linalg.inv, []
+    monkeypatch.setattr(np.linalg, "inv", lambda a: made.append(a.shape) or real(a))
+    recipes = [dict(bits=4, group=32, act_order=True, shrinks=G.SHRINKS),
+               dict(bits=4, group=128, sym=True, act_order=True, shrinks=G.SHRINKS), dict(bits=8, group=128, sym=True)]
+    G._FACTORS.clear()
+    shared = [G.gptq(W, H, **kw) for kw in recipes * 2]
+    assert len(made) == 2  # act-order and the columns' own order
+    for kw, codes in zip(recipes * 2, shared):
+        G._FACTORS.clear()
+        for x, y in zip(codes, G.gptq(W, H, **kw)):
+            np.testing.assert_array_equal(x, y)
+    H2 = np.ascontiguousarray(H[::-1, ::-1])  # the same energies on other inputs
+    made.clear()
+    other = G.gptq(W, H2, **recipes[0])
+    assert len(made) == 1 and not np.array_equal(other[0], shared[0][0])
 
 
 def test_round_to_nearest_keeps_a_q4_1_grid():
@@ -394,9 +423,12 @@ def test_budget_search_holds_and_is_recorded(sharp_lm_onnx, texts, tmp_path, mon
         "budget_search"]
     tok = AutoTokenizer.from_pretrained(sharp_lm_onnx)
     config = json.loads((sharp_lm_onnx / "config.json").read_text())
-    ids = tok((texts / "valid.txt").read_text())["input_ids"][:lm_budget.VALIDATION_TOKENS]
+    ids = tok((texts / "valid.txt").read_text())["input_ids"][:VALIDATION_TOKENS]
     ref, got = _ppl(sharp_lm_onnx, ids, config), _ppl(tmp_path / "mid", ids, config)
     assert 100 * (got / ref - 1) == pytest.approx(rec["increase_pct"], abs=1e-3)
+    # the spread along the text: one block on this short text, so no standard error, and the block is the whole
+    assert (rec["increase_se_pct"] is None) == (len(rec["block_increases_pct"]) == 1)
+    assert len(ids) >= 2048 or rec["block_increases_pct"] == pytest.approx([rec["increase_pct"]], abs=1e-6)
     assert set(_formats_in_graph(tmp_path / "mid", sharp_lm_onnx).values()) == set(rec["chosen_formats"].values())
 
 
@@ -429,13 +461,14 @@ def test_where_4_bit_128_is_slower_than_8_bit_the_search_never_takes_it(tiny_lm_
 def test_budget_not_met_writes_nothing(tiny_lm_onnx, texts, tmp_path, monkeypatch):
     # every quantized build measured 50 % above FP32 (quantization noise can as well lower a tiny
     # model's perplexity, so real numbers cannot promise a miss): no mix holds +1 %: exit 2, nothing written
-    from qonnx.variants.search import lm_budget
 
     real, calls = lm_budget.perplexity, []
 
     def worse(path, *a):  # the first call measures the FP32 reference
         calls.append(path)
-        return real(path, *a) * (1.0 if len(calls) == 1 else 1.5)
+        p, parts = real(path, *a)
+        f = 1.0 if len(calls) == 1 else 1.5
+        return p * f, [(nll + n * np.log(f), n) for nll, n in parts]
 
     monkeypatch.setattr(lm_budget, "perplexity", worse)
     res = _quantize(tiny_lm_onnx, texts, tmp_path / "none", 1)

@@ -10,7 +10,7 @@ def describe(search: dict) -> str:
             units.setdefault(f, []).append(u)
         cpu = search.get("cpu") or {}
         return (f"budget +{search['budget']['max_perplexity_increase_pct']} %: perplexity "
-                f"{search['increase_pct']:+.2f} % on {search['validation_tokens']} validation tokens after "
+                f"{search['increase_pct']:+.2f} %{se(search, search.get('spread_block_tokens'))} on {search['validation_tokens']} validation tokens after "
                 f"{len(search['steps'])} step(s); units by format: "
                 f"{'; '.join(f'{f}: {len(us)} ({_short(us)})' for f, us in units.items())}; MatMuls predicted at "
                 f"{_speed(search)} on {cpu.get('model')} ({', '.join(cpu.get('flags') or ()) or 'no listed flags'})"
@@ -26,6 +26,15 @@ def describe(search: dict) -> str:
     return (f"budget {search['budget']['max_accuracy_drop']}: drop {search['accuracy_drop']:+.4f} on "
             f"{search['validation_rows']} validation rows with {len(search['kept_fp32'])} unit(s) kept FP32 "
             f"({kept}) after {len(search['steps'])} step(s)")
+
+
+def se(step, block) -> str:
+    """The standard error of a step's increase from its blocks' spread (lm_rank.spread), where the
+    search recorded one (SEARCH 13 on) and the text held more than one block."""
+    if step.get("increase_se_pct") is None:
+        return ""
+    return (f" (standard error {step['increase_se_pct']:.2f} points over {len(step['block_increases_pct'])} blocks of "
+            f"{block}+ tokens)")
 
 
 def _speed(search) -> str:

@@ -33,24 +33,18 @@ kernel table, its CPU, each unit's format and the predicted time go into the man
 holds for that CPU class. Last, the chosen build is timed whole against the same graph in
 genai-int4's and genai-int8's formats (steptime.py): the table predicts MatMuls only.
 """
-import hashlib
 import logging
 import shutil
 import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-
-from qonnx import calibration, data
-from qonnx.config.parts import demo_split
-from qonnx.errors import ConfigError
 from qonnx.measure.deviation import Reference, kl
 from qonnx.store import tree_digest, work_dir
 from qonnx.variants.graph import materialize_transposed_weights
 from qonnx.variants.int4_weight import ACCURACY_LEVEL, fp32_gemms
 from qonnx.variants.rotation import rotate
-from qonnx.variants.search import chooser, kernels, lm_rank, steptime
+from qonnx.variants.search import chooser, describe, kernels, lm_rank, steptime
 from qonnx.variants.search.budget import BudgetNotMet, steps
 from qonnx.variants.search.lm_rank import layer_units, perplexity, window_logits
 from qonnx.variants.search.mixed import BLOCK, EVERY, GPTQ_ROLES, MixedBuilder, fused_shapes, matmul_shapes
@@ -65,7 +59,7 @@ CLOSE = 0.05  # a ceiling within this of the anchor's speed: said as a warning b
 # codes; 4: 4-bit/64, GPTQ for the head only; 5: speed said against genai-int4's symmetric 4-bit/32; 6:
 # symmetric 4-bit where it pays; 7: the chosen build timed whole; 8: the stream rotated, GPTQ everywhere;
 # 9: the head by token ranges; 10, 11: input scales that spare the 8-bit codes; 12: GPTQ in act-order on
-# searched grids, the budget checked on up to VALIDATION_TOKENS)
+# searched grids, the budget checked on up to texts.VALIDATION_TOKENS)
 SEARCH = 12
 
 
@@ -83,7 +77,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
     if positions and positions < max(window, length):  # a model that takes fewer positions (GPT-2: 1024)
         window = length = positions
         stride = min(stride, max(1, positions // 2))
-    reference = perplexity(src, val_ids, window, stride, threads, config)
+    reference, ref_parts = perplexity(src, val_ids, window, stride, threads, config)
     probe = val_ids[:window]
     ref = Reference(window_logits(src, probe, threads, config))
     t0 = time.monotonic()
@@ -141,6 +135,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                     len(table["kernels"]))
     recipes = {u: {f: builder.recipes(f, names) for f in fmts} for u, names in units.items()}
     record = {"budget": {"max_perplexity_increase_pct": limit_pct}, "validation_tokens": len(val_ids),
+              "spread_block_tokens": lm_rank.SPREAD_BLOCK,
               "window": window, "stride": stride, "gemm_left_fp32": fp32_gemms(builder.model),
               "calibration": {"samples": samples, "tokens_per_sample": length},
               "reference_perplexity": reference, "formats": list(fmts),
@@ -197,14 +192,16 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
         def step(k):
             chosen = chosen_at(k)
             build(chosen)
-            p = perplexity(path, val_ids, window, stride, threads, config)
+            p, parts = perplexity(path, val_ids, window, stride, threads, config)
+            spread = lm_rank.spread(parts, ref_parts)
             entry = {"moves_held_back": k, "units_by_format": dict(Counter(chosen.values())), "perplexity": p,
-                     "increase_pct": 100 * (p / reference - 1),
+                     "increase_pct": 100 * (p / reference - 1), "increase_se_pct": spread["se_pct"],
+                     "block_increases_pct": spread["blocks_pct"],
                      "predicted_matmul_us": 1000 * chooser.predicted_ms(ms, chosen)}
             record["steps"].append(entry)
-            log.info("budget search: %d of %d moves held back (%s), perplexity %+.2f %% (budget %.2f %%)", k,
+            log.info("budget search: %d of %d moves held back (%s), perplexity %+.2f %%%s (budget %.2f %%)", k,
                      len(moves), ", ".join(f"{f} x{c}" for f, c in entry["units_by_format"].items()),
-                     entry["increase_pct"], limit_pct)
+                     entry["increase_pct"], describe.se(entry, spread["block_tokens"]), limit_pct)
             if on_step:
                 on_step(entry)
             return entry["increase_pct"] <= limit_pct + 1e-9
@@ -233,6 +230,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
             by_node = Counter(chosen[u] for u in units for _ in units[u])
             record.update(chosen_formats=chosen, chosen_recipes={u: recipe[u][chosen[u]] for u in units},
                           matmuls_by_format=dict(by_node), increase_pct=entry["increase_pct"],
+                          increase_se_pct=entry["increase_se_pct"], block_increases_pct=entry["block_increases_pct"],
                           eight_bit_units=[u for u in units if chosen[u] == eight],
                           predicted_chosen_matmul_us=entry["predicted_matmul_us"],
                           # > 1: the chosen build's MatMuls predicted faster than the anchor's graph (genai-int4:
@@ -249,34 +247,9 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                        f"perplexity by {best['increase_pct']:.2f} % over {len(val_ids)} tokens. Nothing was written.")
 
 
-# validation tokens the budget is checked on, at most (on 2,048 a build could hold it and miss it on other text)
-VALIDATION_TOKENS = 16384
-
-
-def budget_texts(cfg, demo, tokenizer):
-    """(calibration ids, validation ids, provenance) for --max-perplexity-increase: --calibration
-    (else the demo's calibration split) for GPTQ, --validation (else the demo's validation split)
-    for the search; never the evaluation corpus."""
-
-    cal_spec = demo_split(cfg.calibration, demo, "calibration")
-    val_spec = demo_split(cfg.validation, demo, "validation")
-    if not cal_spec or not val_spec:
-        raise ConfigError("--max-perplexity-increase needs --calibration (text for GPTQ) and --validation (text the "
-                          "budget is checked on); neither may be the text you will evaluate on.")
-    texts, prov = calibration.select(cal_spec, cfg.num_samples, cfg.seed, True, cfg.text_column or "text")
-    cal_ids = tokenizer("\n".join(texts))["input_ids"]
-    val = data.load(val_spec, lm=True, text_column=cfg.validation_text_column)
-    val_ids = tokenizer(val.corpus)["input_ids"][:VALIDATION_TOKENS]
-    if len(val_ids) < 2:
-        raise ConfigError(f"--validation {val_spec} holds {len(val_ids)} token(s); the budget needs at least 2.")
-    digest = hashlib.sha256(np.asarray(val_ids, dtype=np.int64).tobytes()).hexdigest()[:16]
-    return cal_ids, val_ids, {"calibration": prov, "validation": {"source": val.source, "tokens": len(val_ids),
-                                                                  "rows_sha256": digest}}
-
-
 def build(src, out, cfg, config, texts=None, **_) -> dict:
     """int4-weight within --max-perplexity-increase: search() from src, each unit's format chosen by its
-    measured KL and its kernels' time on this CPU. texts: budget_texts(...)."""
+    measured KL and its kernels' time on this CPU. texts: texts.budget_texts(...)."""
     import onnx
 
     cal_ids, val_ids, provenance = texts

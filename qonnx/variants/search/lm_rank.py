@@ -28,6 +28,7 @@ UNITS = f"layer x role, the head by token ranges from {FIRST}"
 SCALES = 3
 # in the ranking key: GPTQ's 4-bit recipe (variants.gptq.FOUR_BIT; 2: act-order on searched grids)
 GPTQ = 2
+SPREAD_BLOCK = 2048  # scored tokens per block of the validation text whose spread gives the standard error
 
 
 def layer_units(names):
@@ -43,8 +44,36 @@ def layer_units(names):
 
 
 def perplexity(path, ids, window, stride, threads, config):
+    """(perplexity, each window's (negative log-likelihood sum, tokens scored))."""
+    parts = []
     with OrtRunner(str(path), "cpu", threads, config) as r:
-        return ppl(r, ids, window, stride)[0]
+        return ppl(r, ids, window, stride, parts)[0], parts
+
+
+def spread(parts, ref, block=SPREAD_BLOCK) -> dict:
+    """How much the perplexity increase of `parts` over `ref` (the same windows, lm_rank.perplexity's)
+    moves along the text: windows grouped into blocks of at least `block` scored tokens (a tail of
+    less than half a block joins the last), each block's increase, and the standard error of the
+    whole increase in percentage points from the blocks' spread (None with one block). A budget met
+    within one standard error may be missed on other text (docs/benchmarks.md, 2026-12-07)."""
+    groups, cur = [], [0.0, 0]
+    for (a, n), (b, _) in zip(parts, ref):
+        cur = [cur[0] + a - b, cur[1] + n]
+        if cur[1] >= block:
+            groups.append(cur)
+            cur = [0.0, 0]
+    if cur[1]:
+        if groups and cur[1] < block / 2:
+            groups[-1] = [groups[-1][0] + cur[0], groups[-1][1] + cur[1]]
+        else:
+            groups.append(cur)
+    diff, n = np.array([g[0] for g in groups]), np.array([g[1] for g in groups], dtype=np.float64)
+    mean = diff.sum() / n.sum()
+    se = None
+    if len(groups) > 1:
+        w = n / n.sum()
+        se = 100 * float(np.exp(mean) * np.sqrt((w ** 2 * (diff / n - mean) ** 2).sum() * len(n) / (len(n) - 1)))
+    return {"block_tokens": block, "blocks_pct": [100 * float(np.expm1(d)) for d in diff / n], "se_pct": se}
 
 
 def window_logits(path, ids, threads, config):

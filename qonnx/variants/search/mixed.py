@@ -118,25 +118,30 @@ class MixedBuilder:
             nodes, weights = weighted_matmuls(model)
         # codes kept as the MatMulNBits node that holds them (node, initializers: packed as the kernel
         # reads them, half a byte per 4-bit weight), made once: a build only places them
-        self.codes = {}
+        makers = {}  # (format, recipe): (codes maker, bits, block, symmetric)
         for fmt, spec in self.formats.items():
             if spec is None:
                 continue
             bits, block, sym = *spec[:2], symmetric(spec)
             if bits == 4:
-                makers = FOUR_BIT
+                by = FOUR_BIT
             elif rotated:
-                makers = {EIGHT_GPTQ: lambda w, H, b, sym: gptq(*padded(w, H, b), 8, b, sym=True)}
+                by = {EIGHT_GPTQ: lambda w, H, b, sym: gptq(*padded(w, H, b), 8, b, sym=True)}
             else:
-                makers = {EIGHT: lambda w, _, b, sym: eight_bit_codes(w, b)}
-            for r, f in makers.items():
-                made = {}
-                for n in (n for n in nodes if bits == 8 or r in four_bit_recipes(n.name, rotated)):
-                    w = weights[n.name]
+                by = {EIGHT: lambda w, _, b, sym: eight_bit_codes(w, b)}
+            makers.update({(fmt, r): (f, bits, block, sym) for r, f in by.items()})
+        # one input's MatMuls together, in every format: GPTQ's factor of their Hessian is made once (gptq._factor)
+        made = {k: {} for k in makers}
+        first = {}
+        for i, m in enumerate(nodes):
+            first.setdefault(m.input[0], i)
+        for n in sorted(nodes, key=lambda m: first[m.input[0]]):
+            w = weights[n.name]
+            for (fmt, r), (f, bits, block, sym) in makers.items():
+                if bits == 8 or r in four_bit_recipes(n.name, rotated):
                     codes = compact(*f(w, H[n.input[0]], block, sym))
-                    made[n.name] = matmul_nbits(n, w.shape[0], *codes, bits, block, sym, ACCURACY_LEVEL)
-                if made:
-                    self.codes[(fmt, r)] = made
+                    made[(fmt, r)][n.name] = matmul_nbits(n, w.shape[0], *codes, bits, block, sym, ACCURACY_LEVEL)
+        self.codes = {k: v for k, v in made.items() if v}
         self.shapes, self.input_of = matmul_shapes(model)
         self.nodes = [n.name for n in nodes]
         # a MatMul's float weight that nothing else reads: left out of a build that quantizes the MatMul
