@@ -116,6 +116,9 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
     assert data["method"] == "genai-int4-budget" and rec["budget"]["max_perplexity_increase_pct"] == 1000
     assert rec["increase_pct"] <= 1000 and rec["steps"][0]["moves_held_back"] == 0
     assert rec["cpu"] == kernels.cpu_class() and "kernels timed on" not in row["note"]
+    # the row says the budget and the search's check on the validation text (its own perplexity is on the eval text)
+    assert f"budget +1000 %: perplexity {rec['increase_pct']:+.2f} %" in row["note"], row["note"]
+    assert f"on {rec['validation_tokens']} validation tokens" in row["note"]
     assert "ranking_reused" not in rec
     # the builder's graph: its residual stream rotated, then GPTQ codes for every MatMul, at 4 bits and 8
     assert rec["rotation"]["norms"] == 5 and rec["rotation"]["lookups"] == 1, rec["rotation"]

@@ -25,6 +25,7 @@ from qonnx.schema import Row
 from qonnx.variants.artifact import artifact_for, calibration_column
 from qonnx.variants.graph import onnx_size_mb
 from qonnx.variants.registry import VARIANTS, defaults
+from qonnx.variants.search.describe import budget_note
 from qonnx.variants.search.kernels import other_cpu_note
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,10 @@ def complete_row(row, result, failure, node, tok, kind) -> Row:
             row.extra[k] = val
     if row.runtime == "torch" and row.size_mb is not None:
         row.size_note = "torch.save(state_dict) bytes (torch variants have no file of their own)"
-    moved = other_cpu_note(manifest.read(row.artifact), (row.environment or {}).get("cpu")) if row.artifact else ""
-    row.note = "; ".join(n for n in (row.note, moved) if n) or row.note  # a budget build timed on another CPU class
+    data = manifest.read(row.artifact) if row.artifact else {}
+    # an LM budget build's check on the validation text; one timed on another CPU class
+    notes = (row.note, budget_note(data), other_cpu_note(data, (row.environment or {}).get("cpu")) if data else "")
+    row.note = "; ".join(n for n in notes if n) or row.note
     return row
 
 

@@ -1,5 +1,5 @@
 """A budget search's record in one sentence (what quantize prints)."""
-from qonnx.variants.search.describe import describe
+from qonnx.variants.search.describe import budget_note, describe
 
 
 def test_accuracy_budget_record():
@@ -30,3 +30,17 @@ def test_perplexity_budget_record():
            "spread_block_tokens": 2048, "validation_tokens": 12432}
     assert describe(rec).startswith("budget +5.0 %: perplexity +4.23 % (standard error 0.74 points over 6 blocks of "
                                     "2048+ tokens) on 12432 validation tokens after 1 step(s)")
+
+
+def test_budget_note_of_a_row():
+    """A compare row's note for an LM budget build: the budget and the search's own check on the
+    validation text; nothing for other artifacts (an accuracy budget, a plain build, no manifest)."""
+    search = {"budget": {"max_perplexity_increase_pct": 5.0}, "increase_pct": 4.956, "validation_tokens": 12432,
+              "increase_se_pct": 0.451, "block_increases_pct": [4.6, 3.6, 5.2, 5.3, 4.2, 6.9], "spread_block_tokens": 2048}
+    assert budget_note({"settings": {"budget_search": search}}) == (
+        "budget +5.0 %: perplexity +4.96 % (standard error 0.45 points over 6 blocks of 2048+ tokens) on 12432 "
+        "validation tokens (the search's check; this row's perplexity is on the eval text)")
+    old = {k: v for k, v in search.items() if k not in ("increase_se_pct", "block_increases_pct")}  # before the spread
+    assert budget_note({"settings": {"budget_search": old}}).startswith("budget +5.0 %: perplexity +4.96 % on 12432")
+    assert budget_note({"settings": {"budget_search": {"budget": {"max_accuracy_drop": 0.01}}}}) == ""
+    assert budget_note({"settings": {}}) == "" and budget_note({}) == ""

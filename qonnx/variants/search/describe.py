@@ -28,6 +28,18 @@ def describe(search: dict) -> str:
             f"({kept}) after {len(search['steps'])} step(s)")
 
 
+def budget_note(data) -> str:
+    """'' unless manifest data is an LM budget build: then, for its row, the budget and what the
+    search measured on the validation text (the row's own perplexity is on the eval text, another
+    sample: a budget met on one can be missed on the other by about the standard error said)."""
+    search = (data.get("settings") or {}).get("budget_search") or {}
+    if "max_perplexity_increase_pct" not in search.get("budget", {}) or "increase_pct" not in search:
+        return ""
+    return (f"budget +{search['budget']['max_perplexity_increase_pct']} %: perplexity {search['increase_pct']:+.2f} %"
+            f"{se(search, search.get('spread_block_tokens'))} on {search['validation_tokens']} validation tokens "
+            "(the search's check; this row's perplexity is on the eval text)")
+
+
 def se(step, block) -> str:
     """The standard error of a step's increase from its blocks' spread (lm_rank.spread), where the
     search recorded one (SEARCH 13 on) and the text held more than one block."""
