@@ -94,7 +94,7 @@ def complete_row(row, result, failure, node, tok, kind) -> Row:
         row.size_note = "torch.save(state_dict) bytes (torch variants have no file of their own)"
     data = manifest.read(row.artifact) if row.artifact else {}
     # an LM budget build's check on the validation text; one timed on another CPU class
-    notes = (row.note, budget_note(data), other_cpu_note(data, (row.environment or {}).get("cpu")) if data else "")
+    notes = (row.note, budget_note(data), other_cpu_note(data, (row.environment or {}).get("cpu")))
     row.note = "; ".join(n for n in notes if n) or row.note
     return row
 

@@ -9,9 +9,7 @@ def describe(search: dict) -> str:
         for u, f in search["chosen_formats"].items():
             units.setdefault(f, []).append(u)
         cpu = search.get("cpu") or {}
-        return (f"budget +{search['budget']['max_perplexity_increase_pct']} %: perplexity "
-                f"{search['increase_pct']:+.2f} %{se(search, search.get('spread_block_tokens'))} on {search['validation_tokens']} validation tokens after "
-                f"{len(search['steps'])} step(s); units by format: "
+        return (f"{_checked(search)} after {len(search['steps'])} step(s); units by format: "
                 f"{'; '.join(f'{f}: {len(us)} ({_short(us)})' for f, us in units.items())}; MatMuls predicted at "
                 f"{_speed(search)} on {cpu.get('model')} ({', '.join(cpu.get('flags') or ()) or 'no listed flags'})"
                 f"{_step(search.get('step_check'))}")
@@ -35,14 +33,18 @@ def budget_note(data) -> str:
     search = (data.get("settings") or {}).get("budget_search") or {}
     if "max_perplexity_increase_pct" not in search.get("budget", {}) or "increase_pct" not in search:
         return ""
+    return f"{_checked(search)} (the search's check; this row's perplexity is on the eval text)"
+
+
+def _checked(search) -> str:
+    """The LM budget and what the search's check on the validation text found."""
     return (f"budget +{search['budget']['max_perplexity_increase_pct']} %: perplexity {search['increase_pct']:+.2f} %"
-            f"{se(search, search.get('spread_block_tokens'))} on {search['validation_tokens']} validation tokens "
-            "(the search's check; this row's perplexity is on the eval text)")
+            f"{se(search, search.get('spread_block_tokens'))} on {search['validation_tokens']} validation tokens")
 
 
 def se(step, block) -> str:
     """The standard error of a step's increase from its blocks' spread (lm_rank.spread), where the
-    search recorded one (SEARCH 13 on) and the text held more than one block."""
+    search recorded one (searches since commit 9a01739) and the text held more than one block."""
     if step.get("increase_se_pct") is None:
         return ""
     return (f" (standard error {step['increase_se_pct']:.2f} points over {len(step['block_increases_pct'])} blocks of "

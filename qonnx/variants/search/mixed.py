@@ -131,11 +131,10 @@ class MixedBuilder:
                 by = {EIGHT: lambda w, _, b, sym: eight_bit_codes(w, b)}
             makers.update({(fmt, r): (f, bits, block, sym) for r, f in by.items()})
         # one input's MatMuls together, in every format: GPTQ's factor of their Hessian is made once (gptq._factor)
-        made = {k: {} for k in makers}
-        first = {}
-        for i, m in enumerate(nodes):
-            first.setdefault(m.input[0], i)
-        for n in sorted(nodes, key=lambda m: first[m.input[0]]):
+        made, by_input = {k: {} for k in makers}, {}
+        for n in nodes:
+            by_input.setdefault(n.input[0], []).append(n)
+        for n in (n for group in by_input.values() for n in group):
             w = weights[n.name]
             for (fmt, r), (f, bits, block, sym) in makers.items():
                 if bits == 8 or r in four_bit_recipes(n.name, rotated):
