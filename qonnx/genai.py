@@ -113,6 +113,9 @@ def _budget_inputs(source, cfg):
     key = {"max_perplexity_increase_pct": limit, "calibration": prov["calibration"]["sample_sha256"],
            "validation": prov["validation"]["rows_sha256"], "cpu": kernels.cpu_class(),  # formats chosen for this CPU
            "search": lm_budget.SEARCH}
+    margin = getattr(cfg, "perplexity_margin_se", None)
+    if margin:  # in the key only where set: builds without it keep their keys
+        key["margin_se"] = margin
     return key, cal, val, prov
 
 
@@ -174,5 +177,6 @@ def _build_from_fp32(source, tmp: Path, budget) -> dict:
              key["max_perplexity_increase_pct"])
     # the fp32 folder's content key: a second budget on it reuses the per-unit costs
     record = lm_budget.search(fp32 / "model.onnx", tmp / "model.onnx", key["max_perplexity_increase_pct"],
-                              cal_ids, val_ids, source.config, model_digest=manifest.read(fp32).get("key"), genai=True)
+                              cal_ids, val_ids, source.config, model_digest=manifest.read(fp32).get("key"), genai=True,
+                              margin_se=key.get("margin_se", 0.0))
     return {"built_from": str(fp32), "budget_search": record, "data": prov}

@@ -24,6 +24,10 @@ UNITS = {"size_mb": "MiB", "peak_memory_mb": "MiB", "peak_increment_mb": "MiB", 
          "accuracy": "fraction", "top5_accuracy": "fraction", "rouge_l": "F1 (fraction)",
          "exact_match": "fraction", "accuracy_drop": "fraction (reference minus row)",
          "perplexity_change_pct": "percent", "agreement": "fraction",
+         "perplexity_change_se_pct": "percentage points: the standard error of perplexity_change_pct, from the "
+                                     "change's spread over blocks of 512+ scored tokens (an eighth of the text where "
+                                     "less), the same windows as the reference's",
+         "perplexity_windows": "per window of the eval text: [negative log-likelihood sum (nats), tokens scored]",
          "speedup": "ratio, same provider and machine: with rounds, the median of the per-round ratios (torch-fp32's "
                     "round time over the row's; LM: the row's decode tokens/s over torch-fp32's); without, torch-fp32's "
                     "p50 batch-1 latency over the row's (classification), the row's decode tokens/s over "
@@ -52,6 +56,7 @@ class Row:
     accuracy: float | None = None
     perplexity: float | None = None
     scored_tokens: int | None = None
+    perplexity_windows: list | None = None  # LM: each window's [negative log-likelihood sum, tokens scored]
     samples: list | None = None     # LM: decoded continuations of the first prompts
     top5_accuracy: float | None = None    # image classifiers with more than 5 classes
     rouge_l: float | None = None          # seq2seq with references: ROUGE-L F1 of the generated texts
@@ -95,6 +100,7 @@ class Row:
     # derived against the reference (report.derive)
     accuracy_drop: float | None = None
     perplexity_change_pct: float | None = None
+    perplexity_change_se_pct: float | None = None  # its standard error (ratios.change_se)
     agreement: float | None = None
     max_logit_diff: float | None = None
     agreement_error: str | None = None
@@ -148,12 +154,13 @@ NUMBERS = {"accuracy": FRACTION, "agreement": FRACTION, "robust_accuracy": FRACT
                             "baseline_mb", "load_peak_mb", "inference_peak_mb", "peak_memory_mb",
                             "peak_increment_mb", "model_memory_mb", "decode_passes", "weight_memory_mb",
                             "cuda_peak_mb", "device_memory_mb", "size_mb", "max_logit_diff",
-                            "speedup", "memory_reduction", "size_reduction"), AT_LEAST_0)}
+                            "speedup", "memory_reduction", "size_reduction", "perplexity_change_se_pct"), AT_LEAST_0)}
 MAY_BE_INFINITE = ("max_logit_diff",)  # measure.deviation writes inf where an output is not finite
 TIMINGS = ("latency_ms", "ttft_ms")  # {p50, p90, p99, mean, n}: each a number >= 0, or None
 TEXT = ("reason", "note", "artifact", "outputs", "size_note", "agreement_error", "memory_note", "decode_loop",
         "timing")
-OBJECTS, LISTS = ("placement", "node", "environment", "targets"), ("samples", "shapes", "decode_range", "rounds", "speedup_range")
+OBJECTS = ("placement", "node", "environment", "targets")
+LISTS = ("samples", "shapes", "decode_range", "rounds", "speedup_range", "perplexity_windows")
 STATUSES = ("ok", "failed", "skipped")
 
 
@@ -199,6 +206,12 @@ def check_row(data: dict, source="results.json"):
             raise DataError(f"{where.format(key)} is {value!r}, not an object.")
         elif key in LISTS and not isinstance(value, list):
             raise DataError(f"{where.format(key)} is {value!r}, not a list.")
+        if key == "perplexity_windows":  # a standard error is taken of these: [nll sum >= 0, tokens > 0] each
+            for i, w in enumerate(value):
+                if not isinstance(w, list) or len(w) != 2:
+                    raise DataError(f"{where.format(f'perplexity_windows[{i}]')} is {w!r}, not [nll sum, tokens].")
+                _number(w[0], where.format(f"perplexity_windows[{i}][0]"), AT_LEAST_0)
+                _number(w[1], where.format(f"perplexity_windows[{i}][1]"), ABOVE_0)
         if key == "rounds":  # ratios are taken of these: each a positive number, or null
             for i, v in enumerate(value):
                 if v is not None:

@@ -75,6 +75,24 @@ def test_lm_run_gates_on_perplexity(tmp_path):
     assert bad.exit_code == 2 and "FAIL  perplexity_change_pct" in bad.output
 
 
+def test_a_perplexity_change_within_two_standard_errors_of_the_limit_is_said_so(tmp_path):
+    from qonnx.ratios import change_se
+    from qonnx.schema import Row
+
+    ref_w = [[2.3 * 256, 256]] * 16
+    row_w = [[2.3 * 256 + (0.01 if i // 2 % 2 else 0.05) * 256, 256] for i in range(16)]  # about +3 %, uneven
+    se = change_se(Row("r", "cpu", "onnx", perplexity_windows=row_w), Row("f", "cpu", "torch", perplexity_windows=ref_w))
+    d = run_dir(tmp_path, "lm", ref={"perplexity_windows": ref_w, "perplexity_change_se_pct": 0.0},
+                perplexity_windows=row_w, perplexity_change_se_pct=se)  # perplexity 3 % above the reference's
+    assert 0.5 < se < 2
+    args = ["validate", d, "--variant", "onnx-int8-dynamic", "--max-perplexity-increase"]
+    near = CliRunner().invoke(main, [*args, "4"])
+    assert near.exit_code == 0 and "within 2 standard errors" in near.output and "other side" in near.output
+    far = CliRunner().invoke(main, [*args, "30"])
+    assert far.exit_code == 0 and "standard error" not in far.output
+    assert "recomputed" not in near.output  # the stored standard error is the one the windows give
+
+
 @pytest.mark.parametrize("doc,msg", [
     ({"settings": {"kind": "lm"}, "rows": [{"variant": "x"}]}, "a row lacks provider, status"),
     ({"settings": {}, "rows": []}, "has no settings.kind"),

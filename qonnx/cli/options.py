@@ -69,6 +69,10 @@ OPTIONS = {
                                                "classifiers: top-1 accuracy drop; seq2seq models: largest 1 - exact "
                                                "match with FP32's generated text."),
     "max_perplexity_increase": dict(type=float, help="Largest perplexity increase vs FP32, in percent."),
+    "perplexity_margin_se": dict(type=float, help="Hold --max-perplexity-increase by this many standard errors of "
+                                                  "the validation increase (its spread over blocks of 2,048 tokens): "
+                                                  "1 or 2 for a budget that should hold on other text too [0: the "
+                                                  "increase itself]."),
     "validation": dict(help="The budget's data, neither calibration nor eval data: labelled rows "
                             "(classifiers) or text (LMs) [the demo's validation split]."),
     "validation_text_column": dict(),
@@ -79,7 +83,7 @@ OPTIONS = {
                                                "[no limit]."),
 }
 
-BUDGET = ("max_accuracy_drop", "max_perplexity_increase", "validation", "validation_text_column",
+BUDGET = ("max_accuracy_drop", "max_perplexity_increase", "perplexity_margin_se", "validation", "validation_text_column",
           "validation_label_column", "validation_samples", "search_time_limit")
 PERPLEXITY_BUDGET = ("LMs, int4-weight: the format of each role of each layer (4-bit/32, 4-bit/128, 8-bit/128 or float) chosen by "
                      "its KL and its kernels' time on this CPU: the fastest build whose perplexity on --validation "

@@ -109,6 +109,9 @@ class QuantizeConfig(Budget):
             raise ConfigError(f"--max-accuracy-drop applies to int8-static and int8-dynamic, not {self.method}")
         if self.max_perplexity_increase is not None and self.method not in PERPLEXITY_BUDGET_METHODS:
             raise ConfigError(f"--max-perplexity-increase applies to int4-weight, not {self.method}")
+        if self.perplexity_margin_se is not None and self.max_perplexity_increase is None:
+            raise ConfigError("--perplexity-margin-se holds a perplexity budget by a margin: give "
+                              "--max-perplexity-increase too (int4-weight).")
         self.check_budget(((self.calibration, "--calibration"),))
         if self.output is not None:
             self.output = Path(self.output)
@@ -147,6 +150,11 @@ class CompareConfig(DataPart, CalibrationPart, RuntimePart, LMEvalPart, Budget):
             raise ConfigError(f"--robustness-rate is a fraction of words in (0, 1], got {self.robustness_rate}")
         self.check_budget(((self.dataset, "--dataset"), (self.calibration, "--calibration")),
                           demo_eval_split=None if self.dataset else self.split)
+        if (self.perplexity_margin_se is not None and self.max_perplexity_increase is None
+                and "genai-int4-budget" not in self.variants):
+            raise ConfigError("--perplexity-margin-se holds a perplexity budget by a margin: give "
+                              "--max-perplexity-increase, or ask for the genai-int4-budget row (its budget is 10 % "
+                              "where none is given).")
         self.check_runtime()
 
 

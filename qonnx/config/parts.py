@@ -181,6 +181,9 @@ class LMEvalPart:
             raise ConfigError(f"--stride must be between 1 and --window ({self.window}), got {self.stride}")
 
 
+MARGIN_SE_MAX = 10.0  # --perplexity-margin-se: more standard errors than this is no budget left
+
+
 @dataclass(kw_only=True)
 class Budget:
     """The quality budgets quantize and compare share."""
@@ -195,6 +198,8 @@ class Budget:
     # a perplexity budget (int4-weight on LMs), in percent: mixed 4/8-bit MatMulNBits searched
     # until validation perplexity is within it (qonnx.variants.search.lm_budget)
     max_perplexity_increase: float | None = None
+    # the perplexity budget held by this many standard errors of the validation increase [0: the increase]
+    perplexity_margin_se: float | None = None
 
     def check_budget(self, others, demo_eval_split=None):
         """others: ((path or demo split, flag), ...): data the validation rows must not be;
@@ -208,6 +213,9 @@ class Budget:
             raise ConfigError(f"--search-time-limit is in seconds, more than 0, got {self.search_time_limit}")
         if self.max_perplexity_increase is not None and not 0 <= self.max_perplexity_increase <= 1000:
             raise ConfigError(f"--max-perplexity-increase is in percent (5 = +5 %), got {self.max_perplexity_increase}")
+        if self.perplexity_margin_se is not None and not 0 <= self.perplexity_margin_se <= MARGIN_SE_MAX:
+            raise ConfigError(f"--perplexity-margin-se is a number of standard errors, 0 to {MARGIN_SE_MAX:g} (1 holds "
+                              f"the budget by one standard error), got {self.perplexity_margin_se}")
         if self.max_accuracy_drop is not None or self.max_perplexity_increase is not None:
             for other, what in others:
                 if self.validation and other and same_file(self.validation, other):
@@ -223,6 +231,9 @@ class Budget:
         """Each budget is for one kind of model: accuracy for classifiers, perplexity for LMs."""
         if self.max_accuracy_drop is not None and lm:
             raise ConfigError("--max-accuracy-drop is for classifiers; an LM's budget is --max-perplexity-increase.")
+        if self.perplexity_margin_se is not None and not lm:
+            raise ConfigError("--perplexity-margin-se is for a language model's perplexity budget; a classifier's "
+                              "budget is --max-accuracy-drop.")
         if self.max_perplexity_increase is not None and not lm:
             raise ConfigError("--max-perplexity-increase is for language models; a classifier's budget is "
                               "--max-accuracy-drop.")
@@ -234,5 +245,5 @@ class Budget:
             keep = ("max_accuracy_drop", "validation", "validation_text_column", "validation_label_column",
                     "validation_samples", "search_time_limit")
         if self.max_perplexity_increase is not None and method in PERPLEXITY_BUDGET_METHODS and not fixed_options:
-            keep = ("max_perplexity_increase", "validation", "validation_text_column")
+            keep = ("max_perplexity_increase", "perplexity_margin_se", "validation", "validation_text_column")
         return {k: getattr(self, k) for k in keep}

@@ -32,7 +32,10 @@ QUALITY = {
         Column("accuracy_drop", "drop", "drop vs ref", "+.4f", "the reference's accuracy minus the row's")],
     "lm": [
         Column("perplexity", "ppl", "perplexity", ".2f", "perplexity on the eval text"),
-        Column("perplexity_change_pct", "ppl Δ%", "ppl change %", "+.2f", "percent above the reference")],
+        Column("perplexity_change_pct", "ppl Δ%", "ppl change %", "+.2f", "percent above the reference"),
+        Column("perplexity_change_se_pct", "± SE", "its standard error (points)", ".2f",
+               "the change's standard error, from its spread over blocks of 512+ eval tokens (an eighth of a shorter text): a change within "
+               "about two of these of a budget may fall on either side of it on other text")],
     "embeddings": [
         Column("topk_overlap", "top-10", "top-10 overlap", ".4f", "share of each text's top-10 neighbours that are "
                                                                      "the reference's"),
@@ -93,7 +96,7 @@ TAIL = [Column("model_memory_mb", "model MiB", "model MiB", ".0f",
 
 # results.csv: these row fields, nested ones flattened (latency_ms_p50 ...)
 CSV = ["variant", "provider", "status", "reason", "accuracy", "accuracy_drop", "robust_accuracy", "robust_drop",
-       "perplexity", "perplexity_change_pct", "agreement", "max_logit_diff", "latency_ms", "ttft_ms",
+       "perplexity", "perplexity_change_pct", "perplexity_change_se_pct", "agreement", "max_logit_diff", "latency_ms", "ttft_ms",
        "speedup", "speedup_range", "timing", "throughput_per_s", "decode_tokens_per_s", "peak_memory_mb", "peak_increment_mb",
        "model_memory_mb", "memory_note", "load_peak_mb", "inference_peak_mb", "baseline_mb", "weight_memory_mb",
        "cuda_peak_mb", "device_memory_mb",
@@ -114,15 +117,17 @@ def targets(rows) -> list:
 
 
 def display(kind, rows=()) -> list:
-    """The columns of a results table of `kind`; the typo, speedup range and GPU columns only where a row
-    has them, the threads column only where rows ran at different thread counts (Ray nodes of other sizes)."""
+    """The columns of a results table of `kind`; the typo, speedup range, perplexity change's standard
+    error and GPU columns only where a row has them, the threads column only where rows ran at different thread counts (Ray nodes of other sizes)."""
     robust = ROBUST if kind == "classification" and any(r.get("robust_accuracy") is not None for r in rows) else []
     labels = [LABELS] if any(r.get("label_spearman") is not None for r in rows) else []
     device = [DEVICE] if any(r.get("device_memory_mb") is not None for r in rows) else []
     threads = [THREADS] if len({r.get("threads") for r in rows if r.get("threads")}) > 1 else []
     ranged = any(r.get("speedup_range") for r in rows)
     speed = [c for c in SPEED[kind] if ranged or c.key != "speedup_range"]
-    return NAME + QUALITY[kind] + labels + robust + [AGREEMENT] + speed + threads + device + TAIL + targets(rows)
+    spread = any(r.get("perplexity_change_se_pct") is not None for r in rows)  # runs before qonnx kept windows: none
+    quality = [c for c in QUALITY[kind] if spread or c.key != "perplexity_change_se_pct"]
+    return NAME + quality + labels + robust + [AGREEMENT] + speed + threads + device + TAIL + targets(rows)
 
 
 def span(v) -> str:

@@ -112,7 +112,10 @@ def method_notes(kind, s):
                      "each of 4 fixed prompts, batch 1, in 3 passes; TTFT = prompt pass (n = 12); decode "
                      "tokens/s over the remaining tokens: the median pass, with the range of the passes "
                      "(decode_range). Agreement = next-token top-1 agreement with "
-                     "the reference.")
+                     "the reference. perplexity_change_se_pct = the change's standard error, from how it moves "
+                     "over blocks of 512+ scored tokens (an eighth of the text where that is less; each row's per-window log-likelihoods against the "
+                     "reference's on the same windows: perplexity_windows): a row within about two of these of "
+                     "a budget may fall on its other side on other text.")
         notes.append("genai-* rows (onnxruntime-genai's model builder): perplexity and agreement through "
                      "onnxruntime on the builder's model.onnx, with the same code as every ONNX row; "
                      "generation through onnxruntime-genai's Generator at the same thread count: TTFT = "

@@ -96,7 +96,7 @@ def recommend(doc) -> dict:
         best = min(rows_p, key=lambda r: (r.get("latency_ms") or {}).get("p50") or float("inf"))
         speed = f"p50 {(best.get('latency_ms') or {}).get('p50', 0):.2f} ms at batch 1"
     quality = (f"exact match {best['exact_match']:.4f}" if kind == "seq2seq" else
-               f"perplexity {best['perplexity']:.2f} ({best['perplexity_change_pct']:+.2f} %)" if lm else
+               f"perplexity {best['perplexity']:.2f} ({best['perplexity_change_pct']:+.2f} %{se_text(best)})" if lm else
                embedding_quality(best) if kind == "embeddings" else
                f"F1 {best['f1']:.4f} ({0 - best['f1_drop']:+.4f} vs reference)" if kind in F1_KINDS else
                f"accuracy {best['accuracy']:.4f} ({-best['accuracy_drop']:+.4f} vs reference)")
@@ -106,6 +106,11 @@ def recommend(doc) -> dict:
     size = f", {best['size_mb']:.1f} MiB" if best.get("size_mb") else ""
     return {"row": best, "text": f"{best['variant']} on {best['provider']}: the fastest row within {which}; "
                                  f"{speed}{extra}, {quality}{size}."}
+
+
+def se_text(row) -> str:
+    se = row.get("perplexity_change_se_pct")
+    return f", standard error {se:.2f} points" if se else ""
 
 
 def within_budget(doc):
@@ -171,6 +176,33 @@ NOISY_DRIFT = 0.20   # the reference's round figures moved more than 20 % from t
 
 
 def noise(doc) -> list:
+    """Sentences warning that the run's figures are within their noise ([] if not): speed_noise, and
+    LM rows whose perplexity change is within two standard errors of the budget (budget_noise)."""
+    return speed_noise(doc) + budget_noise(doc)
+
+
+NEAR = 2.0  # standard errors: a perplexity change nearer the budget than this may fall on its other side
+
+
+def budget_noise(doc) -> list:
+    """A sentence naming the LM rows whose perplexity change on the eval text is within NEAR standard
+    errors of the budget (the run's, else the default): on other text they may be on its other side."""
+    if doc["settings"]["kind"] != "lm":
+        return []
+    _, limit, _ = budget(doc)
+    near = [r for r in doc["rows"] if r.get("status") == "ok" and r.get("perplexity_change_se_pct")
+            and r.get("perplexity_change_pct") is not None
+            and abs(r["perplexity_change_pct"] - limit) < NEAR * r["perplexity_change_se_pct"]]
+    if not near:
+        return []
+    named = ", ".join(f"{r['variant']} {r['perplexity_change_pct']:+.2f} % (standard error {r['perplexity_change_se_pct']:.2f})"
+                      for r in near)
+    return [f"Within the eval text's noise of the perplexity budget (+{limit:g} %): {named}. A change within "
+            f"{NEAR:g} standard errors of the budget may fall on its other side on other text; --eval-tokens "
+            f"(this run: {doc['settings'].get('eval_tokens')}) scores more text and narrows it."]
+
+
+def speed_noise(doc) -> list:
     """Sentences warning that the machine was too noisy for the ratios the run shows ([] if not),
     from the run's own measure of its noise: with interleaved rounds, the spread of each row's
     per-round ratios and the drift of the reference's round figures from start to end; without,

@@ -98,7 +98,8 @@ def prepare(tok, data, job) -> dict:
 
 
 def measure(runner, arrays, job):
-    ppl, scored, preds = perplexity(runner, arrays["corpus"].tolist(), job.window, job.stride)
+    windows = []
+    ppl, scored, preds = perplexity(runner, arrays["corpus"].tolist(), job.window, job.stride, windows)
     curves = shapes.measure(runner, arrays, lm=True) if job.batch_sizes else None  # before generation
     prompts = [arrays[k] for k in sorted(k for k in arrays if k.startswith("prompt"))]
     generate(runner, prompts[0], 4)  # warm-up
@@ -114,7 +115,7 @@ def measure(runner, arrays, job):
         rates.append(decoded / decode_s if decode_s else None)
         generated = generated or outs
     ok = [r for r in rates if r]
-    return {"shapes": curves, "perplexity": ppl, "scored_tokens": scored,
+    return {"shapes": curves, "perplexity": ppl, "scored_tokens": scored, "perplexity_windows": [list(w) for w in windows],
             "ttft_ms": Latency.from_values(ttfts).to_dict(),
             "decode_tokens_per_s": float(np.median(ok)) if ok else None,
             "decode_range": [min(ok), max(ok)] if ok else None, "decode_passes": len(ok),

@@ -41,6 +41,8 @@ def variant_key(cfg, src_manifest, calibration_prov=None, validation_selection=N
     settings = {k: val for k, val in dataclasses.asdict(cfg).items() if k not in NOT_IN_KEY}
     if cfg.method != "int8-qdq-qnn":  # the other methods' keys stay as they were before the option
         settings.pop("qnn_activations")
+    if settings.get("perplexity_margin_se") is None:  # keys stay as they were before the option
+        settings.pop("perplexity_margin_se", None)
     if calibration_prov:  # the samples themselves, not the file name
         settings["calibration"] = {k: calibration_prov[k] for k in ("sample_sha256", "max_length")}
     else:

@@ -117,3 +117,50 @@ def test_threads_on_ray_are_each_nodes_own():
     ray = " ".join(method_notes("classification", {**SETTINGS, "executor": "ray", "threads": None}))
     assert "intra_op_num_threads = each Ray node's usable cores" in ray and "each row's threads" in ray
     assert "intra_op_num_threads = 2;" in " ".join(method_notes("classification", SETTINGS))
+
+
+def test_a_perplexity_change_near_the_budget_is_said_to_be_within_the_eval_texts_noise():
+    from qonnx.report import columns
+    from qonnx.report.summary import noise, recommend
+
+    rows = [{"variant": "genai-int4-budget", "perplexity": 10.9, "perplexity_change_pct": 9.0,
+             "perplexity_change_se_pct": 0.6, "decode_tokens_per_s": 120.0},   # 1.7 standard errors under 10 %
+            {"variant": "genai-int8", "perplexity": 10.1, "perplexity_change_pct": 1.0,
+             "perplexity_change_se_pct": 0.3, "decode_tokens_per_s": 90.0},    # far under it
+            {"variant": "genai-int4", "perplexity": 13.3, "perplexity_change_pct": 33.0,
+             "perplexity_change_se_pct": 1.3, "decode_tokens_per_s": 130.0}]   # far over it
+    said = noise({**lm_doc(*rows), "settings": {"kind": "lm", "max_perplexity_increase": 10, "eval_tokens": 4096}})
+    assert len(said) == 1 and "genai-int4-budget +9.00 % (standard error 0.60)" in said[0]
+    assert "genai-int8" not in said[0] and "genai-int4 " not in said[0] and "4096" in said[0]
+    assert noise(lm_doc(*rows[1:])) == []
+    assert "standard error 0.60 points" in recommend(lm_doc(*rows))["text"]
+    assert "± SE" in [c.short for c in columns.display("lm", rows)]
+    assert "± SE" not in [c.short for c in columns.display("lm", [{"perplexity_change_pct": 1.0}])]  # older runs
+
+
+def test_the_change_standard_error_is_derived_from_the_same_windows_only():
+    from qonnx.ratios import CHANGE_BLOCK, change_se, spread
+
+    ref = Row("torch-fp32", "cpu", "torch", perplexity_windows=[[float(100 + i), 256] for i in range(16)])
+    row = Row("onnx-int4-weight", "cpu", "onnx", perplexity_windows=[[float(103 + i % 3), 256] for i in range(16)])
+    assert change_se(row, ref) == spread(row.perplexity_windows, ref.perplexity_windows, CHANGE_BLOCK)["se_pct"] > 0
+    short = [w[:1] + [32] for w in row.perplexity_windows]  # 512 tokens in all: blocks of 64, not one block
+    assert change_se(Row("c", "cpu", "onnx", perplexity_windows=short),
+                     Row("r", "cpu", "torch", perplexity_windows=[w[:1] + [32] for w in ref.perplexity_windows])) == \
+        spread(short, [w[:1] + [32] for w in ref.perplexity_windows], 64)["se_pct"]
+    assert change_se(Row("a", "cpu", "onnx"), ref) is None  # a run from before the windows were kept
+    other = Row("b", "cpu", "onnx", perplexity_windows=[[103.0, 200]] * 16)  # other windows: no pairing
+    assert change_se(other, ref) is None
+
+
+def test_damaged_windows_are_bad_input():
+    import pytest
+
+    from qonnx.errors import DataError
+    from qonnx.schema import check_row
+
+    good = {"variant": "v", "provider": "cpu", "status": "ok", "perplexity_windows": [[10.5, 256]]}
+    check_row(good)
+    for bad in ([[10.5]], [["x", 256]], [[10.5, 0]], "windows", [[-1.0, 256]]):
+        with pytest.raises(DataError, match="perplexity_windows"):
+            check_row({**good, "perplexity_windows": bad})

@@ -108,6 +108,12 @@ def test_compare_lm_rows(tiny_lm, tmp_path):
         assert ("IO binding" in r["decode_loop"]) == v.startswith("onnx")  # which loop timed the row
     assert abs(by["onnx-fp32"]["perplexity_change_pct"]) < 0.5
     assert by["onnx-fp32"]["agreement"] > 0.99
+    # each row keeps its windows' log-likelihoods: they give its perplexity, and its change's standard error
+    for r in by.values():
+        nll, n = (sum(x) for x in zip(*r["perplexity_windows"]))
+        assert n == r["scored_tokens"] and np.exp(nll / n) == pytest.approx(r["perplexity"], rel=1e-9)
+    assert by["torch-fp32"]["perplexity_change_se_pct"] == 0.0  # the reference against itself
+    assert by["onnx-int4-weight"]["perplexity_change_se_pct"] > 0
     assert "window 64, stride 32" in (tmp_path / "run" / "report.md").read_text()
 
 

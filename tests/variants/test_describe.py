@@ -42,5 +42,8 @@ def test_budget_note_of_a_row():
         "validation tokens (the search's check; this row's perplexity is on the eval text)")
     old = {k: v for k, v in search.items() if k not in ("increase_se_pct", "block_increases_pct")}  # before the spread
     assert budget_note({"settings": {"budget_search": old}}).startswith("budget +5.0 %: perplexity +4.96 % on 12432")
+    held = {**search, "budget": {"max_perplexity_increase_pct": 5.0, "margin_se": 1.0}, "increase_pct": 4.2}
+    assert budget_note({"settings": {"budget_search": held}}).startswith(
+        "budget +5.0 % held by 1 standard error(s): perplexity +4.20 % (standard error 0.45 points")
     assert budget_note({"settings": {"budget_search": {"budget": {"max_accuracy_drop": 0.01}}}}) == ""
     assert budget_note({"settings": {}}) == "" and budget_note({}) == ""

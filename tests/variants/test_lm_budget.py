@@ -476,6 +476,45 @@ def test_budget_not_met_writes_nothing(tiny_lm_onnx, texts, tmp_path, monkeypatc
     assert not (tmp_path / "none").exists()
 
 
+def test_a_margin_of_standard_errors_holds_the_budget_by_them(tiny_lm_onnx, texts, tmp_path, monkeypatch):
+    assert lm_budget.budget_held({"increase_pct": 3.0, "increase_se_pct": 0.8}, 4.0)
+    assert lm_budget.budget_held({"increase_pct": 3.0, "increase_se_pct": 0.8}, 4.0, margin_se=1)
+    assert not lm_budget.budget_held({"increase_pct": 3.0, "increase_se_pct": 1.2}, 4.0, margin_se=1)
+    # every quantized build measured with its windows alternately 5 % and 1 % above FP32's (about +3 %):
+    # within a 5 % budget as measured, not held by two standard errors: exit 2, the margin named, nothing written
+    real, ref = lm_budget.perplexity, []
+
+    def uneven(path, *a):  # the first call measures the FP32 reference
+        p, parts = real(path, *a)
+        if ref:
+            parts = [(nll + n * np.log(1.01 if i % 2 else 1.05), n) for i, (nll, n) in enumerate(ref)]
+            p = float(np.exp(sum(x for x, _ in parts) / sum(n for _, n in parts)))
+        else:
+            ref.extend(parts)
+        return p, parts
+
+    monkeypatch.setattr(lm_budget, "perplexity", uneven)
+    monkeypatch.setattr(lm_budget.lm_rank, "SPREAD_BLOCK", 1)  # each window a block: the tiny text has a few
+    res = CliRunner().invoke(main, ["quantize", str(tiny_lm_onnx), "-m", "int4-weight", "-o", str(tmp_path / "m"),
+                                    "--max-perplexity-increase", "5", "--perplexity-margin-se", "2", "--calibration",
+                                    str(texts / "calib.txt"), "--validation", str(texts / "valid.txt")])
+    assert len(ref) >= 3, "the validation text needs three windows or more"
+    assert res.exit_code == 2 and "meets --max-perplexity-increase 5.0 held by 2 standard error(s)" in res.output, \
+        res.output
+    assert "standard error" in res.output.split("raised validation perplexity by")[1]
+    assert not (tmp_path / "m").exists()
+    # a validation text of one block has no standard error to hold the budget by: refused before any build
+    monkeypatch.setattr(lm_budget.lm_rank, "SPREAD_BLOCK", 2048)
+    ref.clear()
+    short = CliRunner().invoke(main, ["quantize", str(tiny_lm_onnx), "-m", "int4-weight", "-o", str(tmp_path / "s"),
+                                      "--max-perplexity-increase", "5", "--perplexity-margin-se", "1", "--calibration",
+                                      str(texts / "calib.txt"), "--validation", str(texts / "valid.txt")])
+    assert short.exit_code == 1 and "needs the increase's standard error" in short.output, short.output
+    assert not (tmp_path / "s").exists()
+    alone = CliRunner().invoke(main, ["quantize", str(tiny_lm_onnx), "-m", "int4-weight", "--perplexity-margin-se", "1"])
+    assert alone.exit_code == 1 and "give --max-perplexity-increase too" in alone.output
+
+
 def test_budget_refusals(tiny_lm_onnx, tiny_classifier_onnx, texts, tmp_path):
     runner = CliRunner()
     same = runner.invoke(main, ["quantize", str(tiny_lm_onnx), "-m", "int4-weight", "--max-perplexity-increase", "5",

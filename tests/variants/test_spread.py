@@ -1,10 +1,10 @@
-"""The spread of a perplexity increase along the validation text (lm_rank.spread): blocks of
+"""The spread of a perplexity increase along the validation text (qonnx.ratios.spread): blocks of
 windows, each block's increase, the standard error of the whole. Pure arithmetic, no model."""
 import numpy as np
 import pytest
 
+from qonnx.ratios import spread
 from qonnx.variants.search.describe import se
-from qonnx.variants.search.lm_rank import spread
 
 
 def _windows(rng, n, first=511, rest=256):

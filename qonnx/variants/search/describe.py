@@ -38,7 +38,9 @@ def budget_note(data) -> str:
 
 def _checked(search) -> str:
     """The LM budget and what the search's check on the validation text found."""
-    return (f"budget +{search['budget']['max_perplexity_increase_pct']} %: perplexity {search['increase_pct']:+.2f} %"
+    margin = search["budget"].get("margin_se")
+    held = f" held by {margin:g} standard error(s)" if margin else ""
+    return (f"budget +{search['budget']['max_perplexity_increase_pct']} %{held}: perplexity {search['increase_pct']:+.2f} %"
             f"{se(search, search.get('spread_block_tokens'))} on {search['validation_tokens']} validation tokens")
 
 

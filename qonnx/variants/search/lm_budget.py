@@ -39,7 +39,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from qonnx.errors import ConfigError
 from qonnx.measure.deviation import Reference, kl
+from qonnx.ratios import spread as increase_spread
 from qonnx.store import tree_digest, work_dir
 from qonnx.variants.graph import materialize_transposed_weights
 from qonnx.variants.int4_weight import ACCURACY_LEVEL, fp32_gemms
@@ -64,9 +66,10 @@ SEARCH = 12
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
-           threads=None, samples=8, length=512, on_step=None, model_digest=None, genai=False) -> dict:
+           threads=None, samples=8, length=512, on_step=None, model_digest=None, genai=False, margin_se=0.0) -> dict:
     """Write the fastest (by the kernel table) build within limit_pct (perplexity increase in percent
-    on val_ids) to `out` (model.onnx + its .data); return the search record. With model_digest (the
+    on val_ids, plus margin_se standard errors of it: budget_held) to `out` (model.onnx + its .data);
+    return the search record. With model_digest (the
     source model's content hash) the per-unit costs are cached and reused by a later search on the
     same model, calibration and validation text (in the user cache: lm_rank.RANKINGS). genai: src is
     a genai folder's model (its side files beside it): the chosen build is timed in the Generator."""
@@ -78,6 +81,10 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
         window = length = positions
         stride = min(stride, max(1, positions // 2))
     reference, ref_parts = perplexity(src, val_ids, window, stride, threads, config)
+    if margin_se and increase_spread(ref_parts, ref_parts, lm_rank.SPREAD_BLOCK)["se_pct"] is None:
+        raise ConfigError(f"--perplexity-margin-se needs the increase's standard error, from blocks of "
+                          f"{lm_rank.SPREAD_BLOCK}+ validation tokens: the validation text gives {len(val_ids)} "
+                          "tokens, one block. Give a longer --validation text, or no margin.")
     probe = val_ids[:window]
     ref = Reference(window_logits(src, probe, threads, config))
     t0 = time.monotonic()
@@ -134,7 +141,8 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                     "Search again on a quiet machine (--overwrite) if the speed matters.", len(busy),
                     len(table["kernels"]))
     recipes = {u: {f: builder.recipes(f, names) for f in fmts} for u, names in units.items()}
-    record = {"budget": {"max_perplexity_increase_pct": limit_pct}, "validation_tokens": len(val_ids),
+    record = {"budget": {"max_perplexity_increase_pct": limit_pct, **({"margin_se": margin_se} if margin_se else {})},
+              "validation_tokens": len(val_ids),
               "spread_block_tokens": lm_rank.SPREAD_BLOCK,
               "window": window, "stride": stride, "gemm_left_fp32": fp32_gemms(builder.model),
               "calibration": {"samples": samples, "tokens_per_sample": length},
@@ -193,18 +201,19 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
             chosen = chosen_at(k)
             build(chosen)
             p, parts = perplexity(path, val_ids, window, stride, threads, config)
-            spread = lm_rank.spread(parts, ref_parts)
+            spread = increase_spread(parts, ref_parts, lm_rank.SPREAD_BLOCK)
             entry = {"moves_held_back": k, "units_by_format": dict(Counter(chosen.values())), "perplexity": p,
                      "increase_pct": 100 * (p / reference - 1), "increase_se_pct": spread["se_pct"],
                      "block_increases_pct": spread["blocks_pct"],
                      "predicted_matmul_us": 1000 * chooser.predicted_ms(ms, chosen)}
             record["steps"].append(entry)
-            log.info("budget search: %d of %d moves held back (%s), perplexity %+.2f %%%s (budget %.2f %%)", k,
+            log.info("budget search: %d of %d moves held back (%s), perplexity %+.2f %%%s (budget %.2f %%%s)", k,
                      len(moves), ", ".join(f"{f} x{c}" for f, c in entry["units_by_format"].items()),
-                     entry["increase_pct"], describe.se(entry, spread["block_tokens"]), limit_pct)
+                     entry["increase_pct"], describe.se(entry, spread["block_tokens"]), limit_pct,
+                     f", held by {margin_se:g} standard error(s)" if margin_se else "")
             if on_step:
                 on_step(entry)
-            return entry["increase_pct"] <= limit_pct + 1e-9
+            return budget_held(entry, limit_pct, margin_se)
 
         # doubling from the fastest build until within the budget, then bisection between the last
         # miss and the first hit
@@ -241,10 +250,18 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                      record["predicted_speed_vs_anchor"], ANCHOR, ceiling)
             return record
     best = min(record["steps"], key=lambda s: s["increase_pct"])
-    raise BudgetNotMet(f"no choice of weight formats meets --max-perplexity-increase {limit_pct}: the best step "
+    held = f" held by {margin_se:g} standard error(s)" if margin_se else ""
+    raise BudgetNotMet(f"no choice of weight formats meets --max-perplexity-increase {limit_pct}{held}: the best step "
                        f"({best['moves_held_back']} of {len(moves)} moves held back: "
                        f"{', '.join(f'{f} x{c}' for f, c in best['units_by_format'].items())}) raised validation "
-                       f"perplexity by {best['increase_pct']:.2f} % over {len(val_ids)} tokens. Nothing was written.")
+                       f"perplexity by {best['increase_pct']:.2f} %{describe.se(best, lm_rank.SPREAD_BLOCK)} over "
+                       f"{len(val_ids)} tokens. Nothing was written.")
+
+
+def budget_held(step, limit_pct, margin_se=0.0) -> bool:
+    """Whether a step's validation increase is within the budget: with a margin, the increase plus
+    margin_se of its standard errors (none where the text held one block: the increase alone)."""
+    return step["increase_pct"] + margin_se * (step["increase_se_pct"] or 0.0) <= limit_pct + 1e-9
 
 
 def build(src, out, cfg, config, texts=None, **_) -> dict:
@@ -263,7 +280,7 @@ def build(src, out, cfg, config, texts=None, **_) -> dict:
     del model
     try:
         record = search(src, out, cfg.max_perplexity_increase, cal_ids, val_ids, config, threads=cfg.threads,
-                        model_digest=model_digest)
+                        model_digest=model_digest, margin_se=cfg.perplexity_margin_se or 0.0)
     finally:
         for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
             f.unlink(missing_ok=True)

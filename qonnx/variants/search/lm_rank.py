@@ -50,32 +50,6 @@ def perplexity(path, ids, window, stride, threads, config):
         return ppl(r, ids, window, stride, parts)[0], parts
 
 
-def spread(parts, ref, block=SPREAD_BLOCK) -> dict:
-    """How much the perplexity increase of `parts` over `ref` (the same windows, lm_rank.perplexity's)
-    moves along the text: windows grouped into blocks of at least `block` scored tokens (a tail of
-    less than half a block joins the last), each block's increase, and the standard error of the
-    whole increase in percentage points from the blocks' spread (None with one block). A budget met
-    within one standard error may be missed on other text (docs/benchmarks.md, 2026-12-07)."""
-    groups, cur = [], [0.0, 0]
-    for (a, n), (b, _) in zip(parts, ref):
-        cur = [cur[0] + a - b, cur[1] + n]
-        if cur[1] >= block:
-            groups.append(cur)
-            cur = [0.0, 0]
-    if cur[1]:
-        if groups and cur[1] < block / 2:
-            groups[-1] = [groups[-1][0] + cur[0], groups[-1][1] + cur[1]]
-        else:
-            groups.append(cur)
-    diff, n = np.array([g[0] for g in groups]), np.array([g[1] for g in groups], dtype=np.float64)
-    mean = diff.sum() / n.sum()
-    se = None
-    if len(groups) > 1:
-        w = n / n.sum()
-        se = 100 * float(np.exp(mean) * np.sqrt((w ** 2 * (diff / n - mean) ** 2).sum() * len(n) / (len(n) - 1)))
-    return {"block_tokens": block, "blocks_pct": [100 * float(np.expm1(d)) for d in diff / n], "se_pct": se}
-
-
 def window_logits(path, ids, threads, config):
     x = np.asarray(ids, dtype=np.int64)[None]
     with OrtRunner(str(path), "cpu", threads, config) as r:
