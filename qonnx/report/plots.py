@@ -58,12 +58,18 @@ def plot_all(results, run_dir):
         plt.close(fig)
         written.append(name)
     fig, ax = plt.subplots(figsize=(10, 5.5))
+    bars = False
     for i, (r, label) in enumerate(zip(rows, labels)):
         ax.scatter(r[speed_key]["p50"], r[quality_key], s=70, label=label,
                    marker="o" if r["runtime"] == "torch" else "s", color=plt.cm.tab10(i % 10))
+        se = r.get("perplexity_change_se_pct") if quality_key == "perplexity" else None
+        if se:  # the change's standard error, in perplexity: the reference's perplexity x SE / 100
+            ax.errorbar(r[speed_key]["p50"], r[quality_key], yerr=r[quality_key] / (1 + r["perplexity_change_pct"] / 100)
+                        * se / 100, fmt="none", capsize=4, color=plt.cm.tab10(i % 10))
+            bars = True
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title="variant (provider)")
     ax.set_xlabel(speed_label)
-    ax.set_ylabel(quality_label)
+    ax.set_ylabel(quality_label[:-1] + "; bars: one standard error of the change)" if bars else quality_label)
     ax.set_title(f"{quality_label.split(' (')[0].capitalize()} vs latency: {results['settings']['model']}")
     ax.grid(alpha=0.3)
     fig.tight_layout()

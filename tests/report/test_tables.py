@@ -72,6 +72,18 @@ def test_plots_are_written(tmp_path):
     assert "latency.png" in pngs and all((tmp_path / p).stat().st_size > 1000 for p in pngs)
 
 
+def test_an_lm_tradeoff_plot_has_the_changes_standard_error_as_bars(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    seen = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", lambda self, x, y, yerr=None, **k: seen.append((y, yerr)))
+    lm = doc("lm")
+    lm["rows"][1]["perplexity_change_se_pct"] = 2.0  # 12.5 is +1.5 % over a reference of 12.5 / 1.015
+    plot_all(lm, tmp_path)
+    assert seen == [(12.5, pytest.approx(12.5 / 1.015 * 0.02))]  # one bar: the row that has a standard error
+    assert (tmp_path / "tradeoff.png").stat().st_size > 1000
+
+
 # -- issue #22: `qonnx report` reads results.json through the schema's checks ------------------
 
 def consistent():
