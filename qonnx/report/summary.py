@@ -66,6 +66,11 @@ def recommend(doc) -> dict:
     if kind == "seq2seq":
         which = (f"the budget of exact match with the reference's text >= {1 - limit:g} ("
                  + (f"the run's --max-accuracy-drop {limit:g})" if given else "the default; this run set none)"))
+    ok = [r for r in doc["rows"] if r["status"] == "ok"]
+    if not within and ok and all(loss(r) is None for r in ok):  # nothing to judge by: no reference row
+        return {"row": None, "text": f"no row could be judged against {which}: the run has no reference row "
+                                     "(torch-fp32, else onnx-fp32) to measure quality changes against; add one to "
+                                     "--variants."}
     if not within:
         return {"row": None, "text": f"no measured row is within {which}."}
     providers = sorted({r["provider"] for r in within}, key=lambda p: p != "cpu")

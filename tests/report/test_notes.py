@@ -164,3 +164,13 @@ def test_damaged_windows_are_bad_input():
     for bad in ([[10.5]], [["x", 256]], [[10.5, 0]], "windows", [[-1.0, 256]]):
         with pytest.raises(DataError, match="perplexity_windows"):
             check_row({**good, "perplexity_windows": bad})
+
+
+def test_a_run_without_a_reference_row_is_not_said_to_miss_the_budget():
+    from qonnx.report.summary import recommend
+
+    rows = [{"variant": "genai-int4-budget", "perplexity": 10.9, "decode_tokens_per_s": 120.0}]  # no change: no reference
+    said = recommend(lm_doc(*rows))["text"]
+    assert said.startswith("no row could be judged against") and "no reference row" in said
+    judged = lm_doc({**rows[0], "perplexity_change_pct": 12.0})
+    assert recommend(judged)["text"].startswith("no measured row is within")
