@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 
 from qonnx.errors import ConfigError, DataError
-from qonnx.report.summary import NEAR
+from qonnx.report.summary import NEAR, near_budget
 from qonnx.schema import read_checked as load_results
 
 # each limit's flag: a limit is a finite number >= 0
@@ -72,9 +72,9 @@ def _checked(results, run_dir):
 def near_limit(row, limit) -> list:
     """A note where the row's perplexity change is within summary.NEAR standard errors of the limit:
     the gate reads the figure as measured, and says that other text may put it on the other side."""
-    change, se = row.get("perplexity_change_pct"), row.get("perplexity_change_se_pct")
-    if limit is None or change is None or not se or abs(change - limit) >= NEAR * se:
+    if not near_budget(row, limit):
         return []
+    change, se = row["perplexity_change_pct"], row["perplexity_change_se_pct"]
     return [f"perplexity_change_pct {change:+.2f} % is within {NEAR:g} standard errors ({se:.2f} points each) of "
             f"the limit {limit:g} %: on other text it may fall on the limit's other side (a compare with more "
             "--eval-tokens narrows it)."]

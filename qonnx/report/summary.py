@@ -189,15 +189,19 @@ def noise(doc) -> list:
 NEAR = 2.0  # standard errors: a perplexity change nearer the budget than this may fall on its other side
 
 
+def near_budget(row, limit) -> bool:
+    """Whether the row's perplexity change is within NEAR of its standard errors of `limit`."""
+    change, se = row.get("perplexity_change_pct"), row.get("perplexity_change_se_pct")
+    return limit is not None and change is not None and bool(se) and abs(change - limit) < NEAR * se
+
+
 def budget_noise(doc) -> list:
     """A sentence naming the LM rows whose perplexity change on the eval text is within NEAR standard
     errors of the budget (the run's, else the default): on other text they may be on its other side."""
     if doc["settings"]["kind"] != "lm":
         return []
     _, limit, _ = budget(doc)
-    near = [r for r in doc["rows"] if r.get("status") == "ok" and r.get("perplexity_change_se_pct")
-            and r.get("perplexity_change_pct") is not None
-            and abs(r["perplexity_change_pct"] - limit) < NEAR * r["perplexity_change_se_pct"]]
+    near = [r for r in doc["rows"] if r.get("status") == "ok" and near_budget(r, limit)]
     if not near:
         return []
     named = ", ".join(f"{r['variant']} {r['perplexity_change_pct']:+.2f} % (standard error {r['perplexity_change_se_pct']:.2f})"

@@ -38,10 +38,13 @@ def budget_note(data) -> str:
 
 def _checked(search) -> str:
     """The LM budget and what the search's check on the validation text found."""
-    margin = search["budget"].get("margin_se")
-    held = f" held by {margin:g} standard error(s)" if margin else ""
-    return (f"budget +{search['budget']['max_perplexity_increase_pct']} %{held}: perplexity {search['increase_pct']:+.2f} %"
+    return (f"budget +{search['budget']['max_perplexity_increase_pct']} %{held(search['budget'].get('margin_se'))}: perplexity {search['increase_pct']:+.2f} %"
             f"{se(search, search.get('spread_block_tokens'))} on {search['validation_tokens']} validation tokens")
+
+
+def held(margin_se) -> str:
+    """' held by K standard error(s)' where the budget has a margin (--perplexity-margin-se), else ''."""
+    return f" held by {margin_se:g} standard error(s)" if margin_se else ""
 
 
 def se(step, block) -> str:

@@ -210,7 +210,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
             log.info("budget search: %d of %d moves held back (%s), perplexity %+.2f %%%s (budget %.2f %%%s)", k,
                      len(moves), ", ".join(f"{f} x{c}" for f, c in entry["units_by_format"].items()),
                      entry["increase_pct"], describe.se(entry, spread["block_tokens"]), limit_pct,
-                     f", held by {margin_se:g} standard error(s)" if margin_se else "")
+                     describe.held(margin_se))
             if on_step:
                 on_step(entry)
             return budget_held(entry, limit_pct, margin_se)
@@ -250,8 +250,8 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                      record["predicted_speed_vs_anchor"], ANCHOR, ceiling)
             return record
     best = min(record["steps"], key=lambda s: s["increase_pct"])
-    held = f" held by {margin_se:g} standard error(s)" if margin_se else ""
-    raise BudgetNotMet(f"no choice of weight formats meets --max-perplexity-increase {limit_pct}{held}: the best step "
+    raise BudgetNotMet(f"no choice of weight formats meets --max-perplexity-increase {limit_pct}{describe.held(margin_se)}: "
+                       f"the best step "
                        f"({best['moves_held_back']} of {len(moves)} moves held back: "
                        f"{', '.join(f'{f} x{c}' for f, c in best['units_by_format'].items())}) raised validation "
                        f"perplexity by {best['increase_pct']:.2f} %{describe.se(best, lm_rank.SPREAD_BLOCK)} over "
