@@ -6,6 +6,8 @@ its text (spread): compare's standard error of each LM row's change, and the LM 
 its validation increase."""
 import numpy as np
 
+from qonnx.config.choices import REFERENCES
+
 # figures of a row against the reference, worked out from the measured ones (derived), never read
 DERIVED = ("accuracy_drop", "perplexity_change_pct", "perplexity_change_se_pct", "speedup", "speedup_range",
            "memory_reduction", "size_reduction", "f1_drop")
@@ -26,8 +28,9 @@ def measured(rows, variant, provider=None, node=None):
 
 
 def reference(rows):
-    """The row every figure is compared with: torch-fp32 (on the CPU first), else onnx-fp32."""
-    return measured(rows, "torch-fp32", "cpu") or measured(rows, "torch-fp32") or measured(rows, "onnx-fp32")
+    """The row every figure is compared with: torch-fp32 (on the CPU first), else onnx-fp32 (REFERENCES)."""
+    first, then = REFERENCES
+    return measured(rows, first, "cpu") or measured(rows, first) or measured(rows, then)
 
 
 def _ratio(a, b):

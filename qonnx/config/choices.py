@@ -21,6 +21,7 @@ TORCH_MODES = ("fp32", "fp16", "bf16", "int8-dynamic")
 # fp32 graph (int8, int4-budget); qonnx.genai says which is which
 GENAI_PRECISIONS = ("fp32", "int4", "int4-mixed", "int8", "int4-budget")
 GENAI_ROWS = ("fp32", "int8", "int4", "int4-mixed", "int4-budget")   # the order of the genai-* rows
+REFERENCES = ("torch-fp32", "onnx-fp32")  # the row quality changes and budgets are judged against, first found
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 INT4_ALGORITHMS = ("rtn", "hqq")

@@ -15,6 +15,7 @@ from qonnx.config.choices import (
     METHODS,
     PERPLEXITY_BUDGET_METHODS,
     QNN_ACTIVATIONS,
+    REFERENCES,
     SENSITIVITY_METHODS,
     SENSITIVITY_VIEWS,
     variant_names,
@@ -150,12 +151,22 @@ class CompareConfig(DataPart, CalibrationPart, RuntimePart, LMEvalPart, Budget):
             raise ConfigError(f"--robustness-rate is a fraction of words in (0, 1], got {self.robustness_rate}")
         self.check_budget(((self.dataset, "--dataset"), (self.calibration, "--calibration")),
                           demo_eval_split=None if self.dataset else self.split)
+        self.check_reference()
         if (self.perplexity_margin_se is not None and self.max_perplexity_increase is None
                 and "genai-int4-budget" not in self.variants):
             raise ConfigError("--perplexity-margin-se holds a perplexity budget by a margin: give "
                               "--max-perplexity-increase, or ask for the genai-int4-budget row (its budget is 10 % "
                               "where none is given).")
         self.check_runtime()
+
+    def check_reference(self):
+        """A run's budget is judged against its reference row: refuse one whose --variants has none."""
+        limit = next(((flag, v) for flag, v in (("--max-perplexity-increase", self.max_perplexity_increase),
+                                                ("--max-accuracy-drop", self.max_accuracy_drop)) if v is not None), None)
+        if limit and self.variants and not set(self.variants) & set(REFERENCES):
+            raise ConfigError(f"{limit[0]} {limit[1]:g} is judged against a reference row, and --variants "
+                              f"({', '.join(self.variants)}) has none: add {' or '.join(REFERENCES)}. Without one the "
+                              "run measures no quality change and no row can be said to hold the budget.")
 
 
 @dataclass(kw_only=True)

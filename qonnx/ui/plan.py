@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from qonnx import models, tasks
 from qonnx.config import CompareConfig, usable_cores
+from qonnx.config.choices import REFERENCES
 from qonnx.errors import ConfigError, DataError, QonnxError
 from qonnx.schema import read as load_results
 from qonnx.variants import VARIANTS, requires
@@ -16,7 +17,6 @@ log = logging.getLogger(__name__)
 
 # a model named on the command line: cheap to get through the artifact store (cached after once)
 MODEL_VARIANTS = ("torch-fp32", "onnx-fp32", "onnx-int8-dynamic")
-REFERENCES = ("torch-fp32", "onnx-fp32")
 SERVED = ("classification", "lm")  # task kinds the UI has a view for
 
 

@@ -101,6 +101,23 @@ def test_compare_unknown_provider():
     fails(["compare", "--providers", "tpu"], "Unknown provider 'tpu'")
 
 
+@pytest.mark.parametrize("model, budget, variants", [
+    ("demo:smollm2", ["--max-perplexity-increase", "5"], "genai-int4,genai-int4-budget"),
+    ("demo:sentiment", ["--max-accuracy-drop", "0.01"], "onnx-int8-dynamic")])
+def test_compare_budget_without_a_reference_row_is_refused(model, budget, variants, tmp_path, monkeypatch):
+    """A budget is judged against the run's reference row: a --variants without one is refused up
+    front (exit 1, nothing built or written), and naming the reference lets the same run through."""
+    from qonnx.config import CompareConfig
+    monkeypatch.chdir(tmp_path)
+    fails(["compare", model, "--variants", variants, *budget],
+          f"{budget[0]} {budget[1]} is judged against a reference row", "add torch-fp32 or onnx-fp32")
+    assert list(tmp_path.iterdir()) == []
+    limit = {budget[0].lstrip("-").replace("-", "_"): float(budget[1])}
+    for reference in ("torch-fp32", "onnx-fp32"):
+        assert CompareConfig(model=model, variants=[reference, *variants.split(",")], **limit).variants[0] == reference
+    assert CompareConfig(model=model, **limit).variants == []  # the default matrix has its reference
+
+
 @pytest.mark.parametrize("cmd", [["compare"], ["analyze", "robustness"], ["analyze", "sensitivity"],
                                  ["quantize", "no-such-export", "-m", "fp16"], ["sweep", "SWEEP"]],
                          ids=lambda c: " ".join(c[:2]))
