@@ -161,10 +161,10 @@ class CompareConfig(DataPart, CalibrationPart, RuntimePart, LMEvalPart, Budget):
 
     def check_reference(self):
         """A run's budget is judged against its reference row: refuse one whose --variants has none."""
-        limit = next(((flag, v) for flag, v in (("--max-perplexity-increase", self.max_perplexity_increase),
-                                                ("--max-accuracy-drop", self.max_accuracy_drop)) if v is not None), None)
-        if limit and self.variants and not set(self.variants) & set(REFERENCES):
-            raise ConfigError(f"{limit[0]} {limit[1]:g} is judged against a reference row, and --variants "
+        flag, limit = (("--max-perplexity-increase", self.max_perplexity_increase)
+                       if self.max_perplexity_increase is not None else ("--max-accuracy-drop", self.max_accuracy_drop))
+        if limit is not None and self.variants and not set(self.variants) & set(REFERENCES):
+            raise ConfigError(f"{flag} {limit:g} is judged against a reference row, and --variants "
                               f"({', '.join(self.variants)}) has none: add {' or '.join(REFERENCES)}. Without one the "
                               "run measures no quality change and no row can be said to hold the budget.")
 

@@ -1,4 +1,5 @@
 """Reading a results document: which row to ship, and how runs differ from each other."""
+from qonnx.config.choices import REFERENCES
 from qonnx.report.columns import span, value
 
 # the quality budget a run is read against when it set none itself
@@ -69,7 +70,7 @@ def recommend(doc) -> dict:
     ok = [r for r in doc["rows"] if r["status"] == "ok"]
     if not within and ok and all(loss(r) is None for r in ok):  # nothing to judge by: no reference row
         return {"row": None, "text": f"no row could be judged against {which}: the run has no reference row "
-                                     "(torch-fp32, else onnx-fp32) to measure quality changes against; add one to "
+                                     f"({', else '.join(REFERENCES)}) to measure quality changes against; add one to "
                                      "--variants."}
     if not within:
         return {"row": None, "text": f"no measured row is within {which}."}

@@ -251,8 +251,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
             return record
     best = min(record["steps"], key=lambda s: s["increase_pct"])
     raise BudgetNotMet(f"no choice of weight formats meets --max-perplexity-increase {limit_pct}{describe.held(margin_se)}: "
-                       f"the best step "
-                       f"({best['moves_held_back']} of {len(moves)} moves held back: "
+                       f"the best step ({best['moves_held_back']} of {len(moves)} moves held back: "
                        f"{', '.join(f'{f} x{c}' for f, c in best['units_by_format'].items())}) raised validation "
                        f"perplexity by {best['increase_pct']:.2f} %{describe.se(best, lm_rank.SPREAD_BLOCK)} over "
                        f"{len(val_ids)} tokens. Nothing was written.")
