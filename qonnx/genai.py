@@ -114,7 +114,7 @@ def _budget_inputs(source, cfg):
            "validation": prov["validation"]["rows_sha256"], "cpu": kernels.cpu_class(),  # formats chosen for this CPU
            "search": lm_budget.SEARCH}
     margin = getattr(cfg, "perplexity_margin_se", None)
-    if margin:  # in the key only where set: builds without it keep their keys
+    if margin is not None:  # in the key only where given: the default is lm_budget.SEARCH's
         key["margin_se"] = margin
     return key, cal, val, prov
 
@@ -178,5 +178,5 @@ def _build_from_fp32(source, tmp: Path, budget) -> dict:
     # the fp32 folder's content key: a second budget on it reuses the per-unit costs
     record = lm_budget.search(fp32 / "model.onnx", tmp / "model.onnx", key["max_perplexity_increase_pct"],
                               cal_ids, val_ids, source.config, model_digest=manifest.read(fp32).get("key"), genai=True,
-                              margin_se=key.get("margin_se", 0.0))
+                              margin_se=key.get("margin_se"))
     return {"built_from": str(fp32), "budget_search": record, "data": prov}

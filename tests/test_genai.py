@@ -118,7 +118,10 @@ def test_budgeted_genai_row(tiny_lm, corpus, tmp_path, monkeypatch):
     assert rec["increase_pct"] <= 1000 and rec["steps"][0]["moves_held_back"] == 0
     assert rec["cpu"] == kernels.cpu_class() and "kernels timed on" not in row["note"]
     # the row says the budget and the search's check on the validation text (its own perplexity is on the eval text)
-    assert f"budget +1000 %: perplexity {rec['increase_pct']:+.2f} %" in row["note"], row["note"]
+    # the tiny text is one block: no standard error, so no default margin, and the row says why
+    assert rec["budget"]["margin_se"] == 0.0 and rec["budget"]["margin_default"], rec["budget"]
+    assert (f"budget +1000 % (no margin: {rec['validation_tokens']} validation tokens, one block of 2048+, give no "
+            f"standard error): perplexity {rec['increase_pct']:+.2f} %") in row["note"], row["note"]
     assert f"on {rec['validation_tokens']} validation tokens" in row["note"]
     assert "ranking_reused" not in rec
     # the builder's graph: its residual stream rotated, then GPTQ codes for every MatMul, at 4 bits and 8

@@ -148,7 +148,7 @@ def fake_kernels(counts, us, cpu=None):
     """A kernel table as qonnx.variants.search.kernels.measure returns it, with made-up times:
     counts {(K, N): how many MatMuls}, us {format: microseconds per K x N / 1000} (each kernel's
     figure scales with its weights), cpu {"model", "flags"} (default: a made-up AVX2 EPYC)."""
-    rows = [{"K": K, "N": N, "count": c, "format": f, "us": t * K * N / 1000, "us_next": t * K * N / 1000,
+    rows = [{"K": K, "N": N, "count": c, "format": f, "us": t * K * N / 1000, "us_min": t * K * N / 1000, "us_next": t * K * N / 1000,
              "us_median": t * K * N / 1000,
              "us_range": [t * K * N / 1000] * 2} for (K, N), c in counts.items() for f, t in us.items()]
     return {"cpu": cpu or {"model": "AMD EPYC (fake)", "flags": ["AVX2"]}, "threads": 1, "rounds": 1, "calls": 1,

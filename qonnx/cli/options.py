@@ -71,8 +71,8 @@ OPTIONS = {
     "max_perplexity_increase": dict(type=float, help="Largest perplexity increase vs FP32, in percent."),
     "perplexity_margin_se": dict(type=float, help="Hold --max-perplexity-increase by this many standard errors of "
                                                   "the validation increase (its spread over blocks of 2,048 tokens): "
-                                                  "1 or 2 for a budget that should hold on other text too [0: the "
-                                                  "increase itself]."),
+                                                  "0 judges the increase itself [2, where the validation text "
+                                                  "gives 2+ blocks: a budget that should hold on other text too]."),
     "validation": dict(help="The budget's data, neither calibration nor eval data: labelled rows "
                             "(classifiers) or text (LMs) [the demo's validation split]."),
     "validation_text_column": dict(),

@@ -45,5 +45,9 @@ def test_budget_note_of_a_row():
     held = {**search, "budget": {"max_perplexity_increase_pct": 5.0, "margin_se": 1.0}, "increase_pct": 4.2}
     assert budget_note({"settings": {"budget_search": held}}).startswith(
         "budget +5.0 % held by 1 standard error(s): perplexity +4.20 % (standard error 0.45 points")
+    short = {**search, "budget": {"max_perplexity_increase_pct": 5.0, "margin_se": 0.0, "margin_default": True,
+                                  "no_margin": "one block"}, "increase_se_pct": None}
+    assert budget_note({"settings": {"budget_search": short}}).startswith(
+        "budget +5.0 % (no margin: one block): perplexity +4.96 % on 12432")
     assert budget_note({"settings": {"budget_search": {"budget": {"max_accuracy_drop": 0.01}}}}) == ""
     assert budget_note({"settings": {}}) == "" and budget_note({}) == ""

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from qonnx.cli import main
+from qonnx.errors import ConfigError
 from qonnx.parity import PROBE_TEXTS
 from qonnx.variants.gptq import gptq, matmul_nbits, rtn
 from qonnx.variants.search import lm_budget
@@ -476,6 +477,18 @@ def test_budget_not_met_writes_nothing(tiny_lm_onnx, texts, tmp_path, monkeypatc
     assert not (tmp_path / "none").exists()
 
 
+def test_the_default_margin_is_two_standard_errors_where_the_text_gives_one(caplog):
+    assert lm_budget.margin_setting(None, True, 12432) == {"margin_se": 2.0, "margin_default": True}
+    with caplog.at_level(logging.WARNING):
+        short = lm_budget.margin_setting(None, False, 900)
+    assert short["margin_se"] == 0.0 and short["no_margin"] == "900 validation tokens, one block of 2048+, give no standard error"
+    assert "judged on the increase alone" in caplog.text
+    assert lm_budget.margin_setting(0, False, 900) == {"margin_se": 0.0}  # asked for none: no warning needed
+    assert lm_budget.margin_setting(1, True, 12432) == {"margin_se": 1.0}
+    with pytest.raises(ConfigError, match="needs the increase's standard error"):
+        lm_budget.margin_setting(1, False, 900)
+
+
 def test_a_margin_of_standard_errors_holds_the_budget_by_them(tiny_lm_onnx, texts, tmp_path, monkeypatch):
     assert lm_budget.budget_held({"increase_pct": 3.0, "increase_se_pct": 0.8}, 4.0)
     assert lm_budget.budget_held({"increase_pct": 3.0, "increase_se_pct": 0.8}, 4.0, margin_se=1)
@@ -575,8 +588,12 @@ def test_kernel_table_times_every_shape_in_every_format_and_predicts_by_sum(monk
     assert table["cpu"]["model"] and isinstance(table["cpu"]["flags"], list) and table["rounds"] == 3
     got = {(k["K"], k["N"], k["format"]): k for k in table["kernels"]}
     assert set(got) == {(K, N, f) for K, N in ((64, 32), (128, 64)) for f in fmts}
-    assert all(0 < k["us"] == k["us_range"][0] <= k["us_next"] <= k["us_range"][1] for k in got.values())
-    assert all(k["us"] <= k["us_median"] <= k["us_range"][1] for k in got.values())
+    assert all(0 < k["us_min"] == k["us_range"][0] <= k["us_next"] <= k["us_range"][1] for k in got.values())
+    assert all(k["us_min"] <= k["us_median"] <= k["us_range"][1] for k in got.values())
+    # a kernel's figure: the mean of its fastest half of rounds (of 3: the fastest)
+    assert all(len(k["us_rounds"]) == 3 and k["us"] == pytest.approx(min(k["us_rounds"]), abs=1e-3)
+               for k in got.values())
+    assert kernels.figure([5.0, 1.0, 9.0, 3.0]) == 2.0 and kernels.figure([7.0]) == 7.0
     shapes = {"a": (64, 32), "b": (64, 32), "c": (128, 64)}
     want = got[(64, 32, "4-bit/32")]["us"] + got[(64, 32, "float")]["us"] + got[(128, 64, "8-bit/128")]["us"]
     assert kernels.predict_us(table, {"a": "4-bit/32", "c": "8-bit/128"}, shapes) == pytest.approx(want)
@@ -712,6 +729,9 @@ def test_kernels_timed_while_the_machine_was_busy_are_named():
 
     table = fake_kernels({(64, 32): 1, (128, 64): 1}, {"4-bit/32": 1.0, "8-bit/128": 2.0})
     assert kernels.unsteady(table) == []
-    table["kernels"][1]["us_next"] = 1.16 * table["kernels"][1]["us"]
-    table["kernels"][2]["us_next"] = 1.14 * table["kernels"][2]["us"]
+    table["kernels"][1]["us_next"] = 1.16 * table["kernels"][1]["us_min"]
+    table["kernels"][2]["us_next"] = 1.14 * table["kernels"][2]["us_min"]
+    assert kernels.unsteady(table) == ["64x32 8-bit/128"]
+    # a table before SEARCH 13: its figure was the fastest round, and it had no us_min
+    del table["kernels"][1]["us_min"]
     assert kernels.unsteady(table) == ["64x32 8-bit/128"]

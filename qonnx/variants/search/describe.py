@@ -38,8 +38,11 @@ def budget_note(data) -> str:
 
 def _checked(search) -> str:
     """The LM budget and what the search's check on the validation text found."""
-    return (f"budget +{search['budget']['max_perplexity_increase_pct']} %{held(search['budget'].get('margin_se'))}: perplexity {search['increase_pct']:+.2f} %"
-            f"{se(search, search.get('spread_block_tokens'))} on {search['validation_tokens']} validation tokens")
+    budget = search["budget"]
+    return (f"budget +{budget['max_perplexity_increase_pct']} %{held(budget.get('margin_se'))}"
+            f"{' (no margin: ' + budget['no_margin'] + ')' if budget.get('no_margin') else ''}: perplexity "
+            f"{search['increase_pct']:+.2f} %{se(search, search.get('spread_block_tokens'))} on "
+            f"{search['validation_tokens']} validation tokens")
 
 
 def held(margin_se) -> str:

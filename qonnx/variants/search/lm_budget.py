@@ -61,14 +61,20 @@ CLOSE = 0.05  # a ceiling within this of the anchor's speed: said as a warning b
 # codes; 4: 4-bit/64, GPTQ for the head only; 5: speed said against genai-int4's symmetric 4-bit/32; 6:
 # symmetric 4-bit where it pays; 7: the chosen build timed whole; 8: the stream rotated, GPTQ everywhere;
 # 9: the head by token ranges; 10, 11: input scales that spare the 8-bit codes; 12: GPTQ in act-order on
-# searched grids, the budget checked on up to texts.VALIDATION_TOKENS)
-SEARCH = 12
+# searched grids, the budget checked on up to texts.VALIDATION_TOKENS; 13: the budget held by
+# DEFAULT_MARGIN_SE, kernels by the mean of their fastest half of rounds)
+SEARCH = 13
+# standard errors of the validation increase a budget is held by unless --perplexity-margin-se says: a
+# build chosen on one text is the one whose figure there came out low, and on held-out text one
+# standard error held 1 of 3 budgets, two held 2 of 2 (docs/benchmarks.md, the LM budget on Zen 4)
+DEFAULT_MARGIN_SE = 2.0
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
-           threads=None, samples=8, length=512, on_step=None, model_digest=None, genai=False, margin_se=0.0) -> dict:
+           threads=None, samples=8, length=512, on_step=None, model_digest=None, genai=False, margin_se=None) -> dict:
     """Write the fastest (by the kernel table) build within limit_pct (perplexity increase in percent
-    on val_ids, plus margin_se standard errors of it: budget_held) to `out` (model.onnx + its .data);
+    on val_ids, plus margin_se standard errors of it: budget_held; None: DEFAULT_MARGIN_SE, or none
+    with a warning where the text gives no standard error) to `out` (model.onnx + its .data);
     return the search record. With model_digest (the
     source model's content hash) the per-unit costs are cached and reused by a later search on the
     same model, calibration and validation text (in the user cache: lm_rank.RANKINGS). genai: src is
@@ -81,10 +87,9 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
         window = length = positions
         stride = min(stride, max(1, positions // 2))
     reference, ref_parts = perplexity(src, val_ids, window, stride, threads, config)
-    if margin_se and increase_spread(ref_parts, ref_parts, lm_rank.SPREAD_BLOCK)["se_pct"] is None:
-        raise ConfigError(f"--perplexity-margin-se needs the increase's standard error, from blocks of "
-                          f"{lm_rank.SPREAD_BLOCK}+ validation tokens: the validation text gives {len(val_ids)} "
-                          "tokens, one block. Give a longer --validation text, or no margin.")
+    margin = margin_setting(margin_se, increase_spread(ref_parts, ref_parts, lm_rank.SPREAD_BLOCK)["se_pct"] is not None,
+                            len(val_ids))
+    margin_se = margin["margin_se"]
     probe = val_ids[:window]
     ref = Reference(window_logits(src, probe, threads, config))
     t0 = time.monotonic()
@@ -141,7 +146,7 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                     "Search again on a quiet machine (--overwrite) if the speed matters.", len(busy),
                     len(table["kernels"]))
     recipes = {u: {f: builder.recipes(f, names) for f in fmts} for u, names in units.items()}
-    record = {"budget": {"max_perplexity_increase_pct": limit_pct, **({"margin_se": margin_se} if margin_se else {})},
+    record = {"budget": {"max_perplexity_increase_pct": limit_pct, **margin},
               "validation_tokens": len(val_ids),
               "spread_block_tokens": lm_rank.SPREAD_BLOCK,
               "window": window, "stride": stride, "gemm_left_fp32": fp32_gemms(builder.model),
@@ -257,6 +262,23 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                        f"{len(val_ids)} tokens. Nothing was written.")
 
 
+def margin_setting(asked, has_se, tokens) -> dict:
+    """The budget's margin ({"margin_se": K}, with "margin_default" and why where not asked for) from
+    --perplexity-margin-se (None: not given) and whether the validation text gives a standard error."""
+    if asked is None:
+        if has_se:
+            return {"margin_se": DEFAULT_MARGIN_SE, "margin_default": True}
+        why = f"{tokens} validation tokens, one block of {lm_rank.SPREAD_BLOCK}+, give no standard error"
+        log.warning("budget search: %s: the budget is judged on the increase alone (a longer --validation text "
+                    "gets the default margin of %g standard errors)", why, DEFAULT_MARGIN_SE)
+        return {"margin_se": 0.0, "margin_default": True, "no_margin": why}
+    if asked and not has_se:
+        raise ConfigError(f"--perplexity-margin-se needs the increase's standard error, from blocks of "
+                          f"{lm_rank.SPREAD_BLOCK}+ validation tokens: the validation text gives {tokens} "
+                          "tokens, one block. Give a longer --validation text, or --perplexity-margin-se 0.")
+    return {"margin_se": float(asked)}
+
+
 def budget_held(step, limit_pct, margin_se=0.0) -> bool:
     """Whether a step's validation increase is within the budget: with a margin, the increase plus
     margin_se of its standard errors (none where the text held one block: the increase alone)."""
@@ -279,7 +301,7 @@ def build(src, out, cfg, config, texts=None, **_) -> dict:
     del model
     try:
         record = search(src, out, cfg.max_perplexity_increase, cal_ids, val_ids, config, threads=cfg.threads,
-                        model_digest=model_digest, margin_se=cfg.perplexity_margin_se or 0.0)
+                        model_digest=model_digest, margin_se=cfg.perplexity_margin_se)
     finally:
         for f in (out.parent / "untied.onnx", out.parent / "untied.onnx.data"):
             f.unlink(missing_ok=True)
