@@ -11,7 +11,7 @@ from qonnx.cli import main
 from qonnx.errors import ConfigError
 from qonnx.parity import PROBE_TEXTS
 from qonnx.variants.gptq import gptq, matmul_nbits, rtn
-from qonnx.variants.search import lm_budget
+from qonnx.variants.search import lm_budget, margin
 from qonnx.variants.search.texts import VALIDATION_TOKENS
 
 
@@ -478,15 +478,15 @@ def test_budget_not_met_writes_nothing(tiny_lm_onnx, texts, tmp_path, monkeypatc
 
 
 def test_the_default_margin_is_two_standard_errors_where_the_text_gives_one(caplog):
-    assert lm_budget.margin_setting(None, True, 12432) == {"margin_se": 2.0, "margin_default": True}
+    assert margin.margin_setting(None, True, 12432) == {"margin_se": 2.0, "margin_default": True}
     with caplog.at_level(logging.WARNING):
-        short = lm_budget.margin_setting(None, False, 900)
+        short = margin.margin_setting(None, False, 900)
     assert short["margin_se"] == 0.0 and short["no_margin"] == "900 validation tokens, one block of 2048+, give no standard error"
     assert "judged on the increase alone" in caplog.text
-    assert lm_budget.margin_setting(0, False, 900) == {"margin_se": 0.0}  # asked for none: no warning needed
-    assert lm_budget.margin_setting(1, True, 12432) == {"margin_se": 1.0}
+    assert margin.margin_setting(0, False, 900) == {"margin_se": 0.0}  # asked for none: no warning needed
+    assert margin.margin_setting(1, True, 12432) == {"margin_se": 1.0}
     with pytest.raises(ConfigError, match="needs the increase's standard error"):
-        lm_budget.margin_setting(1, False, 900)
+        margin.margin_setting(1, False, 900)
 
 
 def test_a_margin_of_standard_errors_holds_the_budget_by_them(tiny_lm_onnx, texts, tmp_path, monkeypatch):

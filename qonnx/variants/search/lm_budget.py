@@ -39,7 +39,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from qonnx.errors import ConfigError
 from qonnx.measure.deviation import Reference, kl
 from qonnx.ratios import spread as increase_spread
 from qonnx.store import tree_digest, work_dir
@@ -49,6 +48,7 @@ from qonnx.variants.rotation import rotate
 from qonnx.variants.search import chooser, describe, kernels, lm_rank, steptime
 from qonnx.variants.search.budget import BudgetNotMet, steps
 from qonnx.variants.search.lm_rank import layer_units, perplexity, window_logits
+from qonnx.variants.search.margin import budget_held, margin_setting
 from qonnx.variants.search.mixed import BLOCK, EVERY, GPTQ_ROLES, MixedBuilder, fused_shapes, matmul_shapes
 from qonnx.variants.search.probe import PartProbe
 from qonnx.variants.search.vocab import split_head
@@ -64,16 +64,12 @@ CLOSE = 0.05  # a ceiling within this of the anchor's speed: said as a warning b
 # searched grids, the budget checked on up to texts.VALIDATION_TOKENS; 13: the budget held by
 # DEFAULT_MARGIN_SE, kernels by the mean of their fastest half of rounds)
 SEARCH = 13
-# standard errors of the validation increase a budget is held by unless --perplexity-margin-se says: a
-# build chosen on one text is the one whose figure there came out low, and on held-out text one
-# standard error held 1 of 3 budgets, two held 2 of 2 (docs/benchmarks.md, the LM budget on Zen 4)
-DEFAULT_MARGIN_SE = 2.0
 
 
 def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=512, stride=256,
            threads=None, samples=8, length=512, on_step=None, model_digest=None, genai=False, margin_se=None) -> dict:
     """Write the fastest (by the kernel table) build within limit_pct (perplexity increase in percent
-    on val_ids, plus margin_se standard errors of it: budget_held; None: DEFAULT_MARGIN_SE, or none
+    on val_ids, plus margin_se standard errors of it: margin.budget_held; None: the default, or none
     with a warning where the text gives no standard error) to `out` (model.onnx + its .data);
     return the search record. With model_digest (the
     source model's content hash) the per-unit costs are cached and reused by a later search on the
@@ -260,29 +256,6 @@ def search(src, out, limit_pct, calib_ids, val_ids, config, block=BLOCK, window=
                        f"{', '.join(f'{f} x{c}' for f, c in best['units_by_format'].items())}) raised validation "
                        f"perplexity by {best['increase_pct']:.2f} %{describe.se(best, lm_rank.SPREAD_BLOCK)} over "
                        f"{len(val_ids)} tokens. Nothing was written.")
-
-
-def margin_setting(asked, has_se, tokens) -> dict:
-    """The budget's margin ({"margin_se": K}, with "margin_default" and why where not asked for) from
-    --perplexity-margin-se (None: not given) and whether the validation text gives a standard error."""
-    if asked is None:
-        if has_se:
-            return {"margin_se": DEFAULT_MARGIN_SE, "margin_default": True}
-        why = f"{tokens} validation tokens, one block of {lm_rank.SPREAD_BLOCK}+, give no standard error"
-        log.warning("budget search: %s: the budget is judged on the increase alone (a longer --validation text "
-                    "gets the default margin of %g standard errors)", why, DEFAULT_MARGIN_SE)
-        return {"margin_se": 0.0, "margin_default": True, "no_margin": why}
-    if asked and not has_se:
-        raise ConfigError(f"--perplexity-margin-se needs the increase's standard error, from blocks of "
-                          f"{lm_rank.SPREAD_BLOCK}+ validation tokens: the validation text gives {tokens} "
-                          "tokens, one block. Give a longer --validation text, or --perplexity-margin-se 0.")
-    return {"margin_se": float(asked)}
-
-
-def budget_held(step, limit_pct, margin_se=0.0) -> bool:
-    """Whether a step's validation increase is within the budget: with a margin, the increase plus
-    margin_se of its standard errors (none where the text held one block: the increase alone)."""
-    return step["increase_pct"] + margin_se * (step["increase_se_pct"] or 0.0) <= limit_pct + 1e-9
 
 
 def build(src, out, cfg, config, texts=None, **_) -> dict:
