@@ -199,7 +199,7 @@ class Budget:
     # until validation perplexity is within it (qonnx.variants.search.lm_budget)
     max_perplexity_increase: float | None = None
     # the perplexity budget held by this many standard errors of the validation increase [None:
-    # lm_budget.DEFAULT_MARGIN_SE where the text gives a standard error; 0: the increase itself]
+    # search.margin.DEFAULT_MARGIN_SE where the text gives a standard error; 0: the increase itself]
     perplexity_margin_se: float | None = None
 
     def check_budget(self, others, demo_eval_split=None):
