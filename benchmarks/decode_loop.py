@@ -56,7 +56,7 @@ def decode(step, prompts, tokens):
 def main():
     from transformers import AutoTokenizer
 
-    from qonnx.envinfo import cpu
+    from qonnx.envinfo import cpu, cpu_line
     from qonnx.runners.ort import OrtRunner
     from qonnx.tasks import lm
 
@@ -70,8 +70,7 @@ def main():
     tok = AutoTokenizer.from_pretrained(str(args.onnx_dir))
     prompts = [tok(p)["input_ids"] for p in lm.PROMPTS]
     c = cpu()
-    print(f"CPU: {c.get('model')} ({c.get('cores')} cores; flags {', '.join(c.get('flags') or [])}); "
-          f"threads {args.threads}; {args.onnx_dir}")
+    print(f"{cpu_line(c)}; threads {args.threads}; {args.onnx_dir}")
     with OrtRunner(str(args.onnx_dir / "model.onnx"), "cpu", args.threads, config) as r:
         loops = {"iobinding": r.step, "plain": lambda *a: plain_step(r, *a)}
         tokens = {name: decode(step, prompts[:1], 4)[1] for name, step in loops.items()}  # warm-up

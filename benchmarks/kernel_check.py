@@ -51,7 +51,7 @@ def main():
     import onnx
     from transformers import AutoTokenizer
 
-    from qonnx.envinfo import cpu
+    from qonnx.envinfo import cpu, cpu_line
     from qonnx.runners.genai import GenaiRunner
     from qonnx.tasks import lm
     from qonnx.variants.graph import weighted_matmuls
@@ -88,8 +88,7 @@ def main():
             runners[name].load_generator()
         speeds = interleaved(runners, prompts, args.rounds)
         c = cpu()
-        print(f"CPU: {c.get('model')} ({c.get('cores')} cores; {', '.join(c.get('flags', []))}); "
-              f"{args.threads} threads, {args.rounds} interleaved rounds")
+        print(f"{cpu_line(c)}; {args.threads} threads, {args.rounds} interleaved rounds")
         print(f"{'build':46s} {'decode x genai-int4 (range)':>28s} {'streamed table':>15s} {'cached table':>13s}")
         doc = {"cpu": c, "rounds": args.rounds, "threads": args.threads, "tables": tables, "builds": {}}
         for name in runners:

@@ -18,7 +18,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from qonnx import manifest  # noqa: E402
+from qonnx.envinfo import cpu_line  # noqa: E402
 from qonnx.variants.search import kernels  # noqa: E402
+from qonnx.variants.search.mixed import BLOCK  # noqa: E402
 
 READINGS = {"fastest round (before SEARCH 13)": min,
             "next fastest": lambda t: sorted(t)[1],
@@ -31,7 +33,7 @@ def tables(budget_dir, n, threads):
     if not recorded:
         sys.exit(f"{budget_dir} has no kernel table in its manifest (not an LM budget build)")
     counts = {(k["K"], k["N"]): k["count"] for k in recorded["kernels"]}
-    fmts = {**kernels.formats(128), kernels.ANCHOR: kernels.ANCHOR_SPEC}
+    fmts = {**kernels.formats(BLOCK), kernels.ANCHOR: kernels.ANCHOR_SPEC}  # the search's
     out = []
     for i in range(n):
         out.append(kernels.measure(counts, fmts, threads))
@@ -64,8 +66,7 @@ def main():
         sys.exit("--tables: 2 or more (the point is how far they disagree)")
     counts, tabs = tables(a.budget_dir, a.tables, a.threads)
     res = summary(counts, tabs)
-    c = kernels.this_cpu()
-    print(f"CPU: {c.get('model')} ({c.get('cores')} cores; {', '.join(c.get('flags') or [])}); {a.tables} tables of {len(counts)} shapes, {kernels.ROUNDS} rounds each")
+    print(f"{cpu_line(kernels.this_cpu())}; {a.tables} tables of {len(counts)} shapes, {kernels.ROUNDS} rounds each")
     for name, r in res.items():
         print(f"\n{name}: a kernel's figure moved by x{r['kernel_moved_median']:.3f} (median), "
               f"x{r['kernel_moved_max']:.3f} (most) between tables; formats' whole-model time x the anchor's:")

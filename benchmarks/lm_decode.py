@@ -63,7 +63,7 @@ def interleaved(runners, prompts, rounds) -> dict:
 def main():
     from transformers import AutoTokenizer
 
-    from qonnx.envinfo import cpu
+    from qonnx.envinfo import cpu, cpu_line
     from qonnx.tasks import lm
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -89,8 +89,7 @@ def main():
     runners = {r["variant"]: runner_for(r, args.threads, config) for r in rows}
     speeds = interleaved(runners, prompts, args.rounds)
     c = cpu()
-    print(f"CPU: {c.get('model')} ({c.get('cores')} cores; {', '.join(c.get('flags', []))}); "
-          f"{args.threads} threads, {args.rounds} interleaved rounds")
+    print(f"{cpu_line(c)}; {args.threads} threads, {args.rounds} interleaved rounds")
     out = {"cpu": c, "threads": args.threads, "rounds": args.rounds, "anchor": ANCHOR, "rows": {}}
     print(f"{'row':28s} {'tok/s':>7s} {'x ' + ANCHOR + ' (range)':>22s} {'ppl change (SE)':>17s}")
     for r in rows:

@@ -75,6 +75,11 @@ def collect():
 WARNING = "Warning    "  # the line that starts so is a warning (the CLI shows it in yellow)
 
 
+def cpu_line(c) -> str:
+    """cpu()'s record in the one line the benchmarks print first: a speed figure means nothing without it."""
+    return f"CPU: {c.get('model')} ({c.get('cores')} cores; {', '.join(c.get('flags') or []) or 'no flags of note'})"
+
+
 def describe(info) -> list:
     """collect()'s record as the lines `qonnx env` prints, one per subject."""
     cpu, gpu = info["cpu"], info["gpu"]
