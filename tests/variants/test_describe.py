@@ -1,5 +1,5 @@
 """A budget search's record in one sentence (what quantize prints)."""
-from qonnx.variants.search.describe import budget_note, describe
+from qonnx.variants.search.describe import budget_note, describe, slower
 
 
 def test_accuracy_budget_record():
@@ -51,3 +51,21 @@ def test_budget_note_of_a_row():
         "budget +5.0 % (no margin: one block): perplexity +4.96 % on 12432")
     assert budget_note({"settings": {"budget_search": {"budget": {"max_accuracy_drop": 0.01}}}}) == ""
     assert budget_note({"settings": {}}) == "" and budget_note({}) == ""
+
+
+def test_a_build_slower_than_the_genai_formats_says_so():
+    """The search's step check timed the choice slower than genai-int4's format (or genai-int8's):
+    the row's note says it, with the figure; faster, skipped or absent: nothing."""
+    def check(int4, int8):
+        return {"chosen_vs_int4_format": {"median": int4, "range": [int4 - 0.1, int4 + 0.1]},
+                "chosen_vs_int8_format": {"median": int8, "range": [int8 - 0.1, int8 + 0.1]}, "rounds": 15}
+    assert slower(check(1.07, 1.56)) == "" and slower({"skipped": "short text"}) == "" and slower(None) == ""
+    assert slower(check(0.87, 1.21)) == ("slower in the search's decode step check on this CPU: 0.87x the same graph "
+                                         "in genai-int4's format")
+    assert slower(check(0.8, 0.95)).endswith("0.80x the same graph in genai-int4's format and 0.95x the same graph "
+                                             "in genai-int8's, which loses less")
+    search = {"budget": {"max_perplexity_increase_pct": 5.0}, "increase_pct": 3.1, "validation_tokens": 12432,
+              "step_check": check(0.9, 1.3)}
+    assert budget_note({"settings": {"budget_search": search}}).endswith(
+        "on the eval text); slower in the search's decode step check on this CPU: 0.90x the same graph in genai-int4's "
+        "format")

@@ -33,7 +33,20 @@ def budget_note(data) -> str:
     search = (data.get("settings") or {}).get("budget_search") or {}
     if "max_perplexity_increase_pct" not in search.get("budget", {}) or "increase_pct" not in search:
         return ""
-    return f"{_checked(search)} (the search's check; this row's perplexity is on the eval text)"
+    slow = slower(search.get("step_check"))
+    return f"{_checked(search)} (the search's check; this row's perplexity is on the eval text){'; ' + slow if slow else ''}"
+
+
+def slower(check) -> str:
+    """'' unless the search's decode step check (steptime.check) timed the chosen build slower, in
+    the median of its rounds, than the same graph in genai-int4's format or in genai-int8's (the
+    more accurate one): then what it measured, for the search's log and the row's note."""
+    if not check or "skipped" in check:
+        return ""
+    ratios = {"genai-int4's format": check["chosen_vs_int4_format"]["median"],
+              "genai-int8's, which loses less": check["chosen_vs_int8_format"]["median"]}
+    slow = [f"{r:.2f}x the same graph in {name}" for name, r in ratios.items() if r < 1]
+    return f"slower in the search's decode step check on this CPU: {' and '.join(slow)}" if slow else ""
 
 
 def _checked(search) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 from qonnx.measure.latency import settle
 from qonnx.runners.genai import GenaiRunner, side_files
 from qonnx.runners.ort import OrtRunner
+from qonnx.variants.search import describe
 from qonnx.variants.search.kernels import ANCHOR_SPEC
 from qonnx.variants.search.nbits import BLOCK, uniform
 
@@ -109,3 +110,7 @@ def log_check(check) -> None:
     log.info("budget search: a decode step of the chosen build, timed in %s in %d interleaved rounds: "
              "%.2fx (%.2f-%.2f) the same graph in genai-int4's format, %.2fx (%.2f-%.2f) in genai-int8's",
              check["runtime"], check["rounds"], a["median"], *a["range"], b["median"], *b["range"])
+    slow = describe.slower(check)
+    if slow:
+        log.warning("budget search: the chosen build was %s; compare it with that row before shipping it (a larger "
+                    "--max-perplexity-increase buys speed)", slow)
